@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make run` (the whole stack on embedded defaults) and
+# `make test` (lint, types, tests). Both create or update the virtualenv first.
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PORT ?= 8000
+DATA_DIR ?= .data
+
+.PHONY: run test lint typecheck pytest sync uv benchmark
+
+uv:
+	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
+		python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
+
+sync: uv
+	$(UV) sync --frozen
+
+run: sync
+	$(UV) run --frozen drift-monitor-server dev --port $(PORT) --data-dir $(DATA_DIR)
+
+lint: sync
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: sync
+	$(UV) run --frozen mypy
+
+pytest: sync
+	$(UV) run --frozen pytest
+
+test: lint typecheck pytest
+
+benchmark: sync
+	$(UV) run --frozen python benchmarks/api_vs_pymongo.py

@@ -1,0 +1,1 @@
+"""HTTP layer: dependencies, the v1 router, health endpoints."""

@@ -1,0 +1,91 @@
+"""FastAPI dependencies as ``Annotated`` aliases, so every route signature looks alike."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from drift_backend.auth.identity import Identity
+from drift_backend.context import AppContext
+from drift_backend.errors import Forbidden, Unauthorized
+from drift_backend.settings import Settings
+from drift_backend.store.database import Database
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_settings(context: ContextDep) -> Settings:
+    return context.settings
+
+
+def get_db(context: ContextDep) -> Database:
+    return context.db
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DbDep = Annotated[Database, Depends(get_db)]
+
+
+async def get_optional_identity(request: Request, context: ContextDep) -> Identity | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("expected 'Authorization: Bearer <token>'", error="invalid_request")
+    if len(token) > 16_384:
+        raise Unauthorized("token is too long")
+    return await context.verifier.verify(token)
+
+
+OptionalIdentity = Annotated[Identity | None, Depends(get_optional_identity)]
+
+
+def require_identity(identity: OptionalIdentity) -> Identity:
+    if identity is None:
+        raise Unauthorized("authentication required", error="invalid_request")
+    return identity
+
+
+CurrentIdentity = Annotated[Identity, Depends(require_identity)]
+
+
+class Caller:
+    """The authenticated (or anonymous) caller and their registered user record, if any."""
+
+    def __init__(self, identity: Identity | None, user: dict[str, Any] | None) -> None:
+        self.identity = identity
+        self.user = user
+
+    @property
+    def user_id(self) -> str | None:
+        return str(self.user["_id"]) if self.user else None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.identity is not None and self.identity.is_admin
+
+    def registered(self) -> dict[str, Any]:
+        if self.identity is None:
+            raise Unauthorized("authentication required", error="invalid_request")
+        if self.user is None:
+            raise Forbidden("register first: POST /api/v1/user")
+        return self.user
+
+
+async def get_caller(identity: OptionalIdentity, db: DbDep) -> Caller:
+    if identity is None:
+        return Caller(None, None)
+    user = await db.users.find_one({"subject": identity.subject, "issuer": identity.issuer})
+    return Caller(identity, user)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

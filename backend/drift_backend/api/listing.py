@@ -1,0 +1,63 @@
+"""Search endpoints' shared mechanics: page parameters, filter check, X-Pagination."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Query, Response
+from pymongo.asynchronous.collection import AsyncCollection
+
+from drift_backend.api.deps import SettingsDep
+from drift_backend.errors import ValidationFailed
+from drift_backend.settings import Settings
+from drift_backend.store.filters import FilterSchema, translate
+from drift_backend.store.pagination import Page
+
+Order = Literal["asc", "desc", "ascending", "descending"]
+
+
+def get_page(
+    settings: SettingsDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1)] = 10,
+    sort_by: Annotated[str, Query(max_length=64)] = "created_at",
+    order_by: Annotated[Order, Query()] = "desc",
+) -> Page:
+    if page_size > settings.max_page_size:
+        raise ValidationFailed("page_size", f"must be at most {settings.max_page_size}")
+    return Page(page, page_size, sort_by, order_by.startswith("desc"))
+
+
+PageDep = Annotated[Page, Depends(get_page)]
+
+
+async def search_page(
+    collection: AsyncCollection[dict[str, Any]],
+    query: Any,
+    schema: FilterSchema,
+    scope: dict[str, Any],
+    page: Page,
+    settings: Settings,
+    response: Response,
+    *,
+    sort_fields: set[str],
+) -> list[dict[str, Any]]:
+    """One page of ``collection`` matching the client's filter within ``scope``."""
+    if page.sort_by not in sort_fields:
+        raise ValidationFailed("sort_by", f"must be one of {', '.join(sorted(sort_fields))}")
+    client_filter = translate(
+        query, schema, max_depth=settings.max_filter_depth, max_nodes=settings.max_filter_nodes
+    )
+    parts = [part for part in (scope, client_filter) if part]
+    mongo_filter = parts[0] if len(parts) == 1 else ({"$and": parts} if parts else {})
+    total = await collection.count_documents(mongo_filter)
+    sort_key = "_id" if page.sort_by == "id" else page.sort_by
+    cursor = (
+        collection.find(mongo_filter)
+        .sort([(sort_key, page.direction), ("_id", page.direction)])
+        .skip(page.skip)
+        .limit(page.page_size)
+    )
+    docs = [doc async for doc in cursor]
+    response.headers["X-Pagination"] = page.header(total)
+    return docs

@@ -1,0 +1,1 @@
+"""Bearer-token authentication against trusted OIDC issuers, and experiment permissions."""

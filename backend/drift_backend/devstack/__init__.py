@@ -1,0 +1,1 @@
+"""The embedded local stack (``drift-monitor-server dev``): development and tests only."""

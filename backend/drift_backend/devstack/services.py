@@ -1,0 +1,185 @@
+"""Start the real helper servers as processes: SecantusDB (MongoDB wire protocol) and the
+development OIDC provider. Used by the local stack, the tests and the benchmarks alike."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+
+LOCALHOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOCALHOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int, host: str = LOCALHOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _tool(name: str) -> str:
+    """A console script of this environment (beside the interpreter), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(
+            f"{name} is not installed; run 'uv sync' (it comes with drift-backend[dev])"
+        )
+    return found
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path | None = None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _spawn(name: str, argv: Sequence[str], log_path: Path | None, url: str) -> ManagedProcess:
+    log: IO[bytes] | int = subprocess.DEVNULL
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("ab")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+    )
+    if not isinstance(log, int):
+        log.close()
+    return ManagedProcess(name, process, url, log_path)
+
+
+def _wait(proc: ManagedProcess, ready: Callable[[], bool], timeout: float) -> ManagedProcess:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.process.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.log_tail()}")
+        with contextlib.suppress(Exception):
+            if ready():
+                return proc
+        time.sleep(0.1)
+    proc.stop()
+    raise RuntimeError(f"{proc.name} did not become ready in {timeout:.0f} s:\n{proc.log_tail()}")
+
+
+def start_mongodb(
+    port: int, data_dir: Path | None, log_path: Path | None = None, timeout: float = 60.0
+) -> ManagedProcess:
+    """SecantusDB on loopback; ``data_dir=None`` keeps the data in a throw-away directory."""
+    storage = ":memory:" if data_dir is None else str(data_dir)
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        _tool("secantusd-py"),
+        "--host",
+        LOCALHOST,
+        "--port",
+        str(port),
+        "--storage-path",
+        storage,
+        "--log-level",
+        "WARNING",
+    ]
+    proc = _spawn("SecantusDB", argv, log_path, f"mongodb://{LOCALHOST}:{port}/")
+    return _wait(proc, lambda: port_open(port), timeout)
+
+
+def start_oidc_provider(
+    port: int,
+    users: Sequence[dict[str, Any]],
+    log_path: Path | None = None,
+    token_max_age: int = 8 * 3600,
+    timeout: float = 30.0,
+) -> ManagedProcess:
+    """The development OIDC provider (``oidc-provider-mock``) with predefined users."""
+    argv = [
+        _tool("oidc-provider-mock"),
+        "--host",
+        LOCALHOST,
+        "--port",
+        str(port),
+        "--token-max-age",
+        str(token_max_age),
+    ]
+    for user in users:
+        argv += ["--user-claims", json.dumps(user)]
+    url = f"http://{LOCALHOST}:{port}"
+    proc = _spawn("OIDC provider", argv, log_path, url)
+
+    def ready() -> bool:
+        return httpx2.get(f"{url}/.well-known/openid-configuration", timeout=1).status_code == 200
+
+    return _wait(proc, ready, timeout)
+
+
+DEV_CLIENT_ID = "drift-monitor-dev"
+DEV_REDIRECT_URI = "http://127.0.0.1/callback"
+
+
+def fetch_token(issuer: str, subject: str, *, timeout: float = 10.0) -> dict[str, Any]:
+    """Log ``subject`` in at the development provider with a real authorization-code flow."""
+    with httpx2.Client(timeout=timeout, follow_redirects=False) as http:
+        meta = http.get(f"{issuer}/.well-known/openid-configuration").raise_for_status().json()
+        params = {
+            "client_id": DEV_CLIENT_ID,
+            "redirect_uri": DEV_REDIRECT_URI,
+            "response_type": "code",
+            "scope": "openid profile email",
+            "state": "dev",
+        }
+        answer = http.post(meta["authorization_endpoint"], params=params, data={"sub": subject})
+        location = answer.headers.get("location")
+        if answer.status_code not in (302, 303) or not location:
+            raise RuntimeError(f"authorization failed ({answer.status_code}): {answer.text[:200]}")
+        code = parse_qs(urlsplit(location).query).get("code", [""])[0]
+        if not code:
+            raise RuntimeError(f"authorization did not return a code: {location}")
+        token = http.post(
+            meta["token_endpoint"],
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": DEV_REDIRECT_URI,
+                "client_id": DEV_CLIENT_ID,
+                "client_secret": "dev-only-client-secret",
+            },
+        ).raise_for_status()
+        result: dict[str, Any] = token.json()
+        return result

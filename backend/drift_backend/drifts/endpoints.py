@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Response, status
+
+from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
+from drift_backend.api.listing import PageDep, search_page
+from drift_backend.auth.permissions import Level
+from drift_backend.drifts import service
+from drift_backend.drifts.schemas import Drift, DriftCreate, DriftReplace
+from drift_backend.experiments.service import get_for
+
+router = APIRouter(tags=["drifts"])
+ExperimentId = Annotated[str, "experiment id"]
+DriftId = Annotated[str, "drift run id"]
+
+
+@router.post("/experiment/{experiment_id}/drift/search", response_model=list[Drift])
+async def search_drifts(
+    experiment_id: ExperimentId,
+    caller: CallerDep,
+    db: DbDep,
+    settings: SettingsDep,
+    page: PageDep,
+    response: Response,
+    query: Any = Body(default=None),
+) -> list[dict[str, Any]]:
+    await get_for(db, experiment_id, caller, Level.Read)
+    docs = await search_page(
+        db.drifts,
+        query,
+        service.DRIFT_FILTER,
+        {"experiment_id": experiment_id},
+        page,
+        settings,
+        response,
+        sort_fields=service.DRIFT_SORT_FIELDS,
+    )
+    return [service.to_api(doc) for doc in docs]
+
+
+@router.post(
+    "/experiment/{experiment_id}/drift", response_model=Drift, status_code=status.HTTP_201_CREATED
+)
+async def create_drift(
+    experiment_id: ExperimentId, body: DriftCreate, caller: CallerDep, db: DbDep
+) -> dict[str, Any]:
+    """Start a drift run (usually ``Running``); needs Edit on the experiment."""
+    await get_for(db, experiment_id, caller, Level.Edit)
+    data = body.model_dump(mode="json")
+    return service.to_api(await service.create(db, experiment_id, data, caller.user_id))
+
+
+@router.get("/experiment/{experiment_id}/drift/{drift_id}", response_model=Drift)
+async def get_drift(
+    experiment_id: ExperimentId, drift_id: DriftId, caller: CallerDep, db: DbDep
+) -> dict[str, Any]:
+    await get_for(db, experiment_id, caller, Level.Read)
+    return service.to_api(await service.get(db, experiment_id, drift_id))
+
+
+@router.put("/experiment/{experiment_id}/drift/{drift_id}", response_model=Drift)
+async def replace_drift(
+    experiment_id: ExperimentId, drift_id: DriftId, body: DriftReplace, caller: CallerDep, db: DbDep
+) -> dict[str, Any]:
+    """Update a Running run, or finish it as Completed or Failed (never back: 409)."""
+    await get_for(db, experiment_id, caller, Level.Edit)
+    data = body.model_dump(mode="json")
+    return service.to_api(await service.replace(db, experiment_id, drift_id, data))
+
+
+@router.post("/experiment/{experiment_id}/drift/{drift_id}/heartbeat", response_model=Drift)
+async def heartbeat(
+    experiment_id: ExperimentId, drift_id: DriftId, caller: CallerDep, db: DbDep
+) -> dict[str, Any]:
+    """Keep a long Running job from being failed by the timeout sweeper."""
+    await get_for(db, experiment_id, caller, Level.Edit)
+    return service.to_api(await service.heartbeat(db, experiment_id, drift_id))
+
+
+@router.delete(
+    "/experiment/{experiment_id}/drift/{drift_id}", status_code=status.HTTP_204_NO_CONTENT
+)
+async def delete_drift(
+    experiment_id: ExperimentId, drift_id: DriftId, caller: CallerDep, db: DbDep
+) -> Response:
+    await get_for(db, experiment_id, caller, Level.Edit)
+    await service.delete(db, experiment_id, drift_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

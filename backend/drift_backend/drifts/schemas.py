@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+from drift_backend.schemas import LenientRequestModel, RequestModel, Timestamp
+
+SCHEMA_VERSION = "1.0.0"
+MAX_PARAMETER_DEPTH = 16
+
+
+class JobStatus(StrEnum):
+    Running = "Running"
+    Completed = "Completed"
+    Failed = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not JobStatus.Running
+
+
+def _safe_keys(value: Any, depth: int = 0) -> Any:
+    """MongoDB cannot store keys starting with '$'; deep nesting is refused too."""
+    if depth > MAX_PARAMETER_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_PARAMETER_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.startswith("$") or "\x00" in key:
+                raise ValueError(f"key {key!r} may not start with '$' or contain NUL")
+            _safe_keys(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _safe_keys(item, depth + 1)
+    return value
+
+
+Parameters = Annotated[dict[str, Any], AfterValidator(_safe_keys)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Model = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+
+
+class DriftResult(BaseModel):
+    """What one detector found: drift-watch's ``{drift, parameters}``."""
+
+    drift: bool
+    parameters: Parameters = Field(default_factory=dict)
+
+
+class RunError(BaseModel):
+    type: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    message: Annotated[str, StringConstraints(max_length=8192)] = ""
+
+
+class _DriftBody(LenientRequestModel):
+    job_status: JobStatus = JobStatus.Running
+    model: Model
+    tags: Annotated[list[Tag], Field(max_length=32)] = Field(default_factory=list)
+    drift_detected: bool = False
+    parameters: Parameters = Field(default_factory=dict)
+    concept_drift: DriftResult | None = None
+    data_drift: DriftResult | None = None
+    error: RunError | None = None
+
+
+class DriftCreate(_DriftBody):
+    pass
+
+
+class DriftReplace(_DriftBody):
+    """PUT: full replace of the client-owned fields (drift-watch semantics)."""
+
+    job_status: JobStatus
+
+
+class Heartbeat(RequestModel):
+    pass
+
+
+class Drift(BaseModel):
+    id: str
+    experiment_id: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    finished_at: Timestamp | None
+    schema_version: str
+    job_status: JobStatus
+    model: str
+    tags: list[str]
+    drift_detected: bool
+    parameters: dict[str, Any]
+    concept_drift: DriftResult | None
+    data_drift: DriftResult | None
+    error: RunError | None
+    created_by: str | None

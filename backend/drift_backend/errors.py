@@ -1,0 +1,133 @@
+"""One error base class, rendered everywhere as ``{code, status, message}`` (+ ``errors``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class APIError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "status": self.status, "message": self.message}
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+class BadRequest(APIError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(APIError):
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, error: str = "invalid_token") -> None:
+        description = message.replace('"', "'")
+        super().__init__(
+            message,
+            headers={
+                "WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"'
+            },
+        )
+
+
+class Forbidden(APIError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(APIError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(APIError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(APIError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ValidationFailed(APIError):
+    status = 422
+    code = "validation_error"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}", errors=[{"field": field, "reason": reason}])
+
+
+class ServiceUnavailable(APIError):
+    status = 503
+    code = "service_unavailable"
+
+
+def _render(error: APIError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+}
+
+
+def _field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:] or parts
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return _render(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field_path(err.get("loc", ())), "reason": str(err.get("msg", "invalid"))}
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "reason": "invalid"}
+        error = APIError(f"{first['field']}: {first['reason']}", errors=errors)
+        error.status, error.code = 422, "validation_error"
+        return _render(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = APIError(str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
+        error.status = exc.status_code
+        error.code = _STATUS_CODES.get(exc.status_code, "error")
+        return _render(error)

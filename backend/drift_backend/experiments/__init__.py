@@ -1,0 +1,1 @@
+"""Experiments: named collections of drift runs, with permissions."""

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from drift_backend.api.deps import Caller
+from drift_backend.auth.permissions import Level, has_manager, level_of
+from drift_backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from drift_backend.schemas import utcnow
+from drift_backend.store.database import Database
+from drift_backend.store.filters import BOOLEAN, STRING, TIMESTAMP, Field, FilterSchema
+
+EXPERIMENT_FILTER = FilterSchema(
+    fields={
+        "id": Field("_id", STRING),
+        "_id": Field("_id", STRING),
+        "name": Field("name", STRING),
+        "description": Field("description", STRING),
+        "public": Field("public", BOOLEAN),
+        "created_at": Field("created_at", TIMESTAMP),
+        "updated_at": Field("updated_at", TIMESTAMP),
+        "permissions.entity": Field("permissions.entity", STRING),
+        "permissions.level": Field("permissions.level", STRING),
+    }
+)
+EXPERIMENT_SORT_FIELDS = {"created_at", "updated_at", "name", "id"}
+
+
+def to_api(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "created_at": doc["created_at"],
+        "updated_at": doc.get("updated_at", doc["created_at"]),
+        "name": doc["name"],
+        "description": doc.get("description"),
+        "public": bool(doc.get("public", False)),
+        "permissions": [
+            {"entity": entry["entity"], "level": entry["level"]}
+            for entry in doc.get("permissions", [])
+        ],
+    }
+
+
+def normalise_permissions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per entity, the highest level winning, in first-seen order."""
+    merged: dict[str, Level] = {}
+    for entry in entries:
+        level = Level(entry["level"])
+        current = merged.get(entry["entity"])
+        if current is None or level.rank > current.rank:
+            merged[entry["entity"]] = level
+    return [{"entity": entity, "level": str(level)} for entity, level in merged.items()]
+
+
+async def get_for(db: Database, experiment_id: str, caller: Caller, need: Level) -> dict[str, Any]:
+    """The experiment if the caller holds ``need`` on it; 404 when they may not even read it."""
+    doc = await db.experiments.find_one({"_id": experiment_id})
+    level = level_of(doc, caller.identity, caller.user_id) if doc else None
+    if doc is None or level is None:
+        raise NotFound(f"experiment {experiment_id} not found")
+    if level.rank < need.rank:
+        if caller.identity is None:
+            caller.registered()
+        raise Forbidden(f"this needs {need} permission on the experiment; you have {level}")
+    return doc
+
+
+async def create(db: Database, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
+    user = caller.registered()
+    now = utcnow()
+    permissions = normalise_permissions(
+        [*data.get("permissions", []), {"entity": user["_id"], "level": Level.Manage}]
+    )
+    doc = {
+        "_id": str(uuid.uuid4()),
+        "name": data["name"],
+        "description": data.get("description"),
+        "public": data.get("public", False),
+        "permissions": permissions,
+        "created_at": now,
+        "updated_at": now,
+        "created_by": user["_id"],
+    }
+    try:
+        await db.experiments.insert_one(doc)
+    except DuplicateKeyError:
+        raise Conflict(f"an experiment named {data['name']!r} already exists") from None
+    return doc
+
+
+async def update(db: Database, doc: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``changes`` (already validated) unless another writer changed the document first."""
+    if "permissions" in changes:
+        changes["permissions"] = normalise_permissions(changes["permissions"])
+        if not has_manager(changes["permissions"]):
+            raise ValidationFailed("permissions", "must keep at least one Manage entry")
+    changes["updated_at"] = utcnow()
+    try:
+        updated = await db.experiments.find_one_and_update(
+            {"_id": doc["_id"], "updated_at": doc["updated_at"]},
+            {"$set": changes},
+            return_document=ReturnDocument.AFTER,
+        )
+    except DuplicateKeyError:
+        raise Conflict(f"an experiment named {changes.get('name')!r} already exists") from None
+    if updated is None:
+        raise Conflict("the experiment was changed concurrently; read it again and retry")
+    return updated
+
+
+async def delete(db: Database, experiment_id: str) -> None:
+    # Runs first: if this fails half-way the experiment still exists and a retry finishes.
+    await db.drifts.delete_many({"experiment_id": experiment_id})
+    await db.experiments.delete_one({"_id": experiment_id})
+
+
+async def grant(db: Database, doc: dict[str, Any], entity: str, level: Level) -> dict[str, Any]:
+    others = [entry for entry in doc.get("permissions", []) if entry["entity"] != entity]
+    return await update(db, doc, {"permissions": [*others, {"entity": entity, "level": level}]})
+
+
+async def revoke(db: Database, doc: dict[str, Any], entity: str) -> dict[str, Any]:
+    entries = doc.get("permissions", [])
+    remaining = [entry for entry in entries if entry["entity"] != entity]
+    if len(remaining) == len(entries):
+        raise NotFound(f"no permission entry for {entity!r}")
+    if not has_manager(remaining):
+        raise Conflict("cannot remove the last Manage entry of an experiment")
+    return await update(db, doc, {"permissions": remaining})

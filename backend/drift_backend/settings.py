@@ -1,0 +1,146 @@
+"""Service settings: environment variables (prefix ``DRIFT_``) and secret files.
+
+Secret files live in ``DRIFT_SECRETS_DIR`` (``/run/secrets`` by default, as Docker secrets
+mount them); a file named after a setting (``mongodb_url``) provides its value. The settings
+object is created once in the entry point and injected; nothing imports a global instance.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Values of development-only secrets start with this marker; production refuses them.
+DEV_SECRET_MARKER = "dev-only-"  # noqa: S105 (a marker, not a secret)
+
+DEFAULT_ALGORITHMS = [
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "EdDSA",
+]
+ASYMMETRIC_ALGORITHMS = frozenset(DEFAULT_ALGORITHMS) | {"ES512", "Ed25519"}
+
+
+class Mode(StrEnum):
+    development = "development"
+    production = "production"
+
+
+def _split_list(value: object) -> object:
+    """Accept JSON lists and comma- or space-separated strings for list settings."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part for part in text.replace(",", " ").split() if part]
+    return value
+
+
+ListSetting = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFT_",
+        extra="ignore",
+    )
+
+    mode: Mode = Mode.production
+
+    # Storage
+    mongodb_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
+    mongodb_database: str = "drift_monitor"
+
+    # Authentication
+    trusted_issuers: ListSetting = Field(default_factory=list)
+    audience: str | None = None
+    algorithms: ListSetting = Field(default_factory=lambda: list(DEFAULT_ALGORITHMS))
+    entitlements_claim: str = "eduperson_entitlement"
+    user_entitlements: ListSetting = Field(default_factory=list)
+    admin_entitlements: ListSetting = Field(default_factory=list)
+    require_email_verified: bool = False
+    userinfo_cache_seconds: float = Field(default=60.0, ge=0)
+    jwks_cache_seconds: float = Field(default=300.0, ge=0)
+    issuer_timeout_seconds: float = Field(default=5.0, gt=0)
+    #: Allow plain-HTTP issuers (development and tests only).
+    allow_insecure_issuers: bool = False
+
+    # Drift runs
+    run_timeout_seconds: float = Field(default=3600.0, gt=0)
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+
+    # Limits
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_page_size: int = Field(default=100, gt=0, le=1000)
+    max_filter_depth: int = Field(default=6, gt=0)
+    max_filter_nodes: int = Field(default=100, gt=0)
+
+    # Logging
+    log_level: str = "info"
+
+    @field_validator("trusted_issuers")
+    @classmethod
+    def _strip_issuer_slash(cls, value: list[str]) -> list[str]:
+        return [issuer.rstrip("/") for issuer in value]
+
+    @field_validator("algorithms")
+    @classmethod
+    def _only_asymmetric(cls, value: list[str]) -> list[str]:
+        bad = [alg for alg in value if alg not in ASYMMETRIC_ALGORITHMS]
+        if bad:
+            raise ValueError(
+                f"only asymmetric signature algorithms are allowed, not {', '.join(bad)}"
+            )
+        return value
+
+    @property
+    def is_development(self) -> bool:
+        return self.mode is Mode.development
+
+    def production_problems(self) -> list[str]:
+        """Reasons this configuration must not run in production mode (empty when fine)."""
+        problems: list[str] = []
+        if not self.trusted_issuers:
+            problems.append("DRIFT_TRUSTED_ISSUERS is empty: no token could ever be verified")
+        for issuer in self.trusted_issuers:
+            if not issuer.startswith("https://"):
+                problems.append(f"trusted issuer {issuer!r} is not an https:// URL")
+        if DEV_SECRET_MARKER in self.mongodb_url.get_secret_value():
+            problems.append("DRIFT_MONGODB_URL is a development-only secret from sandbox/")
+        if self.allow_insecure_issuers:
+            problems.append("DRIFT_ALLOW_INSECURE_ISSUERS is set")
+        return problems
+
+    def check(self) -> None:
+        """Refuse to run a production configuration that is not fit for production."""
+        if self.mode is Mode.production:
+            problems = self.production_problems()
+            if problems:
+                raise ConfigurationError(problems)
+
+
+class ConfigurationError(RuntimeError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("refusing to start in production mode: " + "; ".join(problems))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and secret files, with explicit overrides."""
+    secrets_dir = Path(os.environ.get("DRIFT_SECRETS_DIR", "/run/secrets"))
+    if secrets_dir.is_dir():
+        return Settings(_secrets_dir=secrets_dir, **overrides)
+    return Settings(**overrides)

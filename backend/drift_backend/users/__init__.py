@@ -1,0 +1,1 @@
+"""Registered users: the token's subject and issuer, stored once."""

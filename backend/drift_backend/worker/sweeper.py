@@ -1,0 +1,25 @@
+"""Marks Running drift runs that stopped reporting as Failed with error type ``Timeout``.
+
+Every backend replica runs it; the update is idempotent, so replicas need no coordination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from drift_backend.drifts.service import fail_stale_runs
+from drift_backend.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_forever(db: Database, timeout_seconds: float, interval_seconds: float) -> None:
+    while True:
+        try:
+            failed = await fail_stale_runs(db, timeout_seconds)
+            if failed:
+                log.info("marked %d stale drift runs as Failed (Timeout)", failed)
+        except Exception:  # the database may be briefly away; try again next round
+            log.warning("stale-run sweep failed", exc_info=True)
+        await asyncio.sleep(interval_seconds)
