@@ -103,3 +103,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """``uvicorn --factory drift_backend.main:app_from_env``: settings from the environment."""
+    from drift_backend.settings import load_settings
+
+    return create_app(load_settings())

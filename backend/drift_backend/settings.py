@@ -142,5 +142,5 @@ def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and secret files, with explicit overrides."""
     secrets_dir = Path(os.environ.get("DRIFT_SECRETS_DIR", "/run/secrets"))
     if secrets_dir.is_dir():
-        return Settings(_secrets_dir=secrets_dir, **overrides)
+        return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[call-arg]
     return Settings(**overrides)

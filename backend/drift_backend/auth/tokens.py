@@ -77,7 +77,7 @@ class TokenVerifier:
         }
         if self.settings.audience:
             options["aud"] = {"essential": True, "value": self.settings.audience}
-        registry = JWTClaimsRegistry(leeway=30, **options)
+        registry = JWTClaimsRegistry(leeway=30, **options)  # type: ignore[arg-type]
         try:
             registry.validate(decoded.claims)
         except ExpiredTokenError:
