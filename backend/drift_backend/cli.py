@@ -1,0 +1,88 @@
+"""``drift-monitor-server``: serve the API, run the local stack, mint development tokens."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from drift_backend.settings import ConfigurationError, load_settings
+
+
+@click.group()
+def main() -> None:
+    """Drift Monitor server."""
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the API with settings from DRIFT_* variables and secret files."""
+    import uvicorn
+
+    try:
+        load_settings().check()
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    uvicorn.run(
+        "drift_backend.main:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, type=int, help="API port.")
+@click.option(
+    "--data-dir",
+    default=".data",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where the local database, logs and stack state live.",
+)
+@click.option("--mongo-port", default=27117, show_default=True, type=int)
+@click.option("--oidc-port", default=9400, show_default=True, type=int)
+def dev(port: int, data_dir: Path, mongo_port: int, oidc_port: int) -> None:
+    """The whole stack on embedded defaults: SecantusDB, the OIDC provider, the API."""
+    from drift_backend.devstack.stack import run_dev_stack
+
+    run_dev_stack(port, data_dir, mongo_port, oidc_port)
+
+
+@main.command("dev-token")
+@click.argument("user")
+@click.option("--data-dir", default=".data", show_default=True, type=click.Path(path_type=Path))
+def dev_token(user: str, data_dir: Path) -> None:
+    """Print an access token for a sandbox USER of the running local stack (last line)."""
+    from drift_backend.devstack.sandbox import load_identities, sandbox_dir
+    from drift_backend.devstack.services import fetch_token
+    from drift_backend.devstack.stack import StackState
+
+    try:
+        state = StackState.read(data_dir.resolve())
+    except FileNotFoundError as error:
+        raise click.ClickException(str(error)) from None
+    if state.mode != "development":
+        raise click.ClickException("dev-token works only with a development-mode stack")
+    known = [entry["sub"] for entry in load_identities(sandbox_dir())["users"]]
+    if user not in known:
+        raise click.ClickException(f"unknown sandbox user {user!r}; one of {', '.join(known)}")
+    try:
+        token = fetch_token(state.issuer, user)
+    except Exception as error:  # the stack may have been stopped uncleanly
+        raise click.ClickException(
+            f"could not reach the local stack's OIDC provider at {state.issuer}: {error}"
+        ) from None
+    click.echo(f"# access token for {user} (expires in {token.get('expires_in')} s)", err=True)
+    click.echo(token["access_token"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
