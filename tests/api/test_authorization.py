@@ -1,0 +1,442 @@
+"""Authorization matrix over every v1 route.
+
+Callers: anonymous, unregistered (valid token, never registered), another registered user with
+no entry, a reader/editor/manager by user-id entry, the same three by entitlement entry, and an
+administrator. Experiment-scoped routes need a level (Read < Edit < Manage); private
+experiments are invisible (404) to whoever cannot read them, public ones readable by anyone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from drift_backend.auth.permissions import Level
+from drift_backend.main import create_app
+
+from tests.conftest import Api, make_settings
+
+PREFIX = "/api/v1"
+EXP = PREFIX + "/experiment/{experiment_id}"
+DRIFT = EXP + "/drift/{drift_id}"
+
+READ_GROUP = "urn:az:group:readers"
+EDIT_GROUP = "urn:az:group:editors"
+MANAGE_GROUP = "urn:az:group:managers"
+
+#: caller -> (subject or None for anonymous / a fresh unregistered subject, registered?)
+CALLER_SUBJECTS: dict[str, str | None] = {
+    "anonymous": None,
+    "unregistered": "az-unregistered",  # made unique per case
+    "other": "az-other",
+    "reader": "az-reader",
+    "editor": "az-editor",
+    "manager": "az-manager",
+    "group-reader": "az-group-reader",
+    "group-editor": "az-group-editor",
+    "group-manager": "az-group-manager",
+    "admin": "admin",
+}
+CALLERS = list(CALLER_SUBJECTS)
+GRANTED: dict[str, Level | None] = {
+    "anonymous": None,
+    "unregistered": None,
+    "other": None,
+    "reader": Level.Read,
+    "editor": Level.Edit,
+    "manager": Level.Manage,
+    "group-reader": Level.Read,
+    "group-editor": Level.Edit,
+    "group-manager": Level.Manage,
+    "admin": Level.Manage,
+}
+
+
+@dataclass
+class Case:
+    """One experiment (with one drift run) made for a single matrix case."""
+
+    api: Api
+    users: dict[str, str]
+    experiment: dict[str, Any]
+    drift: dict[str, Any]
+    public: bool
+
+
+Body = Callable[[Case], Any]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    ok: int
+    #: level needed on the experiment (experiment-scoped routes)
+    need: Level | None = None
+    #: caller -> status (routes not scoped to one experiment)
+    fixed: dict[str, int] = field(default_factory=dict)
+    body: Body | None = None
+    params: Callable[[Case], dict[str, str]] | None = None
+
+
+def _everyone(status: int) -> dict[str, int]:
+    return dict.fromkeys(CALLERS, status)
+
+
+def _authenticated(status: int, *, unregistered: int | None = None) -> dict[str, int]:
+    out = _everyone(status)
+    out["anonymous"] = 401
+    if unregistered is not None:
+        out["unregistered"] = unregistered
+    return out
+
+
+def _put_experiment(case: Case) -> dict[str, Any]:
+    return {
+        "name": case.experiment["name"],
+        "description": "replaced",
+        "public": case.public,
+        "permissions": case.experiment["permissions"],
+    }
+
+
+ROUTES: list[RouteSpec] = [
+    # Documentation is public.
+    RouteSpec("GET", PREFIX + "/openapi.json", 200, fixed=_everyone(200)),
+    RouteSpec("GET", PREFIX + "/docs", 200, fixed=_everyone(200)),
+    # Users and entitlements.
+    RouteSpec("GET", PREFIX + "/entitlement", 200, fixed=_authenticated(200)),
+    RouteSpec("GET", PREFIX + "/entitlements", 200, fixed=_authenticated(200)),
+    RouteSpec("POST", PREFIX + "/user", 201, fixed=_authenticated(409, unregistered=201)),
+    RouteSpec("GET", PREFIX + "/user/self", 200, fixed=_authenticated(200, unregistered=404)),
+    RouteSpec("PUT", PREFIX + "/user/self", 200, fixed=_authenticated(200, unregistered=404)),
+    RouteSpec(
+        "POST",
+        PREFIX + "/user/search",
+        200,
+        fixed={**_authenticated(403), "admin": 200},
+        body=lambda case: {},
+    ),
+    # Experiments.
+    RouteSpec(
+        "POST", PREFIX + "/experiment/search", 200, fixed=_everyone(200), body=lambda case: {}
+    ),
+    RouteSpec(
+        "POST",
+        PREFIX + "/experiment",
+        201,
+        fixed=_authenticated(201, unregistered=403),
+        body=lambda case: {"name": f"az-new-{uuid.uuid4().hex[:10]}"},
+    ),
+    RouteSpec("GET", EXP, 200, need=Level.Read),
+    RouteSpec("PUT", EXP, 200, need=Level.Manage, body=_put_experiment),
+    RouteSpec("PATCH", EXP, 200, need=Level.Manage, body=lambda case: {"description": "patched"}),
+    RouteSpec("DELETE", EXP, 204, need=Level.Manage),
+    RouteSpec("GET", EXP + "/permissions", 200, need=Level.Read),
+    RouteSpec(
+        "PUT",
+        EXP + "/permissions",
+        200,
+        need=Level.Manage,
+        body=lambda case: {"entity": "urn:az:group:newcomers", "level": "Read"},
+    ),
+    RouteSpec(
+        "DELETE",
+        EXP + "/permissions",
+        200,
+        need=Level.Manage,
+        params=lambda case: {"entity": case.users["reader"]},
+    ),
+    # Drift runs.
+    RouteSpec("POST", EXP + "/drift/search", 200, need=Level.Read, body=lambda case: {}),
+    RouteSpec(
+        "POST",
+        EXP + "/drift",
+        201,
+        need=Level.Edit,
+        body=lambda case: {"model": "az-model", "job_status": "Running"},
+    ),
+    RouteSpec("GET", DRIFT, 200, need=Level.Read),
+    RouteSpec(
+        "PUT",
+        DRIFT,
+        200,
+        need=Level.Edit,
+        body=lambda case: {"model": "az-model", "job_status": "Completed"},
+    ),
+    RouteSpec("POST", DRIFT + "/heartbeat", 200, need=Level.Edit),
+    RouteSpec("DELETE", DRIFT, 204, need=Level.Edit),
+]
+
+
+def expected_status(route: RouteSpec, caller: str, public: bool) -> int:
+    if route.need is None:
+        return route.fixed[caller]
+    level = GRANTED[caller]
+    if level is None and public:
+        level = Level.Read
+    if level is None:
+        return 404  # invisible: not even its existence is revealed
+    if level.rank >= route.need.rank:
+        return route.ok
+    return 401 if caller == "anonymous" else 403
+
+
+# --- the route list is complete ---------------------------------------------------------------
+
+
+def _walk(routes: Any) -> Iterator[tuple[str, set[str]]]:
+    """(path, methods) of every endpoint, through included routers (FastAPI >= 0.16x keeps
+    them nested; older versions flatten them into plain routes)."""
+    for route in routes:
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if isinstance(path, str) and methods:
+            yield path, set(methods)
+        elif hasattr(route, "effective_route_contexts"):
+            yield from _walk(route.effective_route_contexts())
+
+
+def _app_routes() -> set[tuple[str, str]]:
+    settings = make_settings(
+        type("P", (), {"url": "mongodb://127.0.0.1:9"})(),
+        ["http://127.0.0.1:9"],
+    )
+    app = create_app(settings)
+    return {
+        (method, path)
+        for path, methods in _walk(app.routes)
+        if path.startswith(PREFIX)
+        for method in methods
+        if method != "HEAD"
+    }
+
+
+def test_every_v1_route_is_in_the_matrix() -> None:
+    in_matrix = {(route.method, route.path) for route in ROUTES}
+    in_app = _app_routes()
+    assert in_app - in_matrix == set(), "routes missing from the authorization matrix"
+    assert in_matrix - in_app == set(), "matrix names routes the app does not have"
+
+
+def test_matrix_covers_every_caller() -> None:
+    for route in ROUTES:
+        if route.need is None:
+            assert set(route.fixed) == set(CALLERS), route
+
+
+# --- the matrix ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def users(shared_api: Api) -> dict[str, str]:
+    """Registered callers of the shared backend: caller name -> user id."""
+    issuer = shared_api.issuer
+    issuer.profile("az-group-reader", eduperson_entitlement=[READ_GROUP])
+    issuer.profile("az-group-editor", eduperson_entitlement=[EDIT_GROUP])
+    issuer.profile("az-group-manager", eduperson_entitlement=[MANAGE_GROUP])
+    ids: dict[str, str] = {}
+    for caller, subject in CALLER_SUBJECTS.items():
+        if subject is None or caller == "unregistered":
+            continue
+        ids[caller] = (await shared_api.register(subject))["id"]
+    return ids
+
+
+async def _make_case(api: Api, users: dict[str, str], public: bool) -> Case:
+    permissions = [
+        {"entity": users["reader"], "level": "Read"},
+        {"entity": users["editor"], "level": "Edit"},
+        {"entity": READ_GROUP, "level": "Read"},
+        {"entity": EDIT_GROUP, "level": "Edit"},
+        {"entity": MANAGE_GROUP, "level": "Manage"},
+    ]
+    experiment = await api.experiment("az-manager", public=public, permissions=permissions)
+    response = await api.request(
+        "POST",
+        f"{PREFIX}/experiment/{experiment['id']}/drift",
+        "az-manager",
+        json={"model": "az-model", "job_status": "Running"},
+    )
+    assert response.status_code == 201, response.text
+    return Case(api, users, experiment, response.json(), public)
+
+
+async def _state(case: Case) -> tuple[Any, Any]:
+    """What an administrator sees of the case's experiment and its runs."""
+    exp_id = case.experiment["id"]
+    experiment = await case.api.request("GET", f"{PREFIX}/experiment/{exp_id}", "admin")
+    runs = await case.api.request(
+        "POST", f"{PREFIX}/experiment/{exp_id}/drift/search", "admin", json={}
+    )
+    return experiment.json(), runs.json()
+
+
+def _case_id(route: RouteSpec) -> str:
+    return f"{route.method} {route.path.removeprefix(PREFIX)}"
+
+
+def _matrix() -> Iterator[Any]:
+    for route in ROUTES:
+        for caller in CALLERS:
+            # "public" only matters for experiment routes and callers with no entry.
+            variants = [False, True] if route.need and GRANTED[caller] is None else [False]
+            for public in variants:
+                name = f"{_case_id(route)}-{caller}" + ("-public" if public else "")
+                yield pytest.param(route, caller, public, id=name)
+
+
+@pytest.mark.parametrize(("route", "caller", "public"), list(_matrix()))
+async def test_authorization_matrix(
+    shared_api: Api, users: dict[str, str], route: RouteSpec, caller: str, public: bool
+) -> None:
+    case = await _make_case(shared_api, users, public)
+    subject = CALLER_SUBJECTS[caller]
+    if caller == "unregistered":
+        subject = f"az-unregistered-{uuid.uuid4().hex[:8]}"
+    url = route.path.format(experiment_id=case.experiment["id"], drift_id=case.drift["id"])
+    kwargs: dict[str, Any] = {}
+    if route.body is not None:
+        kwargs["json"] = route.body(case)
+    if route.params is not None:
+        kwargs["params"] = route.params(case)
+    before = await _state(case) if route.need is not None else None
+
+    response = await shared_api.request(route.method, url, subject, **kwargs)
+
+    want = expected_status(route, caller, public)
+    assert response.status_code == want, (caller, response.text)
+    if want >= 400:
+        body = response.json()
+        assert body["status"] == want
+        assert body["code"] in {"unauthorized", "forbidden", "not_found", "conflict"}
+        assert isinstance(body["message"], str)
+    if want == 401:
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    if want in (403, 404) and before is not None:
+        # A refused request leaves the experiment and its runs as they were.
+        assert await _state(case) == before
+    if want == 404:
+        # Nothing of the experiment leaks into the error.
+        assert case.experiment["name"] not in response.text
+
+
+# --- visibility in search and other cross-cutting rules -------------------------------------
+
+
+async def test_search_shows_only_readable_experiments(api: Api) -> None:
+    alice = await api.register("alice")
+    await api.register("bob")
+    await api.register("admin")
+    private = await api.experiment("alice")
+    public = await api.experiment("alice", public=True)
+    team_b = await api.experiment(
+        "alice", permissions=[{"entity": "urn:test:group:team-b", "level": "Read"}]
+    )
+    carols = await api.experiment("admin", permissions=[{"entity": alice["id"], "level": "Read"}])
+    visible = {
+        None: {public["id"]},
+        "carol": {public["id"]},  # valid token, not registered
+        "bob": {public["id"], team_b["id"]},  # via his entitlement
+        "alice": {private["id"], public["id"], team_b["id"], carols["id"]},
+        "admin": {private["id"], public["id"], team_b["id"], carols["id"]},
+    }
+    for who, ids in visible.items():
+        r = await api.request("POST", f"{PREFIX}/experiment/search", who, json={})
+        assert r.status_code == 200, r.text
+        assert {item["id"] for item in r.json()} == ids, who
+        assert f'"total":{len(ids)}' in r.headers["x-pagination"], who
+
+    # Searching for a private experiment by name finds nothing, and counts nothing.
+    r = await api.request(
+        "POST", f"{PREFIX}/experiment/search", "bob", json={"name": private["name"]}
+    )
+    assert r.json() == []
+    assert '"total":0' in r.headers["x-pagination"]
+    # Even a filter naming the id, or $or-ing in "public": false, stays inside the scope.
+    r = await api.request(
+        "POST",
+        f"{PREFIX}/experiment/search",
+        None,
+        json={"$or": [{"id": private["id"]}, {"public": False}]},
+    )
+    assert r.json() == []
+
+
+async def test_anonymous_reads_public_experiment_and_runs(api: Api) -> None:
+    await api.register("alice")
+    exp = await api.experiment("alice", public=True)
+    r = await api.request(
+        "POST", f"{PREFIX}/experiment/{exp['id']}/drift", "alice", json={"model": "m"}
+    )
+    drift = r.json()
+    r = await api.request("GET", f"{PREFIX}/experiment/{exp['id']}")
+    assert r.status_code == 200
+    assert r.json()["id"] == exp["id"]
+    r = await api.request("POST", f"{PREFIX}/experiment/{exp['id']}/drift/search", json={})
+    assert [item["id"] for item in r.json()] == [drift["id"]]
+    r = await api.request("GET", f"{PREFIX}/experiment/{exp['id']}/drift/{drift['id']}")
+    assert r.status_code == 200
+    # Turning it private hides it again.
+    r = await api.request(
+        "PATCH", f"{PREFIX}/experiment/{exp['id']}", "alice", json={"public": False}
+    )
+    assert r.status_code == 200
+    r = await api.request("GET", f"{PREFIX}/experiment/{exp['id']}/drift/{drift['id']}")
+    assert r.status_code == 404
+
+
+async def test_runs_are_reached_only_through_their_own_experiment(api: Api) -> None:
+    """Manage on experiment B gives nothing on A's runs addressed through B's URL."""
+    await api.register("alice")
+    await api.register("bob")
+    a = await api.experiment("alice")
+    b = await api.experiment("bob")
+    r = await api.request(
+        "POST", f"{PREFIX}/experiment/{a['id']}/drift", "alice", json={"model": "m"}
+    )
+    run = r.json()
+    for method, suffix, body in [
+        ("GET", "", None),
+        ("PUT", "", {"model": "m", "job_status": "Completed"}),
+        ("POST", "/heartbeat", None),
+        ("DELETE", "", None),
+    ]:
+        r = await api.request(
+            method, f"{PREFIX}/experiment/{b['id']}/drift/{run['id']}{suffix}", "bob", json=body
+        )
+        assert r.status_code == 404, (method, suffix, r.text)
+    r = await api.request("GET", f"{PREFIX}/experiment/{a['id']}/drift/{run['id']}", "alice")
+    assert r.json()["job_status"] == "Running"
+
+
+async def test_unknown_experiment_is_404_for_everyone(api: Api) -> None:
+    await api.register("alice")
+    missing = str(uuid.uuid4())
+    for who in (None, "alice", "admin"):
+        r = await api.request("GET", f"{PREFIX}/experiment/{missing}", who)
+        assert r.status_code == 404
+        r = await api.request("DELETE", f"{PREFIX}/experiment/{missing}", who)
+        assert r.status_code == 404
+
+
+@pytest.mark.parametrize("level", ["Read", "Edit", "Manage"])
+async def test_entitlement_entry_grants_its_level(api: Api, level: str) -> None:
+    await api.register("alice")
+    await api.register("bob")
+    exp = await api.experiment(
+        "alice", permissions=[{"entity": "urn:test:group:team-b", "level": level}]
+    )
+    base = f"{PREFIX}/experiment/{exp['id']}"
+    read = await api.request("GET", base, "bob")
+    write = await api.request("POST", f"{base}/drift", "bob", json={"model": "m"})
+    manage = await api.request("PATCH", base, "bob", json={"description": "by bob"})
+    rank = {"Read": 1, "Edit": 2, "Manage": 3}[level]
+    assert read.status_code == 200
+    assert write.status_code == (201 if rank >= 2 else 403)
+    assert manage.status_code == (200 if rank >= 3 else 403)
+    # carol's entitlement (team-c) is not in the list: she sees nothing.
+    await api.register("carol")
+    assert (await api.request("GET", base, "carol")).status_code == 404
