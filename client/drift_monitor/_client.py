@@ -1,0 +1,456 @@
+"""``Client``: the whole v1 API over one ``httpx2.Client``, with retries and token refresh."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import httpx2
+
+from drift_monitor._auth import TokenSource, resolve_token_provider
+from drift_monitor._config import Settings
+from drift_monitor._exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    ConflictError,
+    ExperimentExists,
+    ExperimentNotFound,
+    TransportError,
+    error_from_response,
+)
+from drift_monitor._models import (
+    Drift,
+    DriftResult,
+    Experiment,
+    JobStatus,
+    Level,
+    Page,
+    Pagination,
+    Permission,
+    RunError,
+    User,
+)
+from drift_monitor._serialize import to_jsonable
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("drift_monitor")
+
+T = TypeVar("T")
+PermissionLike = Permission | Mapping[str, Any]
+Order = Literal["asc", "desc"]
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+BACKOFF_BASE = 0.2
+BACKOFF_CAP = 5.0
+_UNSET: Any = object()
+
+
+class Client:
+    """A client for the Drift Monitor v1 API.
+
+    Settings not given here come from the environment (see ``docs/client.md``).
+    ``transport`` replaces the httpx2 transport, e.g. for tests; ``sleep`` is the
+    backoff sleep between retries.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: TokenSource | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        ca_bundle: str | None = None,
+        insecure: bool | None = None,
+        transport: httpx2.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = Settings.from_env(
+            url=base_url, timeout=timeout, retries=retries, ca_bundle=ca_bundle, insecure=insecure
+        )
+        self._token = resolve_token_provider(token)
+        self._sleep = sleep
+        self._http = httpx2.Client(
+            base_url=self.settings.api_url,
+            timeout=self.settings.timeout,
+            verify=self.settings.verify,
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "drift-monitor-python/2"},
+        )
+
+    # Lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<drift_monitor.Client {self.settings.url!r}>"
+
+    # Transport ------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = _UNSET,
+        params: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx2.Response:
+        """Send one API request (``path`` under ``/api/v1``) and return the 2xx response.
+
+        Requests that never reached the server (connect errors) are retried for every
+        method. ``idempotent`` requests (default: GET, PUT, DELETE) are also retried on
+        other transport errors and on 502/503/504, where the server may have seen them.
+        """
+        if idempotent is None:
+            idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
+        kwargs: dict[str, Any] = {"params": params}
+        if json is not _UNSET:
+            kwargs["json"] = to_jsonable(json)
+        attempt = 0
+        refreshed = False
+        while True:
+            headers = {}
+            if self._token is not None:
+                headers["Authorization"] = f"Bearer {self._token.get_token()}"
+            try:
+                response = self._http.request(method, path, headers=headers, **kwargs)
+            except httpx2.TransportError as exc:
+                # Connect errors happen before a byte is sent, so even a POST is safe to repeat.
+                before_send = isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
+                if (before_send or idempotent) and attempt < self.settings.retries:
+                    self._backoff(attempt, f"{method} {path}: {exc!r}")
+                    attempt += 1
+                    continue
+                raise TransportError(
+                    f"{method} {self.settings.api_url}{path} failed: {exc or type(exc).__name__}"
+                ) from exc
+            if (
+                response.status_code in RETRY_STATUSES
+                and idempotent
+                and attempt < self.settings.retries
+            ):
+                self._backoff(attempt, f"{method} {path}: HTTP {response.status_code}")
+                attempt += 1
+                continue
+            if response.status_code == 401 and self._token is not None and not refreshed:
+                # A cached token may have been revoked or expired early: fetch once more.
+                refreshed = True
+                if self._token.invalidate():
+                    continue
+            if response.is_error:
+                raise self._error(response)
+            return response
+
+    def _backoff(self, attempt: int, why: str) -> None:
+        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
+        delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+        logger.info("retrying in %.2fs after %s", delay, why)
+        self._sleep(delay)
+
+    def _error(self, response: httpx2.Response) -> Exception:
+        error = error_from_response(response)
+        if isinstance(error, AuthenticationError) and self._token is None:
+            hint = ConfigurationError(
+                f"the server needs a token ({error.message}): set DRIFT_MONITOR_TOKEN, "
+                "DRIFT_MONITOR_MYTOKEN (with MYTOKEN_SERVER) or OIDC_AGENT_ACCOUNT "
+                "(with liboidcagent installed), or pass token= to Client"
+            )
+            hint.__cause__ = error
+            return hint
+        return error
+
+    def _search(
+        self,
+        path: str,
+        parse: Callable[[Mapping[str, Any]], T],
+        query: Mapping[str, Any] | None,
+        page: int,
+        page_size: int,
+        sort_by: str,
+        order_by: Order,
+    ) -> Page[T]:
+        params = {"page": page, "page_size": page_size, "sort_by": sort_by, "order_by": order_by}
+        # Searches only read, so they are as safe to retry as a GET.
+        response = self.request(
+            "POST", path, json=dict(query or {}), params=params, idempotent=True
+        )
+        items = [parse(item) for item in response.json()]
+        return Page(items, Pagination.from_header(response.headers.get("X-Pagination")))
+
+    def _iterate(self, search: Callable[[int], Page[T]]) -> Iterator[T]:
+        page = 1
+        while True:
+            result = search(page)
+            yield from result.items
+            if result.pagination.next_page is None or not result.items:
+                return
+            page = result.pagination.next_page
+
+    # Users ----------------------------------------------------------------------------------
+    def entitlements(self) -> list[str]:
+        """The entitlements (groups) of the token's user."""
+        return [str(item) for item in self.request("GET", "/entitlements").json()["items"]]
+
+    def register(self) -> User:
+        """Register the token's user (``ConflictError`` if already registered)."""
+        return User.from_json(self.request("POST", "/user").json())
+
+    def get_user(self) -> User:
+        """The registered user of the token."""
+        return User.from_json(self.request("GET", "/user/self").json())
+
+    def update_user(self) -> User:
+        """Refresh the stored user (email) from the token."""
+        return User.from_json(self.request("PUT", "/user/self").json())
+
+    # Experiments ----------------------------------------------------------------------------
+    def search_experiments(
+        self,
+        query: Mapping[str, Any] | None = None,
+        *,
+        page: int = 1,
+        page_size: int = 10,
+        sort_by: str = "created_at",
+        order_by: Order = "desc",
+    ) -> Page[Experiment]:
+        """One page of readable experiments matching a filter such as ``{"name": "x"}``."""
+        return self._search(
+            "/experiment/search", Experiment.from_json, query, page, page_size, sort_by, order_by
+        )
+
+    def iter_experiments(
+        self, query: Mapping[str, Any] | None = None, *, page_size: int = 100
+    ) -> Iterator[Experiment]:
+        """All readable experiments matching ``query``, fetched page by page."""
+        return self._iterate(lambda n: self.search_experiments(query, page=n, page_size=page_size))
+
+    def find_experiment(self, name: str) -> Experiment:
+        """The experiment called ``name``; ``ExperimentNotFound`` if there is none."""
+        found = self.search_experiments({"name": name}, page_size=1)
+        if not found.items:
+            raise ExperimentNotFound(name)
+        return found.items[0]
+
+    def create_experiment(
+        self,
+        name: str,
+        description: str | None = None,
+        *,
+        public: bool = False,
+        permissions: Iterable[PermissionLike] | None = None,
+    ) -> Experiment:
+        """Create an experiment (the caller gets Manage); ``ExperimentExists`` on 409."""
+        body = {
+            "name": name,
+            "description": description,
+            "public": public,
+            "permissions": _permissions(permissions),
+        }
+        try:
+            return Experiment.from_json(self.request("POST", "/experiment", json=body).json())
+        except ConflictError as exc:
+            raise ExperimentExists(
+                f"an experiment named {name!r} already exists",
+                status=exc.status,
+                code=exc.code,
+                response=exc.response,
+            ) from exc
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return Experiment.from_json(self.request("GET", f"/experiment/{experiment_id}").json())
+
+    def replace_experiment(
+        self,
+        experiment_id: str,
+        *,
+        name: str,
+        description: str | None = None,
+        public: bool = False,
+        permissions: Iterable[PermissionLike] | None = None,
+    ) -> Experiment:
+        """PUT: replace every field (permissions too; keep a Manage entry)."""
+        body = {
+            "name": name,
+            "description": description,
+            "public": public,
+            "permissions": _permissions(permissions),
+        }
+        response = self.request("PUT", f"/experiment/{experiment_id}", json=body)
+        return Experiment.from_json(response.json())
+
+    def update_experiment(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = _UNSET,
+        public: bool | None = None,
+        permissions: Iterable[PermissionLike] | None = None,
+    ) -> Experiment:
+        """PATCH: change only the fields given (``description=None`` clears it)."""
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if description is not _UNSET:
+            body["description"] = description
+        if public is not None:
+            body["public"] = public
+        if permissions is not None:
+            body["permissions"] = _permissions(permissions)
+        # Setting fields to given values is idempotent, so a 503 may be retried.
+        response = self.request("PATCH", f"/experiment/{experiment_id}", json=body, idempotent=True)
+        return Experiment.from_json(response.json())
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Delete an experiment and all its drift runs."""
+        self.request("DELETE", f"/experiment/{experiment_id}")
+
+    def list_permissions(self, experiment_id: str) -> list[Permission]:
+        response = self.request("GET", f"/experiment/{experiment_id}/permissions")
+        return [Permission.from_json(p) for p in response.json()]
+
+    def grant_permission(
+        self,
+        experiment_id: str,
+        level: Level,
+        *,
+        entity: str | None = None,
+        email: str | None = None,
+    ) -> list[Permission]:
+        """Give a user (by id or ``email``) or an entitlement a level on the experiment."""
+        if (entity is None) == (email is None):
+            raise ValueError("give exactly one of entity= and email=")
+        body: dict[str, Any] = {"level": level}
+        body.update({"entity": entity} if entity is not None else {"email": email})
+        response = self.request("PUT", f"/experiment/{experiment_id}/permissions", json=body)
+        return [Permission.from_json(p) for p in response.json()]
+
+    def revoke_permission(self, experiment_id: str, entity: str) -> list[Permission]:
+        response = self.request(
+            "DELETE", f"/experiment/{experiment_id}/permissions", params={"entity": entity}
+        )
+        return [Permission.from_json(p) for p in response.json()]
+
+    # Drift runs -----------------------------------------------------------------------------
+    def search_drifts(
+        self,
+        experiment_id: str,
+        query: Mapping[str, Any] | None = None,
+        *,
+        page: int = 1,
+        page_size: int = 10,
+        sort_by: str = "created_at",
+        order_by: Order = "desc",
+    ) -> Page[Drift]:
+        """One page of an experiment's drift runs matching e.g. ``{"model": "m1"}``."""
+        path = f"/experiment/{experiment_id}/drift/search"
+        return self._search(path, Drift.from_json, query, page, page_size, sort_by, order_by)
+
+    def iter_drifts(
+        self, experiment_id: str, query: Mapping[str, Any] | None = None, *, page_size: int = 100
+    ) -> Iterator[Drift]:
+        return self._iterate(
+            lambda n: self.search_drifts(experiment_id, query, page=n, page_size=page_size)
+        )
+
+    def create_drift(
+        self,
+        experiment_id: str,
+        model: str,
+        *,
+        job_status: JobStatus = "Running",
+        tags: Iterable[str] = (),
+        drift_detected: bool = False,
+        parameters: Mapping[str, Any] | None = None,
+        concept_drift: DriftResult | None = None,
+        data_drift: DriftResult | None = None,
+        error: RunError | None = None,
+    ) -> Drift:
+        """Start a drift run (needs Edit on the experiment)."""
+        body = _drift_body(
+            model, job_status, tags, drift_detected, parameters, concept_drift, data_drift, error
+        )
+        response = self.request("POST", f"/experiment/{experiment_id}/drift", json=body)
+        return Drift.from_json(response.json())
+
+    def get_drift(self, experiment_id: str, drift_id: str) -> Drift:
+        response = self.request("GET", f"/experiment/{experiment_id}/drift/{drift_id}")
+        return Drift.from_json(response.json())
+
+    def replace_drift(
+        self,
+        experiment_id: str,
+        drift_id: str,
+        model: str,
+        *,
+        job_status: JobStatus,
+        tags: Iterable[str] = (),
+        drift_detected: bool = False,
+        parameters: Mapping[str, Any] | None = None,
+        concept_drift: DriftResult | None = None,
+        data_drift: DriftResult | None = None,
+        error: RunError | None = None,
+    ) -> Drift:
+        """PUT: replace a Running run's fields, or finish it as Completed or Failed."""
+        body = _drift_body(
+            model, job_status, tags, drift_detected, parameters, concept_drift, data_drift, error
+        )
+        response = self.request("PUT", f"/experiment/{experiment_id}/drift/{drift_id}", json=body)
+        return Drift.from_json(response.json())
+
+    def heartbeat(self, experiment_id: str, drift_id: str) -> Drift:
+        """Tell the server a Running run is still alive."""
+        path = f"/experiment/{experiment_id}/drift/{drift_id}/heartbeat"
+        return Drift.from_json(self.request("POST", path, idempotent=True).json())
+
+    def delete_drift(self, experiment_id: str, drift_id: str) -> None:
+        self.request("DELETE", f"/experiment/{experiment_id}/drift/{drift_id}")
+
+
+def _permissions(permissions: Iterable[PermissionLike] | None) -> list[dict[str, Any]]:
+    return [
+        p.to_json() if isinstance(p, Permission) else {"entity": p["entity"], "level": p["level"]}
+        for p in permissions or ()
+    ]
+
+
+def _drift_body(
+    model: str,
+    job_status: JobStatus,
+    tags: Iterable[str],
+    drift_detected: bool,
+    parameters: Mapping[str, Any] | None,
+    concept_drift: DriftResult | None,
+    data_drift: DriftResult | None,
+    error: RunError | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "job_status": job_status,
+        "tags": list(tags),
+        "drift_detected": bool(drift_detected),
+        "parameters": dict(parameters or {}),
+    }
+    if concept_drift is not None:
+        body["concept_drift"] = concept_drift.to_json()
+    if data_drift is not None:
+        body["data_drift"] = data_drift.to_json()
+    if error is not None:
+        body["error"] = error.to_json()
+    return body

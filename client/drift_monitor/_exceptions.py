@@ -1,0 +1,156 @@
+"""The exception tree. Everything the SDK raises derives from :class:`DriftMonitorError`.
+
+::
+
+    DriftMonitorError
+    ├── ConfigurationError        missing URL, bad settings, no token where one is needed
+    ├── TransportError            the server could not be reached (after retries)
+    └── APIError                  the server answered with an error body
+        ├── AuthenticationError   401
+        ├── PermissionDeniedError 403
+        ├── NotFoundError         404
+        │   └── ExperimentNotFound  (also a ValueError, as in drift-monitor 1.1.1)
+        ├── ConflictError         409
+        │   └── ExperimentExists    (also a ValueError, as in drift-monitor 1.1.1)
+        ├── ValidationError       422
+        └── ServerError           5xx
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConflictError",
+    "DriftMonitorError",
+    "ExperimentExists",
+    "ExperimentNotFound",
+    "FieldError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ServerError",
+    "TransportError",
+    "ValidationError",
+]
+
+
+class DriftMonitorError(Exception):
+    """Base class of every error raised by the SDK."""
+
+
+class ConfigurationError(DriftMonitorError):
+    """The client is not configured well enough to make this request."""
+
+
+class TransportError(DriftMonitorError):
+    """The request never got an answer (connection refused, timeout, TLS failure, ...)."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One entry of a 422 body's ``errors`` list."""
+
+    field: str
+    reason: str
+
+
+class APIError(DriftMonitorError):
+    """The server answered with an error status and (usually) a JSON error body."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str = "error",
+        errors: list[FieldError] | None = None,
+        response: httpx2.Response | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.errors: list[FieldError] = errors or []
+        self.response = response
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
+
+
+class AuthenticationError(APIError):
+    """401: the token is missing, invalid or expired."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the token's user may not do this."""
+
+
+class NotFoundError(APIError):
+    """404: no such resource (or not visible to the caller)."""
+
+
+class ConflictError(APIError):
+    """409: duplicate name, finished run, already registered, ..."""
+
+
+class ValidationError(APIError):
+    """422: the request was refused; see :attr:`errors` for the fields."""
+
+
+class ServerError(APIError):
+    """5xx: the server failed (after retries, where the request was safe to retry)."""
+
+
+class ExperimentNotFound(NotFoundError, ValueError):
+    """No experiment with this name is visible to the caller."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"experiment {name!r} not found (or not readable with this token)",
+            status=404,
+            code="not_found",
+        )
+        self.name = name
+
+
+class ExperimentExists(ConflictError, ValueError):
+    """An experiment with this name already exists."""
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: ValidationError,
+}
+
+
+def error_from_response(response: httpx2.Response) -> APIError:
+    """Build the matching :class:`APIError` from a failed response."""
+    status = response.status_code
+    code = "error"
+    message = response.reason_phrase or f"HTTP {status}"
+    errors: list[FieldError] = []
+    body: Any = None
+    try:
+        body = response.json()
+    except ValueError:
+        # Proxies answer 502/503 with HTML; keep a short excerpt for the message.
+        text = response.text.strip()
+        if text:
+            message = text[:200]
+    if isinstance(body, dict):
+        code = str(body.get("code", code))
+        message = str(body.get("message", body.get("detail", message)))
+        for item in body.get("errors") or []:
+            if isinstance(item, dict):
+                errors.append(FieldError(str(item.get("field", "")), str(item.get("reason", ""))))
+    cls = _BY_STATUS.get(status, ServerError if status >= 500 else APIError)
+    return cls(message, status=status, code=code, errors=errors, response=response)

@@ -1,0 +1,164 @@
+"""``drift-monitor`` command line: whoami, experiments list/create, drifts list."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, TextIO
+
+from drift_monitor import __version__
+from drift_monitor._client import Client
+from drift_monitor._exceptions import APIError, DriftMonitorError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drift-monitor",
+        description="Drift Monitor command line (settings from DRIFT_MONITOR_* variables).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--url", help="server URL (default: $DRIFT_MONITOR_URL)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("whoami", help="show the token's user and entitlements")
+
+    experiments = commands.add_parser("experiments", help="list or create experiments")
+    exp_commands = experiments.add_subparsers(dest="action", required=True)
+    listing = exp_commands.add_parser("list", help="list readable experiments")
+    listing.add_argument("--name", help="only the experiment with this name")
+    listing.add_argument("--page-size", type=_page_size, default=20, help="at most this many")
+    create = exp_commands.add_parser("create", help="create an experiment")
+    create.add_argument("name")
+    create.add_argument("--description", default=None)
+    create.add_argument("--public", action="store_true", help="anyone may read it")
+
+    drifts = commands.add_parser("drifts", help="list drift runs")
+    drift_commands = drifts.add_subparsers(dest="action", required=True)
+    drift_list = drift_commands.add_parser("list", help="list an experiment's drift runs")
+    drift_list.add_argument("experiment_name")
+    drift_list.add_argument("--model", help="only runs of this model")
+    drift_list.add_argument("--page-size", type=_page_size, default=20, help="at most this many")
+    return parser
+
+
+def _page_size(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError("must be between 1 and 100")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 API or network error, 2 usage)."""
+    args = _parser().parse_args(argv)
+    try:
+        with Client(args.url) as client:
+            return _run(client, args, sys.stdout)
+    except APIError as exc:
+        print(f"drift-monitor: error: {exc}", file=sys.stderr)
+        for field_error in exc.errors:
+            print(f"  {field_error.field}: {field_error.reason}", file=sys.stderr)
+        return 1
+    except DriftMonitorError as exc:
+        print(f"drift-monitor: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.command == "whoami":
+        user = client.get_user()
+        entitlements = client.entitlements()
+        if args.json:
+            _dump({**asdict(user), "entitlements": entitlements}, out)
+        else:
+            rows = [
+                ["id", user.id],
+                ["subject", user.subject],
+                ["issuer", user.issuer],
+                ["email", user.email or ""],
+                ["entitlements", ", ".join(entitlements)],
+            ]
+            _table(["field", "value"], rows, out)
+        return 0
+    if args.command == "experiments" and args.action == "list":
+        query = {"name": args.name} if args.name else {}
+        page = client.search_experiments(query, page_size=args.page_size)
+        if args.json:
+            _dump([asdict(e) for e in page.items], out)
+        else:
+            rows = [
+                [
+                    e.name,
+                    e.id,
+                    "yes" if e.public else "no",
+                    _when(e.created_at),
+                    e.description or "",
+                ]
+                for e in page.items
+            ]
+            _table(["name", "id", "public", "created", "description"], rows, out)
+            _footer(len(page.items), page.pagination.total, out)
+        return 0
+    if args.command == "experiments" and args.action == "create":
+        experiment = client.create_experiment(args.name, args.description, public=args.public)
+        if args.json:
+            _dump(asdict(experiment), out)
+        else:
+            print(f"created experiment {experiment.name!r} ({experiment.id})", file=out)
+        return 0
+    if args.command == "drifts" and args.action == "list":
+        experiment = client.find_experiment(args.experiment_name)
+        query = {"model": args.model} if args.model else {}
+        drifts = client.search_drifts(experiment.id, query, page_size=args.page_size)
+        if args.json:
+            _dump([asdict(d) for d in drifts.items], out)
+        else:
+            rows = [
+                [
+                    d.id,
+                    d.model,
+                    d.job_status,
+                    "yes" if d.drift_detected else "no",
+                    _when(d.created_at),
+                    ",".join(d.tags),
+                ]
+                for d in drifts.items
+            ]
+            _table(["id", "model", "status", "drift", "created", "tags"], rows, out)
+            _footer(len(drifts.items), drifts.pagination.total, out)
+        return 0
+    raise AssertionError(f"unhandled command {args}")  # argparse makes this unreachable
+
+
+def _when(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _dump(data: Any, out: TextIO) -> None:
+    json.dump(data, out, indent=2, default=str)
+    out.write("\n")
+
+
+def _table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    for row in [header, *rows]:
+        line = "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        print(line.rstrip(), file=out)
+
+
+def _footer(shown: int, total: int, out: TextIO) -> None:
+    if total > shown:
+        print(f"({shown} of {total} shown; use --page-size)", file=out)
+    elif total == 0:
+        print("(none)", file=out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
