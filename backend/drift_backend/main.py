@@ -49,6 +49,7 @@ def build_context(settings: Settings) -> AppContext:
         http=http,
         jwks_ttl=settings.jwks_cache_seconds,
         userinfo_ttl=settings.userinfo_cache_seconds,
+        jwks_refresh_min=settings.jwks_refresh_min_seconds,
     )
     return AppContext(
         settings=settings,

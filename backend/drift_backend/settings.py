@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     require_email_verified: bool = False
     userinfo_cache_seconds: float = Field(default=60.0, ge=0)
     jwks_cache_seconds: float = Field(default=300.0, ge=0)
+    #: Minimum time between JWKS re-fetches triggered by an unknown key id (rotation).
+    jwks_refresh_min_seconds: float = Field(default=10.0, ge=0)
     issuer_timeout_seconds: float = Field(default=5.0, gt=0)
     #: Allow plain-HTTP issuers (development and tests only).
     allow_insecure_issuers: bool = False

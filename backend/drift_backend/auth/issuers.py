@@ -28,6 +28,7 @@ class IssuerClient:
     http: httpx2.AsyncClient
     jwks_ttl: float = 300.0
     userinfo_ttl: float = 60.0
+    jwks_refresh_min: float = 10.0
     _metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     _jwks: dict[str, _Cached] = field(default_factory=dict)
     _jwks_refreshed: dict[str, float] = field(default_factory=dict)
@@ -57,10 +58,11 @@ class IssuerClient:
         return self._metadata[issuer]
 
     async def keys(self, issuer: str, *, refresh: bool = False) -> KeySet:
-        """The issuer's JWKS; ``refresh`` re-fetches (at most every 10 s) for an unknown kid."""
+        """The issuer's JWKS; ``refresh`` re-fetches for an unknown kid, at most once per
+        ``jwks_refresh_min`` seconds."""
         now = time.monotonic()
         cached = self._jwks.get(issuer)
-        recently = now - self._jwks_refreshed.get(issuer, 0.0) < 10.0
+        recently = now - self._jwks_refreshed.get(issuer, -1e18) < self.jwks_refresh_min
         if cached and cached.expires > now and not (refresh and not recently):
             return cached.value  # type: ignore[no-any-return]
         async with self._lock:
