@@ -64,18 +64,18 @@ class DriftMonitor:
         self._data: DriftResult | None = None
 
     # Recording ------------------------------------------------------------------------------
-    def __call__(self, detected: bool, parameters: Mapping[str, Any] | None = None) -> None:
+    def __call__(self, detected: object, parameters: Mapping[str, Any] | None = None) -> None:
         """Set the run's overall result, as in drift-monitor 1.1.1."""
         self._require_started()
         self._drift_detected = bool(detected)
         self._parameters = to_jsonable(dict(parameters or {}))
 
-    def concept(self, detected: bool, parameters: Mapping[str, Any] | None = None) -> None:
+    def concept(self, detected: object, parameters: Mapping[str, Any] | None = None) -> None:
         """Record what the concept-drift detector found."""
         self._require_started()
         self._concept = DriftResult(bool(detected), to_jsonable(dict(parameters or {})))
 
-    def data(self, detected: bool, parameters: Mapping[str, Any] | None = None) -> None:
+    def data(self, detected: object, parameters: Mapping[str, Any] | None = None) -> None:
         """Record what the data-drift detector found."""
         self._require_started()
         self._data = DriftResult(bool(detected), to_jsonable(dict(parameters or {})))
