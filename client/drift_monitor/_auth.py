@@ -204,7 +204,10 @@ def jwt_expiry(token: str) -> float | None:
 
 
 def resolve_token_provider(
-    token: TokenSource | None = None, env: Mapping[str, str] | None = None
+    token: TokenSource | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    timeout: float = 10.0,
 ) -> TokenProvider | None:
     """First source found wins: ``token``, DRIFT_MONITOR_TOKEN, DRIFT_MONITOR_MYTOKEN,
     oidc-agent (OIDC_AGENT_ACCOUNT); None means anonymous requests."""
@@ -223,7 +226,7 @@ def resolve_token_provider(
         return StaticToken(env["DRIFT_MONITOR_TOKEN"], source="DRIFT_MONITOR_TOKEN")
     if env.get("DRIFT_MONITOR_MYTOKEN"):
         server = env.get("MYTOKEN_SERVER") or DEFAULT_MYTOKEN_SERVER
-        return MyTokenProvider(env["DRIFT_MONITOR_MYTOKEN"], server)
+        return MyTokenProvider(env["DRIFT_MONITOR_MYTOKEN"], server, timeout=timeout)
     account = env.get("OIDC_AGENT_ACCOUNT")
     if account:
         try:

@@ -73,7 +73,7 @@ class Client:
         self.settings = Settings.from_env(
             url=base_url, timeout=timeout, retries=retries, ca_bundle=ca_bundle, insecure=insecure
         )
-        self._token = resolve_token_provider(token)
+        self._token = resolve_token_provider(token, timeout=self.settings.timeout)
         self._sleep = sleep
         self._http = httpx2.Client(
             base_url=self.settings.api_url,

@@ -142,8 +142,12 @@ def _when(moment: datetime) -> str:
 
 
 def _dump(data: Any, out: TextIO) -> None:
-    json.dump(data, out, indent=2, default=str)
+    json.dump(data, out, indent=2, default=_json_default)
     out.write("\n")
+
+
+def _json_default(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
