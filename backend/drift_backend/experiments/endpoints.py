@@ -7,7 +7,6 @@ from fastapi import APIRouter, Body, Query, Response, status
 from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
 from drift_backend.api.listing import PageDep, search_page
 from drift_backend.auth.permissions import Level, visibility_filter
-from drift_backend.errors import NotFound
 from drift_backend.experiments import service
 from drift_backend.experiments.schemas import (
     Experiment,
@@ -17,7 +16,7 @@ from drift_backend.experiments.schemas import (
     Permission,
     PermissionGrant,
 )
-from drift_backend.users.service import find_by_email
+from drift_backend.users.service import find_by_verified_email
 
 router = APIRouter(tags=["experiments"])
 ExperimentId = Annotated[str, "experiment id (UUID)"]
@@ -108,10 +107,7 @@ async def grant_permission(
     doc = await service.get_for(db, experiment_id, caller, Level.Manage)
     entity = body.entity
     if body.email is not None:
-        user = await find_by_email(db, body.email)
-        if user is None:
-            raise NotFound(f"no registered user with email {body.email!r}")
-        entity = str(user["_id"])
+        entity = str((await find_by_verified_email(db, body.email))["_id"])
     assert entity is not None
     updated = await service.grant(db, doc, entity, body.level)
     return list(service.to_api(updated)["permissions"])

@@ -43,6 +43,7 @@ async def register(db: Database, identity: Identity) -> dict[str, Any]:
         "subject": identity.subject,
         "issuer": identity.issuer,
         "email": identity.email,
+        "email_verified": identity.email_verified,
         "created_at": now,
         "updated_at": now,
     }
@@ -56,7 +57,13 @@ async def register(db: Database, identity: Identity) -> dict[str, Any]:
 async def refresh(db: Database, identity: Identity) -> dict[str, Any]:
     doc = await db.users.find_one_and_update(
         {"subject": identity.subject, "issuer": identity.issuer},
-        {"$set": {"email": identity.email, "updated_at": utcnow()}},
+        {
+            "$set": {
+                "email": identity.email,
+                "email_verified": identity.email_verified,
+                "updated_at": utcnow(),
+            }
+        },
         return_document=True,
     )
     if doc is None:
@@ -64,5 +71,14 @@ async def refresh(db: Database, identity: Identity) -> dict[str, Any]:
     return doc
 
 
-async def find_by_email(db: Database, email: str) -> dict[str, Any] | None:
-    return await db.users.find_one({"email": email})
+async def find_by_verified_email(db: Database, email: str) -> dict[str, Any]:
+    """The one registered user whose issuer verified ``email``.
+
+    Unverified addresses never match: anyone may claim any address at some providers.
+    """
+    matches = await db.users.find({"email": email, "email_verified": True}).to_list(2)
+    if not matches:
+        raise NotFound(f"no registered user with the verified email {email!r}")
+    if len(matches) > 1:
+        raise Conflict(f"several users have the email {email!r}; grant by user id instead")
+    return matches[0]
