@@ -76,7 +76,9 @@ def create_app(settings: Settings) -> FastAPI:
             ),
         ]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(tasks[0]), timeout=10)
+            await asyncio.wait_for(
+                asyncio.shield(tasks[0]), timeout=settings.startup_index_wait_seconds
+            )
         try:
             yield
         finally:

@@ -326,6 +326,8 @@ def test_translate_returns_new_objects() -> None:
         ({"parameters.x": {"$in": [[1]]}}, "parameters.x.$in"),
         ({"model": {"$and": [{"model": "x"}]}}, "model.$and"),
         ({"drift_detected": 1}, "drift_detected"),
+        ({"parameters.x": 2**64}, "parameters.x"),
+        ({"parameters.x": {"$nin": [-(2**63) - 1]}}, "parameters.x.$nin"),
     ],
 )
 def test_translate_refuses(value: Any, field: str) -> None:

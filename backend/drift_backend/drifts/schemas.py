@@ -9,6 +9,7 @@ from drift_backend.schemas import LenientRequestModel, RequestModel, Timestamp
 
 SCHEMA_VERSION = "1.0.0"
 MAX_PARAMETER_DEPTH = 16
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class JobStatus(StrEnum):
@@ -33,6 +34,8 @@ def _safe_keys(value: Any, depth: int = 0) -> Any:
     elif isinstance(value, list):
         for item in value:
             _safe_keys(item, depth + 1)
+    elif isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("integers must fit in 64 bits (MongoDB stores no larger ones)")
     return value
 
 

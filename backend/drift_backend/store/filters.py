@@ -25,6 +25,8 @@ Scalar = str | int | float | bool | None | datetime
 
 
 def _any_scalar(value: Any) -> Scalar:
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise ValueError("integers must fit in 64 bits")
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise ValueError("must be a string, number, boolean or null")
