@@ -255,6 +255,25 @@ async def test_permission_endpoints(api: Api) -> None:
     assert r.json() == [{"entity": alice["id"], "level": "Manage"}]
 
 
+async def test_concurrent_grants_lose_no_update(api: Api) -> None:
+    """Concurrent changes either land or answer 409; none is silently overwritten."""
+    alice = await api.register("alice")
+    exp = await api.experiment("alice")
+    url = f"{EXP}/{exp['id']}/permissions"
+    entities = [f"urn:race:{i}" for i in range(6)]
+    responses = await asyncio.gather(
+        *[
+            api.request("PUT", url, "alice", json={"entity": entity, "level": "Read"})
+            for entity in entities
+        ]
+    )
+    assert {r.status_code for r in responses} <= {200, 409}
+    landed = {entity for entity, r in zip(entities, responses, strict=True) if r.status_code == 200}
+    assert landed
+    final = (await api.request("GET", url, "alice")).json()
+    assert {entry["entity"] for entry in final} == landed | {alice["id"]}
+
+
 # --- delete -------------------------------------------------------------------------------------
 
 

@@ -86,6 +86,15 @@ def _bad_tokens(issuer: JWTIssuer) -> dict[str, str]:
         "header a list": f"{_b64([1, 2])}.{payload}.{signature}",
         "kid not a string": f"{_b64({'alg': 'RS256', 'kid': 7})}.{payload}.{signature}",
         "four segments": f"{good}.extra",
+        "exp not a number": issuer.token("alice", exp="tomorrow"),
+        "sub not a string": issuer.token("alice", sub=123),
+        "empty sub": issuer.token("alice", sub=""),
+        "iss a list": issuer.token("alice", iss=[issuer.url]),
+        "ES256 header on an RSA key": f"{_b64({'alg': 'ES256', 'kid': 'k1'})}.{payload}.{signature}",
+        "unknown crit header": (
+            f"{_b64({'alg': 'RS256', 'kid': 'k1', 'crit': ['x']})}.{payload}.{signature}"
+        ),
+        "payload a list": f"{header}.{_b64([1])}.{signature}",
     }
 
 
