@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -123,16 +123,6 @@ class JWTIssuer:
         }
         header = {"alg": alg, "kid": key.kid, "typ": "at+jwt"}
         return jwt.encode(header, payload, key)
-
-    def hmac_confused_token(self, subject: str) -> str:
-        """HS256 signed with the issuer's *public* key as the secret (key confusion)."""
-        public_pem = self.keys[-1].as_pem(private=False)
-        secret = OctKey.import_key(public_pem)
-        now = int(time.time())
-        payload = {"iss": self.url, "sub": subject, "iat": now, "exp": now + 300}
-        return jwt.encode(
-            {"alg": "HS256", "kid": self.keys[-1].kid}, payload, secret, algorithms=["HS256"]
-        )
 
     def unsigned_token(self, subject: str) -> str:
         """``alg: none``: header and payload with an empty signature."""
