@@ -14,7 +14,7 @@ from drift_backend.api import health
 from drift_backend.api.limits import BodySizeLimit
 from drift_backend.auth.issuers import IssuerClient
 from drift_backend.auth.tokens import TokenVerifier
-from drift_backend.context import AppContext
+from drift_backend.context import AppContext, UserCache
 from drift_backend.drifts.endpoints import router as drifts_router
 from drift_backend.errors import install_error_handlers
 from drift_backend.experiments.endpoints import router as experiments_router
@@ -57,6 +57,7 @@ def build_context(settings: Settings) -> AppContext:
         db=mongo[settings.mongodb_database],
         http=http,
         verifier=TokenVerifier(settings, issuers),
+        users=UserCache(settings.user_cache_seconds),
     )
 
 

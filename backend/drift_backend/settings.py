@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     #: How long start-up waits for the indexes before serving (readiness says 503 meanwhile).
     startup_index_wait_seconds: float = Field(default=10.0, ge=0)
 
+    #: How long a registered user's record is reused between requests (0 turns it off).
+    user_cache_seconds: float = Field(default=5.0, ge=0)
+
     # Drift runs
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)

@@ -13,7 +13,7 @@ from drift_backend.settings import Settings
 from drift_backend.store.database import Database
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
@@ -21,11 +21,11 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_settings(context: ContextDep) -> Settings:
+async def get_settings(context: ContextDep) -> Settings:
     return context.settings
 
 
-def get_db(context: ContextDep) -> Database:
+async def get_db(context: ContextDep) -> Database:
     return context.db
 
 
@@ -49,7 +49,7 @@ async def get_optional_identity(request: Request, context: ContextDep) -> Identi
 OptionalIdentity = Annotated[Identity | None, Depends(get_optional_identity)]
 
 
-def require_identity(identity: OptionalIdentity) -> Identity:
+async def require_identity(identity: OptionalIdentity) -> Identity:
     if identity is None:
         raise Unauthorized("authentication required", error="invalid_request")
     return identity
@@ -81,11 +81,10 @@ class Caller:
         return self.user
 
 
-async def get_caller(identity: OptionalIdentity, db: DbDep) -> Caller:
+async def get_caller(identity: OptionalIdentity, context: ContextDep) -> Caller:
     if identity is None:
         return Caller(None, None)
-    user = await db.users.find_one({"subject": identity.subject, "issuer": identity.issuer})
-    return Caller(identity, user)
+    return Caller(identity, await context.users.get(context.db, identity.subject, identity.issuer))
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Response, status
 
-from drift_backend.api.deps import CallerDep, CurrentIdentity, DbDep, SettingsDep
+from drift_backend.api.deps import CallerDep, ContextDep, CurrentIdentity, DbDep, SettingsDep
 from drift_backend.api.listing import PageDep, search_page
 from drift_backend.errors import Forbidden, NotFound
 from drift_backend.users import service
@@ -34,9 +34,11 @@ async def get_self(caller: CallerDep) -> dict[str, Any]:
 
 
 @router.put("/user/self", response_model=User)
-async def update_self(identity: CurrentIdentity, db: DbDep) -> dict[str, Any]:
+async def update_self(identity: CurrentIdentity, context: ContextDep) -> dict[str, Any]:
     """Refresh the stored email from the token."""
-    return service.to_api(await service.refresh(db, identity))
+    user = await service.refresh(context.db, identity)
+    context.users.forget(identity.subject, identity.issuer)
+    return service.to_api(user)
 
 
 @router.post("/user/search", response_model=list[User])
