@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 #: Values of development-only secrets start with this marker; production refuses them.
 DEV_SECRET_MARKER = "dev-only-"  # noqa: S105 (a marker, not a secret)
@@ -114,6 +120,25 @@ class Settings(BaseSettings):
             )
         return value
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Secret files are named after the setting without the prefix (/run/secrets/mongodb_url),
+        # as Docker secrets are usually named.
+        secrets_dir = Path(os.environ.get("DRIFT_SECRETS_DIR", "/run/secrets"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if secrets_dir.is_dir():
+            sources.append(
+                SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, env_prefix="")
+            )
+        return tuple(sources)
+
     @property
     def is_development(self) -> bool:
         return self.mode is Mode.development
@@ -148,7 +173,4 @@ class ConfigurationError(RuntimeError):
 
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and secret files, with explicit overrides."""
-    secrets_dir = Path(os.environ.get("DRIFT_SECRETS_DIR", "/run/secrets"))
-    if secrets_dir.is_dir():
-        return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[call-arg]
     return Settings(**overrides)
