@@ -43,10 +43,9 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Drift-run creation: API vs raw PyMongo"
 BEGIN, END = "<!-- api_vs_pymongo:begin -->", "<!-- api_vs_pymongo:end -->"
 DATABASE = "drift_benchmark"
-# SecantusDB 0.7.0b3 keeps a record per retryable write and prunes them with a scan of all
-# records on every write (a sort once past 10,000), so with PyMongo's default retryWrites=true
-# inserts slow down steadily and drop ~5x after 10k writes. Both sides turn it off.
-URL_OPTIONS = "?retryWrites=false"
+# Both sides use start_mongodb's URL, which turns retryable writes off: SecantusDB 0.7.0b3
+# scans its record of retryable writes on every write (and sorts it past 10,000), so with
+# PyMongo's default inserts slow down steadily and drop ~5x after 10k writes.
 BODY: dict[str, Any] = {
     "model": "m1",
     "job_status": "Running",
@@ -119,7 +118,7 @@ def start_backend(
     env = {
         **os.environ,
         "DRIFT_MODE": "development",
-        "DRIFT_MONGODB_URL": mongo_url + URL_OPTIONS,
+        "DRIFT_MONGODB_URL": mongo_url,
         "DRIFT_MONGODB_DATABASE": DATABASE,
         "DRIFT_TRUSTED_ISSUERS": issuer,
         "DRIFT_ALLOW_INSECURE_ISSUERS": "true",
@@ -156,7 +155,7 @@ async def bench_row(
     headers = {"Authorization": f"Bearer {ctx['token']}"}
     url = f"{backend.url}/api/v1/experiment/{ctx['experiment']}/drift"
     raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo.url + URL_OPTIONS,
+        mongo.url,
         tz_aware=True,
         uuidRepresentation="standard",
         maxPoolSize=row.clients,
