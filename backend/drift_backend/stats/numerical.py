@@ -1,0 +1,308 @@
+"""Two-sample drift tests on numerical features (raw reference and current samples).
+
+Every function takes two 1-D samples (NaN and +-inf are dropped first; an empty sample
+raises ``ValueError``) and an optional ``threshold``: the significance level alpha for
+hypothesis tests (default 0.05), the distance threshold for distances (the defaults are
+Evidently's, and SageMaker's for L-infinity).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import stats
+
+from drift_backend.stats import histogram as h
+from drift_backend.stats._common import (
+    ALPHA,
+    ArrayLike,
+    FloatArray,
+    clean_pair,
+    distance_result,
+    p_value_result,
+)
+from drift_backend.stats.result import TestResult
+
+#: Default thresholds of the distance measures (Evidently; SageMaker for L-infinity).
+WASSERSTEIN_THRESHOLD = 0.1
+ENERGY_THRESHOLD = 0.1
+PSI_THRESHOLD = 0.1
+JENSEN_SHANNON_THRESHOLD = 0.1
+HELLINGER_THRESHOLD = 0.1
+KL_THRESHOLD = 0.1
+LINF_THRESHOLD = 0.1
+#: Floor of the reference standard deviation used to norm distances (Evidently's 0.001).
+MIN_STD = 0.001
+
+
+def _alpha(threshold: float | None) -> float:
+    return ALPHA if threshold is None else threshold
+
+
+def _sizes(ref: FloatArray, cur: FloatArray) -> tuple[int, int]:
+    return int(ref.size), int(cur.size)
+
+
+def _single_value(ref: FloatArray, cur: FloatArray) -> bool:
+    """True when both samples hold one and the same value (no evidence of any change)."""
+    return bool(ref.min() == ref.max() == cur.min() == cur.max())
+
+
+def ks(reference: ArrayLike, current: ArrayLike, *, threshold: float | None = None) -> TestResult:
+    """Two-sample Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``, two-sided).
+
+    Statistic D = sup |F_ref - F_cur|; exact p-value for small samples, asymptotic otherwise
+    (scipy's ``method="auto"``). Drift when p < alpha.
+
+    >>> rng = np.random.default_rng(0)
+    >>> ks(rng.normal(size=500), rng.normal(0.5, size=500)).drifted
+    True
+    """
+    ref, cur = clean_pair(reference, current)
+    res = stats.ks_2samp(ref, cur)
+    return p_value_result(
+        "ks", "numerical", res.statistic, res.pvalue, _alpha(threshold), *_sizes(ref, cur)
+    )
+
+
+def cramer_von_mises(
+    reference: ArrayLike, current: ArrayLike, *, threshold: float | None = None
+) -> TestResult:
+    """Two-sample Cramér-von Mises test (``scipy.stats.cramervonmises_2samp``; Anderson 1962).
+
+    Exact p-value for small samples, asymptotic otherwise. Needs 2 values per sample.
+    """
+    ref, cur = clean_pair(reference, current, min_size=2)
+    if _single_value(ref, cur):
+        return p_value_result(
+            "cramer_von_mises", "numerical", 0.0, 1.0, _alpha(threshold), *_sizes(ref, cur)
+        )
+    res = stats.cramervonmises_2samp(ref, cur)
+    return p_value_result(
+        "cramer_von_mises",
+        "numerical",
+        res.statistic,
+        res.pvalue,
+        _alpha(threshold),
+        *_sizes(ref, cur),
+    )
+
+
+def anderson_darling(
+    reference: ArrayLike, current: ArrayLike, *, threshold: float | None = None
+) -> TestResult:
+    """k-sample Anderson-Darling test for two samples (``scipy.stats.anderson_ksamp``,
+    midrank variant; Scholz & Stephens 1987).
+
+    The p-value is interpolated from scipy's table and therefore **capped to [0.001, 0.25]**:
+    fine for decisions at the usual alphas, not for reporting tiny p-values or for ranking.
+    Two identical constant samples give p = 1.
+    """
+    ref, cur = clean_pair(reference, current)
+    if _single_value(ref, cur):
+        return p_value_result(
+            "anderson_darling", "numerical", 0.0, 1.0, _alpha(threshold), *_sizes(ref, cur)
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the documented p-value cap
+        res = stats.anderson_ksamp([ref, cur], variant="midrank")
+    return p_value_result(
+        "anderson_darling",
+        "numerical",
+        res.statistic,
+        res.pvalue,
+        _alpha(threshold),
+        *_sizes(ref, cur),
+    )
+
+
+def mann_whitney(
+    reference: ArrayLike, current: ArrayLike, *, threshold: float | None = None
+) -> TestResult:
+    """Mann-Whitney U test, two-sided (``scipy.stats.mannwhitneyu``; Mann & Whitney 1947).
+
+    Sensitive to a location shift, blind to a change of spread alone.
+    """
+    ref, cur = clean_pair(reference, current)
+    if _single_value(ref, cur):
+        u = ref.size * cur.size / 2.0
+        return p_value_result(
+            "mann_whitney", "numerical", u, 1.0, _alpha(threshold), *_sizes(ref, cur)
+        )
+    res = stats.mannwhitneyu(ref, cur, alternative="two-sided")
+    return p_value_result(
+        "mann_whitney", "numerical", res.statistic, res.pvalue, _alpha(threshold), *_sizes(ref, cur)
+    )
+
+
+def t_test(
+    reference: ArrayLike, current: ArrayLike, *, threshold: float | None = None
+) -> TestResult:
+    """Welch's unequal-variance t-test on the means (``scipy.stats.ttest_ind(equal_var=False)``).
+
+    Needs 2 values per sample. When both samples have zero variance the test degenerates:
+    equal means give t = 0, p = 1; different means give t = +-inf, p = 0.
+    """
+    ref, cur = clean_pair(reference, current, min_size=2)
+    alpha = _alpha(threshold)
+    if ref.var() == 0 and cur.var() == 0:
+        diff = float(ref.mean() - cur.mean())
+        if diff == 0:
+            return p_value_result("t_test", "numerical", 0.0, 1.0, alpha, *_sizes(ref, cur))
+        return p_value_result(
+            "t_test", "numerical", float(np.sign(diff)) * np.inf, 0.0, alpha, *_sizes(ref, cur)
+        )
+    res = stats.ttest_ind(ref, cur, equal_var=False)
+    return p_value_result(
+        "t_test", "numerical", res.statistic, res.pvalue, alpha, *_sizes(ref, cur)
+    )
+
+
+def _reference_std(ref: FloatArray) -> float:
+    return max(float(np.std(ref)), MIN_STD)
+
+
+def wasserstein(
+    reference: ArrayLike, current: ArrayLike, *, threshold: float | None = None
+) -> TestResult:
+    """Wasserstein-1 distance normed by the reference standard deviation (as Evidently's
+    ``wasserstein``: ``scipy.stats.wasserstein_distance / max(std(ref), 0.001)``).
+
+    Drift when distance >= threshold (default 0.1, i.e. a shift of 0.1 reference sd).
+    """
+    ref, cur = clean_pair(reference, current)
+    d = stats.wasserstein_distance(ref, cur) / _reference_std(ref)
+    t = WASSERSTEIN_THRESHOLD if threshold is None else threshold
+    return distance_result("wasserstein", "numerical", d, t, *_sizes(ref, cur), inclusive=True)
+
+
+def energy_distance(
+    reference: ArrayLike, current: ArrayLike, *, threshold: float | None = None
+) -> TestResult:
+    """Energy distance (Székely & Rizzo 2013; ``scipy.stats.energy_distance``) normed by the
+    reference standard deviation, so that the threshold is scale-free.
+
+    Evidently's ``ed`` compares the raw (un-normed) distance with 0.1; we norm like its
+    Wasserstein test. Drift when distance >= threshold (default 0.1).
+    """
+    ref, cur = clean_pair(reference, current)
+    d = stats.energy_distance(ref, cur) / _reference_std(ref)
+    t = ENERGY_THRESHOLD if threshold is None else threshold
+    return distance_result("energy_distance", "numerical", d, t, *_sizes(ref, cur), inclusive=True)
+
+
+def _binned(
+    reference: ArrayLike, current: ArrayLike, n_bins: int, binning: h.Binning
+) -> tuple[FloatArray, FloatArray, int, int]:
+    ref, cur = clean_pair(reference, current)
+    edges = h.reference_edges(ref, n_bins, binning)
+    p = h.proportions(h.bin_counts(ref, edges))
+    q = h.proportions(h.bin_counts(cur, edges))
+    return p, q, *_sizes(ref, cur)
+
+
+def psi(
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    threshold: float | None = None,
+    n_bins: int = h.DEFAULT_BINS,
+    binning: h.Binning = "quantile",
+) -> TestResult:
+    """Population stability index on bins frozen from the reference (Siddiqi 2006;
+    Evidently ``psi``): ``sum((q - p) * ln(q / p))``, empty cells at ``EPSILON`` = 1e-4.
+
+    Bins: see :func:`histogram.reference_edges` (default 10 reference quantile bins, plus
+    under/overflow cells). Drift when PSI >= threshold (default 0.1).
+    """
+    p, q, n, m = _binned(reference, current, n_bins, binning)
+    t = PSI_THRESHOLD if threshold is None else threshold
+    return distance_result("psi", "numerical", h.psi_value(p, q), t, n, m, inclusive=True)
+
+
+def jensen_shannon(
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    threshold: float | None = None,
+    n_bins: int = h.DEFAULT_BINS,
+    binning: h.Binning = "quantile",
+) -> TestResult:
+    """Jensen-Shannon distance (``scipy.spatial.distance.jensenshannon``, natural log; Lin
+    1991) between the binned samples; Evidently ``jensenshannon``. Drift when >= threshold.
+    """
+    p, q, n, m = _binned(reference, current, n_bins, binning)
+    t = JENSEN_SHANNON_THRESHOLD if threshold is None else threshold
+    return distance_result(
+        "jensen_shannon", "numerical", h.jensen_shannon_value(p, q), t, n, m, inclusive=True
+    )
+
+
+def hellinger(
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    threshold: float | None = None,
+    n_bins: int = h.DEFAULT_BINS,
+    binning: h.Binning = "quantile",
+) -> TestResult:
+    """Hellinger distance between the binned samples, in [0, 1] (Evidently ``hellinger``).
+    Drift when >= threshold (default 0.1).
+    """
+    p, q, n, m = _binned(reference, current, n_bins, binning)
+    t = HELLINGER_THRESHOLD if threshold is None else threshold
+    return distance_result(
+        "hellinger", "numerical", h.hellinger_value(p, q), t, n, m, inclusive=True
+    )
+
+
+def kl_div(
+    reference: ArrayLike,
+    current: ArrayLike,
+    *,
+    threshold: float | None = None,
+    n_bins: int = h.DEFAULT_BINS,
+    binning: h.Binning = "quantile",
+) -> TestResult:
+    """Kullback-Leibler divergence KL(reference || current) in nats between the binned
+    samples, empty cells at 1e-4 (Evidently ``kl_div``, ``scipy.stats.entropy``).
+    Drift when >= threshold (default 0.1).
+    """
+    p, q, n, m = _binned(reference, current, n_bins, binning)
+    t = KL_THRESHOLD if threshold is None else threshold
+    return distance_result("kl_div", "numerical", h.kl_value(p, q), t, n, m, inclusive=True)
+
+
+def _linf_exact(ref: FloatArray, cur: FloatArray) -> float:
+    points = np.concatenate([ref, cur])
+    f_ref = np.searchsorted(np.sort(ref), points, side="right") / ref.size
+    f_cur = np.searchsorted(np.sort(cur), points, side="right") / cur.size
+    return float(np.max(np.abs(f_ref - f_cur)))
+
+
+def linf(reference: ArrayLike, current: ArrayLike, *, threshold: float | None = None) -> TestResult:
+    """SageMaker Model Monitor / Deequ ``linf_simple``: max |CDF_ref - CDF_cur| over the union
+    of the sample points (Deequ ``Distance.scala``; equals the KS statistic D).
+
+    Drift when the distance exceeds (``>``) the threshold (default 0.1). Deequ evaluates
+    CDFs from KLL sketches; on raw samples this is the exact value.
+    """
+    ref, cur = clean_pair(reference, current)
+    t = LINF_THRESHOLD if threshold is None else threshold
+    return distance_result(
+        "linf", "numerical", _linf_exact(ref, cur), t, *_sizes(ref, cur), inclusive=False
+    )
+
+
+def linf_robust(
+    reference: ArrayLike, current: ArrayLike, *, threshold: float | None = None
+) -> TestResult:
+    """SageMaker / Deequ ``linf_robust``: ``max(0, linf - 1.8 * sqrt((n + m) / (n * m)))``,
+    i.e. L-infinity minus roughly the KS critical value at alpha ~ 0.003, so that sampling
+    noise alone does not cross the threshold. Drift when > threshold (default 0.1).
+    """
+    ref, cur = clean_pair(reference, current)
+    d = h.robust_linf(_linf_exact(ref, cur), ref.size, cur.size)
+    t = LINF_THRESHOLD if threshold is None else threshold
+    return distance_result("linf_robust", "numerical", d, t, *_sizes(ref, cur), inclusive=False)
