@@ -180,14 +180,17 @@ def wasserstein(
 def energy_distance(
     reference: ArrayLike, current: ArrayLike, *, threshold: float | None = None
 ) -> TestResult:
-    """Energy distance (Székely & Rizzo 2013; ``scipy.stats.energy_distance``) normed by the
-    reference standard deviation, so that the threshold is scale-free.
+    """Energy distance (Székely & Rizzo 2013; ``scipy.stats.energy_distance``) of both
+    samples divided by the reference standard deviation, so that the threshold is
+    scale-free (scipy's value grows with the square root of the unit, so dividing the
+    distance itself by the sd would not be).
 
     Evidently's ``ed`` compares the raw (un-normed) distance with 0.1; we norm like its
     Wasserstein test. Drift when distance >= threshold (default 0.1).
     """
     ref, cur = clean_pair(reference, current)
-    d = stats.energy_distance(ref, cur) / _reference_std(ref)
+    scale = _reference_std(ref)
+    d = stats.energy_distance(ref / scale, cur / scale)
     t = ENERGY_THRESHOLD if threshold is None else threshold
     return distance_result("energy_distance", "numerical", d, t, *_sizes(ref, cur), inclusive=True)
 
