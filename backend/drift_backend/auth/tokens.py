@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import time
 from typing import Any
 
 from joserfc import jwt
@@ -37,17 +39,37 @@ def _unverified_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
 
 
 class TokenVerifier:
+    #: Verified JWTs are reused for at most this long (and never past their ``exp``).
+    VERIFIED_TTL = 60.0
+
     def __init__(self, settings: Settings, issuers: IssuerClient) -> None:
         self.settings = settings
         self.issuers = issuers
+        self._verified: dict[str, tuple[float, str, dict[str, Any]]] = {}
 
     async def verify(self, token: str) -> Identity:
         parsed = _unverified_jwt(token)
         if parsed is None:
             issuer, claims = await self.issuers.userinfo(token)
         else:
-            issuer, claims = await self._verify_jwt(token, *parsed)
+            issuer, claims = await self._verify_jwt_cached(token, *parsed)
         return self._identity(issuer, claims)
+
+    async def _verify_jwt_cached(
+        self, token: str, header: dict[str, Any], payload: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        # A client reuses its token for many requests; the signature check is the same each time.
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.time()
+        hit = self._verified.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        issuer, claims = await self._verify_jwt(token, header, payload)
+        expires = min(now + self.VERIFIED_TTL, float(claims.get("exp", now)))
+        if len(self._verified) >= 10_000:
+            self._verified = {k: v for k, v in self._verified.items() if v[0] > now}
+        self._verified[key] = (expires, issuer, claims)
+        return issuer, claims
 
     async def _verify_jwt(
         self, token: str, header: dict[str, Any], payload: dict[str, Any]
