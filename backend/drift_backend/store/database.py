@@ -28,6 +28,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("tags", ASCENDING)]),
         IndexModel([("job_status", ASCENDING), ("updated_at", ASCENDING)]),
     ],
+    "jobs": [
+        IndexModel([("status", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
+        IndexModel([("drift_id", ASCENDING)]),
+    ],
 }
 
 

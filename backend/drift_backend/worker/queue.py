@@ -1,0 +1,151 @@
+"""The job queue: a MongoDB collection any number of workers share.
+
+A worker claims a job with one atomic update that also sets a lease; while it works it extends
+the lease (heartbeat). A worker that dies stops extending it, the lease expires and another
+worker claims the job again, up to ``max_attempts`` claims. Results are written only while
+the writer still holds the lease of the attempt it claimed, so a job finishes once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+
+from drift_backend.schemas import utcnow
+from drift_backend.store.database import Database
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job as claimed by one worker for one attempt."""
+
+    job: dict[str, Any]
+    worker: str
+
+    @property
+    def id(self) -> str:
+        return str(self.job["_id"])
+
+    @property
+    def attempt(self) -> int:
+        return int(self.job["attempts"])
+
+    @property
+    def owner_filter(self) -> dict[str, Any]:
+        return {"_id": self.id, "status": RUNNING, "worker": self.worker, "attempts": self.attempt}
+
+
+class JobQueue:
+    def __init__(self, db: Database, *, lease_seconds: float = 60.0, max_attempts: int = 3) -> None:
+        self.jobs = db.jobs
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+
+    async def enqueue(self, kind: str, payload: dict[str, Any], *, drift_id: str) -> str:
+        now = utcnow()
+        job_id = str(uuid.uuid4())
+        await self.jobs.insert_one(
+            {
+                "_id": job_id,
+                "kind": kind,
+                "drift_id": drift_id,
+                "payload": payload,
+                "status": QUEUED,
+                "attempts": 0,
+                "worker": None,
+                "lease_until": None,
+                "error": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        return job_id
+
+    async def claim(self, worker: str) -> Claim | None:
+        """The oldest queued job, or one whose lease expired, with a fresh lease; else None."""
+        now = utcnow()
+        job = await self.jobs.find_one_and_update(
+            {
+                "$or": [
+                    {"status": QUEUED},
+                    {"status": RUNNING, "lease_until": {"$lt": now}},
+                ],
+                "attempts": {"$lt": self.max_attempts},
+            },
+            {
+                "$set": {
+                    "status": RUNNING,
+                    "worker": worker,
+                    "lease_until": now + self.lease,
+                    "updated_at": now,
+                },
+                "$inc": {"attempts": 1},
+            },
+            sort=[("created_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return Claim(job, worker) if job is not None else None
+
+    async def heartbeat(self, claim: Claim) -> bool:
+        """Extend the lease; False when the claim was lost (expired and taken by another)."""
+        now = utcnow()
+        result = await self.jobs.update_one(
+            claim.owner_filter, {"$set": {"lease_until": now + self.lease, "updated_at": now}}
+        )
+        return result.modified_count == 1
+
+    async def finish(self, claim: Claim, *, error: dict[str, str] | None = None) -> bool:
+        """Mark the attempt done (or failed for good); False when the claim was lost."""
+        status = FAILED if error else DONE
+        result = await self.jobs.update_one(
+            claim.owner_filter,
+            {
+                "$set": {
+                    "status": status,
+                    "error": error,
+                    "lease_until": None,
+                    "updated_at": utcnow(),
+                }
+            },
+        )
+        return result.modified_count == 1
+
+    async def release(self, claim: Claim, error: dict[str, str]) -> None:
+        """Give an attempt back after a transient failure; it is retried while attempts remain."""
+        await self.jobs.update_one(
+            claim.owner_filter,
+            {
+                "$set": {
+                    "status": QUEUED,
+                    "error": error,
+                    "lease_until": None,
+                    "updated_at": utcnow(),
+                }
+            },
+        )
+
+    async def exhausted(self) -> list[dict[str, Any]]:
+        """Jobs whose every attempt died (lease expired on the last claim): mark them failed."""
+        now = utcnow()
+        found: list[dict[str, Any]] = []
+        while True:
+            job = await self.jobs.find_one_and_update(
+                {
+                    "$or": [
+                        {"status": RUNNING, "lease_until": {"$lt": now}},
+                        {"status": QUEUED},
+                    ],
+                    "attempts": {"$gte": self.max_attempts},
+                },
+                {"$set": {"status": FAILED, "lease_until": None, "updated_at": now}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if job is None:
+                return found
+            found.append(job)
