@@ -1,0 +1,1 @@
+"""Server-side drift checks: configuration, the check engine, the check endpoints."""
