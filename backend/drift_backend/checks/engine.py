@@ -96,7 +96,8 @@ def _numeric_values(column: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.floa
         column = column.cast(pa.int8())
     raw = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
     values: np.ndarray[Any, np.dtype[np.float64]] = np.asarray(raw, dtype=np.float64)
-    return values[np.isfinite(values)]
+    finite: np.ndarray[Any, np.dtype[np.float64]] = values[np.isfinite(values)]
+    return finite
 
 
 def _labels(column: pa.ChunkedArray) -> dict[str, float]:
