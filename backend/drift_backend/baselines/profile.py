@@ -1,0 +1,204 @@
+"""Build a baseline :class:`Profile` from reference data, vectorised (numpy / pyarrow.compute).
+
+Kind inference, per column (documented in ``docs/baselines.md``):
+
+- ``bool`` -> ``boolean`` (category counts of ``"true"``/``"false"``);
+- integers with at most :data:`CATEGORICAL_MAX_DISTINCT` distinct values -> ``categorical``
+  (their numeric summary is kept too), other integers -> ``numerical``;
+- floats and decimals -> ``numerical`` (a column with few distinct values also keeps its
+  category counts, so count-based tests can run on it);
+- strings and dictionaries -> ``categorical``;
+- timestamps and dates -> ``datetime``, summarized as numerical epoch seconds;
+- all-null columns -> ``unknown``.
+
+Numerical summaries follow what SageMaker Model Monitor keeps (Deequ's ``mean``, ``sum``,
+``std_dev``, ``min``, ``max`` and a KLL quantile sketch), but with an exact, fixed quantile
+grid instead of a sketch, and a histogram on frozen quantile edges for binned tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from drift_backend.baselines.columns import (
+    FloatArray,
+    arrow_kind,
+    as_float,
+    as_strings,
+    value_counts,
+)
+from drift_backend.baselines.model import (
+    CategoricalSummary,
+    FeatureConstraints,
+    FeatureProfile,
+    MonitoringConfig,
+    NumericSummary,
+    Profile,
+)
+from drift_backend.stats.histogram import bin_counts
+
+#: Integer columns with at most this many distinct values are categorical.
+CATEGORICAL_MAX_DISTINCT = 20
+#: Categorical features with at most this many categories get a ``domains`` constraint.
+DOMAIN_MAX = 100
+#: Categories stored per feature; the rest are summed into ``__other__``.
+MAX_CATEGORIES = 10_000
+DEFAULT_QUANTILES = 1001
+DEFAULT_BINS = 20
+
+
+def sorted_quantiles(xs: FloatArray, levels: FloatArray) -> FloatArray:
+    """``numpy.quantile(xs, levels)`` (linear) of an already sorted, non-empty sample."""
+    pos = levels * (xs.size - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, xs.size - 1)
+    frac = pos - lo
+    out: FloatArray = xs[lo] + frac * (xs[hi] - xs[lo])
+    return out
+
+
+def frozen_edges(xs: FloatArray, n_bins: int) -> FloatArray:
+    """Quantile edges at ``0, 1/n_bins, ..., 1`` of a sorted sample, ties merged."""
+    edges = np.unique(sorted_quantiles(xs, np.linspace(0.0, 1.0, n_bins + 1)))
+    if edges.size == 1:
+        edges = np.repeat(edges, 2)
+    return edges
+
+
+def numeric_summary(xs: FloatArray, n_quantiles: int, n_bins: int) -> NumericSummary:
+    """Moments, quantile grid and frozen-edge histogram of sorted finite values."""
+    if xs.size == 0:
+        return NumericSummary()
+    edges = frozen_edges(xs, n_bins)
+    return NumericSummary(
+        min=float(xs[0]),
+        max=float(xs[-1]),
+        mean=float(xs.mean()),
+        std=float(xs.std(ddof=1)) if xs.size > 1 else 0.0,
+        sum=float(xs.sum()),
+        quantiles=sorted_quantiles(xs, np.linspace(0.0, 1.0, n_quantiles)).tolist(),
+        edges=edges.tolist(),
+        counts=bin_counts(xs, edges).tolist(),
+    )
+
+
+def sorted_unique(xs: FloatArray) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """``numpy.unique(xs, return_counts=True)`` of an already sorted sample, in O(n)."""
+    if xs.size == 0:
+        return xs, np.zeros(0, dtype=np.int64)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(xs)) + 1))
+    return xs[starts], np.diff(np.append(starts, xs.size))
+
+
+def number_strings(values: FloatArray, integral: bool) -> list[str]:
+    """Numbers as category labels, formatted exactly as Arrow casts them to strings."""
+    array = pa.array(values, type=pa.float64())
+    if integral:
+        array = array.cast(pa.int64())
+    return [str(v) for v in array.cast(pa.string()).to_pylist()]
+
+
+def categorical_summary(values: list[str], counts: list[int], cap: int) -> CategoricalSummary:
+    return CategoricalSummary(
+        values=values[:cap],
+        counts=counts[:cap],
+        other_count=int(sum(counts[cap:])),
+        capped=len(values) > cap,
+    )
+
+
+def _feature(
+    name: str, column: pa.ChunkedArray, n_quantiles: int, n_bins: int, cap: int
+) -> FeatureProfile:
+    family = arrow_kind(column.type)
+    n = len(column)
+    dtype = str(column.type)
+    if family == "null":
+        return FeatureProfile(
+            name=name,
+            dtype=dtype,
+            count=n,
+            kind="unknown",
+            inferred_type="Unknown",
+            missing=n,
+            completeness=0.0,
+            has_distribution=False,
+            constraints=FeatureConstraints(completeness=0.0),
+        )
+    if family in ("string", "boolean"):
+        names, counts = value_counts(as_strings(column))
+        missing = column.null_count
+        completeness = (n - missing) / n if n else 0.0
+        domains = names if len(names) <= DOMAIN_MAX else None
+        return FeatureProfile(
+            name=name,
+            dtype=dtype,
+            count=n,
+            kind="boolean" if family == "boolean" else "categorical",
+            inferred_type="String",
+            missing=missing,
+            completeness=completeness,
+            distinct_count=len(names),
+            has_distribution=bool(names),
+            categorical=categorical_summary(names, counts.tolist(), cap),
+            constraints=FeatureConstraints(completeness=completeness, domains=domains),
+        )
+    values, _ = as_float(column, datetime=family == "datetime")
+    finite = np.sort(values[np.isfinite(values)])
+    numeric = numeric_summary(finite, n_quantiles, n_bins)
+    uniq, uniq_counts = sorted_unique(finite)
+    distinct = int(uniq.size)
+    integral = family == "integer"
+    categorical_kind = integral and distinct <= CATEGORICAL_MAX_DISTINCT
+    categorical: CategoricalSummary | None = None
+    if family != "datetime" and 0 < distinct <= CATEGORICAL_MAX_DISTINCT:
+        order = np.argsort(-uniq_counts, kind="stable")
+        labels = number_strings(uniq[order], integral)
+        categorical = categorical_summary(labels, uniq_counts[order].tolist(), cap)
+    completeness = finite.size / n if n else 0.0
+    return FeatureProfile(
+        name=name,
+        dtype=dtype,
+        count=n,
+        kind="datetime"
+        if family == "datetime"
+        else "categorical"
+        if categorical_kind
+        else "numerical",
+        inferred_type="Integral" if integral else "Fractional",
+        missing=n - int(finite.size),
+        completeness=completeness,
+        distinct_count=distinct,
+        has_distribution=finite.size > 0,
+        numeric=numeric,
+        categorical=categorical,
+        constraints=FeatureConstraints(
+            completeness=completeness,
+            is_non_negative=None if numeric.min is None else numeric.min >= 0,
+            domains=categorical.values if categorical_kind and categorical else None,
+        ),
+    )
+
+
+def build_profile(
+    table: pa.Table,
+    *,
+    quantiles: int = DEFAULT_QUANTILES,
+    bins: int = DEFAULT_BINS,
+    max_categories: int = MAX_CATEGORIES,
+    monitoring_config: MonitoringConfig | None = None,
+) -> Profile:
+    """Profile every column of ``table`` (see the module docstring for the rules)."""
+    if quantiles < 2 or bins < 1 or max_categories < 1:
+        raise ValueError("quantiles >= 2, bins >= 1 and max_categories >= 1 are required")
+    features = [
+        _feature(name, table.column(i), quantiles, bins, max_categories)
+        for i, name in enumerate(table.column_names)
+    ]
+    return Profile(
+        row_count=table.num_rows,
+        features=features,
+        monitoring_config=monitoring_config or MonitoringConfig(),
+    )
