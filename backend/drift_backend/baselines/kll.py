@@ -5,14 +5,14 @@ In Deequ's ``KLLSketch`` serialization (``statistics.json``
 compactor level ``i``, each standing for ``2**i`` input values; the weighted items give the
 CDF. The ``buckets`` are 10 equal-width intervals from min to max with their counts.
 
-Import: the weighted items, sorted, are placed at their mid-CDF positions
-``(C_j - w_j / 2) / W``, anchored at ``(0, min)`` and ``(1, max)``, and the quantile grid
-is read off that piecewise-linear quantile function.
+Import: the quantile grid is numpy's linear quantile of the sample the sketch stands for
+(each item repeated ``2**level`` times), computed from cumulative weights without
+expanding it; the ends are pinned to the exact min and max.
 
-Export: ``M = Q - 1`` level-0 items (weight 1) at the stored quantile function's values at
-``(j + 1/2) / M``; importing them places each one back at the level it came from, so a round
-trip reproduces the grid up to the local second difference of the quantiles (exact where
-the quantile function is linear). Bucket counts are ``n * (F(upper) - F(lower))`` from the
+Export: the ``Q`` stored grid quantiles themselves as level-0 items (weight 1). Their
+linear quantiles at the levels ``k / (Q - 1)`` are exactly the grid, so a round trip keeps
+the quantiles unchanged; the sketch's total weight is ``Q``, not the row count (consumers
+read counts from ``buckets`` and ``common``). Bucket counts are ``n * (F(upper) - F(lower))`` from the
 same interpolated CDF, rounded by largest remainder so they sum to ``n``.
 """
 
@@ -37,7 +37,12 @@ def levels(n_quantiles: int) -> FloatArray:
 def sketch_quantiles(
     data: list[list[float]], n_quantiles: int, lo: float | None, hi: float | None
 ) -> FloatArray | None:
-    """The quantile grid of a weighted KLL sketch (None when it holds no finite item)."""
+    """The quantile grid of a weighted KLL sketch (None when it holds no finite item).
+
+    The grid is ``numpy.quantile(expanded, levels)`` (linear) of the sample the sketch stands
+    for, each item repeated ``2**level`` times, computed without expanding it. The ends are
+    replaced by the exact ``min``/``max`` when given (compaction may drop the extremes).
+    """
     items = np.asarray([v for level in data for v in level], dtype=np.float64)
     weights = np.asarray([2.0**i for i, level in enumerate(data) for _ in level], dtype=np.float64)
     keep = np.isfinite(items)
@@ -45,15 +50,17 @@ def sketch_quantiles(
     if items.size == 0:
         return None
     order = np.argsort(items, kind="stable")
-    v, w = items[order], weights[order]
-    total = w.sum()
-    mid = (np.cumsum(w) - w / 2.0) / total
-    low = v[0] if lo is None else min(lo, float(v[0]))
-    high = v[-1] if hi is None else max(hi, float(v[-1]))
-    xp = np.concatenate(([0.0], mid, [1.0]))
-    fp = np.concatenate(([low], v, [high]))
-    out: FloatArray = np.interp(levels(n_quantiles), xp, fp)
-    return out
+    v, cum = items[order], np.cumsum(weights[order])
+    pos = levels(n_quantiles) * (cum[-1] - 1.0)
+    below = np.floor(pos)
+    j_lo = np.minimum(np.searchsorted(cum, below, side="right"), v.size - 1)
+    j_hi = np.minimum(np.searchsorted(cum, below + 1.0, side="right"), v.size - 1)
+    out: FloatArray = v[j_lo] + (pos - below) * (v[j_hi] - v[j_lo])
+    if lo is not None:
+        out[0] = min(lo, float(out[0]))
+    if hi is not None:
+        out[-1] = max(hi, float(out[-1]))
+    return np.maximum.accumulate(out)
 
 
 def quantile_cdf(quantiles: list[float], x: FloatArray) -> FloatArray:
@@ -82,8 +89,7 @@ def rounded(counts: FloatArray, total: int) -> list[int]:
 def export_kll(quantiles: list[float], n: int) -> dict[str, Any]:
     """``distribution.kll`` (buckets and a level-0 sketch) for a stored quantile grid."""
     q = np.asarray(quantiles, dtype=np.float64)
-    m = max(q.size - 1, 1)
-    items = np.interp((np.arange(m) + 0.5) / m, levels(q.size), q)
+    items = q
     lo, hi = float(q[0]), float(q[-1])
     bounds = np.linspace(lo, hi, N_BUCKETS + 1)
     cdf = quantile_cdf(quantiles, bounds)

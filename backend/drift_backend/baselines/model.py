@@ -162,8 +162,10 @@ class FeatureCounts(_Model):
     missing: int = 0
     #: Non-missing values that do not fit the reference's type (e.g. text in a number).
     type_mismatch: int = 0
-    #: Histogram counts on ``edges`` (``len(edges) + 1``) or counts of ``categories``.
+    #: Histogram counts on ``edges`` (``len(edges) + 1`` cells).
     counts: list[float] | None = None
+    #: Counts of the reference ``categories``, in their order.
+    category_counts: list[float] | None = None
     unseen_values: list[str] | None = None
     unseen_counts: list[int] | None = None
     unseen_other: int = 0

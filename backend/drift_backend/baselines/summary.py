@@ -90,7 +90,7 @@ def _counts_on(
     domain = set(feature.domains) if feature.domains is not None else None
     out = sum(c for v, c in zip(names, counts, strict=True) if v not in domain) if domain else 0
     return {
-        "counts": aligned if feature.categories is not None else None,
+        "category_counts": aligned if feature.categories is not None else None,
         "unseen_values": unseen_values if feature.categories is not None else None,
         "unseen_counts": unseen_counts if feature.categories is not None else None,
         "unseen_other": other,
@@ -108,7 +108,7 @@ def _numeric_counts(column: pa.ChunkedArray, feature: FeatureBins, bins_: Bins) 
         uniq, uniq_counts = sorted_unique(np.sort(x))
         labels = number_strings(uniq, feature.inferred_type == "Integral")
         cat = _counts_on(labels, uniq_counts.tolist(), feature, bins_.max_unseen)
-        fields |= cat if feature.edges is None else {"out_of_domain": cat["out_of_domain"]}
+        fields |= cat
     if x.size:
         fields |= {
             "min": float(x.min()),
