@@ -14,6 +14,7 @@ from drift_backend.api import health
 from drift_backend.api.limits import BodySizeLimit
 from drift_backend.auth.issuers import IssuerClient
 from drift_backend.auth.tokens import TokenVerifier
+from drift_backend.checks.endpoints import router as checks_router
 from drift_backend.context import AppContext, UserCache
 from drift_backend.drifts.endpoints import router as drifts_router
 from drift_backend.errors import install_error_handlers
@@ -21,6 +22,7 @@ from drift_backend.experiments.endpoints import router as experiments_router
 from drift_backend.settings import Settings
 from drift_backend.store.database import connect, ensure_indexes
 from drift_backend.users.endpoints import router as users_router
+from drift_backend.worker.service import running_worker
 from drift_backend.worker.sweeper import sweep_forever
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,10 @@ def create_app(settings: Settings) -> FastAPI:
                 asyncio.shield(tasks[0]), timeout=settings.startup_index_wait_seconds
             )
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if settings.embedded_worker:
+                    await stack.enter_async_context(running_worker(context.db, settings))
+                yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -103,9 +108,14 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(users_router)
     v1.include_router(experiments_router)
     v1.include_router(drifts_router)
+    v1.include_router(checks_router)
     app.include_router(v1)
     app.include_router(health.router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.max_upload_bytes,
+    )
     return app
 
 

@@ -96,8 +96,23 @@ class Settings(BaseSettings):
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
 
+    # Drift checks
+    #: Run a worker inside the API process (the local stack does; production runs
+    #: ``drift-monitor-server worker`` as its own service).
+    embedded_worker: bool = False
+    worker_processes: int = Field(default=1, ge=1, le=64)
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    job_max_attempts: int = Field(default=3, ge=1, le=20)
+    #: Keep uploaded check batches after their job ends (default: dropped at once).
+    keep_batches: bool = False
+    max_check_wait_seconds: float = Field(default=60.0, ge=0)
+
     # Limits
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    #: Baseline and check uploads (data batches) may be this large.
+    max_upload_bytes: int = Field(default=268_435_456, gt=0)
+    max_batch_rows: int = Field(default=10_000_000, gt=0)
+    max_batch_columns: int = Field(default=1000, gt=0)
     max_page_size: int = Field(default=100, gt=0, le=1000)
     max_filter_depth: int = Field(default=6, gt=0)
     max_filter_nodes: int = Field(default=100, gt=0)

@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 from drift_backend.auth.permissions import Level
 from drift_backend.main import create_app
+from drift_backend.store.database import connect
 
 from tests.conftest import Api, make_settings
 
 PREFIX = "/api/v1"
 EXP = PREFIX + "/experiment/{experiment_id}"
 DRIFT = EXP + "/drift/{drift_id}"
+BASELINE = EXP + "/baseline/{baseline_id}"
 
 READ_GROUP = "urn:az:group:readers"
 EDIT_GROUP = "urn:az:group:editors"
@@ -64,6 +66,7 @@ class Case:
     experiment: dict[str, Any]
     drift: dict[str, Any]
     public: bool
+    baseline: dict[str, Any]
 
 
 Body = Callable[[Case], Any]
@@ -169,6 +172,27 @@ ROUTES: list[RouteSpec] = [
     ),
     RouteSpec("POST", DRIFT + "/heartbeat", 200, need=Level.Edit),
     RouteSpec("DELETE", DRIFT, 204, need=Level.Edit),
+    # Baselines and server-side checks.
+    RouteSpec(
+        "POST",
+        EXP + "/baseline",
+        201,
+        need=Level.Edit,
+        body=lambda case: {"columns": {"x": [1.0, 2.0, 3.0, 4.0]}},
+    ),
+    RouteSpec("GET", EXP + "/baseline", 200, need=Level.Read),
+    RouteSpec("GET", BASELINE, 200, need=Level.Read),
+    RouteSpec("GET", BASELINE + "/bins", 200, need=Level.Read),
+    RouteSpec("DELETE", BASELINE, 204, need=Level.Edit),
+    RouteSpec(
+        "POST",
+        EXP + "/check",
+        202,
+        need=Level.Edit,
+        body=lambda case: {"columns": {"x": [1.5, 2.5]}},
+        params=lambda case: {"model": "az-model"},
+    ),
+    RouteSpec("GET", DRIFT + "/report", 200, need=Level.Read),
 ]
 
 
@@ -261,7 +285,23 @@ async def _make_case(api: Api, users: dict[str, str], public: bool) -> Case:
         json={"model": "az-model", "job_status": "Running"},
     )
     assert response.status_code == 201, response.text
-    return Case(api, users, experiment, response.json(), public)
+    drift = response.json()
+    baseline = await api.request(
+        "POST",
+        f"{PREFIX}/experiment/{experiment['id']}/baseline",
+        "az-manager",
+        json={"columns": {"x": [0.0, 1.0, 2.0]}},
+    )
+    assert baseline.status_code == 201, baseline.text
+    # A finished check's report, as a worker would have stored it.
+    client = connect(api.settings.mongodb_url.get_secret_value())
+    try:
+        await client[api.settings.mongodb_database].reports.insert_one(
+            {"_id": drift["id"], "dataset_drift": False, "features": []}
+        )
+    finally:
+        await client.close()
+    return Case(api, users, experiment, drift, public, baseline.json())
 
 
 async def _state(case: Case) -> tuple[Any, Any]:
@@ -296,7 +336,11 @@ async def test_authorization_matrix(
     subject = CALLER_SUBJECTS[caller]
     if caller == "unregistered":
         subject = f"az-unregistered-{uuid.uuid4().hex[:8]}"
-    url = route.path.format(experiment_id=case.experiment["id"], drift_id=case.drift["id"])
+    url = route.path.format(
+        experiment_id=case.experiment["id"],
+        drift_id=case.drift["id"],
+        baseline_id=case.baseline["id"],
+    )
     kwargs: dict[str, Any] = {}
     if route.body is not None:
         kwargs["json"] = route.body(case)

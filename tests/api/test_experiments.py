@@ -82,7 +82,11 @@ async def test_private_by_default_and_response_shape(api: Api) -> None:
         "permissions",
         "created_at",
         "updated_at",
+        "drift_config",
+        "default_baselines",
     }
+    assert exp["default_baselines"] == []
+    assert exp["drift_config"]["correction"] == "bh"
     assert uuid.UUID(exp["id"])
     assert exp["permissions"] == [{"entity": user["id"], "level": "Manage"}]
     _assert_iso_utc(exp["created_at"])

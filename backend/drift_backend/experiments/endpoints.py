@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
 from drift_backend.api.listing import PageDep, search_page
 from drift_backend.auth.permissions import Level, visibility_filter
+from drift_backend.errors import ValidationFailed
 from drift_backend.experiments import service
 from drift_backend.experiments.schemas import (
     Experiment,
@@ -75,7 +76,14 @@ async def patch_experiment(
     """Change only the fields sent."""
     doc = await service.get_for(db, experiment_id, caller, Level.Manage)
     changes = body.model_dump(mode="json", exclude_unset=True)
-    for key in ("name", "public", "permissions"):
+    for entry in changes.get("default_baselines") or []:
+        if not await db.baselines.find_one(
+            {"_id": entry["baseline_id"], "experiment_id": doc["_id"]}
+        ):
+            raise ValidationFailed(
+                "default_baselines", f"no baseline {entry['baseline_id']} in this experiment"
+            )
+    for key in ("name", "public", "permissions", "drift_config", "default_baselines"):
         if key in changes and changes[key] is None:
             changes.pop(key)
     if not changes:

@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from drift_backend.auth.permissions import Level
+from drift_backend.checks.config import DriftConfig
 from drift_backend.schemas import LenientRequestModel, RequestModel, Timestamp
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
@@ -39,11 +40,21 @@ class ExperimentReplace(LenientRequestModel):
     permissions: Permissions = Field(default_factory=list)
 
 
+class DefaultBaseline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    baseline_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
 class ExperimentPatch(RequestModel):
     name: Name | None = None
     description: Description | None = None
     public: bool | None = None
     permissions: Permissions | None = None
+    #: How server-side checks decide (tests, thresholds, correction); see docs/statistics.md.
+    drift_config: DriftConfig | None = None
+    #: The baseline each model's checks use when a check names none.
+    default_baselines: Annotated[list[DefaultBaseline], Field(max_length=1000)] | None = None
 
 
 class Experiment(BaseModel):
@@ -54,6 +65,8 @@ class Experiment(BaseModel):
     description: str | None
     public: bool
     permissions: list[Permission]
+    drift_config: DriftConfig
+    default_baselines: list[DefaultBaseline]
 
 
 class PermissionGrant(RequestModel):

@@ -41,6 +41,8 @@ def to_api(doc: dict[str, Any]) -> dict[str, Any]:
             {"entity": entry["entity"], "level": entry["level"]}
             for entry in doc.get("permissions", [])
         ],
+        "drift_config": doc.get("drift_config") or {},
+        "default_baselines": doc.get("default_baselines", []),
     }
 
 

@@ -64,13 +64,14 @@ async def _keep_leased(queue: JobQueue, claim: Claim, every: float) -> None:
 
 
 async def _run_one(
-    claim: Claim, handler: Handler, ctx: WorkerContext, heartbeat_every: float
+    claim: Claim, handler: Handler, give_up: GiveUp, ctx: WorkerContext, heartbeat_every: float
 ) -> None:
     keeper = asyncio.create_task(_keep_leased(ctx.queue, claim, heartbeat_every))
     try:
         await handler(claim, ctx)
     except JobFailed as failure:
-        await ctx.queue.finish(claim, error=failure.error)
+        if await ctx.queue.finish(claim, error=failure.error):
+            await give_up({**claim.job, "error": failure.error}, ctx)
     except (PyMongoError, OSError) as error:  # transient: give the attempt back
         log.warning("job %s attempt %d failed transiently: %s", claim.id, claim.attempt, error)
         await ctx.queue.release(claim, {"type": type(error).__name__, "message": str(error)})
@@ -123,7 +124,7 @@ async def run_worker(
                 error={"type": "UnknownJob", "message": f"no handler for {claim.job['kind']}"},
             )
             continue
-        task = asyncio.create_task(_run_one(claim, handler, ctx, heartbeat_seconds))
+        task = asyncio.create_task(_run_one(claim, handler, give_up, ctx, heartbeat_seconds))
         running.add(task)
         task.add_done_callback(running.discard)
         task.add_done_callback(lambda _: slots.release())

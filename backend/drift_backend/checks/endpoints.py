@@ -1,0 +1,212 @@
+"""Baselines (upload, list, export) and checks (queue a batch, read the report)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Annotated, Any
+
+import pyarrow as pa
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from drift_backend.api.deps import CallerDep, ContextDep
+from drift_backend.auth.permissions import Level
+from drift_backend.baselines.ingest import BatchError, Limits, parse_batch
+from drift_backend.baselines.model import Profile
+from drift_backend.baselines.profile import build_profile
+from drift_backend.baselines.summary import bins
+from drift_backend.checks import jobs, service
+from drift_backend.checks.config import DriftConfig
+from drift_backend.drifts import service as drifts
+from drift_backend.drifts.schemas import Drift, JobStatus
+from drift_backend.errors import APIError, NotFound
+from drift_backend.experiments.service import get_for
+from drift_backend.settings import Settings
+from drift_backend.worker.queue import JobQueue
+
+router = APIRouter(tags=["checks"])
+Name = Annotated[str | None, Query(min_length=1, max_length=256)]
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        max_rows=settings.max_batch_rows,
+        max_columns=settings.max_batch_columns,
+        max_bytes=settings.max_upload_bytes,
+    )
+
+
+class BatchRejected(APIError):
+    def __init__(self, error: BatchError) -> None:
+        super().__init__(
+            f"{error.field}: {error.reason}",
+            errors=[{"field": error.field, "reason": error.reason}],
+        )
+        self.status = error.status
+        self.code = {413: "payload_too_large", 415: "unsupported_media_type"}.get(
+            error.status, "validation_error"
+        )
+
+
+async def _read_table(request: Request, settings: Settings) -> pa.Table:
+    data = await request.body()
+    content_type = request.headers.get("content-type", "")
+    try:
+        return await asyncio.to_thread(parse_batch, data, content_type, _limits(settings))
+    except BatchError as error:
+        raise BatchRejected(error) from None
+
+
+def _to_ipc(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+@router.post("/experiment/{experiment_id}/baseline", status_code=status.HTTP_201_CREATED)
+async def create_baseline(
+    experiment_id: str,
+    request: Request,
+    caller: CallerDep,
+    context: ContextDep,
+    name: Name = None,
+    model: Name = None,
+) -> dict[str, Any]:
+    """Profile reference data (Arrow IPC stream, Parquet, CSV or ``{"columns": {...}}``)
+    once; checks then cost O(current batch). Baselines are immutable."""
+    await get_for(context.db, experiment_id, caller, Level.Edit)
+    table = await _read_table(request, context.settings)
+    profile = await asyncio.to_thread(build_profile, table)
+    doc = await service.store_baseline(
+        context.db, experiment_id, profile, name=name, model=model, created_by=caller.user_id
+    )
+    return service.baseline_to_api(doc)
+
+
+@router.get("/experiment/{experiment_id}/baseline")
+async def list_baselines(
+    experiment_id: str, caller: CallerDep, context: ContextDep
+) -> list[dict[str, Any]]:
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    docs = await service.list_baselines(context.db, experiment_id)
+    return [service.baseline_to_api(doc, with_features=False) for doc in docs]
+
+
+@router.get("/experiment/{experiment_id}/baseline/{baseline_id}")
+async def get_baseline(
+    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
+) -> dict[str, Any]:
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    return service.baseline_to_api(
+        await service.get_baseline(context.db, experiment_id, baseline_id)
+    )
+
+
+@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/bins")
+async def get_bins(
+    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
+) -> dict[str, Any]:
+    """The frozen edges and categories summary mode counts on (no reference rows)."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    doc = await service.get_baseline(context.db, experiment_id, baseline_id)
+    return bins(Profile.from_document(doc["profile"])).model_dump(mode="json")
+
+
+@router.delete(
+    "/experiment/{experiment_id}/baseline/{baseline_id}", status_code=status.HTTP_204_NO_CONTENT
+)
+async def delete_baseline(
+    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
+) -> Response:
+    await get_for(context.db, experiment_id, caller, Level.Edit)
+    await service.delete_baseline(context.db, experiment_id, baseline_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/experiment/{experiment_id}/check",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Drift,
+    responses={200: {"model": Drift, "description": "finished within `wait`"}},
+)
+async def check(
+    experiment_id: str,
+    request: Request,
+    caller: CallerDep,
+    context: ContextDep,
+    model: Annotated[str, Query(min_length=1, max_length=256)],
+    baseline: Name = None,
+    tags: Annotated[list[str] | None, Query(max_length=32)] = None,
+    wait: Annotated[float, Query(ge=0)] = 0.0,
+) -> Any:
+    """Queue a drift check of the current batch against a stored baseline.
+
+    Answers 202 with the Running drift run; with ``wait`` (seconds, capped by the server),
+    answers 200 with the finished run when it finishes in time.
+    """
+    settings = context.settings
+    experiment = await get_for(context.db, experiment_id, caller, Level.Edit)
+    baseline_doc = await service.resolve_baseline(context.db, experiment, baseline, model)
+    table = await _read_table(request, settings)
+    config = DriftConfig.model_validate(experiment.get("drift_config") or {})
+    batch = await asyncio.to_thread(_to_ipc, table)
+    file_id = await service.store_batch(
+        context.db, batch, {"experiment_id": experiment_id, "rows": table.num_rows}
+    )
+    run = await drifts.create(
+        context.db,
+        experiment_id,
+        {
+            "job_status": JobStatus.Running,
+            "model": model,
+            "tags": tags or [],
+            "parameters": {"check": {"baseline_id": baseline_doc["_id"], "rows": table.num_rows}},
+        },
+        caller.user_id,
+    )
+    queue = JobQueue(
+        context.db,
+        lease_seconds=settings.job_lease_seconds,
+        max_attempts=settings.job_max_attempts,
+    )
+    await queue.enqueue(
+        jobs.KIND,
+        {
+            "baseline_id": baseline_doc["_id"],
+            "batch_file": file_id,
+            "config": config.model_dump(mode="json"),
+        },
+        drift_id=run["_id"],
+    )
+    deadline = min(wait, settings.max_check_wait_seconds)
+    if deadline > 0:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline
+        while loop.time() < end:
+            await asyncio.sleep(0.1)
+            current = await context.db.drifts.find_one({"_id": run["_id"]})
+            if current is not None and current["job_status"] != JobStatus.Running:
+                return _run_response(current, status.HTTP_200_OK)
+    return _run_response(run, status.HTTP_202_ACCEPTED)
+
+
+def _run_response(run: dict[str, Any], status_code: int) -> JSONResponse:
+    return JSONResponse(
+        Drift.model_validate(drifts.to_api(run)).model_dump(mode="json"), status_code=status_code
+    )
+
+
+@router.get("/experiment/{experiment_id}/drift/{drift_id}/report")
+async def get_report(
+    experiment_id: str, drift_id: str, caller: CallerDep, context: ContextDep
+) -> dict[str, Any]:
+    """The whole report of a finished check (404 while it runs or for runs without one)."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    run = await drifts.get(context.db, experiment_id, drift_id)
+    report = await service.get_report(context.db, drift_id)
+    if report is None:
+        state = "still running" if run["job_status"] == JobStatus.Running else "not a server check"
+        raise NotFound(f"no report for drift run {drift_id} ({state})")
+    return report

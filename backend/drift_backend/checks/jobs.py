@@ -1,0 +1,122 @@
+"""The ``check`` job: run by a worker, it turns a queued batch into a report and a finished run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pyarrow as pa
+
+from drift_backend.baselines.model import Profile
+from drift_backend.checks import service
+from drift_backend.checks.config import DriftConfig
+from drift_backend.checks.engine import run_check
+from drift_backend.drifts.schemas import JobStatus
+from drift_backend.schemas import utcnow
+from drift_backend.worker.queue import Claim
+from drift_backend.worker.runner import JobFailed, WorkerContext
+
+KIND = "check"
+
+
+def compute(profile_doc: dict[str, Any], batch: bytes, config: dict[str, Any]) -> dict[str, Any]:
+    """CPU part, run in a pool process: Arrow IPC batch + stored profile -> report dict."""
+    profile = Profile.from_document(profile_doc)
+    table = pa.ipc.open_stream(batch).read_all()
+    report = run_check(profile, table, DriftConfig.model_validate(config))
+    return report.model_dump(mode="json")
+
+
+def run_parameters(report: dict[str, Any]) -> dict[str, Any]:
+    """The report's summary, as v1 clients see it in the run's ``parameters``."""
+    return {
+        "check": {
+            "dataset_drift": report["dataset_drift"],
+            "drift_share": report["drift_share"],
+            "drifted_features": report["drifted_features"],
+            "n_tested": report["n_tested"],
+            "correction": report["correction"],
+            "violations": len(report.get("violations", [])),
+        }
+    }
+
+
+def _merged(parameters: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    return {**parameters, "check": {**parameters.get("check", {}), **summary["check"]}}
+
+
+async def _touch_run(ctx: WorkerContext, drift_id: str, every: float) -> None:
+    """Keep the run from looking stale to the timeout sweeper while the statistics run."""
+    while True:
+        await asyncio.sleep(every)
+        await ctx.db.drifts.update_one(
+            {"_id": drift_id, "job_status": JobStatus.Running}, {"$set": {"updated_at": utcnow()}}
+        )
+
+
+async def handle(claim: Claim, ctx: WorkerContext) -> None:
+    payload = claim.job["payload"]
+    drift_id = claim.job["drift_id"]
+    run = await ctx.db.drifts.find_one({"_id": drift_id})
+    if run is None or run["job_status"] != JobStatus.Running:
+        await service.drop_batch(ctx.db, payload["batch_file"])
+        return  # deleted or already finished (by an earlier attempt): nothing left to do
+    baseline = await ctx.db.baselines.find_one({"_id": payload["baseline_id"]})
+    if baseline is None:
+        raise JobFailed("BaselineNotFound", "the baseline was deleted before the check ran")
+    try:
+        data = await service.load_batch(ctx.db, payload["batch_file"])
+    except Exception as error:
+        if type(error).__name__ == "NoFile":
+            raise JobFailed("BatchNotFound", "the uploaded batch is gone") from error
+        raise
+    toucher = asyncio.create_task(_touch_run(ctx, drift_id, 30.0))
+    try:
+        report = await ctx.compute(compute, baseline["profile"], data, payload["config"])
+    finally:
+        toucher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await toucher
+    await service.save_report(ctx.db, drift_id, report)
+    stored = await service.get_report(ctx.db, drift_id) or report
+    now = utcnow()
+    await ctx.db.drifts.update_one(
+        {"_id": drift_id, "job_status": JobStatus.Running},
+        {
+            "$set": {
+                "job_status": JobStatus.Completed,
+                "drift_detected": bool(stored["dataset_drift"]),
+                "data_drift": {
+                    "drift": bool(stored["dataset_drift"]),
+                    "parameters": run_parameters(stored)["check"],
+                },
+                "parameters": _merged(run.get("parameters", {}), run_parameters(stored)),
+                "finished_at": now,
+                "updated_at": now,
+            }
+        },
+    )
+    if not ctx.settings.keep_batches:
+        await service.drop_batch(ctx.db, payload["batch_file"])
+
+
+async def give_up(job: dict[str, Any], ctx: WorkerContext) -> None:
+    """Every attempt failed: the run is Failed with the last error; the batch is dropped."""
+    error = job.get("error") or {
+        "type": "WorkerLost",
+        "message": f"the check's worker stopped {job.get('attempts', 0)} times before finishing",
+    }
+    now = utcnow()
+    await ctx.db.drifts.update_one(
+        {"_id": job["drift_id"], "job_status": JobStatus.Running},
+        {
+            "$set": {
+                "job_status": JobStatus.Failed,
+                "error": error,
+                "finished_at": now,
+                "updated_at": now,
+            }
+        },
+    )
+    await service.drop_batch(ctx.db, job["payload"]["batch_file"])

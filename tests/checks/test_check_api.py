@@ -1,0 +1,274 @@
+"""Baselines and checks through the API, with the embedded worker doing the statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pytest
+
+from tests.conftest import Api
+
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+def frame(
+    seed: int, n: int, shift: float = 0.0, p: tuple[float, ...] = (0.5, 0.3, 0.2)
+) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    return {
+        "x": (rng.normal(shift, 1.0, n)).tolist(),
+        "y": rng.exponential(2.0, n).tolist(),
+        "c": rng.choice(["a", "b", "c"], size=n, p=list(p)).tolist(),
+    }
+
+
+def arrow_bytes(columns: dict[str, Any]) -> bytes:
+    table = pa.table(columns)
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+@pytest.fixture
+async def checked(api_factory: Any) -> tuple[Api, dict[str, Any], dict[str, Any]]:
+    api: Api = await api_factory(embedded_worker=True, job_lease_seconds=5)
+    await api.register("alice")
+    exp = await api.experiment("alice")
+    r = await api.request(
+        "POST",
+        f"/api/v1/experiment/{exp['id']}/baseline",
+        "alice",
+        params={"name": "train", "model": "m1"},
+        json={"columns": frame(1, 3000)},
+    )
+    assert r.status_code == 201, r.text
+    return api, exp, r.json()
+
+
+async def test_baseline_upload_profiles_every_feature(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    _, _, baseline = checked
+    assert baseline["row_count"] == 3000
+    kinds = {f["name"]: f["kind"] for f in baseline["features"]}
+    assert kinds == {"x": "numerical", "y": "numerical", "c": "categorical"}
+
+
+async def test_check_finds_injected_drift_and_only_there(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    api, exp, baseline = checked
+    patch = await api.request(
+        "PATCH",
+        f"/api/v1/experiment/{exp['id']}",
+        "alice",
+        json={"drift_config": {"drift_share": 0.3}},
+    )
+    assert patch.status_code == 200, patch.text
+    assert patch.json()["drift_config"]["drift_share"] == 0.3
+    r = await api.request(
+        "POST",
+        f"/api/v1/experiment/{exp['id']}/check",
+        "alice",
+        params={"model": "m1", "wait": 60},
+        content=arrow_bytes(frame(2, 2000, shift=0.6)),
+        headers={"content-type": ARROW},
+    )
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert run["job_status"] == "Completed"
+    assert run["drift_detected"] is True  # 1 of 3 features >= the configured share 0.3
+    assert run["parameters"]["check"]["drifted_features"] == ["x"]
+    assert run["parameters"]["check"]["baseline_id"] == baseline["id"]
+    report = (
+        await api.request(
+            "GET", f"/api/v1/experiment/{exp['id']}/drift/{run['id']}/report", "alice"
+        )
+    ).json()
+    by_name = {f["feature"]: f for f in report["features"]}
+    assert by_name["x"]["drifted"] is True
+    assert by_name["y"]["drifted"] is False
+    assert by_name["c"]["drifted"] is False
+    assert report["correction"] == "bh"
+    # 3,000 reference rows: the automatic choice is the normed Wasserstein distance (> 1,000).
+    assert by_name["x"]["test"] == "wasserstein"
+    assert by_name["x"]["distance"] >= by_name["x"]["threshold"] == 0.1
+    assert by_name["c"]["test"] == "jensen_shannon"
+    hist = by_name["x"]["histogram"]
+    assert len(hist["reference"]) == len(hist["current"]) == len(hist["edges"]) + 1
+    assert sum(hist["current"]) == 2000
+
+
+async def test_check_without_drift_is_clean(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    api, exp, _ = checked
+    data = pa_csv.write_csv  # CSV upload path too
+    table = pa.table(frame(3, 1500))
+    sink = io.BytesIO()
+    data(table, sink)
+    r = await api.request(
+        "POST",
+        f"/api/v1/experiment/{exp['id']}/check",
+        "alice",
+        params={"model": "m1", "wait": 60},
+        content=sink.getvalue(),
+        headers={"content-type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["drift_detected"] is False
+    assert r.json()["parameters"]["check"]["drifted_features"] == []
+
+
+async def test_check_answers_202_at_once_and_finishes_later(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    api, exp, _ = checked
+    r = await api.request(
+        "POST",
+        f"/api/v1/experiment/{exp['id']}/check",
+        "alice",
+        params={"model": "m1"},
+        json={"columns": {**frame(4, 500, shift=1.0), "y": frame(9, 500, shift=1.0)["x"]}},
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["job_status"] == "Running"
+    url = f"/api/v1/experiment/{exp['id']}/drift/{r.json()['id']}"
+    for _ in range(300):
+        run = (await api.request("GET", url, "alice")).json()
+        if run["job_status"] != "Running":
+            break
+
+        await asyncio.sleep(0.1)
+    assert run["job_status"] == "Completed"
+    assert run["parameters"]["check"]["drifted_features"] == ["x", "y"]
+    assert run["drift_detected"] is True  # 2 of 3 features >= the default share 0.5
+
+
+async def test_untestable_features_are_reported_not_crashed(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    api, exp, _ = checked
+    columns = frame(5, 800)
+    del columns["y"]
+    columns["x"] = [None] * 800
+    r = await api.request(
+        "POST",
+        f"/api/v1/experiment/{exp['id']}/check",
+        "alice",
+        params={"model": "m1", "wait": 60},
+        json={"columns": columns},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["job_status"] == "Completed"
+    report = (
+        await api.request(
+            "GET", f"/api/v1/experiment/{exp['id']}/drift/{r.json()['id']}/report", "alice"
+        )
+    ).json()
+    by_name = {f["feature"]: f for f in report["features"]}
+    assert by_name["y"]["untestable"]
+    assert by_name["x"]["untestable"]
+    assert by_name["c"]["test"] is not None
+    assert report["n_tested"] == 1
+
+
+async def test_check_permissions_and_input_errors(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    api, exp, _ = checked
+    url = f"/api/v1/experiment/{exp['id']}/check"
+    body = {"columns": frame(6, 100)}
+    assert (
+        await api.request("POST", url, None, params={"model": "m1"}, json=body)
+    ).status_code == 404
+    await api.register("bob")
+    assert (
+        await api.request("POST", url, "bob", params={"model": "m1"}, json=body)
+    ).status_code == 404
+    bad = await api.request(
+        "POST",
+        url,
+        "alice",
+        params={"model": "m1"},
+        content=b"not,a\ncsv",
+        headers={"content-type": "text/plain"},
+    )
+    assert bad.status_code == 415
+    assert bad.json()["code"] == "unsupported_media_type"
+    broken = await api.request(
+        "POST",
+        url,
+        "alice",
+        params={"model": "m1"},
+        content=b"\x00\x01garbage",
+        headers={"content-type": ARROW},
+    )
+    assert broken.status_code == 422
+    assert broken.json()["errors"][0]["field"]
+    no_model = await api.request("POST", url, "alice", json=body)
+    assert no_model.status_code == 422
+    runs = await api.request(
+        "POST", f"/api/v1/experiment/{exp['id']}/drift/search", "alice", json={}
+    )
+    assert runs.json() == []  # nothing was written for the refused requests
+
+
+async def test_small_reference_uses_corrected_p_values(api_factory: Any) -> None:
+    api: Api = await api_factory(embedded_worker=True)
+    await api.register("alice")
+    exp = await api.experiment("alice")
+    base = f"/api/v1/experiment/{exp['id']}"
+    r = await api.request("POST", f"{base}/baseline", "alice", json={"columns": frame(11, 800)})
+    assert r.status_code == 201
+    r = await api.request(
+        "POST",
+        f"{base}/check",
+        "alice",
+        params={"model": "m", "wait": 60},
+        json={"columns": frame(12, 800, shift=0.4)},
+    )
+    assert r.status_code == 200, r.text
+    report = (await api.request("GET", f"{base}/drift/{r.json()['id']}/report", "alice")).json()
+    by_name = {f["feature"]: f for f in report["features"]}
+    assert by_name["x"]["test"] == "ks"
+    assert by_name["c"]["test"] == "chi_square"
+    for feature in report["features"]:
+        assert feature["p_value_adjusted"] >= feature["p_value"]
+    assert by_name["x"]["drifted"] is True
+    assert by_name["x"]["p_value_adjusted"] < 0.05
+
+
+async def test_check_without_any_baseline_is_422(api_factory: Any) -> None:
+    api: Api = await api_factory()
+    await api.register("alice")
+    exp = await api.experiment("alice")
+    r = await api.request(
+        "POST",
+        f"/api/v1/experiment/{exp['id']}/check",
+        "alice",
+        params={"model": "m1"},
+        json={"columns": frame(7, 50)},
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "baseline"
+
+
+async def test_upload_limits_name_the_limit(api_factory: Any) -> None:
+    api: Api = await api_factory(max_batch_rows=100, max_upload_bytes=200_000)
+    await api.register("alice")
+    exp = await api.experiment("alice")
+    url = f"/api/v1/experiment/{exp['id']}/baseline"
+    rows = await api.request("POST", url, "alice", json={"columns": frame(8, 101)})
+    assert rows.status_code == 413
+    assert rows.json()["errors"][0]["field"] == "max_rows"
+    big = await api.request(
+        "POST", url, "alice", content=b"x" * 300_000, headers={"content-type": "text/csv"}
+    )
+    assert big.status_code == 413
