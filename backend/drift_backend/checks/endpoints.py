@@ -9,11 +9,12 @@ from typing import Annotated, Any
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
 
 from drift_backend.api.deps import CallerDep, ContextDep
 from drift_backend.auth.permissions import Level
-from drift_backend.baselines.ingest import BatchError, Limits, parse_batch
-from drift_backend.baselines.model import Profile
+from drift_backend.baselines.ingest import BatchError, Limits, media_type_of, parse_batch
+from drift_backend.baselines.model import BatchSummary, Profile
 from drift_backend.baselines.profile import build_profile
 from drift_backend.baselines.summary import bins
 from drift_backend.checks import jobs, service
@@ -26,6 +27,8 @@ from drift_backend.settings import Settings
 from drift_backend.worker.queue import JobQueue
 
 router = APIRouter(tags=["checks"])
+#: Summary mode: counts on the baseline's bins instead of rows (``BatchSummary`` JSON).
+SUMMARY_MEDIA_TYPE = "application/vnd.drift-monitor.summary+json"
 Name = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 
@@ -56,6 +59,50 @@ async def _read_table(request: Request, settings: Settings) -> pa.Table:
         return await asyncio.to_thread(parse_batch, data, content_type, _limits(settings))
     except BatchError as error:
         raise BatchRejected(error) from None
+
+
+async def _read_summary(
+    request: Request, baseline_doc: dict[str, Any], settings: Settings
+) -> BatchSummary:
+    """A summary-mode body: counts on the baseline's bins, checked against those bins."""
+    data = await request.body()
+    if len(data) > settings.max_body_bytes * 16:
+        raise BatchRejected(BatchError("max_bytes", "summary body too large", 413))
+    try:
+        summary = BatchSummary.model_validate_json(data)
+    except PydanticValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise BatchRejected(BatchError(field, first["msg"], 422)) from None
+    expected = bins(Profile.from_document(baseline_doc["profile"]))
+    for feature in summary.features:
+        reference = next((f for f in expected.features if f.name == feature.name), None)
+        if reference is None:
+            raise BatchRejected(BatchError(f"features.{feature.name}", "not in the baseline", 422))
+        if feature.counts is not None and (
+            reference.edges is None or len(feature.counts) != len(reference.edges) + 1
+        ):
+            raise BatchRejected(
+                BatchError(
+                    f"features.{feature.name}.counts",
+                    "must have len(edges) + 1 counts on the baseline's bins (GET .../bins)",
+                    422,
+                )
+            )
+        if feature.category_counts is not None and (
+            reference.categories is None
+            or len(feature.category_counts) != len(reference.categories)
+        ):
+            raise BatchRejected(
+                BatchError(
+                    f"features.{feature.name}.category_counts",
+                    "must count the baseline's categories in their order (GET .../bins)",
+                    422,
+                )
+            )
+        if any(c < 0 for c in (feature.counts or []) + (feature.category_counts or [])):
+            raise BatchRejected(BatchError(f"features.{feature.name}", "negative count", 422))
+    return summary
 
 
 def _to_ipc(table: pa.Table) -> bytes:
@@ -149,11 +196,15 @@ async def check(
     settings = context.settings
     experiment = await get_for(context.db, experiment_id, caller, Level.Edit)
     baseline_doc = await service.resolve_baseline(context.db, experiment, baseline, model)
-    table = await _read_table(request, settings)
     config = DriftConfig.model_validate(experiment.get("drift_config") or {})
-    batch = await asyncio.to_thread(_to_ipc, table)
+    if media_type_of(request.headers.get("content-type", "")) == SUMMARY_MEDIA_TYPE:
+        summary = await _read_summary(request, baseline_doc, settings)
+        mode, rows, batch = "summary", summary.row_count, summary.model_dump_json().encode()
+    else:
+        table = await _read_table(request, settings)
+        mode, rows, batch = "raw", table.num_rows, await asyncio.to_thread(_to_ipc, table)
     file_id = await service.store_batch(
-        context.db, batch, {"experiment_id": experiment_id, "rows": table.num_rows}
+        context.db, batch, {"experiment_id": experiment_id, "rows": rows, "mode": mode}
     )
     run = await drifts.create(
         context.db,
@@ -162,7 +213,9 @@ async def check(
             "job_status": JobStatus.Running,
             "model": model,
             "tags": tags or [],
-            "parameters": {"check": {"baseline_id": baseline_doc["_id"], "rows": table.num_rows}},
+            "parameters": {
+                "check": {"baseline_id": baseline_doc["_id"], "rows": rows, "mode": mode}
+            },
         },
         caller.user_id,
     )
@@ -176,6 +229,7 @@ async def check(
         {
             "baseline_id": baseline_doc["_id"],
             "batch_file": file_id,
+            "mode": mode,
             "config": config.model_dump(mode="json"),
         },
         drift_id=run["_id"],

@@ -3,47 +3,63 @@
 Pure (no I/O); the worker runs it in a process pool. Cost is O(current batch): the reference
 is known only through its profile (quantile grid, frozen histogram, exact category counts).
 
-How each test reaches the reference through the profile (see docs/statistics.md):
+Raw and summary mode share one path: a raw batch is first summarized on the baseline's bins
+(:func:`drift_backend.baselines.summary.summarize`, the same function clients run in summary
+mode), and every count-based test reads those counts, so both modes decide alike. Only the
+tests that need raw values use them:
+
 - ``ks``: the reference CDF interpolated from its quantile grid, with the true reference size;
-- ``wasserstein``: the mean absolute difference of the two quantile functions on the grid,
-  normed by the reference standard deviation;
-- ``t_test``: Welch's test from the stored mean, standard deviation and count;
-- ``psi``, ``jensen_shannon``, ``hellinger``, ``kl_div``, ``linf``, ``linf_robust``: counts on
-  the reference's frozen histogram edges;
+- ``wasserstein``: the mean absolute difference of the two quantile functions, normed by the
+  reference standard deviation;
 - ``mann_whitney``, ``cramer_von_mises``, ``anderson_darling``, ``energy_distance``: a
-  pseudo-sample of the reference read off its quantile function (at most 5,000 points), an
-  approximation that loses power, never calibration, when the reference is larger;
-- categorical tests: the exact reference category counts against the current counts.
+  pseudo-sample of the reference read off its quantile function (at most 5,000 points), which
+  loses power, never calibration, when the reference is larger.
+
+Count- and moment-based tests work in both modes: ``t_test`` (Welch, from means, standard
+deviations and counts), ``psi``, ``jensen_shannon``, ``hellinger``, ``kl_div``, ``linf``,
+``linf_robust`` and ``chi_square`` on the frozen histogram, and every categorical test. In
+summary mode the automatic choice picks count-based tests (``chi_square`` on the histogram
+for small references, ``jensen_shannon`` for large ones); a configured raw-only test makes
+the feature untestable there, with the reason in the report.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel
 from scipy import stats as sps
 
-from drift_backend.baselines.model import FeatureProfile, Profile
+from drift_backend.baselines.model import BatchSummary, FeatureCounts, FeatureProfile, Profile
+from drift_backend.baselines.summary import bins, numeric_values, summarize
+from drift_backend.baselines.violations import check_violations
 from drift_backend.checks.config import DriftConfig
 from drift_backend.stats import CATEGORICAL_TESTS, NUMERICAL_TESTS, TestResult, adjust
-from drift_backend.stats import histogram as hist
 from drift_backend.stats import profile as by_profile
 from drift_backend.stats.choice import choose_test
 from drift_backend.stats.correction import cramers_v
 
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 PSEUDO_SAMPLE = 5000
 NUMERIC_KINDS = {"numerical", "datetime"}
+RAW_TESTS = {
+    "ks",
+    "wasserstein",
+    "mann_whitney",
+    "cramer_von_mises",
+    "anderson_darling",
+    "energy_distance",
+}
 HISTOGRAM_TESTS = {
     "psi": by_profile.psi_counts,
     "jensen_shannon": by_profile.jensen_shannon_counts,
     "hellinger": by_profile.hellinger_counts,
     "kl_div": by_profile.kl_div_counts,
 }
+UNSEEN_OTHER = "__unseen_other__"
 
 
 class Histogram(BaseModel):
@@ -75,6 +91,7 @@ class FeatureReport(BaseModel):
 
 
 class Report(BaseModel):
+    mode: str
     dataset_drift: bool
     drift_share: float
     drifted_features: list[str]
@@ -85,140 +102,214 @@ class Report(BaseModel):
     violations: list[dict[str, Any]] = []
 
 
+class Untestable(ValueError):
+    pass
+
+
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _numeric_values(column: pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.float64]]:
-    if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
-        column = pc.cast(column, pa.timestamp("s")).cast(pa.int64())
-    if pa.types.is_boolean(column.type):
-        column = column.cast(pa.int8())
-    raw = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
-    values: np.ndarray[Any, np.dtype[np.float64]] = np.asarray(raw, dtype=np.float64)
-    finite: np.ndarray[Any, np.dtype[np.float64]] = values[np.isfinite(values)]
-    return finite
-
-
-def _labels(column: pa.ChunkedArray) -> dict[str, float]:
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    counts = pc.value_counts(column.drop_null().cast(pa.string())).to_pylist()
-    return {str(item["values"]): float(item["counts"]) for item in counts}
-
-
-def _pseudo_reference(numeric: Any, n_reference: int) -> np.ndarray[Any, np.dtype[np.float64]]:
-    grid = np.asarray(numeric.quantiles, dtype=np.float64)
+def _pseudo_reference(quantiles: list[float], n_reference: int) -> FloatArray:
+    grid = np.asarray(quantiles, dtype=np.float64)
     size = max(2, min(n_reference, PSEUDO_SAMPLE))
     levels = (np.arange(size) + 0.5) / size
     return np.asarray(np.interp(levels, np.linspace(0, 1, len(grid)), grid), dtype=np.float64)
 
 
-def _wasserstein_quantiles(
-    grid: Sequence[float], current: np.ndarray[Any, np.dtype[np.float64]], std: float | None
-) -> float:
-    ref = np.asarray(grid, dtype=np.float64)
+def _normed_wasserstein(quantiles: list[float], current: FloatArray, std: float | None) -> float:
+    ref = np.asarray(quantiles, dtype=np.float64)
     cur = np.quantile(current, np.linspace(0, 1, len(ref)))
-    distance = float(np.mean(np.abs(ref - cur)))
     scale = std if std and std > 0 else 1.0
-    return distance / scale
+    return float(np.mean(np.abs(ref - cur))) / scale
 
 
-def _numerical(
-    feature: FeatureProfile,
-    current: np.ndarray[Any, np.dtype[np.float64]],
-    test: str,
-    threshold: float | None,
-    n_ref: int,
+def _distance_result(
+    method: str, distance: float, threshold: float, n_ref: int, n_cur: int
 ) -> TestResult:
-    numeric = feature.numeric
-    assert numeric is not None
-    assert numeric.quantiles is not None
-    if test == "ks":
-        return by_profile.ks_from_quantiles(numeric.quantiles, n_ref, current, threshold=threshold)
-    if test == "wasserstein":
-        limit = 0.1 if threshold is None else threshold
-        distance = _wasserstein_quantiles(numeric.quantiles, current, numeric.std)
-        return TestResult(
-            method="wasserstein",
-            statistic=distance,
-            p_value=None,
-            distance=distance,
-            threshold=limit,
-            drifted=distance >= limit,
-            n_reference=n_ref,
-            n_current=len(current),
-            kind="numerical",
-        )
-    if test == "t_test" and numeric.std is not None and numeric.mean is not None:
-        alpha = 0.05 if threshold is None else threshold
-        std = float(np.std(current, ddof=1)) if len(current) > 1 else 0.0
-        result = sps.ttest_ind_from_stats(
-            numeric.mean,
-            numeric.std,
-            n_ref,
-            float(np.mean(current)),
-            std,
-            len(current),
-            equal_var=False,
-        )
-        p_value = float(result.pvalue) if math.isfinite(result.pvalue) else 1.0
-        return TestResult(
-            method="t_test",
-            statistic=float(result.statistic),
-            p_value=p_value,
-            distance=None,
-            threshold=alpha,
-            drifted=p_value < alpha,
-            n_reference=n_ref,
-            n_current=len(current),
-            kind="numerical",
-        )
-    if test in HISTOGRAM_TESTS or test in ("linf", "linf_robust"):
-        assert numeric.edges is not None
-        assert numeric.counts is not None
-        cur_counts = hist.bin_counts(current, numeric.edges)
-        if test in HISTOGRAM_TESTS:
-            return HISTOGRAM_TESTS[test](numeric.counts, cur_counts, threshold=threshold)
-        return by_profile.linf_counts(
-            numeric.counts, cur_counts, threshold=threshold, robust=test == "linf_robust"
-        )
-    return NUMERICAL_TESTS[test](_pseudo_reference(numeric, n_ref), current, threshold=threshold)
+    return TestResult(
+        method=method,
+        statistic=distance,
+        p_value=None,
+        distance=distance,
+        threshold=threshold,
+        drifted=distance >= threshold,
+        n_reference=n_ref,
+        n_current=n_cur,
+        kind="numerical",
+    )
 
 
 def _choose(
-    feature: FeatureProfile, config: DriftConfig, n_ref: int, n_unique: int
-) -> tuple[str, float | None, str]:
-    """(test, threshold or None for the test's default, registry kind)."""
+    feature: FeatureProfile,
+    config: DriftConfig,
+    numeric: bool,
+    n_ref: int,
+    n_unique: int,
+    raw: bool,
+) -> tuple[str, float | None]:
+    """(test name, threshold or None for the test's own default)."""
     override = config.features.get(feature.name)
-    if override is not None and override.test is not None:
-        kind = (
-            "numerical"
-            if override.test in NUMERICAL_TESTS
-            and (feature.kind in NUMERIC_KINDS or override.test not in CATEGORICAL_TESTS)
-            else "categorical"
-        )
-        return override.test, override.threshold, kind
-    numeric = feature.kind in NUMERIC_KINDS
-    configured = config.numerical_test if numeric else config.categorical_test
     threshold = override.threshold if override is not None else None
+    if override is not None and override.test is not None:
+        return override.test, threshold
+    configured = config.numerical_test if numeric else config.categorical_test
     if configured != "auto":
-        return configured, threshold, "numerical" if numeric else "categorical"
+        return configured, threshold
     choice = choose_test("numerical" if numeric else "categorical", n_ref, n_unique)
-    if choice.kind == "categorical" and numeric:
-        # Few distinct numeric values: test them as categories on the reference histogram.
-        return "jensen_shannon" if n_ref > 1000 else "chi_square_bins", threshold, "numerical"
-    if threshold is None and choice.name not in {"ks", "chi_square", "z_test"}:
-        threshold = choice.threshold
-    return choice.name, threshold, choice.kind
+    name = choice.name
+    if numeric and (choice.kind == "categorical" or (not raw and name in RAW_TESTS)):
+        # Few distinct values, or no raw values: compare the histograms as categories.
+        name = "chi_square" if n_ref <= 1000 else "jensen_shannon"
+    if threshold is None and name not in {"ks", "chi_square", "z_test"}:
+        threshold = choice.threshold if name == choice.name else 0.1
+    return name, threshold
+
+
+def _numerical(
+    feature: FeatureProfile, counts: FeatureCounts, raw: FloatArray | None, config: DriftConfig
+) -> tuple[TestResult, float | None, Histogram]:
+    numeric = feature.numeric
+    if numeric is None or numeric.edges is None or numeric.counts is None:
+        raise Untestable("the baseline holds no histogram for this feature")
+    if counts.counts is None:
+        raise Untestable("the current batch has no counts for this feature")
+    ref_counts = np.asarray(numeric.counts, dtype=np.float64)
+    cur_counts = np.asarray(counts.counts, dtype=np.float64)
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    if n_cur == 0:
+        raise Untestable("no finite values in the current batch")
+    n_unique = feature.distinct_count or len(set(numeric.quantiles or []))
+    test, threshold = _choose(feature, config, True, n_ref, n_unique, raw is not None)
+    histogram = Histogram(
+        edges=list(numeric.edges), reference=ref_counts.tolist(), current=cur_counts.tolist()
+    )
+    if test in RAW_TESTS:
+        if raw is None:
+            raise Untestable(f"{test} needs raw values; summary mode sends only counts")
+        if numeric.quantiles is None:
+            raise Untestable(f"{test} needs the baseline's quantiles, which it lacks")
+    if test == "ks":
+        assert raw is not None
+        assert numeric.quantiles is not None
+        result = by_profile.ks_from_quantiles(numeric.quantiles, n_ref, raw, threshold=threshold)
+    elif test == "wasserstein":
+        assert raw is not None
+        assert numeric.quantiles is not None
+        distance = _normed_wasserstein(numeric.quantiles, raw, numeric.std)
+        result = _distance_result("wasserstein", distance, threshold or 0.1, n_ref, n_cur)
+    elif test in RAW_TESTS:
+        assert raw is not None
+        assert numeric.quantiles is not None
+        reference = _pseudo_reference(numeric.quantiles, n_ref)
+        result = NUMERICAL_TESTS[test](reference, raw, threshold=threshold)
+    elif test == "t_test":
+        result = _welch(numeric.mean, numeric.std, n_ref, counts, threshold)
+    elif test in HISTOGRAM_TESTS:
+        result = HISTOGRAM_TESTS[test](ref_counts, cur_counts, threshold=threshold)
+    elif test in ("linf", "linf_robust"):
+        result = by_profile.linf_counts(
+            ref_counts, cur_counts, threshold=threshold, robust=test == "linf_robust"
+        )
+    elif test in CATEGORICAL_TESTS:
+        keep = (ref_counts + cur_counts) > 0
+        result = CATEGORICAL_TESTS[test](ref_counts[keep], cur_counts[keep], threshold=threshold)
+    else:
+        raise Untestable(f"{test} is not a test for numerical features")
+    effect = _numeric_effect(feature, counts, raw)
+    return result, effect, histogram
+
+
+def _welch(
+    mean: float | None,
+    std: float | None,
+    n_ref: int,
+    counts: FeatureCounts,
+    threshold: float | None,
+) -> TestResult:
+    if mean is None or std is None or counts.mean is None or counts.std is None:
+        raise Untestable("t_test needs means and standard deviations on both sides")
+    n_cur = counts.count - counts.missing - counts.type_mismatch
+    alpha = 0.05 if threshold is None else threshold
+    result = sps.ttest_ind_from_stats(
+        mean, std, n_ref, counts.mean, counts.std, n_cur, equal_var=False
+    )
+    p_value = float(result.pvalue) if math.isfinite(result.pvalue) else 1.0
+    statistic = float(result.statistic) if math.isfinite(result.statistic) else 0.0
+    return TestResult(
+        method="t_test",
+        statistic=statistic,
+        p_value=p_value,
+        distance=None,
+        threshold=alpha,
+        drifted=p_value < alpha,
+        n_reference=n_ref,
+        n_current=n_cur,
+        kind="numerical",
+    )
+
+
+def _numeric_effect(
+    feature: FeatureProfile, counts: FeatureCounts, raw: FloatArray | None
+) -> float | None:
+    """Normed Wasserstein with raw values; the standardized mean difference without."""
+    numeric = feature.numeric
+    assert numeric is not None
+    if raw is not None and raw.size and numeric.quantiles:
+        return _normed_wasserstein(numeric.quantiles, raw, numeric.std)
+    if numeric.mean is not None and numeric.std and counts.mean is not None:
+        return abs(counts.mean - numeric.mean) / numeric.std
+    return None
+
+
+def _categorical(
+    feature: FeatureProfile, counts: FeatureCounts, config: DriftConfig
+) -> tuple[TestResult, float | None, Histogram]:
+    categorical = feature.categorical
+    if categorical is None or counts.category_counts is None:
+        raise Untestable("the baseline holds no category counts for this feature")
+    categories = list(categorical.values)
+    reference = [float(c) for c in categorical.counts]
+    current = list(counts.category_counts)
+    if categorical.other_count:
+        categories.append("__other__")
+        reference.append(float(categorical.other_count))
+        current.append(0.0)
+    for value, count in zip(counts.unseen_values or [], counts.unseen_counts or [], strict=True):
+        categories.append(value)
+        reference.append(0.0)
+        current.append(float(count))
+    if counts.unseen_other:
+        categories.append(UNSEEN_OTHER)
+        reference.append(0.0)
+        current.append(float(counts.unseen_other))
+    ref, cur = np.asarray(reference), np.asarray(current)
+    if cur.sum() == 0:
+        raise Untestable("no values in the current batch")
+    test, threshold = _choose(feature, config, False, int(ref.sum()), len(categories), False)
+    if test not in CATEGORICAL_TESTS:
+        raise Untestable(f"{test} is not a test for categorical features")
+    result = CATEGORICAL_TESTS[test](ref, cur, threshold=threshold)
+    effect = cramers_v(ref, cur) if len(categories) > 1 else 0.0
+    return (
+        result,
+        effect,
+        Histogram(categories=categories, reference=ref.tolist(), current=cur.tolist()),
+    )
 
 
 def _test_feature(
-    feature: FeatureProfile, column: pa.ChunkedArray | None, config: DriftConfig
+    feature: FeatureProfile,
+    counts: FeatureCounts | None,
+    raw: FloatArray | None,
+    config: DriftConfig,
 ) -> FeatureReport:
-    n_ref = feature.count - feature.missing
-    base: dict[str, Any] = {"feature": feature.name, "kind": feature.kind, "n_reference": n_ref}
-    if column is None:
+    base: dict[str, Any] = {
+        "feature": feature.name,
+        "kind": feature.kind,
+        "n_reference": feature.count - feature.missing,
+    }
+    if counts is None or not counts.present:
         return FeatureReport(
             **base,
             test=None,
@@ -226,116 +317,31 @@ def _test_feature(
             missing_share=1.0,
             untestable="column missing from the current batch",
         )
-    missing_share = column.null_count / len(column) if len(column) else 1.0
+    missing_share = counts.missing / counts.count if counts.count else 1.0
+    n_current = counts.count - counts.missing - counts.type_mismatch
     if not feature.has_distribution:
         return FeatureReport(
             **base,
             test=None,
-            n_current=len(column) - column.null_count,
+            n_current=n_current,
             missing_share=missing_share,
             untestable="the baseline holds no distribution for this feature",
         )
     try:
         if feature.kind in NUMERIC_KINDS:
-            return _numerical_report(feature, column, config, base, missing_share)
-        return _categorical_report(feature, column, config, base, missing_share)
-    except (ValueError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            result, effect, histogram = _numerical(feature, counts, raw, config)
+        else:
+            result, effect, histogram = _categorical(feature, counts, config)
+    except (Untestable, ValueError) as error:
         return FeatureReport(
             **base,
             test=None,
-            n_current=len(column) - column.null_count,
+            n_current=n_current,
             missing_share=missing_share,
             untestable=str(error),
         )
-
-
-def _numerical_report(
-    feature: FeatureProfile,
-    column: pa.ChunkedArray,
-    config: DriftConfig,
-    base: dict[str, Any],
-    missing_share: float,
-) -> FeatureReport:
-    if not (
-        pa.types.is_integer(column.type)
-        or pa.types.is_floating(column.type)
-        or pa.types.is_boolean(column.type)
-        or pa.types.is_temporal(column.type)
-    ):
-        raise ValueError(f"expected numbers, got {column.type}")
-    current = _numeric_values(column)
-    if len(current) == 0:
-        raise ValueError("no finite values in the current batch")
-    numeric = feature.numeric
-    assert numeric is not None
-    assert numeric.edges is not None
-    assert numeric.counts is not None
-    n_unique = len(np.unique(np.concatenate([current[:100_000], numeric.quantiles or []])))
-    test, threshold, _ = _choose(feature, config, base["n_reference"], n_unique)
-    cur_counts = hist.bin_counts(current, numeric.edges)
-    if test == "chi_square_bins":
-        ref_counts = np.asarray(numeric.counts, dtype=np.float64)
-        keep = (ref_counts + cur_counts) > 0
-        result = CATEGORICAL_TESTS["chi_square"](
-            ref_counts[keep], cur_counts[keep], threshold=threshold
-        )
-    else:
-        result = _numerical(feature, current, test, threshold, base["n_reference"])
-    effect = (
-        _wasserstein_quantiles(numeric.quantiles or [], current, numeric.std)
-        if numeric.quantiles
-        else None
-    )
-    return _feature_report(
-        result,
-        base,
-        missing_share,
-        effect,
-        Histogram(edges=numeric.edges, reference=list(numeric.counts), current=cur_counts.tolist()),
-    )
-
-
-def _categorical_report(
-    feature: FeatureProfile,
-    column: pa.ChunkedArray,
-    config: DriftConfig,
-    base: dict[str, Any],
-    missing_share: float,
-) -> FeatureReport:
-    categorical = feature.categorical
-    assert categorical is not None
-    reference = dict(zip(categorical.values, map(float, categorical.counts), strict=True))
-    current = _labels(column)
-    if not current:
-        raise ValueError("no values in the current batch")
-    categories = list(reference) + sorted(set(current) - set(reference))
-    ref_counts = np.array([reference.get(c, 0.0) for c in categories], dtype=np.float64)
-    cur_counts = np.array([current.get(c, 0.0) for c in categories], dtype=np.float64)
-    test, threshold, _ = _choose(feature, config, base["n_reference"], len(categories))
-    if test not in CATEGORICAL_TESTS:
-        raise ValueError(f"{test} is not a categorical test")
-    result = CATEGORICAL_TESTS[test](ref_counts, cur_counts, threshold=threshold)
-    effect = cramers_v(ref_counts, cur_counts) if len(categories) > 1 else 0.0
-    return _feature_report(
-        result,
-        base,
-        missing_share,
-        effect,
-        Histogram(
-            categories=categories, reference=ref_counts.tolist(), current=cur_counts.tolist()
-        ),
-    )
-
-
-def _feature_report(
-    result: TestResult,
-    base: dict[str, Any],
-    missing_share: float,
-    effect: float | None,
-    histogram: Histogram,
-) -> FeatureReport:
     return FeatureReport(
-        **base,
+        **{**base, "n_reference": result.n_reference},
         test=result.method,
         statistic=_finite(result.statistic),
         p_value=_finite(result.p_value),
@@ -349,19 +355,64 @@ def _feature_report(
     )
 
 
-def run_check(profile: Profile, batch: pa.Table, config: DriftConfig) -> Report:
-    """Test every baseline feature of ``batch``; decide per feature and for the dataset."""
-    features = [
-        _test_feature(
-            feature,
-            batch.column(feature.name) if feature.name in batch.column_names else None,
-            config,
-        )
-        for feature in profile.features
-    ]
-    # p-value tests are corrected across features; distance tests keep their threshold.
-    p_values = [f.p_value if f.test is not None else None for f in features]
-    adjusted = adjust(p_values, config.correction)
+def _baseline_drift_violations(
+    profile: Profile,
+    reports: list[FeatureReport],
+) -> list[dict[str, Any]]:
+    """SageMaker's ``baseline_drift_check``: L-infinity between the baseline and current
+    distributions above ``comparison_threshold`` (Deequ ``Distance.scala``)."""
+    settings = profile.monitoring_config.distribution_constraints
+    if not (profile.monitoring_config.evaluate_constraints and settings.perform_comparison):
+        return []
+    out = []
+    for report in reports:
+        hist = report.histogram
+        if hist is None:
+            continue
+        ref, cur = np.asarray(hist.reference), np.asarray(hist.current)
+        if ref.sum() == 0 or cur.sum() == 0:
+            continue
+        if hist.edges is not None:
+            result = by_profile.linf_counts(
+                ref,
+                cur,
+                threshold=settings.comparison_threshold,
+                robust=settings.comparison_method == "Robust",
+            )
+            distance, limit = result.distance or 0.0, settings.comparison_threshold
+        else:
+            distance = float(np.max(np.abs(ref / ref.sum() - cur / cur.sum())))
+            limit = settings.categorical_comparison_threshold
+        if distance > limit:
+            out.append(
+                {
+                    "feature_name": report.feature,
+                    "constraint_check_type": "baseline_drift_check",
+                    "description": f"L-infinity distance {distance:.4g} from the baseline "
+                    f"exceeds {limit:g}",
+                }
+            )
+    return out
+
+
+def run_check(profile: Profile, current: pa.Table | BatchSummary, config: DriftConfig) -> Report:
+    """Test every baseline feature; decide per feature and for the dataset."""
+    feature_bins = bins(profile)
+    raw_table = current if isinstance(current, pa.Table) else None
+    summary = summarize(current, feature_bins) if raw_table is not None else current
+    assert isinstance(summary, BatchSummary)
+    features: list[FeatureReport] = []
+    for profiled, fb in zip(profile.features, feature_bins.features, strict=True):
+        raw = None
+        if (
+            raw_table is not None
+            and profiled.kind in NUMERIC_KINDS
+            and profiled.name in raw_table.column_names
+        ):
+            raw = numeric_values(raw_table.column(profiled.name), fb)[0]
+        features.append(_test_feature(profiled, summary.feature(profiled.name), raw, config))
+    # p-values are corrected across features; distance tests keep their own threshold.
+    adjusted = adjust([f.p_value if f.test else None for f in features], config.correction)
     for feature, p_adj in zip(features, adjusted, strict=True):
         if feature.p_value is None or feature.test is None:
             continue
@@ -375,7 +426,10 @@ def run_check(profile: Profile, batch: pa.Table, config: DriftConfig) -> Report:
     tested = [f for f in features if f.test is not None]
     drifted = [f.feature for f in tested if f.drifted]
     share = len(drifted) / len(tested) if tested else 0.0
+    violations = [v.model_dump(exclude_none=True) for v in check_violations(profile, summary)]
+    violations += _baseline_drift_violations(profile, features)
     return Report(
+        mode="raw" if raw_table is not None else "summary",
         dataset_drift=bool(tested) and share >= config.drift_share,
         drift_share=share,
         drifted_features=drifted,
@@ -383,4 +437,5 @@ def run_check(profile: Profile, batch: pa.Table, config: DriftConfig) -> Report:
         correction=config.correction,
         alpha=config.alpha,
         features=features,
+        violations=violations,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from drift_backend.baselines.model import Profile
+from drift_backend.baselines.model import BatchSummary, Profile
 from drift_backend.checks import service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.checks.engine import run_check
@@ -20,11 +20,18 @@ from drift_backend.worker.runner import JobFailed, WorkerContext
 KIND = "check"
 
 
-def compute(profile_doc: dict[str, Any], batch: bytes, config: dict[str, Any]) -> dict[str, Any]:
-    """CPU part, run in a pool process: Arrow IPC batch + stored profile -> report dict."""
+def compute(
+    profile_doc: dict[str, Any], batch: bytes, mode: str, config: dict[str, Any]
+) -> dict[str, Any]:
+    """CPU part, run in a pool process: an Arrow IPC batch (raw mode) or a BatchSummary JSON
+    (summary mode) against the stored profile -> report dict."""
     profile = Profile.from_document(profile_doc)
-    table = pa.ipc.open_stream(batch).read_all()
-    report = run_check(profile, table, DriftConfig.model_validate(config))
+    current: pa.Table | BatchSummary
+    if mode == "summary":
+        current = BatchSummary.model_validate_json(batch)
+    else:
+        current = pa.ipc.open_stream(batch).read_all()
+    report = run_check(profile, current, DriftConfig.model_validate(config))
     return report.model_dump(mode="json")
 
 
@@ -38,6 +45,7 @@ def run_parameters(report: dict[str, Any]) -> dict[str, Any]:
             "n_tested": report["n_tested"],
             "correction": report["correction"],
             "violations": len(report.get("violations", [])),
+            "mode": report.get("mode", "raw"),
         }
     }
 
@@ -73,7 +81,9 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
         raise
     toucher = asyncio.create_task(_touch_run(ctx, drift_id, 30.0))
     try:
-        report = await ctx.compute(compute, baseline["profile"], data, payload["config"])
+        report = await ctx.compute(
+            compute, baseline["profile"], data, payload.get("mode", "raw"), payload["config"]
+        )
     finally:
         toucher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
