@@ -272,3 +272,131 @@ async def test_upload_limits_name_the_limit(api_factory: Any) -> None:
         "POST", url, "alice", content=b"x" * 300_000, headers={"content-type": "text/csv"}
     )
     assert big.status_code == 413
+
+
+SUMMARY = "application/vnd.drift-monitor.summary+json"
+
+
+async def _run_check(api: Api, exp: dict[str, Any], content: bytes, media: str) -> dict[str, Any]:
+    base = f"/api/v1/experiment/{exp['id']}"
+    r = await api.request(
+        "POST",
+        f"{base}/check",
+        "alice",
+        params={"model": "m1", "wait": 60},
+        content=content,
+        headers={"content-type": media},
+    )
+    assert r.status_code == 200, r.text
+    report = await api.request("GET", f"{base}/drift/{r.json()['id']}/report", "alice")
+    return dict(report.json())
+
+
+@pytest.mark.parametrize(
+    ("numerical", "categorical"),
+    [
+        ("jensen_shannon", "jensen_shannon"),
+        ("psi", "chi_square"),
+        ("t_test", "tvd"),
+        ("linf_robust", "g_test"),
+    ],
+)
+async def test_summary_mode_decides_like_raw_mode(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]], numerical: str, categorical: str
+) -> None:
+    from drift_backend.baselines.model import Bins
+    from drift_backend.baselines.summary import summarize
+
+    api, exp, baseline = checked
+    base = f"/api/v1/experiment/{exp['id']}"
+    r = await api.request(
+        "PATCH",
+        base,
+        "alice",
+        json={"drift_config": {"numerical_test": numerical, "categorical_test": categorical}},
+    )
+    assert r.status_code == 200, r.text
+    current = frame(21, 2500, shift=0.25, p=(0.4, 0.35, 0.25))
+    bins = Bins.model_validate(
+        (await api.request("GET", f"{base}/baseline/{baseline['id']}/bins", "alice")).json()
+    )
+    summary = summarize(pa.table(current), bins)
+    raw = await _run_check(api, exp, arrow_bytes(current), ARROW)
+    counted = await _run_check(api, exp, summary.model_dump_json().encode(), SUMMARY)
+    assert raw["mode"] == "raw"
+    assert counted["mode"] == "summary"
+    assert counted["drifted_features"] == raw["drifted_features"]
+    assert counted["dataset_drift"] == raw["dataset_drift"]
+    for a, b in zip(raw["features"], counted["features"], strict=True):
+        assert a["test"] == b["test"]
+        assert a["drifted"] == b["drifted"]
+        for key in ("statistic", "p_value", "distance"):
+            if a[key] is None:
+                assert b[key] is None
+            else:
+                assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12)
+        assert a["histogram"] == b["histogram"]
+    assert counted["violations"] == raw["violations"]
+
+
+async def test_summary_mode_explains_raw_only_tests(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    from drift_backend.baselines.model import Bins
+    from drift_backend.baselines.summary import summarize
+
+    api, exp, baseline = checked
+    base = f"/api/v1/experiment/{exp['id']}"
+    await api.request("PATCH", base, "alice", json={"drift_config": {"numerical_test": "ks"}})
+    bins = Bins.model_validate(
+        (await api.request("GET", f"{base}/baseline/{baseline['id']}/bins", "alice")).json()
+    )
+    summary = summarize(pa.table(frame(22, 500)), bins)
+    report = await _run_check(api, exp, summary.model_dump_json().encode(), SUMMARY)
+    by_name = {f["feature"]: f for f in report["features"]}
+    assert "needs raw values" in by_name["x"]["untestable"]
+    assert by_name["c"]["test"] is not None
+
+
+async def test_summary_that_does_not_fit_the_bins_is_422(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    api, exp, _ = checked
+    bad = {"row_count": 10, "features": [{"name": "x", "count": 10, "counts": [1, 2, 3]}]}
+    r = await api.request(
+        "POST",
+        f"/api/v1/experiment/{exp['id']}/check",
+        "alice",
+        params={"model": "m1"},
+        json=bad,
+        headers={"content-type": SUMMARY},
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "features.x.counts"
+    unknown = {"row_count": 1, "features": [{"name": "nope", "count": 1}]}
+    r = await api.request(
+        "POST",
+        f"/api/v1/experiment/{exp['id']}/check",
+        "alice",
+        params={"model": "m1"},
+        json=unknown,
+        headers={"content-type": SUMMARY},
+    )
+    assert r.status_code == 422
+
+
+async def test_bad_batch_yields_violations(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    api, exp, _ = checked
+    current = frame(23, 400)
+    current["y"] = [-5.0] + current["y"][1:]  # y was never negative: Negative / Bound
+    current["c"] = ["zzz"] * 50 + current["c"][50:]  # an unseen category
+    del current["x"]  # a missing column
+    current["extra"] = [1] * 400
+    report = await _run_check(api, exp, arrow_bytes(current), ARROW)
+    kinds = {(v["feature_name"], v["constraint_check_type"]) for v in report["violations"]}
+    assert ("x", "missing_column_check") in kinds
+    assert ("extra", "extra_column_check") in kinds
+    assert ("c", "categorical_values_check") in kinds
+    assert any(f == "y" and kind in {"bound_check", "non_negative_check"} for f, kind in kinds)
