@@ -390,7 +390,7 @@ async def test_bad_batch_yields_violations(
 ) -> None:
     api, exp, _ = checked
     current = frame(23, 400)
-    current["y"] = [-5.0] + current["y"][1:]  # y was never negative: Negative / Bound
+    current["y"] = [-5.0, *current["y"][1:]]  # y was never negative: Negative / Bound
     current["c"] = ["zzz"] * 50 + current["c"][50:]  # an unseen category
     del current["x"]  # a missing column
     current["extra"] = [1] * 400
