@@ -56,6 +56,26 @@ def dev(port: int, data_dir: Path, mongo_port: int, oidc_port: int) -> None:
     run_dev_stack(port, data_dir, mongo_port, oidc_port)
 
 
+@main.command()
+@click.option(
+    "--processes",
+    default=None,
+    type=click.IntRange(1, 64),
+    help="Statistics processes (default: DRIFT_WORKER_PROCESSES, else 1).",
+)
+def worker(processes: int | None) -> None:
+    """Run drift-check jobs from the shared queue until SIGTERM or Ctrl-C."""
+    import asyncio
+
+    from drift_backend.worker.service import serve_worker
+
+    settings = load_settings()
+    problems = [p for p in settings.production_problems() if "ISSUER" not in p.upper()]
+    if settings.mode == "production" and problems:
+        raise click.ClickException("refusing to start in production mode: " + "; ".join(problems))
+    asyncio.run(serve_worker(settings, processes or settings.worker_processes))
+
+
 @main.command("dev-token")
 @click.argument("user")
 @click.option("--data-dir", default=".data", show_default=True, type=click.Path(path_type=Path))

@@ -99,6 +99,7 @@ def run_dev_stack(port: int, data_dir: Path, mongo_port: int, oidc_port: int) ->
             trusted_issuers=[oidc.url],
             allow_insecure_issuers=True,
             admin_entitlements=identities["admin_entitlements"],
+            embedded_worker=True,
         )
         if asyncio.run(_prepare_database(settings, oidc.url, sandbox)):
             print("loaded the sandbox demo data (users alice, bob, admin; 4 experiments)")
@@ -122,6 +123,7 @@ def run_dev_stack(port: int, data_dir: Path, mongo_port: int, oidc_port: int) ->
                     f"  health         {api}/health/ready",
                     f"  OIDC provider  {oidc.url}",
                     f"  MongoDB        {mongodb_url}",
+                    "  worker         embedded (drift checks run in this process's pool)",
                     "  sandbox users  alice, bob (ordinary users), admin",
                     "",
                     "Get an access token (prints it as its last line):",

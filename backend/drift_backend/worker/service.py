@@ -48,3 +48,28 @@ async def running_worker(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, timeout=30)
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def serve_worker(settings: Settings, processes: int) -> None:
+    """The ``worker`` command: run until SIGTERM or SIGINT, then finish the jobs in hand."""
+    import logging
+    import signal
+
+    from drift_backend.store.database import connect, ensure_indexes
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    mongo = connect(settings.mongodb_url.get_secret_value())
+    try:
+        db = mongo[settings.mongodb_database]
+        await ensure_indexes(db)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with running_worker(db, settings, processes=processes):
+            print(f"worker running with {processes} statistics processes", flush=True)
+            await stop.wait()
+    finally:
+        await mongo.close()
