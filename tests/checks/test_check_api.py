@@ -400,3 +400,30 @@ async def test_bad_batch_yields_violations(
     assert ("extra", "extra_column_check") in kinds
     assert ("c", "categorical_values_check") in kinds
     assert any(f == "y" and kind in {"bound_check", "non_negative_check"} for f, kind in kinds)
+
+
+async def test_deleting_an_experiment_removes_everything_under_it(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    from drift_backend.store.database import connect
+
+    api, exp, _ = checked
+    base = f"/api/v1/experiment/{exp['id']}"
+    finished = await _run_check(api, exp, arrow_bytes(frame(31, 300)), ARROW)
+    assert finished["features"]
+    queued = await api.request(
+        "POST", f"{base}/check", "alice", params={"model": "m1"}, json={"columns": frame(32, 300)}
+    )
+    assert queued.status_code == 202
+    assert (await api.request("DELETE", base, "alice")).status_code == 204
+    client = connect(api.settings.mongodb_url.get_secret_value())
+    db = client[api.settings.mongodb_database]
+    try:
+        await asyncio.sleep(1.0)  # a job the worker held finishes against a deleted run
+        assert await db.drifts.count_documents({"experiment_id": exp["id"]}) == 0
+        assert await db.baselines.count_documents({"experiment_id": exp["id"]}) == 0
+        assert await db.reports.count_documents({}) == 0
+        assert await db.jobs.count_documents({"status": {"$in": ["queued", "running"]}}) == 0
+        assert await db["batches.files"].count_documents({}) == 0
+    finally:
+        await client.close()

@@ -91,7 +91,7 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     await service.save_report(ctx.db, drift_id, report)
     stored = await service.get_report(ctx.db, drift_id) or report
     now = utcnow()
-    await ctx.db.drifts.update_one(
+    updated = await ctx.db.drifts.update_one(
         {"_id": drift_id, "job_status": JobStatus.Running},
         {
             "$set": {
@@ -107,6 +107,8 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
             }
         },
     )
+    if updated.matched_count == 0 and await ctx.db.drifts.find_one({"_id": drift_id}) is None:
+        await ctx.db.reports.delete_one({"_id": drift_id})  # the run was deleted meanwhile
     if not ctx.settings.keep_batches:
         await service.drop_batch(ctx.db, payload["batch_file"])
 

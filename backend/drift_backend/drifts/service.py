@@ -148,6 +148,7 @@ async def delete(db: Database, experiment_id: str, drift_id: str) -> None:
     result = await db.drifts.delete_one({"_id": drift_id, "experiment_id": experiment_id})
     if result.deleted_count == 0:
         raise NotFound(f"drift run {drift_id} not found in experiment {experiment_id}")
+    await db.reports.delete_one({"_id": drift_id})
 
 
 async def fail_stale_runs(db: Database, timeout_seconds: float) -> int:

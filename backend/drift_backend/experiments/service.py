@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
+from gridfs import AsyncGridFSBucket
+from gridfs.errors import NoFile
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -114,8 +117,23 @@ async def update(db: Database, doc: dict[str, Any], changes: dict[str, Any]) -> 
 
 
 async def delete(db: Database, experiment_id: str) -> None:
-    # Runs first: if this fails half-way the experiment still exists and a retry finishes.
+    """The experiment and everything under it: runs, reports, jobs, batches, baselines."""
+    # Children first: if this fails half-way the experiment still exists and a retry finishes.
+    drift_ids = [
+        doc["_id"] async for doc in db.drifts.find({"experiment_id": experiment_id}, {"_id": 1})
+    ]
+    for start in range(0, len(drift_ids), 1000):
+        chunk = drift_ids[start : start + 1000]
+        await db.reports.delete_many({"_id": {"$in": chunk}})
+        await db.jobs.delete_many({"drift_id": {"$in": chunk}})
+    bucket = AsyncGridFSBucket(db, bucket_name="batches")
+    async for batch in db["batches.files"].find(
+        {"metadata.experiment_id": experiment_id}, {"_id": 1}
+    ):
+        with contextlib.suppress(NoFile):
+            await bucket.delete(batch["_id"])
     await db.drifts.delete_many({"experiment_id": experiment_id})
+    await db.baselines.delete_many({"experiment_id": experiment_id})
     await db.experiments.delete_one({"_id": experiment_id})
 
 
