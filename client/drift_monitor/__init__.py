@@ -3,6 +3,8 @@
 >>> from drift_monitor import DriftMonitor
 >>> with DriftMonitor("my-experiment", "model-1") as monitor:
 ...     monitor.concept(True, {"p_value": 0.01})
+...     monitor.baseline(train_df)  # once
+...     report = monitor.check(today_df)  # server-side tests
 """
 
 from drift_monitor._auth import (
@@ -15,46 +17,69 @@ from drift_monitor._auth import (
 )
 from drift_monitor._client import Client
 from drift_monitor._config import Settings
+from drift_monitor._data import StderrProgress
 from drift_monitor._exceptions import (
     APIError,
     AuthenticationError,
+    CheckFailed,
+    CheckTimeout,
     ConfigurationError,
     ConflictError,
+    DataError,
     DriftMonitorError,
     ExperimentExists,
     ExperimentNotFound,
     FieldError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
     ServerError,
     TransportError,
+    UnsupportedMediaTypeError,
     ValidationError,
 )
 from drift_monitor._models import (
+    Baseline,
+    BaselineFeature,
+    Bins,
+    DefaultBaseline,
     Drift,
     DriftResult,
     Experiment,
+    FeatureBins,
+    FeatureResult,
+    Histogram,
     JobStatus,
     Level,
     Page,
     Pagination,
     Permission,
+    Report,
     RunError,
     User,
+    Violation,
 )
 from drift_monitor._monitor import DriftMonitor, find_experiment, new_experiment, register
 from drift_monitor._serialize import to_jsonable
+from drift_monitor._summary import summarize
 
 __version__ = "2.0.0"
 
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "Baseline",
+    "BaselineFeature",
+    "Bins",
     "CachedToken",
     "CallableToken",
+    "CheckFailed",
+    "CheckTimeout",
     "Client",
     "ConfigurationError",
     "ConflictError",
+    "DataError",
+    "DefaultBaseline",
     "Drift",
     "DriftMonitor",
     "DriftMonitorError",
@@ -62,7 +87,10 @@ __all__ = [
     "Experiment",
     "ExperimentExists",
     "ExperimentNotFound",
+    "FeatureBins",
+    "FeatureResult",
     "FieldError",
+    "Histogram",
     "JobStatus",
     "Level",
     "MyTokenProvider",
@@ -70,19 +98,25 @@ __all__ = [
     "OidcAgentProvider",
     "Page",
     "Pagination",
+    "PayloadTooLargeError",
     "Permission",
     "PermissionDeniedError",
+    "Report",
     "RunError",
     "ServerError",
     "Settings",
     "StaticToken",
+    "StderrProgress",
     "TokenProvider",
     "TransportError",
+    "UnsupportedMediaTypeError",
     "User",
     "ValidationError",
+    "Violation",
     "__version__",
     "find_experiment",
     "new_experiment",
     "register",
+    "summarize",
     "to_jsonable",
 ]

@@ -13,16 +13,31 @@ import httpx2
 
 from drift_monitor._auth import TokenSource, resolve_token_provider
 from drift_monitor._config import Settings
+from drift_monitor._data import (
+    SUMMARY,
+    Body,
+    DataLike,
+    Progress,
+    default_progress,
+    encode,
+    json_body,
+)
 from drift_monitor._exceptions import (
     AuthenticationError,
+    CheckTimeout,
     ConfigurationError,
     ConflictError,
     ExperimentExists,
     ExperimentNotFound,
+    FieldError,
     TransportError,
+    ValidationError,
     error_from_response,
 )
 from drift_monitor._models import (
+    Baseline,
+    Bins,
+    DefaultBaseline,
     Drift,
     DriftResult,
     Experiment,
@@ -31,6 +46,7 @@ from drift_monitor._models import (
     Page,
     Pagination,
     Permission,
+    Report,
     RunError,
     User,
 )
@@ -47,6 +63,10 @@ Order = Literal["asc", "desc"]
 RETRY_STATUSES = frozenset({502, 503, 504})
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 5.0
+#: Seconds to wait for the answer once an upload is sent (the server profiles the data).
+UPLOAD_READ_TIMEOUT = 300.0
+#: The server answers a check's ``wait`` for at most this long.
+SERVER_MAX_WAIT = 60.0
 _UNSET: Any = object()
 
 
@@ -110,24 +130,37 @@ class Client:
         json: Any = _UNSET,
         params: Mapping[str, Any] | None = None,
         idempotent: bool | None = None,
+        body: Body | None = None,
+        progress: Progress | None = None,
+        timeout: httpx2.Timeout | None = None,
     ) -> httpx2.Response:
         """Send one API request (``path`` under ``/api/v1``) and return the 2xx response.
 
         Requests that never reached the server (connect errors) are retried for every
         method. ``idempotent`` requests (default: GET, PUT, DELETE) are also retried on
         other transport errors and on 502/503/504, where the server may have seen them.
+        A ``body`` is streamed in chunks, calling ``progress(bytes_sent, total)``.
         """
         if idempotent is None:
             idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
         kwargs: dict[str, Any] = {"params": params}
         if json is not _UNSET:
             kwargs["json"] = to_jsonable(json)
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        if body is not None and progress is None:
+            progress = default_progress(body.size)
         attempt = 0
         refreshed = False
         while True:
             headers = {}
             if self._token is not None:
                 headers["Authorization"] = f"Bearer {self._token.get_token()}"
+            if body is not None:
+                # A fresh iterator per attempt; Content-Length lets the server refuse early.
+                headers["Content-Type"] = body.media_type
+                headers["Content-Length"] = str(body.size)
+                kwargs["content"] = body.chunks(progress)
             try:
                 response = self._http.request(method, path, headers=headers, **kwargs)
             except httpx2.TransportError as exc:
@@ -317,6 +350,32 @@ class Client:
         response = self.request("PATCH", f"/experiment/{experiment_id}", json=body, idempotent=True)
         return Experiment.from_json(response.json())
 
+    def set_drift_config(
+        self,
+        experiment_id: str,
+        drift_config: Mapping[str, Any] | None = None,
+        *,
+        default_baselines: Iterable[DefaultBaseline | Mapping[str, Any]] | None = None,
+    ) -> Experiment:
+        """PATCH how server-side checks decide, and/or each model's default baseline.
+
+        ``drift_config``: ``numerical_test``, ``categorical_test`` (a test name or ``auto``),
+        ``features`` (``{name: {test, threshold}}``), ``alpha``, ``correction``
+        (``bh``, ``holm``, ``bonferroni``, ``none``), ``effect_size_floor``, ``drift_share``.
+        """
+        body: dict[str, Any] = {}
+        if drift_config is not None:
+            body["drift_config"] = dict(drift_config)
+        if default_baselines is not None:
+            body["default_baselines"] = [
+                d.to_json()
+                if isinstance(d, DefaultBaseline)
+                else {"model": d["model"], "baseline_id": d["baseline_id"]}
+                for d in default_baselines
+            ]
+        response = self.request("PATCH", f"/experiment/{experiment_id}", json=body, idempotent=True)
+        return Experiment.from_json(response.json())
+
     def delete_experiment(self, experiment_id: str) -> None:
         """Delete an experiment and all its drift runs."""
         self.request("DELETE", f"/experiment/{experiment_id}")
@@ -421,6 +480,149 @@ class Client:
 
     def delete_drift(self, experiment_id: str, drift_id: str) -> None:
         self.request("DELETE", f"/experiment/{experiment_id}/drift/{drift_id}")
+
+    # Baselines ------------------------------------------------------------------------------
+    def upload_baseline(
+        self,
+        experiment_id: str,
+        data: DataLike,
+        *,
+        name: str | None = None,
+        model: str | None = None,
+        progress: Progress | None = None,
+    ) -> Baseline:
+        """Store reference data (profiled by the server) as a baseline of the experiment.
+
+        ``data``: a pandas or polars DataFrame, a pyarrow Table, a dict of columns, or the
+        path of a ``.csv``/``.parquet`` file (sent as it is). Arrow on the wire when pyarrow
+        is installed. ``progress(bytes_sent, total)`` follows the upload.
+        """
+        params = {k: v for k, v in {"name": name, "model": model}.items() if v is not None}
+        response = self.request(
+            "POST",
+            f"/experiment/{experiment_id}/baseline",
+            params=params,
+            body=encode(data),
+            progress=progress,
+            timeout=self._upload_timeout(0.0),
+        )
+        return Baseline.from_json(response.json())
+
+    def list_baselines(self, experiment_id: str) -> list[Baseline]:
+        """The experiment's baselines, newest first (without per-feature summaries)."""
+        response = self.request("GET", f"/experiment/{experiment_id}/baseline")
+        return [Baseline.from_json(b) for b in response.json()]
+
+    def get_baseline(self, experiment_id: str, baseline_id: str) -> Baseline:
+        response = self.request("GET", f"/experiment/{experiment_id}/baseline/{baseline_id}")
+        return Baseline.from_json(response.json())
+
+    def delete_baseline(self, experiment_id: str, baseline_id: str) -> None:
+        self.request("DELETE", f"/experiment/{experiment_id}/baseline/{baseline_id}")
+
+    def get_bins(self, experiment_id: str, baseline_id: str) -> Bins:
+        """The baseline's frozen edges and categories (what summary mode counts on)."""
+        path = f"/experiment/{experiment_id}/baseline/{baseline_id}/bins"
+        return Bins.from_json(self.request("GET", path).json())
+
+    def resolve_baseline(self, experiment_id: str, model: str) -> Baseline:
+        """The baseline a check of ``model`` uses when it names none, as the server picks it:
+        the experiment's default for ``model``, else the newest of ``model``, else the newest."""
+        experiment = self.get_experiment(experiment_id)
+        for entry in experiment.default_baselines:
+            if entry.model == model:
+                return self.get_baseline(experiment_id, entry.baseline_id)
+        baselines = self.list_baselines(experiment_id)
+        matching = [b for b in baselines if b.model == model] or baselines
+        if matching:
+            return matching[0]
+        reason = "the experiment has no baseline yet: upload one first"
+        raise ValidationError(
+            reason,
+            status=422,
+            code="validation_error",
+            errors=[FieldError("baseline", reason)],
+        )
+
+    # Checks ---------------------------------------------------------------------------------
+    def check(
+        self,
+        experiment_id: str,
+        data: DataLike,
+        *,
+        model: str,
+        baseline: str | Baseline | None = None,
+        tags: Iterable[str] = (),
+        wait: float = 0.0,
+        summary_only: bool = False,
+        progress: Progress | None = None,
+    ) -> Drift:
+        """Queue a server-side drift check of ``data`` (the current batch) against a baseline.
+
+        Returns the new drift run: Running, or finished when the server completed it within
+        ``wait`` seconds (the server caps ``wait``, at 60 s by default). ``baseline`` defaults
+        to the one the server picks (see :meth:`resolve_baseline`). ``summary_only``: fetch
+        the baseline's bins, count ``data`` on them locally and send only the counts, so no
+        row leaves this machine (needs the ``data`` extra).
+        """
+        baseline_id = baseline.id if isinstance(baseline, Baseline) else baseline
+        if summary_only:
+            from drift_monitor._summary import summarize
+
+            if baseline_id is None:
+                baseline_id = self.resolve_baseline(experiment_id, model).id
+            bins = self.get_bins(experiment_id, baseline_id)
+            body = json_body(summarize(data, bins), SUMMARY)
+        else:
+            body = encode(data)
+        params: dict[str, Any] = {"model": model, "tags": list(tags)}
+        if baseline_id is not None:
+            params["baseline"] = baseline_id
+        if wait > 0:
+            params["wait"] = wait
+        response = self.request(
+            "POST",
+            f"/experiment/{experiment_id}/check",
+            params=params,
+            body=body,
+            progress=progress,
+            timeout=self._upload_timeout(min(wait, SERVER_MAX_WAIT)),
+        )
+        return Drift.from_json(response.json())
+
+    def get_report(self, experiment_id: str, drift_id: str) -> Report:
+        """The report of a finished check (``NotFoundError`` while it runs)."""
+        response = self.request("GET", f"/experiment/{experiment_id}/drift/{drift_id}/report")
+        return Report.from_json(response.json())
+
+    def wait_for_run(
+        self,
+        experiment_id: str,
+        drift_id: str,
+        *,
+        timeout: float = 600.0,
+        interval: float = 1.0,
+    ) -> Drift:
+        """Poll a drift run until it is no longer Running; ``CheckTimeout`` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        delay = min(0.2, interval)
+        while True:
+            drift = self.get_drift(experiment_id, drift_id)
+            if drift.job_status != "Running":
+                return drift
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CheckTimeout(
+                    f"drift run {drift_id} still Running after {timeout:g} s; it goes on on the "
+                    "server: read its report later with Client.get_report",
+                    drift_id,
+                )
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, interval)
+
+    def _upload_timeout(self, wait: float) -> httpx2.Timeout:
+        timeout = self.settings.timeout
+        return httpx2.Timeout(timeout, read=max(timeout, UPLOAD_READ_TIMEOUT) + wait)
 
 
 def _permissions(permissions: Iterable[PermissionLike] | None) -> list[dict[str, Any]]:

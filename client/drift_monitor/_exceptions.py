@@ -3,8 +3,12 @@
 ::
 
     DriftMonitorError
-    ├── ConfigurationError        missing URL, bad settings, no token where one is needed
+    ├── ConfigurationError        missing URL, bad settings, no token where one is needed,
+    │                             pyarrow/numpy missing for DataFrames or summary mode
+    ├── DataError                 the data given cannot be sent (also a ValueError)
     ├── TransportError            the server could not be reached (after retries)
+    ├── CheckFailed               a server-side check finished as Failed
+    ├── CheckTimeout              a server-side check still ran at the deadline (a TimeoutError)
     └── APIError                  the server answered with an error body
         ├── AuthenticationError   401
         ├── PermissionDeniedError 403
@@ -12,6 +16,8 @@
         │   └── ExperimentNotFound  (also a ValueError, as in drift-monitor 1.1.1)
         ├── ConflictError         409
         │   └── ExperimentExists    (also a ValueError, as in drift-monitor 1.1.1)
+        ├── PayloadTooLargeError  413 (a request limit: errors[].field names it)
+        ├── UnsupportedMediaTypeError 415
         ├── ValidationError       422
         └── ServerError           5xx
 """
@@ -26,16 +32,21 @@ import httpx2
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "CheckFailed",
+    "CheckTimeout",
     "ConfigurationError",
     "ConflictError",
+    "DataError",
     "DriftMonitorError",
     "ExperimentExists",
     "ExperimentNotFound",
     "FieldError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "PermissionDeniedError",
     "ServerError",
     "TransportError",
+    "UnsupportedMediaTypeError",
     "ValidationError",
 ]
 
@@ -50,6 +61,29 @@ class ConfigurationError(DriftMonitorError):
 
 class TransportError(DriftMonitorError):
     """The request never got an answer (connection refused, timeout, TLS failure, ...)."""
+
+
+class DataError(DriftMonitorError, ValueError):
+    """The data given to upload or check cannot be sent (unknown type or file, bad column)."""
+
+
+class CheckFailed(DriftMonitorError):
+    """A server-side check finished as Failed; :attr:`drift` holds the run and its error."""
+
+    def __init__(self, message: str, drift: Any = None) -> None:
+        super().__init__(message)
+        self.drift = drift
+
+
+class CheckTimeout(DriftMonitorError, TimeoutError):
+    """A server-side check was still Running at the deadline; :attr:`drift_id` names it.
+
+    The check goes on on the server: read its report later with ``Client.get_report``.
+    """
+
+    def __init__(self, message: str, drift_id: str) -> None:
+        super().__init__(message)
+        self.drift_id = drift_id
 
 
 @dataclass(frozen=True)
@@ -99,6 +133,14 @@ class ConflictError(APIError):
     """409: duplicate name, finished run, already registered, ..."""
 
 
+class PayloadTooLargeError(APIError):
+    """413: a request limit (``max_bytes``, ``max_rows``, ``max_columns``) was exceeded."""
+
+
+class UnsupportedMediaTypeError(APIError):
+    """415: the server does not read this body format."""
+
+
 class ValidationError(APIError):
     """422: the request was refused; see :attr:`errors` for the fields."""
 
@@ -128,6 +170,8 @@ _BY_STATUS: dict[int, type[APIError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,
+    413: PayloadTooLargeError,
+    415: UnsupportedMediaTypeError,
     422: ValidationError,
 }
 

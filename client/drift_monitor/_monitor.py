@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 from drift_monitor._client import Client, PermissionLike
-from drift_monitor._exceptions import ConflictError
-from drift_monitor._models import Drift, DriftResult, Experiment, JobStatus, RunError, User
+from drift_monitor._data import DataLike, Progress
+from drift_monitor._exceptions import CheckFailed, ConflictError
+from drift_monitor._models import (
+    Baseline,
+    Drift,
+    DriftResult,
+    Experiment,
+    JobStatus,
+    Report,
+    RunError,
+    User,
+)
 from drift_monitor._serialize import to_jsonable
 
 __all__ = ["DriftMonitor", "find_experiment", "new_experiment", "register"]
@@ -20,6 +32,8 @@ logger = logging.getLogger("drift_monitor")
 # The server's limits for a run's error fields.
 MAX_ERROR_TYPE = 256
 MAX_ERROR_MESSAGE = 8192
+#: Default total time ``DriftMonitor.check`` waits for the server-side check to finish.
+CHECK_TIMEOUT = 600.0
 
 
 @contextmanager
@@ -37,6 +51,10 @@ class DriftMonitor:
 
     Entering starts a Running run; leaving marks it Completed, or Failed with the
     exception's type and message. The exception always propagates.
+
+    :meth:`check` runs a server-side check, which is a drift run of its own (with the
+    report); the context's run lists those runs' ids in ``parameters["check_runs"]`` when
+    it finishes, and keeps its own ``drift_detected``, concept and data results.
 
     >>> with DriftMonitor("experiment-1", "model-1") as monitor:
     ...     monitor.concept(True, {"p_value": 0.01})
@@ -62,6 +80,7 @@ class DriftMonitor:
         self._parameters: dict[str, Any] = {}
         self._concept: DriftResult | None = None
         self._data: DriftResult | None = None
+        self.check_runs: list[str] = []
 
     # Recording ------------------------------------------------------------------------------
     def __call__(self, detected: object, parameters: Mapping[str, Any] | None = None) -> None:
@@ -85,6 +104,58 @@ class DriftMonitor:
         client, experiment, drift = self._require_started()
         self.drift = client.heartbeat(experiment.id, drift.id)
         return self.drift
+
+    # Server-side checks -------------------------------------------------------------------
+    def baseline(
+        self, data: DataLike, name: str | None = None, *, progress: Progress | None = None
+    ) -> Baseline:
+        """Upload reference data as a baseline of this monitor's model.
+
+        Later checks of the model use the newest one (or the experiment's default for it).
+        """
+        client, experiment, _ = self._require_started()
+        return client.upload_baseline(
+            experiment.id, data, name=name, model=self.model_id, progress=progress
+        )
+
+    def check(
+        self,
+        data: DataLike,
+        baseline: str | Baseline | None = None,
+        summary_only: bool = False,
+        wait: float = 60.0,
+        *,
+        timeout: float = CHECK_TIMEOUT,
+        progress: Progress | None = None,
+    ) -> Report:
+        """Check ``data`` against a baseline on the server and return the typed report.
+
+        The server holds the request up to ``wait`` seconds (it caps that at 60 s); if the
+        check still runs, the run is polled until ``timeout`` seconds have passed in total,
+        then :class:`CheckTimeout` (a ``TimeoutError``) names the run. A check that fails
+        on the server raises :class:`CheckFailed`. ``summary_only`` sends counts only.
+        """
+        client, experiment, _ = self._require_started()
+        start = time.monotonic()
+        run = client.check(
+            experiment.id,
+            data,
+            model=self.model_id,
+            baseline=baseline,
+            tags=self.tags,
+            wait=min(wait, timeout),
+            summary_only=summary_only,
+            progress=progress,
+        )
+        self.check_runs.append(run.id)
+        if run.job_status == "Running":
+            remaining = max(0.0, timeout - (time.monotonic() - start))
+            run = client.wait_for_run(experiment.id, run.id, timeout=remaining)
+        if run.job_status == "Failed":
+            why = f"{run.error.type}: {run.error.message}" if run.error else "no error recorded"
+            raise CheckFailed(f"drift check {run.id} failed on the server ({why})", run)
+        report = client.get_report(experiment.id, run.id)
+        return dataclasses.replace(report, drift=run)
 
     def _require_started(self) -> tuple[Client, Experiment, Drift]:
         if self._client is None or self.experiment is None or self.drift is None:
@@ -129,6 +200,9 @@ class DriftMonitor:
     def _finish(self, exc: BaseException | None) -> None:
         client, experiment, drift = self._require_started()
         status: JobStatus = "Completed" if exc is None else "Failed"
+        parameters = dict(self._parameters)
+        if self.check_runs:
+            parameters["check_runs"] = list(self.check_runs)
         error = None
         if exc is not None:
             error = RunError(type(exc).__name__[:MAX_ERROR_TYPE], str(exc)[:MAX_ERROR_MESSAGE])
@@ -139,7 +213,7 @@ class DriftMonitor:
             job_status=status,
             tags=self.tags,
             drift_detected=self._drift_detected,
-            parameters=self._parameters,
+            parameters=parameters,
             concept_drift=self._concept,
             data_drift=self._data,
             error=error,

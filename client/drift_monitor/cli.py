@@ -1,4 +1,4 @@
-"""``drift-monitor`` command line: whoami, experiments list/create, drifts list."""
+"""``drift-monitor`` command line: whoami, experiments, drifts, baselines, checks, reports."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from typing import Any, TextIO
 
 from drift_monitor import __version__
 from drift_monitor._client import Client
-from drift_monitor._exceptions import APIError, DriftMonitorError
+from drift_monitor._exceptions import (
+    APIError,
+    CheckFailed,
+    DriftMonitorError,
+    ExperimentNotFound,
+    NotFoundError,
+)
+from drift_monitor._models import Drift, Experiment, Report
 
 __all__ = ["main"]
 
@@ -45,6 +52,32 @@ def _parser() -> argparse.ArgumentParser:
     drift_list.add_argument("experiment_name")
     drift_list.add_argument("--model", help="only runs of this model")
     drift_list.add_argument("--page-size", type=_page_size, default=20, help="at most this many")
+
+    baselines = commands.add_parser("baseline", help="upload or list baselines")
+    baseline_commands = baselines.add_subparsers(dest="action", required=True)
+    upload = baseline_commands.add_parser("upload", help="upload reference data (CSV/Parquet)")
+    upload.add_argument("experiment", help="experiment name (or id)")
+    upload.add_argument("file", help="a .csv, .parquet or .json file")
+    upload.add_argument("--model", help="the model the baseline is for")
+    upload.add_argument("--name", help="a name for the baseline")
+    baseline_list = baseline_commands.add_parser("list", help="list an experiment's baselines")
+    baseline_list.add_argument("experiment", help="experiment name (or id)")
+
+    check = commands.add_parser("check", help="check a batch for drift on the server")
+    check.add_argument("experiment", help="experiment name (or id)")
+    check.add_argument("file", help="a .csv, .parquet or .json file")
+    check.add_argument("--model", required=True)
+    check.add_argument("--baseline", help="baseline id (default: the server's choice)")
+    check.add_argument("--tag", action="append", default=[], dest="tags", help="repeatable")
+    check.add_argument("--wait", type=float, default=60.0, help="seconds the server holds")
+    check.add_argument("--timeout", type=float, default=600.0, help="seconds in total")
+    check.add_argument(
+        "--summary-only", action="store_true", help="send only counts on the baseline's bins"
+    )
+
+    report = commands.add_parser("report", help="show a finished check's report")
+    report.add_argument("experiment", help="experiment name (or id)")
+    report.add_argument("drift_id")
     return parser
 
 
@@ -69,6 +102,69 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DriftMonitorError as exc:
         print(f"drift-monitor: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _experiment(client: Client, name_or_id: str) -> Experiment:
+    try:
+        return client.find_experiment(name_or_id)
+    except ExperimentNotFound:
+        try:
+            return client.get_experiment(name_or_id)
+        except NotFoundError:
+            raise ExperimentNotFound(name_or_id) from None
+
+
+def _check(client: Client, args: argparse.Namespace) -> tuple[Drift, Report]:
+    experiment = _experiment(client, args.experiment)
+    drift = client.check(
+        experiment.id,
+        args.file,
+        model=args.model,
+        baseline=args.baseline,
+        tags=args.tags,
+        wait=min(args.wait, args.timeout),
+        summary_only=args.summary_only,
+    )
+    if drift.job_status == "Running":
+        print(f"check {drift.id} queued; waiting for it to finish ...", file=sys.stderr)
+        drift = client.wait_for_run(experiment.id, drift.id, timeout=args.timeout)
+    if drift.job_status == "Failed":
+        why = f"{drift.error.type}: {drift.error.message}" if drift.error else "no error recorded"
+        raise CheckFailed(f"drift check {drift.id} failed on the server ({why})", drift)
+    return drift, client.get_report(experiment.id, drift.id)
+
+
+def _print_report(report: Report, out: TextIO) -> None:
+    rows = [
+        [
+            f.feature,
+            f.kind,
+            f.test or "-",
+            _number(f.statistic),
+            _number(f.p_value_adjusted if f.p_value_adjusted is not None else f.p_value),
+            _number(f.distance),
+            "DRIFT" if f.drifted else ("untestable" if f.untestable else "ok"),
+        ]
+        for f in report.features
+    ]
+    _table(["feature", "kind", "test", "statistic", "p_value", "distance", "result"], rows, out)
+    drifted = len(report.drifted_features)
+    print(
+        f"dataset drift: {'yes' if report.dataset_drift else 'no'} "
+        f"({drifted} of {report.n_tested} tested features drifted; "
+        f"correction {report.correction}, alpha {report.alpha:g})",
+        file=out,
+    )
+    for violation in report.violations:
+        print(
+            f"violation: {violation.feature_name}: {violation.constraint_check_type}: "
+            f"{violation.description}",
+            file=out,
+        )
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def _run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
@@ -133,6 +229,49 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
             ]
             _table(["id", "model", "status", "drift", "created", "tags"], rows, out)
             _footer(len(drifts.items), drifts.pagination.total, out)
+        return 0
+    if args.command == "baseline" and args.action == "upload":
+        experiment = _experiment(client, args.experiment)
+        baseline = client.upload_baseline(
+            experiment.id, args.file, name=args.name, model=args.model
+        )
+        if args.json:
+            _dump(asdict(baseline), out)
+        else:
+            print(
+                f"uploaded baseline {baseline.id} ({baseline.row_count} rows, "
+                f"{len(baseline.features)} features)",
+                file=out,
+            )
+        return 0
+    if args.command == "baseline" and args.action == "list":
+        experiment = _experiment(client, args.experiment)
+        baselines = client.list_baselines(experiment.id)
+        if args.json:
+            _dump([asdict(b) for b in baselines], out)
+        else:
+            rows = [
+                [b.id, b.name or "", b.model or "", str(b.row_count), _when(b.created_at)]
+                for b in baselines
+            ]
+            _table(["id", "name", "model", "rows", "created"], rows, out)
+            _footer(len(baselines), len(baselines), out)
+        return 0
+    if args.command == "check":
+        drift, report = _check(client, args)
+        if args.json:
+            _dump({"drift": asdict(drift), "report": asdict(report)}, out)
+        else:
+            print(f"drift run {drift.id}", file=out)
+            _print_report(report, out)
+        return 0
+    if args.command == "report":
+        experiment = _experiment(client, args.experiment)
+        report = client.get_report(experiment.id, args.drift_id)
+        if args.json:
+            _dump(asdict(report), out)
+        else:
+            _print_report(report, out)
         return 0
     raise AssertionError(f"unhandled command {args}")  # argparse makes this unreachable
 
