@@ -183,6 +183,8 @@ ROUTES: list[RouteSpec] = [
     RouteSpec("GET", EXP + "/baseline", 200, need=Level.Read),
     RouteSpec("GET", BASELINE, 200, need=Level.Read),
     RouteSpec("GET", BASELINE + "/bins", 200, need=Level.Read),
+    RouteSpec("GET", BASELINE + "/statistics.json", 200, need=Level.Read),
+    RouteSpec("GET", BASELINE + "/constraints.json", 200, need=Level.Read),
     RouteSpec("DELETE", BASELINE, 204, need=Level.Edit),
     RouteSpec(
         "POST",

@@ -16,6 +16,11 @@ from drift_backend.auth.permissions import Level
 from drift_backend.baselines.ingest import BatchError, Limits, media_type_of, parse_batch
 from drift_backend.baselines.model import BatchSummary, Profile
 from drift_backend.baselines.profile import build_profile
+from drift_backend.baselines.sagemaker import (
+    export_constraints,
+    export_statistics,
+    import_sagemaker,
+)
 from drift_backend.baselines.summary import bins
 from drift_backend.checks import jobs, service
 from drift_backend.checks.config import DriftConfig
@@ -112,6 +117,33 @@ def _to_ipc(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+async def _read_sagemaker(request: Request, settings: Settings) -> Profile:
+    """``multipart/form-data`` with SageMaker Model Monitor / Flare ``statistics`` and
+    (optionally) ``constraints`` JSON parts."""
+    async with request.form(
+        max_files=2, max_fields=4, max_part_size=settings.max_upload_bytes
+    ) as form:
+        parts: dict[str, bytes] = {}
+        for key in ("statistics", "constraints"):
+            part = form.get(key)
+            if part is None:
+                continue
+            parts[key] = part.encode() if isinstance(part, str) else await part.read()
+        unknown = sorted(set(form.keys()) - {"statistics", "constraints"})
+    if unknown:
+        raise BatchRejected(
+            BatchError(unknown[0], "unknown part; send statistics and constraints", 422)
+        )
+    if "statistics" not in parts:
+        raise BatchRejected(BatchError("statistics", "the statistics.json part is required", 422))
+    try:
+        return await asyncio.to_thread(
+            import_sagemaker, parts["statistics"], parts.get("constraints")
+        )
+    except BatchError as error:
+        raise BatchRejected(error) from None
+
+
 @router.post("/experiment/{experiment_id}/baseline", status_code=status.HTTP_201_CREATED)
 async def create_baseline(
     experiment_id: str,
@@ -124,8 +156,11 @@ async def create_baseline(
     """Profile reference data (Arrow IPC stream, Parquet, CSV or ``{"columns": {...}}``)
     once; checks then cost O(current batch). Baselines are immutable."""
     await get_for(context.db, experiment_id, caller, Level.Edit)
-    table = await _read_table(request, context.settings)
-    profile = await asyncio.to_thread(build_profile, table)
+    if media_type_of(request.headers.get("content-type", "")) == "multipart/form-data":
+        profile = await _read_sagemaker(request, context.settings)
+    else:
+        table = await _read_table(request, context.settings)
+        profile = await asyncio.to_thread(build_profile, table)
     doc = await service.store_baseline(
         context.db, experiment_id, profile, name=name, model=model, created_by=caller.user_id
     )
@@ -159,6 +194,26 @@ async def get_bins(
     await get_for(context.db, experiment_id, caller, Level.Read)
     doc = await service.get_baseline(context.db, experiment_id, baseline_id)
     return bins(Profile.from_document(doc["profile"])).model_dump(mode="json")
+
+
+@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/statistics.json")
+async def export_statistics_json(
+    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
+) -> dict[str, Any]:
+    """The baseline as a SageMaker Model Monitor ``statistics.json`` (KLL sketch included)."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    doc = await service.get_baseline(context.db, experiment_id, baseline_id)
+    return export_statistics(Profile.from_document(doc["profile"]))
+
+
+@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/constraints.json")
+async def export_constraints_json(
+    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
+) -> dict[str, Any]:
+    """The baseline's SageMaker ``constraints.json`` (completeness, domains, monitoring config)."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    doc = await service.get_baseline(context.db, experiment_id, baseline_id)
+    return export_constraints(Profile.from_document(doc["profile"]))
 
 
 @router.delete(
