@@ -127,7 +127,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = APIError(str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
+        error = APIError(
+            str(exc.detail),
+            headers=dict(exc.headers) if exc.headers else None,
+            errors=getattr(exc, "errors", None),
+        )
         error.status = exc.status_code
         error.code = _STATUS_CODES.get(exc.status_code, "error")
         return _render(error)

@@ -6,9 +6,6 @@ rows: missing values are nulls, NaN and +-inf; text in a numeric column is a typ
 unless it parses as a number; ``Integral`` features count non-integral numbers as
 mismatches; histogram cells are ``len(edges) + 1`` (open underflow, ``[e[i-1], e[i])`` inner
 cells with the last one closed, open overflow). Needs numpy and pyarrow (the ``data`` extra).
-
-One deliberate difference: an all-null text column counts 0 mismatches here, where the
-server's version (as of this writing) fails summing an all-null match mask.
 """
 
 from __future__ import annotations

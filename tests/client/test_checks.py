@@ -362,7 +362,6 @@ def test_limits_map_to_payload_too_large_with_the_field(small: Client) -> None:
     assert size.value.code == "payload_too_large"
 
 
-@pytest.mark.xfail(reason="server: the body-size middleware's 413 carries no errors[].field")
 def test_byte_limit_names_max_bytes(small: Client) -> None:
     exp = small.create_experiment(unique("limits"))
     with pytest.raises(PayloadTooLargeError) as size:

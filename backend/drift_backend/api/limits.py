@@ -14,8 +14,9 @@ class BodyTooLarge(HTTPException):
     past the limit. An HTTPException, so FastAPI's body parser re-raises it as a 413
     instead of turning it into "400: error parsing the body"."""
 
-    def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"request body exceeds the limit of {max_bytes} bytes")
+    def __init__(self, max_bytes: int, field: str) -> None:
+        super().__init__(413, f"{field}: request body exceeds the limit of {max_bytes} bytes")
+        self.errors = [{"field": field, "reason": f"larger than {max_bytes} bytes"}]
 
 
 UPLOAD_PATH = re.compile(r"^/api/v1/experiment/[^/]+/(baseline|check)$")
@@ -33,9 +34,10 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = (
-            self.upload_bytes if UPLOAD_PATH.match(scope.get("path", "")) else self.default_bytes
-        )
+        upload = UPLOAD_PATH.match(scope.get("path", "")) is not None
+        limit = self.upload_bytes if upload else self.default_bytes
+        # Named after the setting behind the limit: data uploads have their own.
+        field = "max_bytes" if upload else "max_body_bytes"
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -43,7 +45,7 @@ class BodySizeLimit:
                 except ValueError:
                     declared = 0
                 if declared > limit:
-                    await self._reject(send, limit)
+                    await self._reject(send, limit, field)
                     return
         received = 0
         started = False
@@ -54,7 +56,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(limit, field)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -67,14 +69,15 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send, limit)
+                await self._reject(send, limit, field)
 
-    async def _reject(self, send: Send, limit: int) -> None:
+    async def _reject(self, send: Send, limit: int, field: str) -> None:
         body = json.dumps(
             {
                 "code": "payload_too_large",
                 "status": 413,
-                "message": f"request body exceeds the limit of {limit} bytes",
+                "message": f"{field}: request body exceeds the limit of {limit} bytes",
+                "errors": [{"field": field, "reason": f"larger than {limit} bytes"}],
             }
         ).encode()
         await send(

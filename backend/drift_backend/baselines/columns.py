@@ -79,7 +79,7 @@ def as_float(column: pa.ChunkedArray, *, datetime: bool = False) -> tuple[FloatA
             return np.full(n, np.nan), int(n - column.null_count)
     if kind == "string":
         ok = pc.match_substring_regex(column, _NUMBER)
-        mismatches = int(n - column.null_count - pc.sum(ok).as_py()) if n else 0
+        mismatches = int(n - column.null_count - (pc.sum(ok).as_py() or 0)) if n else 0
         kept = pc.if_else(ok, column, pa.scalar(None, pa.string()))
         values = pc.cast(pc.utf8_trim_whitespace(kept), pa.float64()).to_numpy()
         return np.asarray(values, dtype=np.float64), mismatches

@@ -140,7 +140,7 @@ def _string_counts(column: pa.ChunkedArray, feature: FeatureBins, bins_: Bins) -
     if feature.kind == "boolean":
         strings = pc.utf8_lower(strings)
         ok = pc.is_in(strings, value_set=pa.array(["true", "false"]))
-        mismatches = int(len(strings) - strings.null_count - pc.sum(ok).as_py()) if n else 0
+        mismatches = int(len(strings) - strings.null_count - (pc.sum(ok).as_py() or 0)) if n else 0
         strings = pc.if_else(ok, strings, pa.scalar(None, pa.string()))
     names, counts = value_counts(strings)
     return FeatureCounts(
