@@ -1,0 +1,105 @@
+"""The check engine on its own (pure): calibration against a stored profile, power, and the
+decision rules (correction, effect-size floor, dataset share)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from drift_backend.baselines.profile import build_profile
+from drift_backend.checks.config import DriftConfig
+from drift_backend.checks.engine import run_check
+from scipy import stats as sps
+
+RUNS = 200
+ALPHA = 0.05
+
+
+def _table(rng: np.random.Generator, n: int, shift: float = 0.0) -> pa.Table:
+    return pa.table(
+        {f"x{i}": rng.normal(shift if i == 0 else 0.0, 1.0, n) for i in range(8)}
+        | {"c": rng.choice(["a", "b", "c", "d"], size=n, p=[0.4, 0.3, 0.2, 0.1])}
+    )
+
+
+def _binomial_upper(p: float, n: int) -> float:
+    """99.9% upper bound of a binomial share: the tolerance of a false-alarm rate."""
+    return float(sps.binom.ppf(0.9995, n, p)) / n
+
+
+@pytest.mark.parametrize("correction", ["none", "bh"])
+def test_false_alarm_rate_against_a_profile(correction: str) -> None:
+    rng = np.random.default_rng(2026)
+    config = DriftConfig(correction=correction, drift_share=1 / 9)
+    feature_alarms = 0
+    any_alarm = 0
+    for _ in range(RUNS):
+        # A fresh reference each run: a test's level is an average over both samples.
+        profile = build_profile(_table(rng, 600))
+        report = run_check(profile, _table(rng, 400), config)
+        assert {f.test for f in report.features} == {"ks", "chi_square"}
+        drifted = len(report.drifted_features)
+        feature_alarms += drifted
+        any_alarm += drifted > 0
+    per_feature = feature_alarms / (RUNS * 9)
+    assert per_feature <= _binomial_upper(ALPHA, RUNS * 9)
+    if correction == "bh":
+        # Family-wise: no more than alpha of the runs raise any alarm.
+        assert any_alarm / RUNS <= _binomial_upper(ALPHA, RUNS)
+    else:
+        # Uncorrected, nine tests per run alarm far more often: why correction is the default.
+        assert any_alarm / RUNS > 0.2
+
+
+def test_injected_drift_is_found_in_the_drifted_feature_only() -> None:
+    rng = np.random.default_rng(7)
+    profile = build_profile(_table(rng, 800))
+    found = false_alarms = 0
+    for _ in range(20):
+        report = run_check(profile, _table(rng, 800, shift=0.3), DriftConfig())
+        found += "x0" in report.drifted_features
+        false_alarms += len(set(report.drifted_features) - {"x0"})
+    assert found >= 19
+    assert false_alarms <= 4  # of 160 drift-free feature tests: about alpha, not more
+
+
+def test_effect_size_floor_silences_trivial_shifts_on_large_samples() -> None:
+    rng = np.random.default_rng(8)
+    profile = build_profile(_table(rng, 200_000))
+    current = _table(rng, 200_000, shift=0.03)  # significant at this size, but trivial
+    plain = run_check(profile, current, DriftConfig(numerical_test="ks"))
+    floored = run_check(profile, current, DriftConfig(numerical_test="ks", effect_size_floor=0.1))
+    assert "x0" in plain.drifted_features
+    assert "x0" not in floored.drifted_features
+    x0 = next(f for f in floored.features if f.feature == "x0")
+    assert x0.p_value_adjusted is not None
+    assert x0.p_value_adjusted < ALPHA
+    assert x0.effect_size is not None
+    assert x0.effect_size < 0.1
+
+
+def test_dataset_drift_follows_the_configured_share() -> None:
+    rng = np.random.default_rng(9)
+    profile = build_profile(_table(rng, 800))
+    current = _table(rng, 800, shift=1.0)
+    assert run_check(profile, current, DriftConfig(drift_share=0.5)).dataset_drift is False
+    assert run_check(profile, current, DriftConfig(drift_share=0.1)).dataset_drift is True
+
+
+def test_per_feature_overrides_win() -> None:
+    rng = np.random.default_rng(10)
+    profile = build_profile(_table(rng, 800))
+    config = DriftConfig(features={"x1": {"test": "psi", "threshold": 0.5}, "c": {"test": "tvd"}})
+    report = run_check(profile, _table(rng, 800), config)
+    by_name = {f.feature: f for f in report.features}
+    assert by_name["x1"].test == "psi"
+    assert by_name["x1"].threshold == 0.5
+    assert by_name["c"].test == "tvd"
+    assert by_name["x2"].test == "ks"
+
+
+def test_unknown_tests_are_refused_by_the_config() -> None:
+    with pytest.raises(ValueError, match="unknown test"):
+        DriftConfig(numerical_test="magic")
+    with pytest.raises(ValueError, match="unknown test"):
+        DriftConfig(features={"x": {"test": "nope"}})
