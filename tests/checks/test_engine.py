@@ -30,7 +30,7 @@ def _binomial_upper(p: float, n: int) -> float:
 @pytest.mark.parametrize("correction", ["none", "bh"])
 def test_false_alarm_rate_against_a_profile(correction: str) -> None:
     rng = np.random.default_rng(2026)
-    config = DriftConfig(correction=correction, drift_share=1 / 9)
+    config = DriftConfig.model_validate({"correction": correction, "drift_share": 1 / 9})
     feature_alarms = 0
     any_alarm = 0
     for _ in range(RUNS):
@@ -89,7 +89,9 @@ def test_dataset_drift_follows_the_configured_share() -> None:
 def test_per_feature_overrides_win() -> None:
     rng = np.random.default_rng(10)
     profile = build_profile(_table(rng, 800))
-    config = DriftConfig(features={"x1": {"test": "psi", "threshold": 0.5}, "c": {"test": "tvd"}})
+    config = DriftConfig.model_validate(
+        {"features": {"x1": {"test": "psi", "threshold": 0.5}, "c": {"test": "tvd"}}}
+    )
     report = run_check(profile, _table(rng, 800), config)
     by_name = {f.feature: f for f in report.features}
     assert by_name["x1"].test == "psi"
@@ -102,4 +104,4 @@ def test_unknown_tests_are_refused_by_the_config() -> None:
     with pytest.raises(ValueError, match="unknown test"):
         DriftConfig(numerical_test="magic")
     with pytest.raises(ValueError, match="unknown test"):
-        DriftConfig(features={"x": {"test": "nope"}})
+        DriftConfig.model_validate({"features": {"x": {"test": "nope"}}})
