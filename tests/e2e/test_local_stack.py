@@ -190,6 +190,8 @@ def test_readme_quickstart_works_as_written(stack: Stack) -> None:
     assert "quickstart" in result.stdout
     assert "model-1" in result.stdout
     assert "Completed" in result.stdout
+    # The server-side check ran in the stack's embedded worker and found the injected drift.
+    assert "drifted features: ['age']" in result.stdout
 
 
 def test_ctrl_c_stops_every_process_and_data_persists(tmp_path: Path) -> None:
