@@ -6,7 +6,6 @@ Needs DRIFT_MONITOR_URL and DRIFT_MONITOR_TOKEN (see the README) and an experime
 
 import numpy as np
 import pandas as pd
-
 from drift_monitor import DriftMonitor
 
 rng = np.random.default_rng(0)
