@@ -427,3 +427,39 @@ async def test_deleting_an_experiment_removes_everything_under_it(
         assert await db["batches.files"].count_documents({}) == 0
     finally:
         await client.close()
+
+
+async def test_config_can_be_overridden_per_check(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    import json
+
+    api, exp, _ = checked
+    url = f"/api/v1/experiment/{exp['id']}/check"
+    override = json.dumps({"correction": "bonferroni", "features": {"x": {"test": "psi"}}})
+    r = await api.request(
+        "POST",
+        url,
+        "alice",
+        params={"model": "m1", "wait": 60, "config": override},
+        json={"columns": frame(51, 500)},
+    )
+    assert r.status_code == 200, r.text
+    report = (
+        await api.request(
+            "GET", f"/api/v1/experiment/{exp['id']}/drift/{r.json()['id']}/report", "alice"
+        )
+    ).json()
+    assert report["correction"] == "bonferroni"
+    assert {f["feature"]: f["test"] for f in report["features"]}["x"] == "psi"
+    stored = (await api.request("GET", f"/api/v1/experiment/{exp['id']}", "alice")).json()
+    assert stored["drift_config"]["correction"] == "bh"  # the experiment keeps its own
+    bad = await api.request(
+        "POST",
+        url,
+        "alice",
+        params={"model": "m1", "config": '{"correction": "magic"}'},
+        json={"columns": frame(52, 50)},
+    )
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "config.correction"

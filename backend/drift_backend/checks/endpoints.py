@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from typing import Annotated, Any
 
 import pyarrow as pa
@@ -26,7 +27,7 @@ from drift_backend.checks import jobs, service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.drifts import service as drifts
 from drift_backend.drifts.schemas import Drift, JobStatus
-from drift_backend.errors import APIError, NotFound
+from drift_backend.errors import APIError, NotFound, ValidationFailed
 from drift_backend.experiments.service import get_for
 from drift_backend.settings import Settings
 from drift_backend.worker.queue import JobQueue
@@ -242,16 +243,18 @@ async def check(
     baseline: Name = None,
     tags: Annotated[list[str] | None, Query(max_length=32)] = None,
     wait: Annotated[float, Query(ge=0)] = 0.0,
+    config: Annotated[str | None, Query(max_length=65_536)] = None,
 ) -> Any:
     """Queue a drift check of the current batch against a stored baseline.
 
     Answers 202 with the Running drift run; with ``wait`` (seconds, capped by the server),
-    answers 200 with the finished run when it finishes in time.
+    answers 200 with the finished run when it finishes in time. ``config`` (JSON) overrides
+    the experiment's ``drift_config`` for this check only.
     """
     settings = context.settings
     experiment = await get_for(context.db, experiment_id, caller, Level.Edit)
     baseline_doc = await service.resolve_baseline(context.db, experiment, baseline, model)
-    config = DriftConfig.model_validate(experiment.get("drift_config") or {})
+    check_config = _check_config(experiment.get("drift_config") or {}, config)
     if media_type_of(request.headers.get("content-type", "")) == SUMMARY_MEDIA_TYPE:
         summary = await _read_summary(request, baseline_doc, settings)
         mode, rows, batch = "summary", summary.row_count, summary.model_dump_json().encode()
@@ -285,7 +288,7 @@ async def check(
             "baseline_id": baseline_doc["_id"],
             "batch_file": file_id,
             "mode": mode,
-            "config": config.model_dump(mode="json"),
+            "config": check_config.model_dump(mode="json"),
         },
         drift_id=run["_id"],
     )
@@ -299,6 +302,26 @@ async def check(
             if current is not None and current["job_status"] != JobStatus.Running:
                 return _run_response(current, status.HTTP_200_OK)
     return _run_response(run, status.HTTP_202_ACCEPTED)
+
+
+def _check_config(stored: dict[str, Any], override: str | None) -> DriftConfig:
+    """The experiment's configuration with this check's overrides (features merged)."""
+    merged = dict(stored)
+    if override:
+        try:
+            changes = json.loads(override)
+        except json.JSONDecodeError:
+            raise ValidationFailed("config", "must be a JSON object") from None
+        if not isinstance(changes, dict):
+            raise ValidationFailed("config", "must be a JSON object")
+        features = {**merged.get("features", {}), **changes.pop("features", {})}
+        merged = {**merged, **changes, "features": features}
+    try:
+        return DriftConfig.model_validate(merged)
+    except PydanticValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValidationFailed(f"config.{where}" if where else "config", first["msg"]) from None
 
 
 def _run_response(run: dict[str, Any], status_code: int) -> JSONResponse:
