@@ -36,9 +36,8 @@ def arrow_bytes(columns: dict[str, Any]) -> bytes:
 
 
 @pytest.fixture
-async def checked(api_factory: Any) -> tuple[Api, dict[str, Any], dict[str, Any]]:
-    api: Api = await api_factory(embedded_worker=True, job_lease_seconds=5)
-    await api.register("alice")
+async def checked(worker_api: Api) -> tuple[Api, dict[str, Any], dict[str, Any]]:
+    api = worker_api
     exp = await api.experiment("alice")
     r = await api.request(
         "POST",
@@ -220,9 +219,8 @@ async def test_check_permissions_and_input_errors(
     assert runs.json() == []  # nothing was written for the refused requests
 
 
-async def test_small_reference_uses_corrected_p_values(api_factory: Any) -> None:
-    api: Api = await api_factory(embedded_worker=True)
-    await api.register("alice")
+async def test_small_reference_uses_corrected_p_values(worker_api: Api) -> None:
+    api = worker_api
     exp = await api.experiment("alice")
     base = f"/api/v1/experiment/{exp['id']}"
     r = await api.request("POST", f"{base}/baseline", "alice", json={"columns": frame(11, 800)})
@@ -411,6 +409,9 @@ async def test_deleting_an_experiment_removes_everything_under_it(
     base = f"/api/v1/experiment/{exp['id']}"
     finished = await _run_check(api, exp, arrow_bytes(frame(31, 300)), ARROW)
     assert finished["features"]
+    finished_id = (await api.request("POST", f"{base}/drift/search", "alice", json={})).json()[0][
+        "id"
+    ]
     queued = await api.request(
         "POST", f"{base}/check", "alice", params={"model": "m1"}, json={"columns": frame(32, 300)}
     )
@@ -418,13 +419,19 @@ async def test_deleting_an_experiment_removes_everything_under_it(
     assert (await api.request("DELETE", base, "alice")).status_code == 204
     client = connect(api.settings.mongodb_url.get_secret_value())
     db = client[api.settings.mongodb_database]
+    runs = [finished_id, queued.json()["id"]]
     try:
         await asyncio.sleep(1.0)  # a job the worker held finishes against a deleted run
         assert await db.drifts.count_documents({"experiment_id": exp["id"]}) == 0
         assert await db.baselines.count_documents({"experiment_id": exp["id"]}) == 0
-        assert await db.reports.count_documents({}) == 0
-        assert await db.jobs.count_documents({"status": {"$in": ["queued", "running"]}}) == 0
-        assert await db["batches.files"].count_documents({}) == 0
+        assert await db.reports.count_documents({"_id": {"$in": runs}}) == 0
+        assert (
+            await db.jobs.count_documents(
+                {"drift_id": {"$in": runs}, "status": {"$in": ["queued", "running"]}}
+            )
+            == 0
+        )
+        assert await db["batches.files"].count_documents({"metadata.experiment_id": exp["id"]}) == 0
     finally:
         await client.close()
 
