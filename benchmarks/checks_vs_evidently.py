@@ -1,0 +1,666 @@
+"""Server-side drift checks through the API against Evidently's DataDriftPreset and a scipy loop.
+
+Run from the repository root: ``uv run python benchmarks/checks_vs_evidently.py [--quick]``.
+Evidently is not a dependency of this project: the script runs it in its own virtual
+environment, ``benchmarks/.venv-evidently/`` (created on first use with ``python -m venv`` and
+``pip install`` of the pinned versions below), as a subprocess reading the same data from
+Parquet. The client (this process), the backend (uvicorn), the worker and its statistics
+processes, and SecantusDB all share this machine's cores. Results are printed and written to
+``docs/benchmarks.md`` (only between this script's markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the JWT test issuer lives in tests/support
+
+import httpx2  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from drift_backend.devstack.services import (  # noqa: E402
+    LOCALHOST,
+    ManagedProcess,
+    free_port,
+    start_mongodb,
+)
+from scipy import stats as sps  # noqa: E402
+
+from tests.support.jwt_issuer import JWTIssuer  # noqa: E402
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+HEADING = "## Server-side checks vs Evidently and a scipy loop"
+BEGIN, END = "<!-- checks_vs_evidently:begin -->", "<!-- checks_vs_evidently:end -->"
+DATABASE = "drift_benchmark_checks"
+EVIDENTLY_VENV = ROOT / "benchmarks" / ".venv-evidently"
+# evidently 0.7.x does not import with pandas 3 (pandas.core.dtypes.common lost a name).
+EVIDENTLY_PINS = ["evidently==0.7.23", "pandas==2.3.3", "pyarrow"]
+ARROW = "application/vnd.apache.arrow.stream"
+WORKER_PROCESSES = 2
+
+N_NUM, N_CAT = 40, 10
+NUM_COLS = [f"num_{i:02d}" for i in range(N_NUM)]
+CAT_COLS = [f"cat_{i:02d}" for i in range(N_CAT)]
+DRIFT_NUM = [NUM_COLS[i] for i in range(0, N_NUM, 5)]  # 8 columns, every distribution family
+DRIFT_CAT = [CAT_COLS[0], CAT_COLS[5]]
+INJECTED = set(DRIFT_NUM) | set(DRIFT_CAT)
+SHIFT_SD = 0.3
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Design:
+    """Per-column distributions, fixed by one seed, shared by reference and current."""
+
+    num: list[tuple[str, float, float]]  # (family, location, scale)
+    cat: list[tuple[list[str], np.ndarray[Any, Any]]]  # (labels, probabilities)
+
+
+def design(seed: int = 7) -> Design:
+    rng = np.random.default_rng(seed)
+    families = ["normal", "lognormal", "gamma", "student_t"]
+    num = [
+        (families[i % 4], float(rng.uniform(-5, 5)), float(rng.uniform(0.5, 3)))
+        for i in range(N_NUM)
+    ]
+    cat = []
+    for i in range(N_CAT):
+        k = int(rng.integers(3, 13))
+        cat.append(([f"c{i}_{j}" for j in range(k)], rng.dirichlet(np.full(k, 2.0))))
+    return Design(num, cat)
+
+
+def _draw(family: str, loc: float, scale: float, n: int, rng: np.random.Generator) -> Any:
+    if family == "normal":
+        return loc + scale * rng.standard_normal(n)
+    if family == "lognormal":
+        return loc + scale * rng.lognormal(0.0, 0.5, n)
+    if family == "gamma":
+        return loc + scale * rng.gamma(2.0, 1.0, n)
+    return loc + scale * rng.standard_t(5, n)
+
+
+def _sd(family: str, scale: float) -> float:
+    """The population standard deviation of a column (what the shift is measured in)."""
+    s2 = 0.25
+    base = {
+        "normal": 1.0,
+        "lognormal": float(np.sqrt((np.exp(s2) - 1) * np.exp(s2))),
+        "gamma": float(np.sqrt(2.0)),
+        "student_t": float(np.sqrt(5 / 3)),
+    }[family]
+    return scale * base
+
+
+def drifted_probabilities(p: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Changed proportions: 60% of the mass moved one category along (Jensen-Shannon
+    distance 0.12 and 0.19 for the two drifted columns, against Evidently's default 0.1)."""
+    q = 0.4 * p + 0.6 * np.roll(p, 1)
+    return np.asarray(q / q.sum())
+
+
+def frame(spec: Design, n: int, seed: int, drift: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    columns: dict[str, Any] = {}
+    for name, (family, loc, scale) in zip(NUM_COLS, spec.num, strict=True):
+        values = _draw(family, loc, scale, n, rng)
+        if drift and name in DRIFT_NUM:
+            values = values + SHIFT_SD * _sd(family, scale)
+        columns[name] = values
+    for name, (labels, p) in zip(CAT_COLS, spec.cat, strict=True):
+        probs = drifted_probabilities(p) if drift and name in DRIFT_CAT else p
+        columns[name] = np.asarray(labels, dtype=object)[rng.choice(len(labels), n, p=probs)]
+    return pd.DataFrame(columns)
+
+
+def to_ipc(df: pd.DataFrame) -> bytes:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+# --- accuracy -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Accuracy:
+    reported: set[str]
+
+    @property
+    def tp(self) -> int:
+        return len(self.reported & INJECTED)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / len(self.reported) if self.reported else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / len(INJECTED)
+
+    def text(self) -> str:
+        extra = sorted(self.reported - INJECTED)
+        missed = sorted(INJECTED - self.reported)
+        return (
+            f"{len(self.reported)} reported, precision {self.precision:.2f}, recall "
+            f"{self.recall:.2f}; false alarms: {', '.join(extra) or 'none'}; "
+            f"missed: {', '.join(missed) or 'none'}"
+        )
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+def _cli() -> str:
+    return str(Path(sys.executable).parent / "drift-monitor-server")
+
+
+def has_worker_command() -> bool:
+    out = subprocess.run([_cli(), "--help"], capture_output=True, text=True, check=False)
+    return any(line.split()[:1] == ["worker"] for line in out.stdout.splitlines())
+
+
+def backend_env(mongo_url: str, issuer: str, tmp: Path, embedded: bool) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DRIFT_MODE": "development",
+        "DRIFT_MONGODB_URL": mongo_url,
+        "DRIFT_MONGODB_DATABASE": DATABASE,
+        "DRIFT_TRUSTED_ISSUERS": issuer,
+        "DRIFT_ALLOW_INSECURE_ISSUERS": "true",
+        "DRIFT_SECRETS_DIR": str(tmp / "no-secrets"),
+        "DRIFT_MAX_UPLOAD_BYTES": str(2 << 30),  # the 1M-row reference is ~0.5 GB of Arrow
+        "DRIFT_MAX_CHECK_WAIT_SECONDS": "600",
+        "DRIFT_EMBEDDED_WORKER": "true" if embedded else "false",
+        "DRIFT_WORKER_PROCESSES": str(WORKER_PROCESSES),
+        "DRIFT_LOG_LEVEL": "warning",
+    }
+
+
+def start_backend(port: int, env: dict[str, str], log: Path) -> ManagedProcess:
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "drift_backend.main:app_from_env"]
+    argv += ["--host", LOCALHOST, "--port", str(port), "--log-level", "warning"]
+    argv += ["--no-access-log", "--workers", "1"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc = ManagedProcess("backend", process, f"http://{LOCALHOST}:{port}", log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"backend exited early:\n{proc.log_tail()}")
+        try:
+            if httpx2.get(f"{proc.url}/health/ready", timeout=2).status_code == 200:
+                return proc
+        except httpx2.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.stop()
+    raise RuntimeError(f"backend not ready in 60 s:\n{proc.log_tail()}")
+
+
+def start_worker(env: dict[str, str], log: Path) -> ManagedProcess:
+    argv = [_cli(), "worker", "--processes", str(WORKER_PROCESSES)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    time.sleep(1.0)
+    proc = ManagedProcess("worker", process, "", log)
+    if process.poll() is not None:
+        raise RuntimeError(f"worker exited early:\n{proc.log_tail()}")
+    return proc
+
+
+def descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                out += [int(child), *descendants(int(child))]
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return out
+
+
+def peak_mib(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
+
+
+@dataclass
+class Memory:
+    main: float  # the worker process itself (the backend, with an embedded worker)
+    children: list[float]  # its statistics processes (and multiprocessing's resource tracker)
+
+    @classmethod
+    def of(cls, pid: int) -> Memory:
+        return cls(peak_mib(pid), sorted((peak_mib(c) for c in descendants(pid)), reverse=True))
+
+    def text(self, main_label: str) -> str:
+        kids = " + ".join(f"{c:.0f}" for c in self.children) or "none"
+        return (
+            f"{main_label} {self.main:.0f} MiB; child processes {kids} MiB; "
+            f"sum of peaks {self.main + sum(self.children):.0f} MiB"
+        )
+
+
+# --- our API ------------------------------------------------------------------------------------
+
+
+class Api:
+    def __init__(self, base: str, token: str) -> None:
+        self.http = httpx2.Client(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=900
+        )
+        self.http.post("/api/v1/user").raise_for_status()
+        body = {"name": f"bench-{uuid.uuid4().hex[:8]}"}
+        self.experiment = self.http.post("/api/v1/experiment", json=body).raise_for_status()
+        self.prefix = f"/api/v1/experiment/{self.experiment.json()['id']}"
+
+    def baseline(self, df: pd.DataFrame, name: str) -> str:
+        response = self.http.post(
+            f"{self.prefix}/baseline",
+            content=to_ipc(df),
+            headers={"content-type": ARROW},
+            params={"name": name, "model": "m"},
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"baseline: {response.status_code} {response.text[:500]}")
+        return str(response.json()["id"])
+
+    def check(self, df: pd.DataFrame, baseline: str) -> dict[str, Any]:
+        """POST the batch, wait for the run to finish, return the report."""
+        response = self.http.post(
+            f"{self.prefix}/check",
+            content=to_ipc(df),
+            headers={"content-type": ARROW},
+            params={"model": "m", "baseline": baseline, "wait": 600},
+        )
+        if response.status_code not in (200, 202):
+            raise RuntimeError(f"check: {response.status_code} {response.text[:500]}")
+        run = response.json()
+        while run["job_status"] == "Running":
+            time.sleep(0.05)
+            run = self.http.get(f"{self.prefix}/drift/{run['id']}").raise_for_status().json()
+        if run["job_status"] != "Completed":
+            raise RuntimeError(f"check ended {run['job_status']}: {run.get('error')}")
+        report: dict[str, Any] = (
+            self.http.get(f"{self.prefix}/drift/{run['id']}/report").raise_for_status().json()
+        )
+        return report
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
+# --- scipy loop ---------------------------------------------------------------------------------
+
+
+def scipy_loop(ref: pd.DataFrame, cur: pd.DataFrame, alpha: float = 0.05) -> set[str]:
+    """KS per numerical column, chi-square on the contingency table per categorical column."""
+    drifted = set()
+    for name in NUM_COLS:
+        if sps.ks_2samp(ref[name].to_numpy(), cur[name].to_numpy()).pvalue < alpha:
+            drifted.add(name)
+    for name in CAT_COLS:
+        counts = pd.concat([ref[name].value_counts(), cur[name].value_counts()], axis=1).fillna(0)
+        if sps.chi2_contingency(counts.to_numpy().T).pvalue < alpha:
+            drifted.add(name)
+    return drifted
+
+
+# --- Evidently (own venv, subprocess) -----------------------------------------------------------
+
+EVIDENTLY_SCRIPT = r"""
+import json, sys, time
+import pandas as pd
+import evidently
+
+ref_path, cur_path, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+num, cat = json.loads(sys.argv[4]), json.loads(sys.argv[5])
+try:  # evidently >= 0.7
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+    legacy = False
+except ImportError:  # evidently <= 0.6
+    from evidently import ColumnMapping
+    from evidently.metric_preset import DataDriftPreset
+    from evidently.report import Report
+    legacy = True
+
+def run(ref, cur):
+    if legacy:
+        report = Report(metrics=[DataDriftPreset()])
+        mapping = ColumnMapping(numerical_features=num, categorical_features=cat)
+        report.run(reference_data=ref, current_data=cur, column_mapping=mapping)
+        result = report.as_dict()
+        by_col = result["metrics"][1]["result"]["drift_by_columns"]
+        return {c for c, r in by_col.items() if r["drift_detected"]}
+    definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
+    snapshot = Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(cur, data_definition=definition),
+        Dataset.from_pandas(ref, data_definition=definition),
+    )
+    drifted = set()
+    for metric in snapshot.dict()["metrics"]:
+        config = metric["config"]
+        if config.get("type", "").endswith("ValueDrift"):
+            value, threshold = float(metric["value"]), float(config["threshold"])
+            pvalue = "p_value" in config["method"]
+            if (value < threshold) if pvalue else (value >= threshold):
+                drifted.add(config["column"])
+    return drifted
+
+ref, cur = pd.read_parquet(ref_path), pd.read_parquet(cur_path)
+run(ref.head(1000), cur.head(1000))  # warm-up: lazy imports and registries
+times, drifted = [], set()
+for _ in range(repeats):
+    t0 = time.perf_counter()
+    drifted = run(ref, cur)
+    times.append(time.perf_counter() - t0)
+print(json.dumps({
+    "version": evidently.__version__, "pandas": pd.__version__, "legacy": legacy,
+    "times": times, "drifted": sorted(drifted),
+}))
+"""
+
+
+def evidently_python() -> Path:
+    python = EVIDENTLY_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {EVIDENTLY_VENV} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(EVIDENTLY_VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q", *EVIDENTLY_PINS]
+        subprocess.run(pip, check=True)
+    return python
+
+
+def run_evidently(ref: pd.DataFrame, cur: pd.DataFrame, repeats: int, tmp: Path) -> dict[str, Any]:
+    ref.to_parquet(tmp / "ref.parquet", index=False)
+    cur.to_parquet(tmp / "cur.parquet", index=False)
+    script = tmp / "evidently_run.py"
+    script.write_text(EVIDENTLY_SCRIPT)
+    argv = [str(evidently_python()), str(script), str(tmp / "ref.parquet")]
+    argv += [str(tmp / "cur.parquet"), str(repeats), json.dumps(NUM_COLS), json.dumps(CAT_COLS)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"evidently run failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    e2e: list[float] = field(default_factory=list)
+    check: list[float] = field(default_factory=list)
+    scipy: list[float] = field(default_factory=list)
+    evidently: dict[str, Any] = field(default_factory=dict)
+    small_ref: list[float] = field(default_factory=list)
+    big_ref: list[float] = field(default_factory=list)
+    upload_1m: float = 0.0
+    ours: Accuracy | None = None
+    scipy_acc: Accuracy | None = None
+    evidently_acc: Accuracy | None = None
+    tests_used: str = ""
+    memory_100k: Memory | None = None
+    memory_end: Memory | None = None
+    backend_peak: float = 0.0
+    separate_worker: bool = False
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def run_ours(api: Api, res: Results, ref: pd.DataFrame, cur: pd.DataFrame, repeats: int) -> None:
+    warm = api.baseline(ref, "warm-up")
+    api.check(cur, warm)  # the first check starts the worker's statistics processes
+    report: dict[str, Any] = {}
+    for i in range(repeats):
+
+        def end_to_end(i: int = i) -> dict[str, Any]:
+            return api.check(cur, api.baseline(ref, f"e2e-{i}"))
+
+        elapsed, report = timed(end_to_end)
+        res.e2e.append(elapsed)
+        elapsed, report = timed(lambda: api.check(cur, warm))
+        res.check.append(elapsed)
+        print(f"  ours: e2e {res.e2e[-1]:.2f} s, check {res.check[-1]:.2f} s", file=sys.stderr)
+    res.ours = Accuracy(set(report["drifted_features"]))
+    used: dict[str, int] = {}
+    for feature in report["features"]:
+        used[f"{feature['kind']}: {feature['test']}"] = (
+            used.get(f"{feature['kind']}: {feature['test']}", 0) + 1
+        )
+    res.tests_used = ", ".join(f"{k} x{v}" for k, v in sorted(used.items()))
+    res.tests_used += f"; correction `{report['correction']}`"
+
+
+def run_scaling(api: Api, res: Results, spec: Design, repeats: int) -> None:
+    cur = frame(spec, 10_000, 303, drift=True)
+    small = api.baseline(frame(spec, 10_000, 301, drift=False), "ref-10k")
+    big_ref = frame(spec, 1_000_000, 302, drift=False)
+    t0 = time.perf_counter()
+    big = api.baseline(big_ref, "ref-1m")
+    res.upload_1m = time.perf_counter() - t0
+    api.check(cur, small)
+    api.check(cur, big)
+    for _ in range(repeats):  # interleaved, so drift in the machine hits both alike
+        res.small_ref.append(timed(lambda: api.check(cur, small))[0])
+        res.big_ref.append(timed(lambda: api.check(cur, big))[0])
+    print(
+        f"  scaling: 10k {med(res.small_ref):.3f} s, 1M {med(res.big_ref):.3f} s", file=sys.stderr
+    )
+
+
+def machine(evidently: dict[str, Any]) -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?"
+    )
+    pkgs = ", ".join(
+        f"{p} {version(p)}"
+        for p in ("fastapi", "uvicorn", "pyarrow", "numpy", "scipy", "pandas", "secantusdb")
+    )
+    git = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return (
+        f"commit {git or '?'}; nproc {len(os.sched_getaffinity(0))}, CPU {model}, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {pkgs}; "
+        f"Evidently {evidently['version']} (own venv, pandas {evidently['pandas']})"
+    )
+
+
+def render(res: Results, args: argparse.Namespace) -> str:
+    ours_e2e, ours_check = med(res.e2e), med(res.check)
+    ev, sp = med(res.evidently["times"]), med(res.scipy)
+    small, big = med(res.small_ref), med(res.big_ref)
+    ratio_scale = big / small
+    assert res.ours is not None
+    assert res.scipy_acc is not None
+    assert res.evidently_acc is not None
+    assert res.memory_100k is not None
+    assert res.memory_end is not None
+    main_label = "worker process" if res.separate_worker else "backend process (embedded worker)"
+    worker = (
+        f"`drift-monitor-server worker --processes {WORKER_PROCESSES}` (a separate process)"
+        if res.separate_worker
+        else f"embedded in the backend (`DRIFT_EMBEDDED_WORKER=true`, "
+        f"`DRIFT_WORKER_PROCESSES={WORKER_PROCESSES}`)"
+    )
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    lines = [
+        f"Machine: {machine(res.evidently)}. Run: `{'quick' if args.quick else 'full'}` "
+        f"({args.repeats} repeats, medians; Evidently {args.ev_repeats} repeats). "
+        f"Worker: {worker}.",
+        "",
+        "100k-row reference and 100k-row current batch, 50 columns (40 numerical, 10 "
+        "categorical); seconds, median:",
+        "",
+        "| what | seconds | ours (end-to-end) is faster by |",
+        "|---|--:|--:|",
+        f"| ours, end-to-end: baseline upload + check + report (API, Arrow) | {ours_e2e:.2f} | |",
+        f"| ours, check alone (baseline already stored) + report | {ours_check:.2f} | |",
+        f"| Evidently `DataDriftPreset` (in-process, no I/O) | {ev:.2f} | {ev / ours_e2e:.1f}x |",
+        f"| scipy loop: `ks_2samp` x 40 + `chi2_contingency` x 10 (in-process) | {sp:.2f} "
+        f"| {sp / ours_e2e:.1f}x |",
+        "",
+        "Check time, 10k-row current batch (ours, through the API, median):",
+        "",
+        "| reference | check seconds |",
+        "|---|--:|",
+        f"| 10k rows | {small:.3f} |",
+        f"| 1M rows | {big:.3f} |",
+        f"| ratio 1M / 10k | {ratio_scale:.2f} |",
+        "",
+        f"Uploading the 1M-row reference (about {res.upload_1m:.0f} s) is not part of the "
+        "comparison.",
+        "",
+        "Peak resident memory (VmHWM):",
+        "",
+        f"- after the 100k-row checks: {res.memory_100k.text(main_label)}",
+        f"- at the end (after the 1M-row reference): {res.memory_end.text(main_label)}",
+    ]
+    if res.separate_worker:
+        lines.append(
+            f"- backend process (parses uploads, builds profiles): {res.backend_peak:.0f} MiB"
+        )
+    lines += [
+        "",
+        f"Accuracy against the injected drift ({len(INJECTED)} columns: "
+        f"{len(DRIFT_NUM)} numerical shifted {SHIFT_SD} sd, {len(DRIFT_CAT)} categorical with "
+        "changed proportions):",
+        "",
+        f"- ours (default `auto` tests: {res.tests_used}): {res.ours.text()}",
+        f"- Evidently (its defaults): {res.evidently_acc.text()}",
+        f"- scipy loop (p < 0.05 per column, no correction): {res.scipy_acc.text()}",
+        "",
+        "Targets:",
+        "",
+        f"- at least 10x faster than Evidently end-to-end: {ev / ours_e2e:.1f}x, "
+        f"{verdict(ev / ours_e2e >= 10)} (check alone: {ev / ours_check:.1f}x)",
+        f"- at least 2x faster than the scipy loop end-to-end: {sp / ours_e2e:.1f}x, "
+        f"{verdict(sp / ours_e2e >= 2)} (check alone: {sp / ours_check:.1f}x)",
+        f"- 1M-row reference check at most 1.5x the 10k-row one: {ratio_scale:.2f}x, "
+        f"{verdict(ratio_scale <= 1.5)}",
+    ]
+    return "\n".join(lines)
+
+
+def write_docs(report: str) -> None:
+    block = f"{BEGIN}\n{report}\n{END}"
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = f"{text.rstrip()}\n\n{HEADING}\n\n{block}\n"
+    DOCS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a few minutes)")
+    parser.add_argument("--no-docs", action="store_true", help=f"do not update {DOCS.name}")
+    parser.add_argument(
+        "--embedded-worker",
+        action="store_true",
+        help="run the worker inside the backend even if `drift-monitor-server worker` exists",
+    )
+    args = parser.parse_args()
+    args.repeats, args.ev_repeats = (3, 1) if args.quick else (5, 3)
+    rows = 100_000
+    spec = design()
+    ref, cur = frame(spec, rows, 101, drift=False), frame(spec, rows, 102, drift=True)
+    res = Results(separate_worker=not args.embedded_worker and has_worker_command())
+
+    with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp_name, JWTIssuer() as issuer:
+        tmp = Path(tmp_name)
+        print("Evidently ...", file=sys.stderr)
+        res.evidently = run_evidently(ref, cur, args.ev_repeats, tmp)
+        res.evidently_acc = Accuracy(set(res.evidently["drifted"]))
+        print(f"  Evidently: {res.evidently['times']}", file=sys.stderr)
+
+        print("scipy loop ...", file=sys.stderr)
+        scipy_loop(ref.head(1000), cur.head(1000))  # warm-up
+        for _ in range(args.repeats):
+            elapsed, drifted = timed(lambda: scipy_loop(ref, cur))
+            res.scipy.append(elapsed)
+        res.scipy_acc = Accuracy(drifted)
+        print(f"  scipy: {res.scipy}", file=sys.stderr)
+
+        mongo = start_mongodb(free_port(), tmp / "db", log_path=tmp / "secantus.log")
+        worker: ManagedProcess | None = None
+        backend: ManagedProcess | None = None
+        try:
+            env = backend_env(mongo.url, issuer.url, tmp, embedded=not res.separate_worker)
+            backend = start_backend(free_port(), env, tmp / "backend.log")
+            if res.separate_worker:
+                worker = start_worker(env, tmp / "worker.log")
+            watched = (worker or backend).process.pid
+            api = Api(backend.url, issuer.token("bench-user", expires_in=7200))
+            print("ours ...", file=sys.stderr)
+            run_ours(api, res, ref, cur, args.repeats)
+            res.memory_100k = Memory.of(watched)
+            print("10k vs 1M reference ...", file=sys.stderr)
+            run_scaling(api, res, spec, args.repeats)
+            res.memory_end = Memory.of(watched)
+            res.backend_peak = peak_mib(backend.process.pid)
+        except Exception:
+            for proc in (backend, worker):
+                if proc is not None:
+                    print(f"--- {proc.name} log ---\n{proc.log_tail(60)}", file=sys.stderr)
+            raise
+        finally:
+            for proc in (worker, backend, mongo):
+                if proc is not None:
+                    proc.stop()
+
+    report = render(res, args)
+    print(report)
+    if not args.no_docs:
+        write_docs(report)
+
+
+if __name__ == "__main__":
+    main()
