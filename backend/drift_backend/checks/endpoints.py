@@ -297,7 +297,7 @@ async def check(
         loop = asyncio.get_running_loop()
         end = loop.time() + deadline
         while loop.time() < end:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
             current = await context.db.drifts.find_one({"_id": run["_id"]})
             if current is not None and current["job_status"] != JobStatus.Running:
                 return _run_response(current, status.HTTP_200_OK)

@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from scipy import stats as sps
 
 from drift_backend.baselines.model import BatchSummary, FeatureCounts, FeatureProfile, Profile
+from drift_backend.baselines.profile import sorted_quantiles
 from drift_backend.baselines.summary import bins, numeric_values, summarize
 from drift_backend.baselines.violations import check_violations
 from drift_backend.checks.config import DriftConfig
@@ -118,8 +119,9 @@ def _pseudo_reference(quantiles: list[float], n_reference: int) -> FloatArray:
 
 
 def _normed_wasserstein(quantiles: list[float], current: FloatArray, std: float | None) -> float:
+    """W1 between the two quantile functions on the reference's grid; ``current`` sorted."""
     ref = np.asarray(quantiles, dtype=np.float64)
-    cur = np.quantile(current, np.linspace(0, 1, len(ref)))
+    cur = sorted_quantiles(current, np.linspace(0, 1, len(ref)))
     scale = std if std and std > 0 else 1.0
     return float(np.mean(np.abs(ref - cur))) / scale
 
@@ -409,7 +411,8 @@ def run_check(profile: Profile, current: pa.Table | BatchSummary, config: DriftC
             and profiled.kind in NUMERIC_KINDS
             and profiled.name in raw_table.column_names
         ):
-            raw = numeric_values(raw_table.column(profiled.name), fb)[0]
+            # Sorted once: the quantile-based tests and the effect size all read it.
+            raw = np.sort(numeric_values(raw_table.column(profiled.name), fb)[0])
         features.append(_test_feature(profiled, summary.feature(profiled.name), raw, config))
     # p-values are corrected across features; distance tests keep their own threshold.
     adjusted = adjust([f.p_value if f.test else None for f in features], config.correction)

@@ -15,6 +15,8 @@ from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database
 
 BATCH_BUCKET = "batches"
+#: Large GridFS chunks: a batch is written and read whole, and fewer documents cost less.
+BATCH_CHUNK_BYTES = 1024 * 1024
 
 
 def baseline_to_api(doc: dict[str, Any], *, with_features: bool = True) -> dict[str, Any]:
@@ -124,7 +126,7 @@ async def resolve_baseline(
 
 
 async def store_batch(db: Database, data: bytes, metadata: dict[str, Any]) -> Any:
-    bucket = AsyncGridFSBucket(db, bucket_name=BATCH_BUCKET)
+    bucket = AsyncGridFSBucket(db, bucket_name=BATCH_BUCKET, chunk_size_bytes=BATCH_CHUNK_BYTES)
     return await bucket.upload_from_stream("batch", data, metadata=metadata)
 
 

@@ -102,11 +102,15 @@ async def run_worker(
     slots = asyncio.Semaphore(concurrency)
     running: set[asyncio.Task[None]] = set()
     log.info("worker %s started (%d slots)", name, concurrency)
+    loop = asyncio.get_running_loop()
+    next_sweep = 0.0
     while not stop.is_set():
         await slots.acquire()
         try:
-            for job in await ctx.queue.exhausted():
-                await give_up(job, ctx)
+            if loop.time() >= next_sweep:  # dead jobs are rare: look every few seconds
+                next_sweep = loop.time() + 5.0
+                for job in await ctx.queue.exhausted():
+                    await give_up(job, ctx)
             claim = await ctx.queue.claim(name)
         except PyMongoError:
             log.warning("job queue unreachable; retrying", exc_info=True)

@@ -19,7 +19,7 @@ HANDLERS: dict[str, Handler] = {check_jobs.KIND: check_jobs.handle}
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    db: Database, settings: Settings, *, processes: int | None = None, poll_seconds: float = 0.2
+    db: Database, settings: Settings, *, processes: int | None = None, poll_seconds: float = 0.05
 ) -> AsyncIterator[asyncio.Task[None]]:
     """A worker loop running in the background until the block ends."""
     processes = processes or settings.worker_processes
