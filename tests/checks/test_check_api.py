@@ -470,3 +470,28 @@ async def test_config_can_be_overridden_per_check(
     )
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "config.correction"
+
+
+async def test_check_run_fields_follow_the_drift_rules(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    api, exp, _ = checked
+    url = f"/api/v1/experiment/{exp['id']}/check"
+    r = await api.request(
+        "POST",
+        url,
+        "alice",
+        params={"model": "m1", "tags": ["x" * 65]},
+        json={"columns": frame(61, 50)},
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "tags"
+    r = await api.request(
+        "POST",
+        url,
+        "alice",
+        params={"model": "m1", "tags": ["a", "b", "a"]},
+        json={"columns": frame(62, 50)},
+    )
+    assert r.status_code == 202
+    assert r.json()["tags"] == ["a", "b"]

@@ -26,7 +26,7 @@ from drift_backend.baselines.summary import bins
 from drift_backend.checks import jobs, service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.drifts import service as drifts
-from drift_backend.drifts.schemas import Drift, JobStatus
+from drift_backend.drifts.schemas import Drift, DriftCreate, JobStatus
 from drift_backend.errors import APIError, NotFound, ValidationFailed
 from drift_backend.experiments.service import get_for
 from drift_backend.settings import Settings
@@ -252,6 +252,11 @@ async def check(
     the experiment's ``drift_config`` for this check only.
     """
     settings = context.settings
+    try:  # the same rules as a run created with POST .../drift
+        run_fields = DriftCreate(job_status=JobStatus.Running, model=model, tags=tags or [])
+    except PydanticValidationError as error:
+        first = error.errors()[0]
+        raise ValidationFailed(str(first["loc"][0]), first["msg"]) from None
     experiment = await get_for(context.db, experiment_id, caller, Level.Edit)
     baseline_doc = await service.resolve_baseline(context.db, experiment, baseline, model)
     check_config = _check_config(experiment.get("drift_config") or {}, config)
@@ -268,9 +273,7 @@ async def check(
         context.db,
         experiment_id,
         {
-            "job_status": JobStatus.Running,
-            "model": model,
-            "tags": tags or [],
+            **run_fields.model_dump(mode="json"),
             "parameters": {
                 "check": {"baseline_id": baseline_doc["_id"], "rows": rows, "mode": mode}
             },
