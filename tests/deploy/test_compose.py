@@ -45,6 +45,14 @@ def test_backend_runs_in_production_mode_with_secret_database_url() -> None:
     assert (ROOT / backend["build"]["dockerfile"]).exists()
 
 
+def test_workers_run_the_job_queue_beside_the_backend() -> None:
+    worker = _compose()["services"]["worker"]
+    assert worker["command"][:2] == ["drift-monitor-server", "worker"]
+    assert worker["networks"] == ["data"]  # the database only: no proxy, no ports
+    assert worker["environment"]["DRIFT_MODE"] == "production"
+    assert "mongodb_url" in worker["secrets"]
+
+
 def test_every_referenced_secret_and_file_exists_or_is_generated(tmp_path: Path) -> None:
     compose = _compose()
     declared = compose["secrets"]
