@@ -495,3 +495,49 @@ async def test_check_run_fields_follow_the_drift_rules(
     )
     assert r.status_code == 202
     assert r.json()["tags"] == ["a", "b"]
+
+
+async def test_rows_are_stored_only_when_a_test_needs_them(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]],
+) -> None:
+    import json
+
+    from drift_backend.store.database import connect
+
+    api, exp, _ = checked
+    url = f"/api/v1/experiment/{exp['id']}/check"
+    reduced = await api.request(
+        "POST", url, "alice", params={"model": "m1", "wait": 60}, json={"columns": frame(71, 400)}
+    )
+    whole = await api.request(
+        "POST",
+        url,
+        "alice",
+        params={
+            "model": "m1",
+            "wait": 60,
+            "config": json.dumps({"numerical_test": "mann_whitney"}),
+        },
+        json={"columns": frame(72, 400, shift=0.5)},
+    )
+    assert reduced.status_code == whole.status_code == 200
+    client = connect(api.settings.mongodb_url.get_secret_value())
+    db = client[api.settings.mongodb_database]
+    try:
+        modes = {
+            job["drift_id"]: job["payload"]["mode"]
+            async for job in db.jobs.find(
+                {"drift_id": {"$in": [reduced.json()["id"], whole.json()["id"]]}}
+            )
+        }
+    finally:
+        await client.close()
+    assert modes == {reduced.json()["id"]: "reduced", whole.json()["id"]: "raw"}
+    report = (
+        await api.request(
+            "GET", f"/api/v1/experiment/{exp['id']}/drift/{whole.json()['id']}/report", "alice"
+        )
+    ).json()
+    x = next(f for f in report["features"] if f["feature"] == "x")
+    assert x["test"] == "mann_whitney"
+    assert x["drifted"] is True

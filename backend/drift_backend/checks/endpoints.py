@@ -23,7 +23,7 @@ from drift_backend.baselines.sagemaker import (
     import_sagemaker,
 )
 from drift_backend.baselines.summary import bins
-from drift_backend.checks import jobs, service
+from drift_backend.checks import jobs, reduce, service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.drifts import service as drifts
 from drift_backend.drifts.schemas import Drift, DriftCreate, JobStatus
@@ -265,7 +265,14 @@ async def check(
         mode, rows, batch = "summary", summary.row_count, summary.model_dump_json().encode()
     else:
         table = await _read_table(request, settings)
-        mode, rows, batch = "raw", table.num_rows, await asyncio.to_thread(_to_ipc, table)
+        rows = table.num_rows
+        if reduce.needs_raw(check_config):
+            mode, batch = "raw", await asyncio.to_thread(_to_ipc, table)
+        else:
+            # Reduced at upload: the rows themselves are never stored.
+            profile = Profile.from_document(baseline_doc["profile"])
+            reduced = await asyncio.to_thread(reduce.reduce_batch, table, profile)
+            mode, batch = "reduced", await asyncio.to_thread(reduce.encode, reduced)
     file_id = await service.store_batch(
         context.db, batch, {"experiment_id": experiment_id, "rows": rows, "mode": mode}
     )

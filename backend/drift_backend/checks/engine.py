@@ -35,9 +35,9 @@ from scipy import stats as sps
 
 from drift_backend.baselines.model import BatchSummary, FeatureCounts, FeatureProfile, Profile
 from drift_backend.baselines.profile import sorted_quantiles
-from drift_backend.baselines.summary import bins, numeric_values, summarize
 from drift_backend.baselines.violations import check_violations
 from drift_backend.checks.config import DriftConfig
+from drift_backend.checks.reduce import CurrentValues, ReducedBatch, exact_batch
 from drift_backend.stats import CATEGORICAL_TESTS, NUMERICAL_TESTS, TestResult, adjust
 from drift_backend.stats import profile as by_profile
 from drift_backend.stats.choice import choose_test
@@ -169,7 +169,10 @@ def _choose(
 
 
 def _numerical(
-    feature: FeatureProfile, counts: FeatureCounts, raw: FloatArray | None, config: DriftConfig
+    feature: FeatureProfile,
+    counts: FeatureCounts,
+    current: CurrentValues | None,
+    config: DriftConfig,
 ) -> tuple[TestResult, float | None, Histogram]:
     numeric = feature.numeric
     if numeric is None or numeric.edges is None or numeric.counts is None:
@@ -179,32 +182,40 @@ def _numerical(
     ref_counts = np.asarray(numeric.counts, dtype=np.float64)
     cur_counts = np.asarray(counts.counts, dtype=np.float64)
     n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
-    if n_cur == 0:
+    if n_cur == 0 or (current is not None and current.values.size == 0):
         raise Untestable("no finite values in the current batch")
     n_unique = feature.distinct_count or len(set(numeric.quantiles or []))
-    test, threshold = _choose(feature, config, True, n_ref, n_unique, raw is not None)
+    test, threshold = _choose(feature, config, True, n_ref, n_unique, current is not None)
     histogram = Histogram(
         edges=list(numeric.edges), reference=ref_counts.tolist(), current=cur_counts.tolist()
     )
+    effect = _numeric_effect(feature, counts, current)
     if test in RAW_TESTS:
-        if raw is None:
+        if current is None:
             raise Untestable(f"{test} needs raw values; summary mode sends only counts")
         if numeric.quantiles is None:
             raise Untestable(f"{test} needs the baseline's quantiles, which it lacks")
+        if test not in {"ks", "wasserstein"} and not current.exact:
+            raise Untestable(f"{test} needs every current value; the batch was reduced")
     if test == "ks":
-        assert raw is not None
+        assert current is not None
         assert numeric.quantiles is not None
-        result = by_profile.ks_from_quantiles(numeric.quantiles, n_ref, raw, threshold=threshold)
+        if current.exact:
+            result = by_profile.ks_from_quantiles(
+                numeric.quantiles, n_ref, current.values, threshold=threshold
+            )
+        else:
+            result = by_profile.ks_between_quantiles(
+                numeric.quantiles, n_ref, current.values, n_cur, threshold=threshold
+            )
     elif test == "wasserstein":
-        assert raw is not None
-        assert numeric.quantiles is not None
-        distance = _normed_wasserstein(numeric.quantiles, raw, numeric.std)
-        result = _distance_result("wasserstein", distance, threshold or 0.1, n_ref, n_cur)
+        assert effect is not None
+        result = _distance_result("wasserstein", effect, threshold or 0.1, n_ref, n_cur)
     elif test in RAW_TESTS:
-        assert raw is not None
+        assert current is not None
         assert numeric.quantiles is not None
         reference = _pseudo_reference(numeric.quantiles, n_ref)
-        result = NUMERICAL_TESTS[test](reference, raw, threshold=threshold)
+        result = NUMERICAL_TESTS[test](reference, current.values, threshold=threshold)
     elif test == "t_test":
         result = _welch(numeric.mean, numeric.std, n_ref, counts, threshold)
     elif test in HISTOGRAM_TESTS:
@@ -218,7 +229,6 @@ def _numerical(
         result = CATEGORICAL_TESTS[test](ref_counts[keep], cur_counts[keep], threshold=threshold)
     else:
         raise Untestable(f"{test} is not a test for numerical features")
-    effect = _numeric_effect(feature, counts, raw)
     return result, effect, histogram
 
 
@@ -252,13 +262,13 @@ def _welch(
 
 
 def _numeric_effect(
-    feature: FeatureProfile, counts: FeatureCounts, raw: FloatArray | None
+    feature: FeatureProfile, counts: FeatureCounts, current: CurrentValues | None
 ) -> float | None:
-    """Normed Wasserstein with raw values; the standardized mean difference without."""
+    """Normed Wasserstein with current values; the standardized mean difference without."""
     numeric = feature.numeric
     assert numeric is not None
-    if raw is not None and raw.size and numeric.quantiles:
-        return _normed_wasserstein(numeric.quantiles, raw, numeric.std)
+    if current is not None and current.values.size and numeric.quantiles:
+        return _normed_wasserstein(numeric.quantiles, current.values, numeric.std)
     if numeric.mean is not None and numeric.std and counts.mean is not None:
         return abs(counts.mean - numeric.mean) / numeric.std
     return None
@@ -303,7 +313,7 @@ def _categorical(
 def _test_feature(
     feature: FeatureProfile,
     counts: FeatureCounts | None,
-    raw: FloatArray | None,
+    current: CurrentValues | None,
     config: DriftConfig,
 ) -> FeatureReport:
     base: dict[str, Any] = {
@@ -331,7 +341,7 @@ def _test_feature(
         )
     try:
         if feature.kind in NUMERIC_KINDS:
-            result, effect, histogram = _numerical(feature, counts, raw, config)
+            result, effect, histogram = _numerical(feature, counts, current, config)
         else:
             result, effect, histogram = _categorical(feature, counts, config)
     except (Untestable, ValueError) as error:
@@ -397,23 +407,22 @@ def _baseline_drift_violations(
     return out
 
 
-def run_check(profile: Profile, current: pa.Table | BatchSummary, config: DriftConfig) -> Report:
-    """Test every baseline feature; decide per feature and for the dataset."""
-    feature_bins = bins(profile)
-    raw_table = current if isinstance(current, pa.Table) else None
-    summary = summarize(current, feature_bins) if raw_table is not None else current
-    assert isinstance(summary, BatchSummary)
-    features: list[FeatureReport] = []
-    for profiled, fb in zip(profile.features, feature_bins.features, strict=True):
-        raw = None
-        if (
-            raw_table is not None
-            and profiled.kind in NUMERIC_KINDS
-            and profiled.name in raw_table.column_names
-        ):
-            # Sorted once: the quantile-based tests and the effect size all read it.
-            raw = np.sort(numeric_values(raw_table.column(profiled.name), fb)[0])
-        features.append(_test_feature(profiled, summary.feature(profiled.name), raw, config))
+def run_check(
+    profile: Profile, current: pa.Table | ReducedBatch | BatchSummary, config: DriftConfig
+) -> Report:
+    """Test every baseline feature; decide per feature and for the dataset.
+
+    ``current`` is a raw batch, the same reduced at upload (:mod:`.reduce`), or a summary.
+    """
+    if isinstance(current, pa.Table):
+        current = exact_batch(current, profile)
+    mode = "summary" if isinstance(current, BatchSummary) else "raw"
+    summary = current if isinstance(current, BatchSummary) else current.summary
+    values = {} if isinstance(current, BatchSummary) else current.numeric
+    features = [
+        _test_feature(profiled, summary.feature(profiled.name), values.get(profiled.name), config)
+        for profiled in profile.features
+    ]
     # p-values are corrected across features; distance tests keep their own threshold.
     adjusted = adjust([f.p_value if f.test else None for f in features], config.correction)
     for feature, p_adj in zip(features, adjusted, strict=True):
@@ -432,7 +441,7 @@ def run_check(profile: Profile, current: pa.Table | BatchSummary, config: DriftC
     violations = [v.model_dump(exclude_none=True) for v in check_violations(profile, summary)]
     violations += _baseline_drift_violations(profile, features)
     return Report(
-        mode="raw" if raw_table is not None else "summary",
+        mode=mode,
         dataset_drift=bool(tested) and share >= config.drift_share,
         drift_share=share,
         drifted_features=drifted,

@@ -9,9 +9,10 @@ from typing import Any
 import pyarrow as pa
 
 from drift_backend.baselines.model import BatchSummary, Profile
-from drift_backend.checks import service
+from drift_backend.checks import reduce, service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.checks.engine import run_check
+from drift_backend.checks.reduce import ReducedBatch
 from drift_backend.drifts.schemas import JobStatus
 from drift_backend.schemas import utcnow
 from drift_backend.worker.queue import Claim
@@ -23,12 +24,15 @@ KIND = "check"
 def compute(
     profile_doc: dict[str, Any], batch: bytes, mode: str, config: dict[str, Any]
 ) -> dict[str, Any]:
-    """CPU part, run in a pool process: an Arrow IPC batch (raw mode) or a BatchSummary JSON
-    (summary mode) against the stored profile -> report dict."""
+    """CPU part, run in a pool process: a batch (``raw``: Arrow IPC of every row; ``reduced``:
+    what :mod:`.reduce` keeps; ``summary``: a BatchSummary JSON) against the stored profile
+    -> report dict."""
     profile = Profile.from_document(profile_doc)
-    current: pa.Table | BatchSummary
+    current: pa.Table | ReducedBatch | BatchSummary
     if mode == "summary":
         current = BatchSummary.model_validate_json(batch)
+    elif mode == "reduced":
+        current = reduce.decode(batch)
     else:
         current = pa.ipc.open_stream(batch).read_all()
     report = run_check(profile, current, DriftConfig.model_validate(config))

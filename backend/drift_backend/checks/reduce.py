@@ -1,0 +1,110 @@
+"""A current batch reduced at upload to what the tests need, so raw rows never reach the
+database or the queue: the batch's counts on the baseline's bins (the same ``summarize`` as
+summary mode) and, per numerical feature, its sorted finite values when there are at most
+``EXACT_VALUES`` of them, else their quantiles on a grid of ``GRID`` levels.
+
+The tests read the grid as they read the reference's: ``ks`` compares two interpolated CDFs
+(error at most about 1/1000 + 1/10000 in D), ``wasserstein`` two quantile functions. Tests
+that need every raw value (Mann-Whitney, Cramér-von Mises, Anderson-Darling, energy
+distance) make the API keep the whole batch instead (:func:`needs_raw`).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from drift_backend.baselines.model import BatchSummary, Profile
+from drift_backend.baselines.profile import sorted_quantiles
+from drift_backend.baselines.summary import bins, numeric_values, summarize
+from drift_backend.checks.config import DriftConfig
+
+EXACT_VALUES = 20_000
+GRID = 10_001
+RAW_ONLY_TESTS = frozenset(
+    {"mann_whitney", "cramer_von_mises", "anderson_darling", "energy_distance"}
+)
+NUMERIC_KINDS = frozenset({"numerical", "datetime"})
+_SUMMARY_KEY = b"drift_monitor.summary"
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass(frozen=True)
+class CurrentValues:
+    """A numerical feature's current values: all of them sorted (``exact``) or a grid."""
+
+    values: FloatArray
+    exact: bool
+
+
+@dataclass(frozen=True)
+class ReducedBatch:
+    summary: BatchSummary
+    numeric: dict[str, CurrentValues]
+
+
+def needs_raw(config: DriftConfig) -> bool:
+    """Whether a test the configuration may run needs every raw value."""
+    chosen = {config.numerical_test} | {f.test for f in config.features.values() if f.test}
+    return bool(chosen & RAW_ONLY_TESTS)
+
+
+def reduce_batch(
+    table: pa.Table, profile: Profile, *, exact_limit: int = EXACT_VALUES
+) -> ReducedBatch:
+    """Counts on the baseline's bins and, per numerical feature, sorted values or a grid."""
+    feature_bins = bins(profile)
+    numeric: dict[str, CurrentValues] = {}
+    for feature, fb in zip(profile.features, feature_bins.features, strict=True):
+        if feature.kind not in NUMERIC_KINDS or feature.name not in table.column_names:
+            continue
+        # Sorted once: the quantile-based tests and the effect size all read it.
+        values = np.sort(numeric_values(table.column(feature.name), fb)[0])
+        if values.size <= exact_limit:
+            numeric[feature.name] = CurrentValues(values, exact=True)
+        else:
+            grid = sorted_quantiles(values, np.linspace(0.0, 1.0, GRID))
+            numeric[feature.name] = CurrentValues(grid, exact=False)
+    return ReducedBatch(summarize(table, feature_bins), numeric)
+
+
+def exact_batch(table: pa.Table, profile: Profile) -> ReducedBatch:
+    """Every value kept: what a raw batch stored whole gives the engine."""
+    return reduce_batch(table, profile, exact_limit=table.num_rows)
+
+
+def encode(batch: ReducedBatch) -> bytes:
+    """Arrow IPC: one row per numerical feature, the summary JSON in the schema metadata."""
+    names = list(batch.numeric)
+    table = pa.table(
+        {
+            "name": pa.array(names, pa.string()),
+            "exact": pa.array([batch.numeric[n].exact for n in names], pa.bool_()),
+            "values": pa.array([batch.numeric[n].values for n in names], pa.list_(pa.float64())),
+        }
+    ).replace_schema_metadata({_SUMMARY_KEY: batch.summary.model_dump_json().encode()})
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def decode(data: bytes) -> ReducedBatch:
+    table = pa.ipc.open_stream(data).read_all()
+    metadata = table.schema.metadata or {}
+    summary = BatchSummary.model_validate_json(metadata[_SUMMARY_KEY])
+    lists = table.column("values").combine_chunks()
+    flat = lists.values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    offsets = lists.offsets.to_numpy()
+    numeric = {
+        name: CurrentValues(flat[offsets[i] : offsets[i + 1]], exact=bool(exact))
+        for i, (name, exact) in enumerate(
+            zip(table.column("name").to_pylist(), table.column("exact").to_pylist(), strict=True)
+        )
+    }
+    return ReducedBatch(summary, numeric)
