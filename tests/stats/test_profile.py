@@ -115,3 +115,16 @@ def test_ks_from_quantiles_edge_cases() -> None:
         profile.psi_counts([0, 0], [1, 2])
     with pytest.raises(ValueError, match="align"):
         profile.psi_counts([1, 2, 3], [1, 2])
+
+
+def test_bin_counts_sorted_equals_bin_counts() -> None:
+    """Counting on sorted values gives exactly the counts of :func:`bin_counts`, ties on
+    edges, repeated edges and the right-closed last inner cell included."""
+    from drift_backend.stats.histogram import bin_counts, bin_counts_sorted
+
+    rng = np.random.default_rng(11)
+    for _ in range(2000):
+        n = int(rng.integers(0, 60))
+        x = rng.integers(-3, 4, n).astype(float) + rng.choice([0.0, 0.5], n)
+        edges = np.sort(rng.integers(-3, 4, int(rng.integers(2, 7))).astype(float))
+        np.testing.assert_array_equal(bin_counts_sorted(np.sort(x), edges), bin_counts(x, edges))

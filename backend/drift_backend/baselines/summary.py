@@ -24,7 +24,7 @@ from drift_backend.baselines.model import (
     Profile,
 )
 from drift_backend.baselines.profile import number_strings, sorted_unique
-from drift_backend.stats.histogram import bin_counts
+from drift_backend.stats.histogram import bin_counts_sorted
 
 OUTLIER_CUTOFF = 4.0
 
@@ -101,11 +101,12 @@ def _counts_on(
 def _numeric_counts(column: pa.ChunkedArray, feature: FeatureBins, bins_: Bins) -> FeatureCounts:
     n = len(column)
     x, mismatches = numeric_values(column, feature)
+    xs = np.sort(x)  # counting on sorted values searches the edges, not every value
     fields: dict[str, Any] = {}
     if feature.edges is not None:
-        fields["counts"] = bin_counts(x, feature.edges).tolist()
+        fields["counts"] = bin_counts_sorted(xs, feature.edges).tolist()
     if feature.categories is not None or feature.domains is not None:
-        uniq, uniq_counts = sorted_unique(np.sort(x))
+        uniq, uniq_counts = sorted_unique(xs)
         labels = number_strings(uniq, feature.inferred_type == "Integral")
         cat = _counts_on(labels, uniq_counts.tolist(), feature, bins_.max_unseen)
         fields |= cat
