@@ -105,3 +105,45 @@ def test_unknown_tests_are_refused_by_the_config() -> None:
         DriftConfig(numerical_test="magic")
     with pytest.raises(ValueError, match="unknown test"):
         DriftConfig.model_validate({"features": {"x": {"test": "nope"}}})
+
+
+def test_every_kind_of_column_is_tested_or_explained() -> None:
+    import datetime as dt
+
+    rng = np.random.default_rng(12)
+    start = dt.datetime(2026, 1, 1)
+
+    def hours(offset: int, n: int) -> pa.Array:
+        return pa.array(
+            [start + dt.timedelta(hours=int(h) + offset) for h in rng.integers(0, 5000, n)]
+        )
+
+    reference = pa.table(
+        {
+            "when": hours(0, 3000),
+            "flag": pa.array(rng.random(3000) < 0.3),
+            "code": pa.array(rng.integers(0, 4, 3000)),
+            "text": pa.array(rng.choice(["a", "b"], 3000)),
+            "empty": pa.array([None] * 3000, pa.float64()),
+        }
+    )
+    current = pa.table(
+        {
+            "when": hours(60 * 24, 1000),  # two months later
+            "flag": pa.array(rng.random(1000) < 0.6),
+            "code": pa.array(["x"] * 1000),  # text where the baseline had numbers
+            "text": pa.array([None] * 1000, pa.string()),
+            "empty": pa.array([None] * 1000, pa.float64()),
+        }
+    )
+    report = run_check(build_profile(reference), current, DriftConfig())
+    by_name = {f.feature: f for f in report.features}
+    assert by_name["when"].kind == "datetime"
+    assert by_name["when"].drifted is True
+    assert by_name["flag"].kind == "boolean"
+    assert by_name["flag"].drifted is True
+    assert "baseline's type" in (by_name["code"].untestable or "")
+    assert "all missing" in (by_name["text"].untestable or "")
+    assert "no distribution" in (by_name["empty"].untestable or "")
+    kinds = {(v["feature_name"], v["constraint_check_type"]) for v in report.violations}
+    assert ("code", "data_type_check") in kinds

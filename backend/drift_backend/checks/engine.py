@@ -183,7 +183,7 @@ def _numerical(
     cur_counts = np.asarray(counts.counts, dtype=np.float64)
     n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
     if n_cur == 0 or (current is not None and current.values.size == 0):
-        raise Untestable("no finite values in the current batch")
+        raise Untestable(_nothing_to_test(counts))
     n_unique = feature.distinct_count or len(set(numeric.quantiles or []))
     test, threshold = _choose(feature, config, True, n_ref, n_unique, current is not None)
     histogram = Histogram(
@@ -230,6 +230,12 @@ def _numerical(
     else:
         raise Untestable(f"{test} is not a test for numerical features")
     return result, effect, histogram
+
+
+def _nothing_to_test(counts: FeatureCounts) -> str:
+    if counts.type_mismatch:
+        return f"none of the current values has the baseline's type ({counts.type_mismatch} do not)"
+    return "no values in the current batch (all missing)"
 
 
 def _welch(
@@ -297,7 +303,7 @@ def _categorical(
         current.append(float(counts.unseen_other))
     ref, cur = np.asarray(reference), np.asarray(current)
     if cur.sum() == 0:
-        raise Untestable("no values in the current batch")
+        raise Untestable(_nothing_to_test(counts))
     test, threshold = _choose(feature, config, False, int(ref.sum()), len(categories), False)
     if test not in CATEGORICAL_TESTS:
         raise Untestable(f"{test} is not a test for categorical features")
