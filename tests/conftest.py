@@ -170,6 +170,7 @@ def live_backend(
 @pytest.fixture(scope="session")
 def opaque_token(oidc_provider: ManagedProcess) -> Any:
     def get(subject: str) -> str:
-        return str(fetch_token(oidc_provider.url, subject)["access_token"])
+        token = fetch_token(oidc_provider.url, subject, client_secret="test-client-secret")
+        return str(token["access_token"])
 
     return get

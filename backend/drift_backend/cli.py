@@ -91,11 +91,12 @@ def dev_token(user: str, data_dir: Path) -> None:
         raise click.ClickException(str(error)) from None
     if state.mode != "development":
         raise click.ClickException("dev-token works only with a development-mode stack")
-    known = [entry["sub"] for entry in load_identities(sandbox_dir())["users"]]
+    identities = load_identities(sandbox_dir())
+    known = [entry["sub"] for entry in identities["users"]]
     if user not in known:
         raise click.ClickException(f"unknown sandbox user {user!r}; one of {', '.join(known)}")
     try:
-        token = fetch_token(state.issuer, user)
+        token = fetch_token(state.issuer, user, client_secret=identities["client"]["secret"])
     except Exception as error:  # the stack may have been stopped uncleanly
         raise click.ClickException(
             f"could not reach the local stack's OIDC provider at {state.issuer}: {error}"

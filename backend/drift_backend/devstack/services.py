@@ -156,7 +156,9 @@ DEV_CLIENT_ID = "drift-monitor-dev"
 DEV_REDIRECT_URI = "http://127.0.0.1/callback"
 
 
-def fetch_token(issuer: str, subject: str, *, timeout: float = 10.0) -> dict[str, Any]:
+def fetch_token(
+    issuer: str, subject: str, *, client_secret: str, timeout: float = 10.0
+) -> dict[str, Any]:
     """Log ``subject`` in at the development provider with a real authorization-code flow."""
     with httpx2.Client(timeout=timeout, follow_redirects=False) as http:
         meta = http.get(f"{issuer}/.well-known/openid-configuration").raise_for_status().json()
@@ -181,7 +183,7 @@ def fetch_token(issuer: str, subject: str, *, timeout: float = 10.0) -> dict[str
                 "code": code,
                 "redirect_uri": DEV_REDIRECT_URI,
                 "client_id": DEV_CLIENT_ID,
-                "client_secret": "dev-only-client-secret",
+                "client_secret": client_secret,
             },
         ).raise_for_status()
         result: dict[str, Any] = token.json()
