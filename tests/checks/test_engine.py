@@ -147,3 +147,43 @@ def test_every_kind_of_column_is_tested_or_explained() -> None:
     assert "no distribution" in (by_name["empty"].untestable or "")
     kinds = {(v["feature_name"], v["constraint_check_type"]) for v in report.violations}
     assert ("code", "data_type_check") in kinds
+
+
+def _correlated(seed: int, n: int, rho: float) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0, 1, n)
+    b = rho * a + np.sqrt(1 - rho**2) * rng.normal(0, 1, n)
+    return pa.table({"a": a, "b": b})
+
+
+def test_multivariate_mmd_sees_what_per_feature_tests_cannot() -> None:
+    profile = build_profile(_correlated(13, 3000, rho=0.0))
+    assert profile.sample is not None
+    assert len(profile.sample.rows) == 1000
+    current = _correlated(14, 3000, rho=0.9)  # same margins, features now move together
+    report = run_check(profile, current, DriftConfig(multivariate=True))
+    assert report.drifted_features == []  # each feature alone looks the same
+    assert report.multivariate is not None
+    assert report.multivariate.drifted is True
+    assert report.multivariate.p_value == pytest.approx(1 / 201)
+    clean = run_check(profile, _correlated(15, 3000, rho=0.0), DriftConfig(multivariate=True))
+    assert clean.multivariate is not None
+    assert clean.multivariate.drifted is False
+
+
+def test_multivariate_is_opt_in_and_explained_when_impossible() -> None:
+    from drift_backend.baselines.summary import bins, summarize
+    from drift_backend.checks.reduce import decode, encode, reduce_batch
+
+    profile = build_profile(_correlated(16, 2000, rho=0.0))
+    current = _correlated(17, 2000, rho=0.9)
+    assert run_check(profile, current, DriftConfig()).multivariate is None
+    reduced = decode(encode(reduce_batch(current, profile)))
+    assert reduced.sample is not None
+    via_reduced = run_check(profile, reduced, DriftConfig(multivariate=True))
+    assert via_reduced.multivariate is not None
+    assert via_reduced.multivariate.drifted is True
+    summary = summarize(current, bins(profile))
+    counted = run_check(profile, summary, DriftConfig(multivariate=True))
+    assert counted.multivariate is not None
+    assert "summary mode" in (counted.multivariate.untestable or "")

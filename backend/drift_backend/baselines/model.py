@@ -109,12 +109,21 @@ class FeatureProfile(_Model):
     constraints: FeatureConstraints = Field(default_factory=FeatureConstraints)
 
 
+class RowSample(_Model):
+    """A seeded random sample of complete rows over the numerical features: the one place a
+    profile keeps rows, for the multivariate MMD test (everything else reads summaries)."""
+
+    features: list[str]
+    rows: list[list[float]]
+
+
 class Profile(_Model):
     version: Literal[1] = 1
     source: Literal["data", "sagemaker"] = "data"
     row_count: int
     features: list[FeatureProfile]
     monitoring_config: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    sample: RowSample | None = None
 
     def feature(self, name: str) -> FeatureProfile | None:
         return next((f for f in self.features if f.name == name), None)

@@ -37,6 +37,7 @@ from drift_backend.baselines.model import (
     NumericSummary,
     Profile,
 )
+from drift_backend.baselines.sample import row_sample
 from drift_backend.stats.histogram import bin_counts
 
 #: Integer columns with at most this many distinct values are categorical.
@@ -197,8 +198,10 @@ def build_profile(
         _feature(name, table.column(i), quantiles, bins, max_categories)
         for i, name in enumerate(table.column_names)
     ]
+    numerical = [f.name for f in features if f.kind in ("numerical", "datetime")]
     return Profile(
         row_count=table.num_rows,
         features=features,
         monitoring_config=monitoring_config or MonitoringConfig(),
+        sample=row_sample(table, numerical),
     )

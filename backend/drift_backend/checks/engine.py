@@ -33,12 +33,18 @@ import pyarrow as pa
 from pydantic import BaseModel
 from scipy import stats as sps
 
-from drift_backend.baselines.model import BatchSummary, FeatureCounts, FeatureProfile, Profile
+from drift_backend.baselines.model import (
+    BatchSummary,
+    FeatureCounts,
+    FeatureProfile,
+    Profile,
+    RowSample,
+)
 from drift_backend.baselines.profile import sorted_quantiles
 from drift_backend.baselines.violations import check_violations
 from drift_backend.checks.config import DriftConfig
 from drift_backend.checks.reduce import CurrentValues, ReducedBatch, exact_batch
-from drift_backend.stats import CATEGORICAL_TESTS, NUMERICAL_TESTS, TestResult, adjust
+from drift_backend.stats import CATEGORICAL_TESTS, NUMERICAL_TESTS, TestResult, adjust, mmd
 from drift_backend.stats import profile as by_profile
 from drift_backend.stats.choice import choose_test
 from drift_backend.stats.correction import cramers_v
@@ -91,6 +97,20 @@ class FeatureReport(BaseModel):
     untestable: str | None = None
 
 
+class MultivariateReport(BaseModel):
+    """The MMD test on row samples over the numerical features (opt-in)."""
+
+    test: str = "mmd"
+    features: list[str] = []
+    statistic: float | None = None
+    p_value: float | None = None
+    threshold: float | None = None
+    drifted: bool = False
+    n_reference: int = 0
+    n_current: int = 0
+    untestable: str | None = None
+
+
 class Report(BaseModel):
     mode: str
     dataset_drift: bool
@@ -101,6 +121,7 @@ class Report(BaseModel):
     alpha: float
     features: list[FeatureReport]
     violations: list[dict[str, Any]] = []
+    multivariate: MultivariateReport | None = None
 
 
 class Untestable(ValueError):
@@ -413,6 +434,38 @@ def _baseline_drift_violations(
     return out
 
 
+def _multivariate(
+    profile: Profile, sample: RowSample | None, config: DriftConfig
+) -> MultivariateReport:
+    """MMD between the reference's and the batch's row samples (Gretton et al. 2012),
+    permutation p-value (k + 1) / (B + 1); not part of the per-feature correction."""
+    if profile.sample is None:
+        return MultivariateReport(untestable="the baseline holds no row sample")
+    if sample is None:
+        return MultivariateReport(
+            features=profile.sample.features,
+            untestable="no current rows on the sampled features (summary mode, or a column missing)",
+        )
+    try:
+        result = mmd(
+            np.asarray(profile.sample.rows, dtype=np.float64),
+            np.asarray(sample.rows, dtype=np.float64),
+            permutations=config.mmd_permutations,
+            threshold=config.alpha,
+        )
+    except ValueError as error:
+        return MultivariateReport(features=profile.sample.features, untestable=str(error))
+    return MultivariateReport(
+        features=profile.sample.features,
+        statistic=_finite(result.statistic),
+        p_value=_finite(result.p_value),
+        threshold=result.threshold,
+        drifted=result.drifted,
+        n_reference=result.n_reference,
+        n_current=result.n_current,
+    )
+
+
 def run_check(
     profile: Profile, current: pa.Table | ReducedBatch | BatchSummary, config: DriftConfig
 ) -> Report:
@@ -446,6 +499,10 @@ def run_check(
     share = len(drifted) / len(tested) if tested else 0.0
     violations = [v.model_dump(exclude_none=True) for v in check_violations(profile, summary)]
     violations += _baseline_drift_violations(profile, features)
+    multivariate = None
+    if config.multivariate:
+        sample = None if isinstance(current, BatchSummary) else current.sample
+        multivariate = _multivariate(profile, sample, config)
     return Report(
         mode=mode,
         dataset_drift=bool(tested) and share >= config.drift_share,
@@ -456,4 +513,5 @@ def run_check(
         alpha=config.alpha,
         features=features,
         violations=violations,
+        multivariate=multivariate,
     )

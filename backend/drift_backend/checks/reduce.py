@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from drift_backend.baselines.model import BatchSummary, Profile
+from drift_backend.baselines.model import BatchSummary, Profile, RowSample
 from drift_backend.baselines.profile import sorted_quantiles
+from drift_backend.baselines.sample import row_sample
 from drift_backend.baselines.summary import bins, numeric_values, summarize
 from drift_backend.checks.config import DriftConfig
 
@@ -30,6 +31,7 @@ RAW_ONLY_TESTS = frozenset(
 )
 NUMERIC_KINDS = frozenset({"numerical", "datetime"})
 _SUMMARY_KEY = b"drift_monitor.summary"
+_SAMPLE_KEY = b"drift_monitor.sample"
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -46,6 +48,8 @@ class CurrentValues:
 class ReducedBatch:
     summary: BatchSummary
     numeric: dict[str, CurrentValues]
+    #: Rows on the reference sample's features, for the opt-in multivariate test.
+    sample: RowSample | None = None
 
 
 def needs_raw(config: DriftConfig) -> bool:
@@ -70,7 +74,12 @@ def reduce_batch(
         else:
             grid = sorted_quantiles(values, np.linspace(0.0, 1.0, GRID))
             numeric[feature.name] = CurrentValues(grid, exact=False)
-    return ReducedBatch(summarize(table, feature_bins), numeric)
+    sample = None
+    if profile.sample is not None:
+        sample = row_sample(table, profile.sample.features, seed=1)
+        if sample is not None and sample.features != profile.sample.features:
+            sample = None  # a column is missing: the rows would not line up
+    return ReducedBatch(summarize(table, feature_bins), numeric, sample)
 
 
 def exact_batch(table: pa.Table, profile: Profile) -> ReducedBatch:
@@ -87,7 +96,11 @@ def encode(batch: ReducedBatch) -> bytes:
             "exact": pa.array([batch.numeric[n].exact for n in names], pa.bool_()),
             "values": pa.array([batch.numeric[n].values for n in names], pa.list_(pa.float64())),
         }
-    ).replace_schema_metadata({_SUMMARY_KEY: batch.summary.model_dump_json().encode()})
+    )
+    metadata = {_SUMMARY_KEY: batch.summary.model_dump_json().encode()}
+    if batch.sample is not None:
+        metadata[_SAMPLE_KEY] = batch.sample.model_dump_json().encode()
+    table = table.replace_schema_metadata(metadata)
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -107,4 +120,7 @@ def decode(data: bytes) -> ReducedBatch:
             zip(table.column("name").to_pylist(), table.column("exact").to_pylist(), strict=True)
         )
     }
-    return ReducedBatch(summary, numeric)
+    sample = (
+        RowSample.model_validate_json(metadata[_SAMPLE_KEY]) if _SAMPLE_KEY in metadata else None
+    )
+    return ReducedBatch(summary, numeric, sample)
