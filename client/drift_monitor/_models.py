@@ -468,10 +468,18 @@ class Report:
     violations: list[Violation] = field(default_factory=list)
     #: The check's drift run, when the report was fetched through it.
     drift: Drift | None = None
+    #: ``raw`` (rows were sent) or ``summary`` (only counts were).
+    mode: str = "raw"
+    #: The multivariate MMD result when the experiment's ``drift_config`` turns it on:
+    #: ``test``, ``features``, ``statistic``, ``p_value``, ``drifted``, ... or ``untestable``.
+    multivariate: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], drift: Drift | None = None) -> Report:
+        multivariate = data.get("multivariate")
         return cls(
+            mode=str(data.get("mode", "raw")),
+            multivariate=dict(multivariate) if isinstance(multivariate, Mapping) else None,
             dataset_drift=bool(data["dataset_drift"]),
             drift_share=float(data.get("drift_share", 0.0)),
             drifted_features=[str(f) for f in data.get("drifted_features") or []],

@@ -236,6 +236,19 @@ def test_report_is_typed(client: Client, exp: Experiment) -> None:
     assert c.categories == ["a", "b", "c"]
     with pytest.raises(KeyError):
         report.feature("nope")
+    assert report.mode == "raw"
+    assert report.multivariate is None  # opt-in
+
+
+def test_report_carries_the_multivariate_result(client: Client, exp: Experiment) -> None:
+    client.set_drift_config(exp.id, {"multivariate": True})
+    client.upload_baseline(exp.id, REFERENCE, model="m1")
+    run = client.check(exp.id, DRIFTED, model="m1", wait=60)
+    report = client.get_report(exp.id, run.id)
+    assert report.multivariate is not None
+    assert report.multivariate["test"] == "mmd"
+    assert report.multivariate["features"] == ["x", "y"]
+    assert report.multivariate["drifted"] is True
 
 
 def test_summary_only_reaches_the_same_decisions(client: Client, exp: Experiment) -> None:
