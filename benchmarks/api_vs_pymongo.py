@@ -13,7 +13,6 @@ import asyncio
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,18 +29,17 @@ sys.path.insert(0, str(ROOT))  # the JWT test issuer lives in tests/support
 
 import httpx2  # noqa: E402
 from drift_backend.devstack.services import (  # noqa: E402
-    LOCALHOST,
     ManagedProcess,
     free_port,
+    start_backend,
     start_mongodb,
 )
 from pymongo import AsyncMongoClient  # noqa: E402
 
+from benchmarks._docs import DOCS, write_section  # noqa: E402
 from tests.support.jwt_issuer import JWTIssuer  # noqa: E402
 
-DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Drift-run creation: API vs raw PyMongo"
-BEGIN, END = "<!-- api_vs_pymongo:begin -->", "<!-- api_vs_pymongo:end -->"
 DATABASE = "drift_benchmark"
 # Both sides use start_mongodb's URL, which turns retryable writes off: SecantusDB 0.7.0b3
 # scans its record of retryable writes on every write (and sorts it past 10,000), so with
@@ -110,38 +108,6 @@ async def measure(op: Op, clients: int, seconds: float, pids: dict[str, int]) ->
         p99_ms=latencies[min(n - 1, int(n * 0.99))] * 1000,
         cpu_us={name: seconds * 1e6 / n for name, seconds in cpu.items()},
     )
-
-
-def start_backend(
-    port: int, mongo_url: str, issuer: str, workers: int, log: Path
-) -> ManagedProcess:
-    env = {
-        **os.environ,
-        "DRIFT_MODE": "development",
-        "DRIFT_MONGODB_URL": mongo_url,
-        "DRIFT_MONGODB_DATABASE": DATABASE,
-        "DRIFT_TRUSTED_ISSUERS": issuer,
-        "DRIFT_ALLOW_INSECURE_ISSUERS": "true",
-        "DRIFT_SECRETS_DIR": str(log.parent / "no-secrets"),
-    }
-    argv = [sys.executable, "-m", "uvicorn", "--factory", "drift_backend.main:app_from_env"]
-    argv += ["--host", LOCALHOST, "--port", str(port), "--log-level", "warning"]
-    argv += ["--no-access-log", "--workers", str(workers)]
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    proc = ManagedProcess(f"backend x{workers}", process, f"http://{LOCALHOST}:{port}", log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"backend exited early:\n{proc.log_tail()}")
-        try:
-            if httpx2.get(f"{proc.url}/health/ready", timeout=2).status_code == 200:
-                return proc
-        except httpx2.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.stop()
-    raise RuntimeError(f"backend not ready in 60 s:\n{proc.log_tail()}")
 
 
 async def bench_row(
@@ -268,18 +234,6 @@ def machine() -> str:
     )
 
 
-def write_docs(report: str) -> None:
-    block = f"{BEGIN}\n{report}\n{END}"
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = f"{text.rstrip()}\n\n{HEADING}\n\n{block}\n"
-    DOCS.parent.mkdir(exist_ok=True)
-    DOCS.write_text(text)
-
-
 async def setup(base: str, token: str) -> dict[str, str]:
     """Register the benchmark user and create its experiment through the API."""
     async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
@@ -305,7 +259,16 @@ def main() -> None:
         try:
             for workers in sorted({w for _, w, _ in plan}):
                 log = work / f"backend{workers}.log"
-                backend = start_backend(free_port(), mongo.url, issuer.url, workers, log)
+                env = {
+                    **os.environ,
+                    "DRIFT_MODE": "development",
+                    "DRIFT_MONGODB_URL": mongo.url,
+                    "DRIFT_MONGODB_DATABASE": DATABASE,
+                    "DRIFT_TRUSTED_ISSUERS": issuer.url,
+                    "DRIFT_ALLOW_INSECURE_ISSUERS": "true",
+                    "DRIFT_SECRETS_DIR": str(work / "no-secrets"),
+                }
+                backend = start_backend(free_port(), env, log, workers=workers)
                 try:
                     ctx = ctx or asyncio.run(setup(backend.url, token))
                     for label, w, clients in plan:
@@ -332,7 +295,7 @@ def main() -> None:
     )
     print(report)
     if not args.no_docs:
-        write_docs(report)
+        write_section(HEADING, "api_vs_pymongo", report)
 
 
 if __name__ == "__main__":

@@ -40,18 +40,17 @@ from drift_backend.baselines.profile import build_profile  # noqa: E402
 from drift_backend.checks.config import DriftConfig  # noqa: E402
 from drift_backend.checks.engine import run_check  # noqa: E402
 from drift_backend.devstack.services import (  # noqa: E402
-    LOCALHOST,
     ManagedProcess,
     free_port,
+    start_backend,
     start_mongodb,
 )
 from scipy import stats as sps  # noqa: E402
 
+from benchmarks._docs import DOCS, write_section  # noqa: E402
 from tests.support.jwt_issuer import JWTIssuer  # noqa: E402
 
-DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Server-side checks vs Evidently and a scipy loop"
-BEGIN, END = "<!-- checks_vs_evidently:begin -->", "<!-- checks_vs_evidently:end -->"
 DATABASE = "drift_benchmark_checks"
 EVIDENTLY_VENV = ROOT / "benchmarks" / ".venv-evidently"
 # evidently 0.7.x does not import with pandas 3 (pandas.core.dtypes.common lost a name).
@@ -200,27 +199,6 @@ def backend_env(mongo_url: str, issuer: str, tmp: Path, embedded: bool) -> dict[
         "DRIFT_WORKER_PROCESSES": str(WORKER_PROCESSES),
         "DRIFT_LOG_LEVEL": "warning",
     }
-
-
-def start_backend(port: int, env: dict[str, str], log: Path) -> ManagedProcess:
-    argv = [sys.executable, "-m", "uvicorn", "--factory", "drift_backend.main:app_from_env"]
-    argv += ["--host", LOCALHOST, "--port", str(port), "--log-level", "warning"]
-    argv += ["--no-access-log", "--workers", "1"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    proc = ManagedProcess("backend", process, f"http://{LOCALHOST}:{port}", log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"backend exited early:\n{proc.log_tail()}")
-        try:
-            if httpx2.get(f"{proc.url}/health/ready", timeout=2).status_code == 200:
-                return proc
-        except httpx2.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.stop()
-    raise RuntimeError(f"backend not ready in 60 s:\n{proc.log_tail()}")
 
 
 def start_worker(env: dict[str, str], log: Path) -> ManagedProcess:
@@ -594,17 +572,6 @@ def render(res: Results, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def write_docs(report: str) -> None:
-    block = f"{BEGIN}\n{report}\n{END}"
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = f"{text.rstrip()}\n\n{HEADING}\n\n{block}\n"
-    DOCS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a few minutes)")
@@ -677,7 +644,7 @@ def main() -> None:
     report = render(res, args)
     print(report)
     if not args.no_docs:
-        write_docs(report)
+        write_section(HEADING, "checks_vs_evidently", report)
 
 
 if __name__ == "__main__":

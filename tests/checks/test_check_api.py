@@ -541,3 +541,24 @@ async def test_rows_are_stored_only_when_a_test_needs_them(
     x = next(f for f in report["features"] if f["feature"] == "x")
     assert x["test"] == "mann_whitney"
     assert x["drifted"] is True
+
+
+async def test_wait_is_capped_by_the_server(api_factory: Any) -> None:
+    # No worker: the run stays Running, so the request answers when the cap runs out.
+    api: Api = await api_factory(max_check_wait_seconds=0.5)
+    await api.register("alice")
+    exp = await api.experiment("alice")
+    base = f"/api/v1/experiment/{exp['id']}"
+    r = await api.request("POST", f"{base}/baseline", "alice", json={"columns": frame(81, 200)})
+    assert r.status_code == 201
+    started = time.monotonic()
+    r = await api.request(
+        "POST",
+        f"{base}/check",
+        "alice",
+        params={"model": "m1", "wait": 3600},
+        json={"columns": frame(82, 100)},
+    )
+    assert r.status_code == 202
+    assert r.json()["job_status"] == "Running"
+    assert time.monotonic() - started < 30  # not the hour asked for

@@ -43,7 +43,13 @@ from drift_backend.baselines.model import (
 from drift_backend.baselines.profile import sorted_quantiles
 from drift_backend.baselines.violations import check_violations
 from drift_backend.checks.config import DriftConfig
-from drift_backend.checks.reduce import CurrentValues, ReducedBatch, exact_batch
+from drift_backend.checks.reduce import (
+    NUMERIC_KINDS,
+    RAW_ONLY_TESTS,
+    CurrentValues,
+    ReducedBatch,
+    exact_batch,
+)
 from drift_backend.stats import CATEGORICAL_TESTS, NUMERICAL_TESTS, TestResult, adjust, mmd
 from drift_backend.stats import profile as by_profile
 from drift_backend.stats.choice import choose_test
@@ -51,15 +57,8 @@ from drift_backend.stats.correction import cramers_v
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 PSEUDO_SAMPLE = 5000
-NUMERIC_KINDS = {"numerical", "datetime"}
-RAW_TESTS = {
-    "ks",
-    "wasserstein",
-    "mann_whitney",
-    "cramer_von_mises",
-    "anderson_darling",
-    "energy_distance",
-}
+#: Tests that read current values, not counts: the quantile-based two, and those needing all.
+RAW_TESTS = RAW_ONLY_TESTS | {"ks", "wasserstein"}
 HISTOGRAM_TESTS = {
     "psi": by_profile.psi_counts,
     "jensen_shannon": by_profile.jensen_shannon_counts,
@@ -216,7 +215,7 @@ def _numerical(
             raise Untestable(f"{test} needs raw values; summary mode sends only counts")
         if numeric.quantiles is None:
             raise Untestable(f"{test} needs the baseline's quantiles, which it lacks")
-        if test not in {"ks", "wasserstein"} and not current.exact:
+        if test in RAW_ONLY_TESTS and not current.exact:
             raise Untestable(f"{test} needs every current value; the batch was reduced")
     if test == "ks":
         assert current is not None

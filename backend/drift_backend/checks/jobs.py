@@ -7,6 +7,7 @@ import contextlib
 from typing import Any
 
 import pyarrow as pa
+from gridfs.errors import NoFile
 
 from drift_backend.baselines.model import BatchSummary, Profile
 from drift_backend.checks import reduce, service
@@ -79,10 +80,8 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
         raise JobFailed("BaselineNotFound", "the baseline was deleted before the check ran")
     try:
         data = await service.load_batch(ctx.db, payload["batch_file"])
-    except Exception as error:
-        if type(error).__name__ == "NoFile":
-            raise JobFailed("BatchNotFound", "the uploaded batch is gone") from error
-        raise
+    except NoFile as error:
+        raise JobFailed("BatchNotFound", "the uploaded batch is gone") from error
     toucher = asyncio.create_task(_touch_run(ctx, drift_id, 30.0))
     try:
         report = await ctx.compute(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
 from gridfs import AsyncGridFSBucket
+from gridfs.errors import NoFile
 from pymongo import DESCENDING
 from pymongo.errors import DuplicateKeyError
 
@@ -139,10 +141,8 @@ async def load_batch(db: Database, file_id: Any) -> bytes:
 
 async def drop_batch(db: Database, file_id: Any) -> None:
     bucket = AsyncGridFSBucket(db, bucket_name=BATCH_BUCKET)
-    try:
+    with contextlib.suppress(NoFile):  # already gone: a retried job dropped it first
         await bucket.delete(file_id)
-    except Exception:  # already gone: a retried job dropped it first
-        return
 
 
 async def save_report(db: Database, drift_id: str, report: dict[str, Any]) -> bool:

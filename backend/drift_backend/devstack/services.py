@@ -72,12 +72,18 @@ class ManagedProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _spawn(name: str, argv: Sequence[str], log_path: Path | None, url: str) -> ManagedProcess:
+def _spawn(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path | None,
+    url: str,
+    env: dict[str, str] | None = None,
+) -> ManagedProcess:
     log: IO[bytes] | int = subprocess.DEVNULL
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = log_path.open("ab")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+    env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
     process = subprocess.Popen(
         list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
     )
@@ -188,3 +194,38 @@ def fetch_token(
         ).raise_for_status()
         result: dict[str, Any] = token.json()
         return result
+
+
+def start_backend(
+    port: int,
+    env: dict[str, str],
+    log_path: Path | None = None,
+    *,
+    workers: int = 1,
+    timeout: float = 60.0,
+) -> ManagedProcess:
+    """The API as its own uvicorn process (settings from ``env``), ready when
+    ``/health/ready`` answers 200."""
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "drift_backend.main:app_from_env",
+        "--host",
+        LOCALHOST,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--workers",
+        str(workers),
+    ]
+    url = f"http://{LOCALHOST}:{port}"
+    proc = _spawn(f"backend x{workers}", argv, log_path, url, env=env)
+
+    def ready() -> bool:
+        return httpx2.get(f"{url}/health/ready", timeout=2).status_code == 200
+
+    return _wait(proc, ready, timeout)

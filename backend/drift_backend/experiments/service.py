@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-import contextlib
 import uuid
 from typing import Any
 
-from gridfs import AsyncGridFSBucket
-from gridfs.errors import NoFile
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from drift_backend.api.deps import Caller
 from drift_backend.auth.permissions import Level, has_manager, level_of
+from drift_backend.checks.service import BATCH_BUCKET, drop_batch
 from drift_backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database
@@ -126,12 +124,11 @@ async def delete(db: Database, experiment_id: str) -> None:
         chunk = drift_ids[start : start + 1000]
         await db.reports.delete_many({"_id": {"$in": chunk}})
         await db.jobs.delete_many({"drift_id": {"$in": chunk}})
-    bucket = AsyncGridFSBucket(db, bucket_name="batches")
-    async for batch in db["batches.files"].find(
+    batches = db[f"{BATCH_BUCKET}.files"].find(
         {"metadata.experiment_id": experiment_id}, {"_id": 1}
-    ):
-        with contextlib.suppress(NoFile):
-            await bucket.delete(batch["_id"])
+    )
+    async for batch in batches:
+        await drop_batch(db, batch["_id"])
     await db.drifts.delete_many({"experiment_id": experiment_id})
     await db.baselines.delete_many({"experiment_id": experiment_id})
     await db.experiments.delete_one({"_id": experiment_id})
