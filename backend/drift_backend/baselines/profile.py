@@ -37,8 +37,9 @@ from drift_backend.baselines.model import (
     NumericSummary,
     Profile,
 )
+from drift_backend.baselines.parallel import map_columns
 from drift_backend.baselines.sample import row_sample
-from drift_backend.stats.histogram import bin_counts
+from drift_backend.stats.histogram import bin_counts_sorted
 
 #: Integer columns with at most this many distinct values are categorical.
 CATEGORICAL_MAX_DISTINCT = 20
@@ -81,7 +82,7 @@ def numeric_summary(xs: FloatArray, n_quantiles: int, n_bins: int) -> NumericSum
         sum=float(xs.sum()),
         quantiles=sorted_quantiles(xs, np.linspace(0.0, 1.0, n_quantiles)).tolist(),
         edges=edges.tolist(),
-        counts=bin_counts(xs, edges).tolist(),
+        counts=bin_counts_sorted(xs, edges).tolist(),
     )
 
 
@@ -91,6 +92,11 @@ def sorted_unique(xs: FloatArray) -> tuple[FloatArray, npt.NDArray[np.int64]]:
         return xs, np.zeros(0, dtype=np.int64)
     starts = np.concatenate(([0], np.flatnonzero(np.diff(xs)) + 1))
     return xs[starts], np.diff(np.append(starts, xs.size))
+
+
+def distinct_count(xs: FloatArray) -> int:
+    """How many distinct values an already sorted sample holds."""
+    return int(np.count_nonzero(xs[1:] != xs[:-1])) + 1 if xs.size else 0
 
 
 def number_strings(values: FloatArray, integral: bool) -> list[str]:
@@ -149,12 +155,12 @@ def _feature(
     values, _ = as_float(column, datetime=family == "datetime")
     finite = np.sort(values[np.isfinite(values)])
     numeric = numeric_summary(finite, n_quantiles, n_bins)
-    uniq, uniq_counts = sorted_unique(finite)
-    distinct = int(uniq.size)
+    distinct = distinct_count(finite)
     integral = family == "integer"
     categorical_kind = integral and distinct <= CATEGORICAL_MAX_DISTINCT
     categorical: CategoricalSummary | None = None
     if family != "datetime" and 0 < distinct <= CATEGORICAL_MAX_DISTINCT:
+        uniq, uniq_counts = sorted_unique(finite)
         order = np.argsort(-uniq_counts, kind="stable")
         labels = number_strings(uniq[order], integral)
         categorical = categorical_summary(labels, uniq_counts[order].tolist(), cap)
@@ -194,10 +200,10 @@ def build_profile(
     """Profile every column of ``table`` (see the module docstring for the rules)."""
     if quantiles < 2 or bins < 1 or max_categories < 1:
         raise ValueError("quantiles >= 2, bins >= 1 and max_categories >= 1 are required")
-    features = [
-        _feature(name, table.column(i), quantiles, bins, max_categories)
-        for i, name in enumerate(table.column_names)
-    ]
+    features = map_columns(
+        lambda i: _feature(table.column_names[i], table.column(i), quantiles, bins, max_categories),
+        range(table.num_columns),
+    )
     numerical = [f.name for f in features if f.kind in ("numerical", "datetime")]
     return Profile(
         row_count=table.num_rows,

@@ -19,9 +19,10 @@ import numpy as np
 import pyarrow as pa
 
 from drift_backend.baselines.model import BatchSummary, Profile, RowSample
+from drift_backend.baselines.parallel import map_columns
 from drift_backend.baselines.profile import sorted_quantiles
 from drift_backend.baselines.sample import row_sample
-from drift_backend.baselines.summary import bins, numeric_values, summarize
+from drift_backend.baselines.summary import bins, summarize_feature, summary_of
 from drift_backend.checks.config import DriftConfig
 
 EXACT_VALUES = 20_000
@@ -63,12 +64,13 @@ def reduce_batch(
 ) -> ReducedBatch:
     """Counts on the baseline's bins and, per numerical feature, sorted values or a grid."""
     feature_bins = bins(profile)
+    per_feature = map_columns(
+        lambda fb: summarize_feature(table, fb, feature_bins), feature_bins.features
+    )
     numeric: dict[str, CurrentValues] = {}
-    for feature, fb in zip(profile.features, feature_bins.features, strict=True):
-        if feature.kind not in NUMERIC_KINDS or feature.name not in table.column_names:
+    for feature, (_, values) in zip(profile.features, per_feature, strict=True):
+        if feature.kind not in NUMERIC_KINDS or values is None:
             continue
-        # Sorted once: the quantile-based tests and the effect size all read it.
-        values = np.sort(numeric_values(table.column(feature.name), fb)[0])
         if values.size <= exact_limit:
             numeric[feature.name] = CurrentValues(values, exact=True)
         else:
@@ -79,7 +81,8 @@ def reduce_batch(
         sample = row_sample(table, profile.sample.features, seed=1)
         if sample is not None and sample.features != profile.sample.features:
             sample = None  # a column is missing: the rows would not line up
-    return ReducedBatch(summarize(table, feature_bins), numeric, sample)
+    summary = summary_of(table, feature_bins, [counts for counts, _ in per_feature])
+    return ReducedBatch(summary, numeric, sample)
 
 
 def exact_batch(table: pa.Table, profile: Profile) -> ReducedBatch:
