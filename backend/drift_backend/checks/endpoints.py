@@ -30,6 +30,7 @@ from drift_backend.drifts.schemas import Drift, DriftCreate, JobStatus
 from drift_backend.errors import APIError, NotFound, ValidationFailed
 from drift_backend.experiments.service import get_for
 from drift_backend.settings import Settings
+from drift_backend.store.changes import wait_for_document
 from drift_backend.worker.queue import JobQueue
 
 router = APIRouter(tags=["checks"])
@@ -304,13 +305,15 @@ async def check(
     )
     deadline = min(wait, settings.max_check_wait_seconds)
     if deadline > 0:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + deadline
-        while loop.time() < end:
-            await asyncio.sleep(0.05)
-            current = await context.db.drifts.find_one({"_id": run["_id"]})
-            if current is not None and current["job_status"] != JobStatus.Running:
-                return _run_response(current, status.HTTP_200_OK)
+        current = await wait_for_document(
+            context.db.drifts,
+            run["_id"],
+            lambda doc: doc["job_status"] != JobStatus.Running,
+            deadline,
+            streams=settings.change_streams,
+        )
+        if current is not None and current["job_status"] != JobStatus.Running:
+            return _run_response(current, status.HTTP_200_OK)
     return _run_response(run, status.HTTP_202_ACCEPTED)
 
 

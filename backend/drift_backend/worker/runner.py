@@ -20,10 +20,14 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
+from drift_backend.settings import Settings
+from drift_backend.store.changes import Doorbell
 from drift_backend.store.database import Database
 from drift_backend.worker.queue import Claim, JobQueue
 
 log = logging.getLogger(__name__)
+#: Idle polls while a change stream announces new jobs (expired leases make no change event).
+LEASE_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -31,7 +35,7 @@ class WorkerContext:
     db: Database
     queue: JobQueue
     pool: ProcessPoolExecutor
-    settings: Any
+    settings: Settings
 
     async def compute(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run CPU-bound ``fn(*args)`` in the process pool."""
@@ -99,6 +103,8 @@ async def run_worker(
     """Claim and run jobs until ``stop`` is set; at most ``concurrency`` at a time."""
     name = worker_name()
     stop = stop or asyncio.Event()
+    bell = Doorbell(ctx.db.jobs, streams=ctx.settings.change_streams)
+    listener = asyncio.create_task(bell.run(stop))
     slots = asyncio.Semaphore(concurrency)
     running: set[asyncio.Task[None]] = set()
     log.info("worker %s started (%d slots)", name, concurrency)
@@ -111,14 +117,17 @@ async def run_worker(
                 next_sweep = loop.time() + 5.0
                 for job in await ctx.queue.exhausted():
                     await give_up(job, ctx)
+            bell.clear()
             claim = await ctx.queue.claim(name)
         except PyMongoError:
             log.warning("job queue unreachable; retrying", exc_info=True)
             claim = None
         if claim is None:
             slots.release()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), poll_seconds)
+            # With a change stream, new jobs ring at once: the poll only catches expired leases.
+            await bell.wait(
+                max(poll_seconds, LEASE_POLL_SECONDS) if bell.live else poll_seconds, stop
+            )
             continue
         handler = handlers.get(claim.job["kind"])
         if handler is None:
@@ -132,5 +141,8 @@ async def run_worker(
         running.add(task)
         task.add_done_callback(running.discard)
         task.add_done_callback(lambda _: slots.release())
+    listener.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listener
     if running:
         await asyncio.gather(*running, return_exceptions=True)
