@@ -10,6 +10,7 @@ import httpx2
 from pymongo import AsyncMongoClient
 
 from drift_backend.auth.tokens import TokenVerifier
+from drift_backend.checks.profiles import ProfileCache
 from drift_backend.settings import Settings
 from drift_backend.store.database import Database, Document
 
@@ -53,4 +54,5 @@ class AppContext:
     http: httpx2.AsyncClient
     verifier: TokenVerifier
     users: UserCache
+    profiles: ProfileCache = field(default_factory=ProfileCache)
     indexes_ready: bool = False

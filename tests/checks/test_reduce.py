@@ -94,3 +94,14 @@ def test_tests_that_need_every_value_keep_the_rows() -> None:
     a = next(f for f in report.features if f.feature == "a")
     assert a.untestable is not None
     assert "reduced" in a.untestable
+
+
+def test_row_sample_only_when_asked() -> None:
+    profile = build_profile(_table(1, 3000))
+    assert profile.sample is not None
+    with_rows = reduce_batch(_table(2, 1000), profile)
+    without = reduce_batch(_table(2, 1000), profile, rows=False)
+    assert with_rows.sample is not None
+    assert with_rows.sample.features == profile.sample.features
+    assert without.sample is None
+    assert without.summary == with_rows.summary

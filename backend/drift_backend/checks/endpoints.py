@@ -68,9 +68,7 @@ async def _read_table(request: Request, settings: Settings) -> pa.Table:
         raise BatchRejected(error) from None
 
 
-async def _read_summary(
-    request: Request, baseline_doc: dict[str, Any], settings: Settings
-) -> BatchSummary:
+async def _read_summary(request: Request, profile: Profile, settings: Settings) -> BatchSummary:
     """A summary-mode body: counts on the baseline's bins, checked against those bins."""
     data = await request.body()
     if len(data) > settings.max_body_bytes * 16:
@@ -81,7 +79,7 @@ async def _read_summary(
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "body"
         raise BatchRejected(BatchError(field, first["msg"], 422)) from None
-    expected = bins(Profile.from_document(baseline_doc["profile"]))
+    expected = bins(profile)
     for feature in summary.features:
         reference = next((f for f in expected.features if f.name == feature.name), None)
         if reference is None:
@@ -166,6 +164,7 @@ async def create_baseline(
     doc = await service.store_baseline(
         context.db, experiment_id, profile, name=name, model=model, created_by=caller.user_id
     )
+    context.profiles.put(doc["_id"], profile)  # the first check against it is the next call
     return service.baseline_to_api(doc)
 
 
@@ -259,10 +258,15 @@ async def check(
         first = error.errors()[0]
         raise ValidationFailed(str(first["loc"][0]), first["msg"]) from None
     experiment = await get_for(context.db, experiment_id, caller, Level.Edit)
-    baseline_doc = await service.resolve_baseline(context.db, experiment, baseline, model)
+    baseline_doc = await service.resolve_baseline(
+        context.db, experiment, baseline, model, projection={"_id": 1}
+    )
+    profile = await context.profiles.load(context.db, baseline_doc["_id"])
+    if profile is None:
+        raise NotFound(f"baseline {baseline_doc['_id']} was deleted")
     check_config = _check_config(experiment.get("drift_config") or {}, config)
     if media_type_of(request.headers.get("content-type", "")) == SUMMARY_MEDIA_TYPE:
-        summary = await _read_summary(request, baseline_doc, settings)
+        summary = await _read_summary(request, profile, settings)
         mode, rows, batch = "summary", summary.row_count, summary.model_dump_json().encode()
     else:
         table = await _read_table(request, settings)
@@ -271,8 +275,9 @@ async def check(
             mode, batch = "raw", await asyncio.to_thread(_to_ipc, table)
         else:
             # Reduced at upload: the rows themselves are never stored.
-            profile = Profile.from_document(baseline_doc["profile"])
-            reduced = await asyncio.to_thread(reduce.reduce_batch, table, profile)
+            reduced = await asyncio.to_thread(
+                reduce.reduce_batch, table, profile, rows=check_config.multivariate
+            )
             mode, batch = "reduced", await asyncio.to_thread(reduce.encode, reduced)
     file_id = await service.store_batch(
         context.db, batch, {"experiment_id": experiment_id, "rows": rows, "mode": mode}

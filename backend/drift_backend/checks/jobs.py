@@ -7,12 +7,15 @@ import contextlib
 from typing import Any
 
 import pyarrow as pa
+from bson import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from gridfs.errors import NoFile
 
 from drift_backend.baselines.model import BatchSummary, Profile
 from drift_backend.checks import reduce, service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.checks.engine import run_check
+from drift_backend.checks.profiles import LRU, profile_from_bson
 from drift_backend.checks.reduce import ReducedBatch
 from drift_backend.drifts.schemas import JobStatus
 from drift_backend.schemas import utcnow
@@ -22,13 +25,21 @@ from drift_backend.worker.runner import JobFailed, WorkerContext
 KIND = "check"
 
 
+#: In the worker process: raw baseline documents (BSON) by id, handed to the pool as bytes.
+_BASELINES: LRU[bytes] = LRU()
+#: In each pool process: parsed profiles by baseline id.
+_PROFILES: LRU[Profile] = LRU()
+
+
 def compute(
-    profile_doc: dict[str, Any], batch: bytes, mode: str, config: dict[str, Any]
+    baseline_id: str, baseline_bson: bytes, batch: bytes, mode: str, config: dict[str, Any]
 ) -> dict[str, Any]:
     """CPU part, run in a pool process: a batch (``raw``: Arrow IPC of every row; ``reduced``:
     what :mod:`.reduce` keeps; ``summary``: a BatchSummary JSON) against the stored profile
     -> report dict."""
-    profile = Profile.from_document(profile_doc)
+    profile = _PROFILES.get(baseline_id) or _PROFILES.put(
+        baseline_id, profile_from_bson(baseline_bson)
+    )
     current: pa.Table | ReducedBatch | BatchSummary
     if mode == "summary":
         current = BatchSummary.model_validate_json(batch)
@@ -68,6 +79,17 @@ async def _touch_run(ctx: WorkerContext, drift_id: str, every: float) -> None:
         )
 
 
+async def _baseline_bson(ctx: WorkerContext, baseline_id: str) -> bytes | None:
+    """The baseline's document as BSON, or None when it was deleted (looked up every time)."""
+    cached = _BASELINES.get(baseline_id)
+    if cached is not None:
+        found = await ctx.db.baselines.find_one({"_id": baseline_id}, {"_id": 1})
+        return cached if found is not None else None
+    raw = ctx.db.baselines.with_options(codec_options=CodecOptions(RawBSONDocument))
+    doc = await raw.find_one({"_id": baseline_id}, {"profile": 1})
+    return None if doc is None else _BASELINES.put(baseline_id, bytes(doc.raw))
+
+
 async def handle(claim: Claim, ctx: WorkerContext) -> None:
     payload = claim.job["payload"]
     drift_id = claim.job["drift_id"]
@@ -75,8 +97,8 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     if run is None or run["job_status"] != JobStatus.Running:
         await service.drop_batch(ctx.db, payload["batch_file"])
         return  # deleted or already finished (by an earlier attempt): nothing left to do
-    baseline = await ctx.db.baselines.find_one({"_id": payload["baseline_id"]})
-    if baseline is None:
+    baseline_bson = await _baseline_bson(ctx, payload["baseline_id"])
+    if baseline_bson is None:
         raise JobFailed("BaselineNotFound", "the baseline was deleted before the check ran")
     try:
         data = await service.load_batch(ctx.db, payload["batch_file"])
@@ -85,7 +107,12 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     toucher = asyncio.create_task(_touch_run(ctx, drift_id, 30.0))
     try:
         report = await ctx.compute(
-            compute, baseline["profile"], data, payload.get("mode", "raw"), payload["config"]
+            compute,
+            payload["baseline_id"],
+            baseline_bson,
+            data,
+            payload.get("mode", "raw"),
+            payload["config"],
         )
     finally:
         toucher.cancel()

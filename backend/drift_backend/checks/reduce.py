@@ -60,9 +60,10 @@ def needs_raw(config: DriftConfig) -> bool:
 
 
 def reduce_batch(
-    table: pa.Table, profile: Profile, *, exact_limit: int = EXACT_VALUES
+    table: pa.Table, profile: Profile, *, exact_limit: int = EXACT_VALUES, rows: bool = True
 ) -> ReducedBatch:
-    """Counts on the baseline's bins and, per numerical feature, sorted values or a grid."""
+    """Counts on the baseline's bins and, per numerical feature, sorted values or a grid;
+    with ``rows``, also the row sample the multivariate test reads."""
     feature_bins = bins(profile)
     per_feature = map_columns(
         lambda fb: summarize_feature(table, fb, feature_bins), feature_bins.features
@@ -77,7 +78,7 @@ def reduce_batch(
             grid = sorted_quantiles(values, np.linspace(0.0, 1.0, GRID))
             numeric[feature.name] = CurrentValues(grid, exact=False)
     sample = None
-    if profile.sample is not None:
+    if rows and profile.sample is not None:
         sample = row_sample(table, profile.sample.features, seed=1)
         if sample is not None and sample.features != profile.sample.features:
             sample = None  # a column is missing: the rows would not line up

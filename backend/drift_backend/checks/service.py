@@ -88,8 +88,12 @@ async def list_baselines(db: Database, experiment_id: str) -> list[dict[str, Any
     return docs
 
 
-async def get_baseline(db: Database, experiment_id: str, baseline_id: str) -> dict[str, Any]:
-    doc = await db.baselines.find_one({"_id": baseline_id, "experiment_id": experiment_id})
+async def get_baseline(
+    db: Database, experiment_id: str, baseline_id: str, projection: dict[str, int] | None = None
+) -> dict[str, Any]:
+    doc = await db.baselines.find_one(
+        {"_id": baseline_id, "experiment_id": experiment_id}, projection
+    )
     if doc is None:
         raise NotFound(f"baseline {baseline_id} not found in experiment {experiment_id}")
     return doc
@@ -105,21 +109,25 @@ async def delete_baseline(db: Database, experiment_id: str, baseline_id: str) ->
 
 
 async def resolve_baseline(
-    db: Database, experiment: dict[str, Any], baseline_id: str | None, model: str
+    db: Database,
+    experiment: dict[str, Any],
+    baseline_id: str | None,
+    model: str,
+    projection: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The named baseline; else the experiment's default for ``model``; else the newest one
     for ``model``; else the experiment's newest."""
     experiment_id = experiment["_id"]
     if baseline_id:
-        return await get_baseline(db, experiment_id, baseline_id)
+        return await get_baseline(db, experiment_id, baseline_id, projection)
     for entry in experiment.get("default_baselines", []):
         if entry.get("model") == model:
-            return await get_baseline(db, experiment_id, entry["baseline_id"])
+            return await get_baseline(db, experiment_id, entry["baseline_id"], projection)
     for query in (
         {"experiment_id": experiment_id, "model": model},
         {"experiment_id": experiment_id},
     ):
-        doc = await db.baselines.find_one(query, sort=[("created_at", DESCENDING)])
+        doc = await db.baselines.find_one(query, projection, sort=[("created_at", DESCENDING)])
         if doc is not None:
             return doc
     raise ValidationFailed(
