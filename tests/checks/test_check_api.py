@@ -564,3 +564,25 @@ async def test_wait_is_capped_by_the_server(api_factory: Any) -> None:
     )
     assert r.status_code == 202
     assert r.json()["job_status"] == "Running"
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_uploads_with_or_without_a_content_length(worker_api: Api, framing: str) -> None:
+    api = worker_api
+    exp = await api.experiment("alice")
+    body = arrow_bytes(frame(5, 2000))
+
+    async def chunks() -> Any:
+        for start in range(0, len(body), 7001):
+            yield body[start : start + 7001]
+
+    content: Any = body if framing == "content-length" else chunks()
+    r = await api.request(
+        "POST",
+        f"/api/v1/experiment/{exp['id']}/baseline",
+        "alice",
+        content=content,
+        headers={"content-type": ARROW},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["row_count"] == 2000

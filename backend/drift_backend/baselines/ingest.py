@@ -47,7 +47,7 @@ def media_type_of(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def parse_batch(data: bytes, content_type: str, limits: Limits) -> pa.Table:
+def parse_batch(data: bytes | bytearray, content_type: str, limits: Limits) -> pa.Table:
     """Parse ``data`` sent as ``content_type``; enforce ``limits``; validate column names."""
     media = media_type_of(content_type)
     if media not in MEDIA_TYPES:
@@ -114,7 +114,7 @@ def _supported(t: pa.DataType) -> bool:
     )
 
 
-def _read_arrow(data: bytes, limits: Limits) -> pa.Table:
+def _read_arrow(data: bytes | bytearray, limits: Limits) -> pa.Table:
     reader = pa.ipc.open_stream(pa.BufferReader(data))
     if len(reader.schema) > limits.max_columns:
         raise BatchError("max_columns", f"more than {limits.max_columns} columns", 413)
@@ -128,7 +128,7 @@ def _read_arrow(data: bytes, limits: Limits) -> pa.Table:
     return pa.Table.from_batches(batches, schema=reader.schema)
 
 
-def _read_parquet(data: bytes, limits: Limits) -> pa.Table:
+def _read_parquet(data: bytes | bytearray, limits: Limits) -> pa.Table:
     parquet = pq.ParquetFile(pa.BufferReader(data))
     meta = parquet.metadata
     if meta.num_columns > limits.max_columns:
@@ -138,7 +138,7 @@ def _read_parquet(data: bytes, limits: Limits) -> pa.Table:
     return parquet.read()
 
 
-def _read_json(data: bytes, limits: Limits) -> pa.Table:
+def _read_json(data: bytes | bytearray, limits: Limits) -> pa.Table:
     try:
         document: Any = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
