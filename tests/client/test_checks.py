@@ -166,9 +166,14 @@ def test_upload_without_pyarrow_sends_json_columns(
 
 
 def test_polars_dataframe(client: Client, exp: Experiment) -> None:
-    pl = pytest.importorskip("polars")
-    baseline = client.upload_baseline(exp.id, pl.from_pandas(REFERENCE))
+    import polars as pl
+
+    baseline = client.upload_baseline(exp.id, pl.from_pandas(REFERENCE), model="m1")
     assert baseline.row_count == 3000
+    assert {f.name for f in baseline.features} == set(REFERENCE.columns)
+    run = client.check(exp.id, pl.from_pandas(DRIFTED), model="m1", wait=60)
+    assert run.job_status == "Completed"
+    assert "x" in client.get_report(exp.id, run.id).drifted_features
 
 
 def test_progress_callback_sees_increasing_bytes(

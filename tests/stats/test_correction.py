@@ -49,3 +49,14 @@ def test_effect_sizes() -> None:
     chi = stats.chi2_contingency(table, correction=False).statistic
     assert cramers_v(table[0], table[1]) == pytest.approx(np.sqrt(chi / 200))
     assert cramers_v([5, 0], [7, 0]) == 0.0
+    # Wider tables, empty cells dropped, against scipy's chi-square.
+    rng = np.random.default_rng(43)
+    for _ in range(20):
+        k = int(rng.integers(2, 12))
+        ref_counts, cur_counts = rng.integers(0, 50, k), rng.integers(0, 50, k)
+        kept = (ref_counts > 0) | (cur_counts > 0)
+        wide = np.vstack([ref_counts[kept], cur_counts[kept]])
+        if kept.sum() < 2:
+            continue
+        chi = stats.chi2_contingency(wide, correction=False).statistic
+        assert cramers_v(ref_counts, cur_counts) == pytest.approx(np.sqrt(chi / wide.sum()))

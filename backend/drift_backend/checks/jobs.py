@@ -118,8 +118,9 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
         toucher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await toucher
-    await service.save_report(ctx.db, drift_id, report)
-    stored = await service.get_report(ctx.db, drift_id) or report
+    saved = await service.save_report(ctx.db, drift_id, report)
+    # An earlier attempt's report wins: the run's summary must match the report it points to.
+    stored = report if saved else (await service.get_report(ctx.db, drift_id) or report)
     now = utcnow()
     updated = await ctx.db.drifts.update_one(
         {"_id": drift_id, "job_status": JobStatus.Running},

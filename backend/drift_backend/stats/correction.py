@@ -72,5 +72,9 @@ def cramers_v(reference_counts: ArrayLike, current_counts: ArrayLike) -> float:
     if keep.sum() < 2:
         return 0.0
     table = np.vstack([ref[keep], cur[keep]])
-    chi2 = stats.chi2_contingency(table, correction=False).statistic
-    return float(math.sqrt(chi2 / table.sum()))
+    # Pearson's chi-square of the table, as chi2_contingency(correction=False) computes it;
+    # by hand because scipy's wrapper costs 40x the arithmetic on a per-feature hot path.
+    total = table.sum()
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return float(math.sqrt(chi2 / total))
