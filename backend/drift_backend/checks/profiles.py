@@ -47,13 +47,12 @@ class LRU(Generic[V]):
 
 class ProfileCache(LRU[Profile]):
     async def load(self, db: Database, baseline_id: str) -> Profile | None:
-        """The baseline's profile, or None when no such baseline exists now."""
+        """The profile of a baseline the caller has just found; None if it is gone since."""
         cached = self.get(baseline_id)
-        projection = {"_id": 1} if cached is not None else {"profile": 1}
-        doc = await db.baselines.find_one({"_id": baseline_id}, projection)
-        if doc is None:
-            return None
-        return cached or self.put(baseline_id, Profile.from_document(doc["profile"]))
+        if cached is not None:
+            return cached
+        doc = await db.baselines.find_one({"_id": baseline_id}, {"profile": 1})
+        return None if doc is None else self.put(baseline_id, Profile.from_document(doc["profile"]))
 
 
 def profile_from_bson(raw: bytes) -> Profile:
