@@ -519,15 +519,19 @@ def render(res: Results, args: argparse.Namespace) -> str:
         "100k-row reference and 100k-row current batch, 50 columns (40 numerical, 10 "
         "categorical); seconds, median:",
         "",
-        "| what | seconds | ours (end-to-end) is faster by |",
-        "|---|--:|--:|",
-        f"| ours, end-to-end: baseline upload + check + report (API, Arrow) | {ours_e2e:.2f} | |",
-        f"| ours, check alone (baseline already stored) + report | {ours_check:.2f} | |",
-        f"| Evidently `DataDriftPreset` (in-process, no I/O) | {ev:.2f} | {ev / ours_e2e:.1f}x |",
+        "| what | seconds | ours, per check, is faster by | ours, with the baseline upload, "
+        "is faster by |",
+        "|---|--:|--:|--:|",
+        f"| ours, per check: upload the current batch + check + report (API, Arrow; the "
+        f"baseline stored once before) | {ours_check:.2f} | | |",
+        f"| ours, with the baseline: upload the reference + upload the current batch + check "
+        f"+ report (API, Arrow) | {ours_e2e:.2f} | | |",
+        f"| Evidently `DataDriftPreset` (in-process, no I/O) | {ev:.2f} | {ev / ours_check:.1f}x "
+        f"| {ev / ours_e2e:.1f}x |",
         f"| scipy loop: `ks_2samp` x 40 + `chi2_contingency` x 10 (in-process) | {sp:.2f} "
-        f"| {sp / ours_e2e:.1f}x |",
+        f"| {sp / ours_check:.1f}x | {sp / ours_e2e:.1f}x |",
         f"| ours, statistics only in-process (profile the reference + `run_check`, no I/O) "
-        f"| {engine:.2f} | |",
+        f"| {engine:.2f} | | |",
         "",
         "Check time, 10k-row current batch (ours, through the API, median):",
         "",
@@ -559,13 +563,16 @@ def render(res: Results, args: argparse.Namespace) -> str:
         f"- Evidently (its defaults): {res.evidently_acc.text()}",
         f"- scipy loop (p < 0.05 per column, no correction): {res.scipy_acc.text()}",
         "",
-        "Targets:",
+        "Targets (end-to-end through the API, upload and check, Arrow; per check, and also "
+        "counting the one-time baseline upload):",
         "",
-        f"- at least 10x faster than Evidently end-to-end: {ev / ours_e2e:.1f}x, "
-        f"{verdict(ev / ours_e2e >= 10)} (check alone: {ev / ours_check:.1f}x)",
-        f"- at least 2x faster than the scipy loop end-to-end: {sp / ours_e2e:.1f}x, "
-        f"{verdict(sp / ours_e2e >= 2)} (check alone: {sp / ours_check:.1f}x; our statistics "
-        f"in-process, like the loop: {sp / engine:.1f}x)",
+        f"- at least 10x faster than Evidently: per check {ev / ours_check:.1f}x, "
+        f"{verdict(ev / ours_check >= 10)}; with the baseline upload {ev / ours_e2e:.1f}x, "
+        f"{verdict(ev / ours_e2e >= 10)}",
+        f"- at least 2x faster than the scipy loop: per check {sp / ours_check:.1f}x, "
+        f"{verdict(sp / ours_check >= 2)}; with the baseline upload {sp / ours_e2e:.1f}x, "
+        f"{verdict(sp / ours_e2e >= 2)} (our statistics in-process, like the loop: "
+        f"{sp / engine:.1f}x)",
         f"- 1M-row reference check at most 1.5x the 10k-row one: {ratio_scale:.2f}x, "
         f"{verdict(ratio_scale <= 1.5)}",
     ]
