@@ -473,13 +473,20 @@ class Report:
     #: The multivariate MMD result when the experiment's ``drift_config`` turns it on:
     #: ``test``, ``features``, ``statistic``, ``p_value``, ``drifted``, ... or ``untestable``.
     multivariate: dict[str, Any] | None = None
+    #: Prediction drift, when ``drift_config.prediction`` names the prediction column: that
+    #: column's result, tested on its own (not among ``features``).
+    prediction: FeatureResult | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], drift: Drift | None = None) -> Report:
         multivariate = data.get("multivariate")
+        prediction = data.get("prediction")
         return cls(
             mode=str(data.get("mode", "raw")),
             multivariate=dict(multivariate) if isinstance(multivariate, Mapping) else None,
+            prediction=(
+                FeatureResult.from_json(prediction) if isinstance(prediction, Mapping) else None
+            ),
             dataset_drift=bool(data["dataset_drift"]),
             drift_share=float(data.get("drift_share", 0.0)),
             drifted_features=[str(f) for f in data.get("drifted_features") or []],

@@ -187,3 +187,54 @@ def test_multivariate_is_opt_in_and_explained_when_impossible() -> None:
     counted = run_check(profile, summary, DriftConfig(multivariate=True))
     assert counted.multivariate is not None
     assert "summary mode" in (counted.multivariate.untestable or "")
+
+
+def _with_prediction(rng: np.random.Generator, n: int, p: list[float]) -> pa.Table:
+    table = _table(rng, n)
+    return table.append_column("predicted", pa.array(rng.choice([0, 1, 2], size=n, p=p)))
+
+
+def test_prediction_drift_is_reported_apart_from_the_features() -> None:
+    rng = np.random.default_rng(11)
+    profile = build_profile(_with_prediction(rng, 3000, [0.6, 0.3, 0.1]))
+    config = DriftConfig(prediction="predicted")
+    shifted = run_check(profile, _with_prediction(rng, 3000, [0.4, 0.3, 0.3]), config)
+    assert shifted.prediction is not None
+    assert shifted.prediction.feature == "predicted"
+    assert shifted.prediction.kind == "categorical"
+    assert shifted.prediction.drifted is True
+    # Not one of the features: outside their correction, share and dataset decision.
+    assert "predicted" not in {f.feature for f in shifted.features}
+    assert "predicted" not in shifted.drifted_features
+    assert shifted.n_tested == 9
+    assert shifted.dataset_drift is False
+    steady = run_check(profile, _with_prediction(rng, 3000, [0.6, 0.3, 0.1]), config)
+    assert steady.prediction is not None
+    assert steady.prediction.drifted is False
+    # Without the setting the column is just another feature.
+    plain = run_check(profile, _with_prediction(rng, 3000, [0.4, 0.3, 0.3]), DriftConfig())
+    assert plain.prediction is None
+    assert "predicted" in plain.drifted_features
+
+
+def test_prediction_drift_is_calibrated_uncorrected() -> None:
+    rng = np.random.default_rng(12)
+    config = DriftConfig(prediction="predicted", categorical_test="chi_square")
+    alarms = 0
+    for _ in range(RUNS):
+        profile = build_profile(_with_prediction(rng, 500, [0.5, 0.3, 0.2]))
+        report = run_check(profile, _with_prediction(rng, 500, [0.5, 0.3, 0.2]), config)
+        assert report.prediction is not None
+        assert report.prediction.test == "chi_square"
+        assert report.prediction.p_value_adjusted == report.prediction.p_value
+        alarms += report.prediction.drifted
+    assert 0 < alarms / RUNS <= _binomial_upper(ALPHA, RUNS)
+
+
+def test_prediction_column_missing_from_the_baseline_is_untestable() -> None:
+    rng = np.random.default_rng(13)
+    profile = build_profile(_table(rng, 500))
+    report = run_check(profile, _table(rng, 500), DriftConfig(prediction="predicted"))
+    assert report.prediction is not None
+    assert report.prediction.test is None
+    assert report.prediction.untestable == "the baseline has no such column"

@@ -256,6 +256,19 @@ def test_report_carries_the_multivariate_result(client: Client, exp: Experiment)
     assert report.multivariate["drifted"] is True
 
 
+def test_report_carries_prediction_drift(client: Client, exp: Experiment) -> None:
+    client.set_drift_config(exp.id, {"prediction": "c"})
+    client.upload_baseline(exp.id, REFERENCE, model="m1")
+    predicted = DRIFTED.assign(c=np.where(DRIFTED["x"] > 1.0, "c", DRIFTED["c"]))
+    run = client.check(exp.id, predicted, model="m1", wait=60)
+    report = client.get_report(exp.id, run.id)
+    assert report.prediction is not None
+    assert report.prediction.feature == "c"
+    assert report.prediction.drifted is True
+    assert [f.feature for f in report.features] == ["x", "y"]
+    assert run.parameters["check"]["prediction_drift"] is True
+
+
 def test_summary_only_reaches_the_same_decisions(client: Client, exp: Experiment) -> None:
     client.set_drift_config(
         exp.id,

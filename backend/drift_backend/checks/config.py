@@ -36,6 +36,10 @@ class DriftConfig(BaseModel):
     #: sees changes in how features move together that per-feature tests miss.
     multivariate: bool = False
     mmd_permutations: int = Field(default=200, ge=10, le=2000)
+    #: The column holding the model's prediction (its predicted class, say). It is tested on
+    #: its own as prediction drift, at ``alpha`` and outside the features' correction and
+    #: dataset rule: a model's output drifting is news even when its inputs look stable.
+    prediction: str | None = Field(default=None, min_length=1, max_length=256)
 
     @model_validator(mode="after")
     def _known_tests(self) -> DriftConfig:

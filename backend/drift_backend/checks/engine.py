@@ -121,6 +121,8 @@ class Report(BaseModel):
     features: list[FeatureReport]
     violations: list[dict[str, Any]] = []
     multivariate: MultivariateReport | None = None
+    #: Prediction drift: the configured prediction column, tested on its own.
+    prediction: FeatureReport | None = None
 
 
 class Untestable(ValueError):
@@ -465,6 +467,32 @@ def _multivariate(
     )
 
 
+def _prediction(features: list[FeatureReport], config: DriftConfig) -> FeatureReport:
+    """The prediction column's own result: one test, so no correction; p-value tests
+    decide at their threshold (``alpha`` by default), distances at theirs."""
+    assert config.prediction is not None
+    found = next((f for f in features if f.feature == config.prediction), None)
+    if found is None:
+        return FeatureReport(
+            feature=config.prediction,
+            kind="unknown",
+            test=None,
+            n_reference=0,
+            n_current=0,
+            missing_share=1.0,
+            untestable="the baseline has no such column",
+        )
+    report = found.model_copy()
+    if report.test is not None and report.p_value is not None:
+        report.p_value_adjusted = report.p_value
+        alpha = report.threshold if report.threshold is not None else config.alpha
+        report.drifted = report.p_value < alpha
+    floor = config.effect_size_floor
+    if floor is not None and report.drifted and (report.effect_size or 0.0) < floor:
+        report.drifted = False
+    return report
+
+
 def run_check(
     profile: Profile, current: pa.Table | ReducedBatch | BatchSummary, config: DriftConfig
 ) -> Report:
@@ -481,6 +509,10 @@ def run_check(
         _test_feature(profiled, summary.feature(profiled.name), values.get(profiled.name), config)
         for profiled in profile.features
     ]
+    prediction = None
+    if config.prediction is not None:
+        prediction = _prediction(features, config)
+        features = [f for f in features if f.feature != config.prediction]
     # p-values are corrected across features; distance tests keep their own threshold.
     adjusted = adjust([f.p_value if f.test else None for f in features], config.correction)
     for feature, p_adj in zip(features, adjusted, strict=True):
@@ -513,4 +545,5 @@ def run_check(
         features=features,
         violations=violations,
         multivariate=multivariate,
+        prediction=prediction,
     )

@@ -53,17 +53,19 @@ def compute(
 
 def run_parameters(report: dict[str, Any]) -> dict[str, Any]:
     """The report's summary, as v1 clients see it in the run's ``parameters``."""
-    return {
-        "check": {
-            "dataset_drift": report["dataset_drift"],
-            "drift_share": report["drift_share"],
-            "drifted_features": report["drifted_features"],
-            "n_tested": report["n_tested"],
-            "correction": report["correction"],
-            "violations": len(report.get("violations", [])),
-            "mode": report.get("mode", "raw"),
-        }
+    summary = {
+        "dataset_drift": report["dataset_drift"],
+        "drift_share": report["drift_share"],
+        "drifted_features": report["drifted_features"],
+        "n_tested": report["n_tested"],
+        "correction": report["correction"],
+        "violations": len(report.get("violations", [])),
+        "mode": report.get("mode", "raw"),
     }
+    prediction = report.get("prediction")
+    if prediction is not None:
+        summary["prediction_drift"] = prediction["drifted"]
+    return {"check": summary}
 
 
 def _merged(parameters: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
