@@ -586,3 +586,38 @@ async def test_uploads_with_or_without_a_content_length(worker_api: Api, framing
     )
     assert r.status_code == 201, r.text
     assert r.json()["row_count"] == 2000
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["dropped", "kept"])
+async def test_batches_last_until_their_job_ends_unless_kept(api_factory: Any, keep: bool) -> None:
+    from drift_backend.store.database import connect
+
+    api: Api = await api_factory(embedded_worker=True, keep_batches=keep)
+    await api.register("alice")
+    exp = await api.experiment("alice")
+    base = f"/api/v1/experiment/{exp['id']}"
+    r = await api.request("POST", f"{base}/baseline", "alice", json={"columns": frame(91, 500)})
+    assert r.status_code == 201, r.text
+    r = await api.request(
+        "POST",
+        f"{base}/check",
+        "alice",
+        params={"model": "m1", "wait": 60},
+        json={"columns": frame(92, 500)},
+    )
+    assert r.json()["job_status"] == "Completed", r.text
+    client = connect(api.settings.mongodb_url.get_secret_value())
+    db = client[api.settings.mongodb_database]
+    try:
+        # The run finishes before the job does: wait for the job's end (a hang guard).
+        for _ in range(600):
+            job = await db.jobs.find_one({"drift_id": r.json()["id"]})
+            if job is not None and job["status"] == "done":
+                break
+            await asyncio.sleep(0.1)
+        stored = await db["batches.files"].count_documents({"metadata.experiment_id": exp["id"]})
+    finally:
+        await client.close()
+    assert job is not None
+    assert job["status"] == "done"
+    assert stored == (1 if keep else 0)
