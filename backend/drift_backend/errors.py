@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -78,6 +79,15 @@ class ValidationFailed(APIError):
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}", errors=[{"field": field, "reason": reason}])
+
+
+def first_problem(error: PydanticValidationError, prefix: str = "") -> tuple[str, str]:
+    """``(field, reason)`` of a pydantic error's first problem, the field dotted under
+    ``prefix`` (the name of what was validated), for one-field error answers."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    field = ".".join(part for part in (prefix, where) if part) or "body"
+    return field, str(first["msg"])
 
 
 class ServiceUnavailable(APIError):

@@ -225,7 +225,11 @@ def _counts_on(
         else:
             other += count
     domain = set(feature.domains) if feature.domains is not None else None
-    out = sum(c for v, c in zip(names, counts, strict=True) if v not in domain) if domain else 0
+    out = (
+        0
+        if domain is None
+        else sum(c for v, c in zip(names, counts, strict=True) if v not in domain)
+    )
     has_categories = feature.categories is not None
     return {
         "category_counts": aligned if has_categories else None,

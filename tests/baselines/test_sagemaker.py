@@ -144,3 +144,18 @@ def test_malformed_files_are_422(stats: bytes, cons: bytes | None, field: str) -
     with pytest.raises(BatchError) as err:
         import_sagemaker(stats, cons)
     assert (err.value.status, err.value.field) == (422, field)
+
+
+def test_histogram_from_quantiles_keeps_a_spike_at_the_minimum() -> None:
+    from drift_backend.baselines.sagemaker import _histogram
+
+    # 30% zeros, the rest spread over (0, 1]: the first bin holds the zeros and its share.
+    quantiles = np.quantile(
+        np.concatenate([np.zeros(3000), np.linspace(0.01, 1.0, 7000)]), np.linspace(0, 1, 101)
+    ).tolist()
+    edges, counts = _histogram(None, quantiles, 10_000)
+    assert edges is not None
+    assert counts is not None
+    assert sum(counts) == pytest.approx(10_000)
+    assert counts[0] == counts[-1] == 0.0  # nothing below the min or above the max
+    assert counts[1] >= 3000

@@ -98,3 +98,13 @@ def test_wrong_type_for_boolean_and_integral() -> None:
     found = _kinds(check_violations(profile, batch))
     assert ("flag", "data_type_check") in found
     assert ("n", "data_type_check") in found
+
+
+def test_values_in_a_column_the_reference_never_filled_are_out_of_domain() -> None:
+    reference = pa.table({"code": pa.array([None] * 50, pa.string()), "x": np.arange(50.0)})
+    feature_bins = bins(build_profile(reference))
+    code = next(f for f in feature_bins.features if f.name == "code")
+    assert code.domains == []
+    current = pa.table({"code": ["a", "b", None, "a"], "x": [1.0, 2.0, 3.0, 4.0]})
+    counted = next(f for f in summarize(current, feature_bins).features if f.name == "code")
+    assert counted.out_of_domain == 3

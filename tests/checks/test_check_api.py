@@ -533,6 +533,9 @@ async def test_rows_are_stored_only_when_a_test_needs_them(
     finally:
         await client.close()
     assert modes == {reduced.json()["id"]: "reduced", whole.json()["id"]: "raw"}
+    # The finished runs still say how their batch was kept.
+    assert reduced.json()["parameters"]["check"]["mode"] == "reduced"
+    assert whole.json()["parameters"]["check"]["mode"] == "raw"
     report = (
         await api.request(
             "GET", f"/api/v1/experiment/{exp['id']}/drift/{whole.json()['id']}/report", "alice"
@@ -621,3 +624,21 @@ async def test_batches_last_until_their_job_ends_unless_kept(api_factory: Any, k
     assert job is not None
     assert job["status"] == "done"
     assert stored == (1 if keep else 0)
+
+
+@pytest.mark.parametrize("features", [None, [1], "x0"])
+async def test_config_features_that_are_not_an_object_are_422(
+    checked: tuple[Api, dict[str, Any], dict[str, Any]], features: Any
+) -> None:
+    import json
+
+    api, exp, _ = checked
+    r = await api.request(
+        "POST",
+        f"/api/v1/experiment/{exp['id']}/check",
+        "alice",
+        params={"model": "m1", "config": json.dumps({"features": features})},
+        json={"columns": frame(95, 100)},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "config.features"

@@ -238,3 +238,23 @@ def test_prediction_column_missing_from_the_baseline_is_untestable() -> None:
     assert report.prediction is not None
     assert report.prediction.test is None
     assert report.prediction.untestable == "the baseline has no such column"
+
+
+def test_alpha_sets_the_level_of_p_value_tests() -> None:
+    rng = np.random.default_rng(17)
+    profile = build_profile(_table(rng, 500))
+    current = _table(rng, 500, shift=0.05)
+    p = run_check(profile, current, DriftConfig(correction="none")).features[0].p_value
+    assert p is not None
+    assert 0 < p < 1
+    below, above = p / 2, (1 + p) / 2  # levels on either side of this p-value
+    strict = run_check(profile, current, DriftConfig(alpha=below, correction="none"))
+    loose = run_check(profile, current, DriftConfig(alpha=above, correction="none"))
+    assert strict.features[0].test == loose.features[0].test == "ks"
+    assert (strict.features[0].threshold, strict.features[0].drifted) == (below, False)
+    assert (loose.features[0].threshold, loose.features[0].drifted) == (above, True)
+    # A feature's own threshold wins over alpha.
+    own = DriftConfig.model_validate(
+        {"alpha": above, "correction": "none", "features": {"x0": {"threshold": below}}}
+    )
+    assert run_check(profile, current, own).features[0].drifted is False

@@ -493,3 +493,18 @@ def test_any_object_with_to_arrow_is_accepted() -> None:
     assert body.media_type == "application/vnd.apache.arrow.stream"
     assert b"".join(body.chunks()) == body.data
     assert summarize(FrameLike(), Bins(features=[]))["row_count"] == 2
+
+
+def test_client_summary_counts_values_outside_an_empty_domain_like_the_server() -> None:
+    from drift_backend.baselines import bins as server_bins
+    from drift_backend.baselines import build_profile
+
+    reference = pa.table({"code": pa.array([None] * 50, pa.string()), "x": np.arange(50.0)})
+    served = server_bins(build_profile(reference))
+    current = pa.table({"code": ["a", "b", None, "a"], "x": [1.0, 2.0, 3.0, 4.0]})
+    expected = server_summarize(current, served).model_dump(mode="json")
+    ours = json.loads(
+        json.dumps(summarize(current, Bins.from_json(served.model_dump(mode="json"))))
+    )
+    assert ours == expected
+    assert next(f for f in ours["features"] if f["name"] == "code")["out_of_domain"] == 3

@@ -114,6 +114,15 @@ def _supported(t: pa.DataType) -> bool:
     )
 
 
+def arrow_stream(table: pa.Table) -> bytes:
+    """``table`` as an Arrow IPC stream (what ``_read_arrow`` reads back)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
+
+
 def _read_arrow(data: bytes | bytearray, limits: Limits) -> pa.Table:
     reader = pa.ipc.open_stream(pa.BufferReader(data))
     if len(reader.schema) > limits.max_columns:

@@ -69,6 +69,7 @@ def _histogram(
         return None, None
     edges_a = frozen_edges(np.asarray(quantiles), DEFAULT_BINS)
     cdf = quantile_cdf(quantiles, edges_a)
+    cdf[0], cdf[-1] = 0.0, 1.0  # the first and last bins are closed: values at the min count
     inner = np.diff(cdf) if edges_a.size > 2 or edges_a[0] != edges_a[-1] else np.ones(1)
     inner = inner * present / max(inner.sum(), 1e-300)
     return edges_a.tolist(), [0.0, *inner.tolist(), 0.0]

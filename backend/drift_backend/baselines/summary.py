@@ -88,7 +88,11 @@ def _counts_on(
         else:
             other += count
     domain = set(feature.domains) if feature.domains is not None else None
-    out = sum(c for v, c in zip(names, counts, strict=True) if v not in domain) if domain else 0
+    out = (
+        0
+        if domain is None
+        else sum(c for v, c in zip(names, counts, strict=True) if v not in domain)
+    )
     return {
         "category_counts": aligned if feature.categories is not None else None,
         "unseen_values": unseen_values if feature.categories is not None else None,

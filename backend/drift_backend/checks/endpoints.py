@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from typing import Annotated, Any
 
@@ -12,9 +11,15 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 
-from drift_backend.api.deps import CallerDep, ContextDep
+from drift_backend.api.deps import Caller, CallerDep, ContextDep
 from drift_backend.auth.permissions import Level
-from drift_backend.baselines.ingest import BatchError, Limits, media_type_of, parse_batch
+from drift_backend.baselines.ingest import (
+    BatchError,
+    Limits,
+    arrow_stream,
+    media_type_of,
+    parse_batch,
+)
 from drift_backend.baselines.model import BatchSummary, Profile
 from drift_backend.baselines.profile import build_profile
 from drift_backend.baselines.sagemaker import (
@@ -25,9 +30,10 @@ from drift_backend.baselines.sagemaker import (
 from drift_backend.baselines.summary import bins
 from drift_backend.checks import jobs, reduce, service
 from drift_backend.checks.config import DriftConfig
+from drift_backend.context import AppContext
 from drift_backend.drifts import service as drifts
 from drift_backend.drifts.schemas import Drift, DriftCreate, JobStatus
-from drift_backend.errors import APIError, NotFound, ValidationFailed
+from drift_backend.errors import APIError, NotFound, ValidationFailed, first_problem
 from drift_backend.experiments.service import get_for
 from drift_backend.settings import Settings
 from drift_backend.store.changes import wait_for_document
@@ -99,9 +105,7 @@ async def _read_summary(request: Request, profile: Profile, settings: Settings) 
     try:
         summary = BatchSummary.model_validate_json(data)
     except PydanticValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise BatchRejected(BatchError(field, first["msg"], 422)) from None
+        raise BatchRejected(BatchError(*first_problem(error), 422)) from None
     expected = bins(profile)
     for feature in summary.features:
         reference = next((f for f in expected.features if f.name == feature.name), None)
@@ -131,13 +135,6 @@ async def _read_summary(request: Request, profile: Profile, settings: Settings) 
         if any(c < 0 for c in (feature.counts or []) + (feature.category_counts or [])):
             raise BatchRejected(BatchError(f"features.{feature.name}", "negative count", 422))
     return summary
-
-
-def _to_ipc(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
 
 
 async def _read_sagemaker(request: Request, settings: Settings) -> Profile:
@@ -210,14 +207,25 @@ async def get_baseline(
     )
 
 
+async def _stored_profile(
+    context: AppContext, caller: Caller, experiment_id: str, baseline_id: str
+) -> Profile:
+    """A readable baseline's profile, through the profile cache."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    await service.get_baseline(context.db, experiment_id, baseline_id, {"_id": 1})
+    profile = await context.profiles.load(context.db, baseline_id)
+    if profile is None:
+        raise NotFound(f"baseline {baseline_id} not found in experiment {experiment_id}")
+    return profile
+
+
 @router.get("/experiment/{experiment_id}/baseline/{baseline_id}/bins")
 async def get_bins(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> dict[str, Any]:
     """The frozen edges and categories summary mode counts on (no reference rows)."""
-    await get_for(context.db, experiment_id, caller, Level.Read)
-    doc = await service.get_baseline(context.db, experiment_id, baseline_id)
-    return bins(Profile.from_document(doc["profile"])).model_dump(mode="json")
+    profile = await _stored_profile(context, caller, experiment_id, baseline_id)
+    return bins(profile).model_dump(mode="json")
 
 
 @router.get("/experiment/{experiment_id}/baseline/{baseline_id}/statistics.json")
@@ -225,9 +233,7 @@ async def export_statistics_json(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> dict[str, Any]:
     """The baseline as a SageMaker Model Monitor ``statistics.json`` (KLL sketch included)."""
-    await get_for(context.db, experiment_id, caller, Level.Read)
-    doc = await service.get_baseline(context.db, experiment_id, baseline_id)
-    return export_statistics(Profile.from_document(doc["profile"]))
+    return export_statistics(await _stored_profile(context, caller, experiment_id, baseline_id))
 
 
 @router.get("/experiment/{experiment_id}/baseline/{baseline_id}/constraints.json")
@@ -235,9 +241,7 @@ async def export_constraints_json(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> dict[str, Any]:
     """The baseline's SageMaker ``constraints.json`` (completeness, domains, monitoring config)."""
-    await get_for(context.db, experiment_id, caller, Level.Read)
-    doc = await service.get_baseline(context.db, experiment_id, baseline_id)
-    return export_constraints(Profile.from_document(doc["profile"]))
+    return export_constraints(await _stored_profile(context, caller, experiment_id, baseline_id))
 
 
 @router.delete(
@@ -295,7 +299,7 @@ async def check(
         table = await _read_table(request, settings)
         rows = table.num_rows
         if reduce.needs_raw(check_config):
-            mode, batch = "raw", await asyncio.to_thread(_to_ipc, table)
+            mode, batch = "raw", await asyncio.to_thread(arrow_stream, table)
         else:
             # Reduced at upload: the rows themselves are never stored.
             reduced = await asyncio.to_thread(
@@ -340,7 +344,7 @@ async def check(
             deadline,
             streams=settings.change_streams,
         )
-        if current is not None and current["job_status"] != JobStatus.Running:
+        if current is not None:  # finished: wait_for_document returns only then
             return _run_response(current, status.HTTP_200_OK)
     return _run_response(run, status.HTTP_202_ACCEPTED)
 
@@ -355,14 +359,14 @@ def _check_config(stored: dict[str, Any], override: str | None) -> DriftConfig:
             raise ValidationFailed("config", "must be a JSON object") from None
         if not isinstance(changes, dict):
             raise ValidationFailed("config", "must be a JSON object")
-        features = {**merged.get("features", {}), **changes.pop("features", {})}
-        merged = {**merged, **changes, "features": features}
+        overrides = changes.pop("features", {})
+        if not isinstance(overrides, dict):
+            raise ValidationFailed("config.features", "must be an object of feature settings")
+        merged = {**merged, **changes, "features": {**merged.get("features", {}), **overrides}}
     try:
         return DriftConfig.model_validate(merged)
     except PydanticValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ValidationFailed(f"config.{where}" if where else "config", first["msg"]) from None
+        raise ValidationFailed(*first_problem(error, "config")) from None
 
 
 def _run_response(run: dict[str, Any], status_code: int) -> JSONResponse:

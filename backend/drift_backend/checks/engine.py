@@ -52,8 +52,10 @@ from drift_backend.checks.reduce import (
 )
 from drift_backend.stats import CATEGORICAL_TESTS, NUMERICAL_TESTS, TestResult, adjust, mmd
 from drift_backend.stats import profile as by_profile
+from drift_backend.stats._common import distance_result
 from drift_backend.stats.choice import choose_test
 from drift_backend.stats.correction import cramers_v
+from drift_backend.stats.numerical import MIN_STD, WASSERSTEIN_THRESHOLD
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 PSEUDO_SAMPLE = 5000
@@ -144,24 +146,8 @@ def _normed_wasserstein(quantiles: list[float], current: FloatArray, std: float 
     """W1 between the two quantile functions on the reference's grid; ``current`` sorted."""
     ref = np.asarray(quantiles, dtype=np.float64)
     cur = sorted_quantiles(current, np.linspace(0, 1, len(ref)))
-    scale = std if std and std > 0 else 1.0
-    return float(np.mean(np.abs(ref - cur))) / scale
-
-
-def _distance_result(
-    method: str, distance: float, threshold: float, n_ref: int, n_cur: int
-) -> TestResult:
-    return TestResult(
-        method=method,
-        statistic=distance,
-        p_value=None,
-        distance=distance,
-        threshold=threshold,
-        drifted=distance >= threshold,
-        n_reference=n_ref,
-        n_current=n_cur,
-        kind="numerical",
-    )
+    # The same floor on the scale as stats.numerical.wasserstein (a near-constant reference).
+    return float(np.mean(np.abs(ref - cur))) / max(std or 0.0, MIN_STD)
 
 
 def _choose(
@@ -232,7 +218,10 @@ def _numerical(
             )
     elif test == "wasserstein":
         assert effect is not None
-        result = _distance_result("wasserstein", effect, threshold or 0.1, n_ref, n_cur)
+        limit = WASSERSTEIN_THRESHOLD if threshold is None else threshold
+        result = distance_result(
+            "wasserstein", "numerical", effect, limit, n_ref, n_cur, inclusive=True
+        )
     elif test in RAW_TESTS:
         assert current is not None
         assert numeric.quantiles is not None
@@ -372,7 +361,7 @@ def _test_feature(
             result, effect, histogram = _numerical(feature, counts, current, config)
         else:
             result, effect, histogram = _categorical(feature, counts, config)
-    except (Untestable, ValueError) as error:
+    except ValueError as error:  # Untestable, or a test refusing these samples
         return FeatureReport(
             **base,
             test=None,
@@ -467,6 +456,12 @@ def _multivariate(
     )
 
 
+def _alpha(feature: str, config: DriftConfig) -> float:
+    """The level a feature's p-value is judged at: its own threshold, else ``alpha``."""
+    override = config.features.get(feature)
+    return override.threshold if override and override.threshold is not None else config.alpha
+
+
 def _prediction(features: list[FeatureReport], config: DriftConfig) -> FeatureReport:
     """The prediction column's own result: one test, so no correction; p-value tests
     decide at their threshold (``alpha`` by default), distances at theirs."""
@@ -485,8 +480,8 @@ def _prediction(features: list[FeatureReport], config: DriftConfig) -> FeatureRe
     report = found.model_copy()
     if report.test is not None and report.p_value is not None:
         report.p_value_adjusted = report.p_value
-        alpha = report.threshold if report.threshold is not None else config.alpha
-        report.drifted = report.p_value < alpha
+        report.threshold = _alpha(report.feature, config)
+        report.drifted = report.p_value < report.threshold
     floor = config.effect_size_floor
     if floor is not None and report.drifted and (report.effect_size or 0.0) < floor:
         report.drifted = False
@@ -501,7 +496,7 @@ def run_check(
     ``current`` is a raw batch, the same reduced at upload (:mod:`.reduce`), or a summary.
     """
     if isinstance(current, pa.Table):
-        current = exact_batch(current, profile)
+        current = exact_batch(current, profile, rows=config.multivariate)
     mode = "summary" if isinstance(current, BatchSummary) else "raw"
     summary = current if isinstance(current, BatchSummary) else current.summary
     values = {} if isinstance(current, BatchSummary) else current.numeric
@@ -519,8 +514,8 @@ def run_check(
         if feature.p_value is None or feature.test is None:
             continue
         feature.p_value_adjusted = p_adj
-        alpha = feature.threshold if feature.threshold is not None else config.alpha
-        feature.drifted = p_adj is not None and p_adj < alpha
+        feature.threshold = _alpha(feature.feature, config)
+        feature.drifted = p_adj is not None and p_adj < feature.threshold
     if config.effect_size_floor is not None:
         for feature in features:
             if feature.drifted and (feature.effect_size or 0.0) < config.effect_size_floor:

@@ -51,8 +51,9 @@ def compute(
     return report.model_dump(mode="json")
 
 
-def run_parameters(report: dict[str, Any]) -> dict[str, Any]:
-    """The report's summary, as v1 clients see it in the run's ``parameters``."""
+def check_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The report's summary, as v1 clients see it in the run's ``parameters`` (next to the
+    ``baseline_id``, ``rows`` and storage ``mode`` the check was created with)."""
     summary = {
         "dataset_drift": report["dataset_drift"],
         "drift_share": report["drift_share"],
@@ -60,16 +61,11 @@ def run_parameters(report: dict[str, Any]) -> dict[str, Any]:
         "n_tested": report["n_tested"],
         "correction": report["correction"],
         "violations": len(report.get("violations", [])),
-        "mode": report.get("mode", "raw"),
     }
     prediction = report.get("prediction")
     if prediction is not None:
         summary["prediction_drift"] = prediction["drifted"]
-    return {"check": summary}
-
-
-def _merged(parameters: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    return {**parameters, "check": {**parameters.get("check", {}), **summary["check"]}}
+    return summary
 
 
 async def _touch_run(ctx: WorkerContext, drift_id: str, every: float) -> None:
@@ -123,6 +119,7 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     saved = await service.save_report(ctx.db, drift_id, report)
     # An earlier attempt's report wins: the run's summary must match the report it points to.
     stored = report if saved else (await service.get_report(ctx.db, drift_id) or report)
+    summary = check_summary(stored)
     now = utcnow()
     updated = await ctx.db.drifts.update_one(
         {"_id": drift_id, "job_status": JobStatus.Running},
@@ -130,11 +127,9 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
             "$set": {
                 "job_status": JobStatus.Completed,
                 "drift_detected": bool(stored["dataset_drift"]),
-                "data_drift": {
-                    "drift": bool(stored["dataset_drift"]),
-                    "parameters": run_parameters(stored)["check"],
-                },
-                "parameters": _merged(run.get("parameters", {}), run_parameters(stored)),
+                "data_drift": {"drift": bool(stored["dataset_drift"]), "parameters": summary},
+                # Next to what the check was created with (baseline_id, rows, mode).
+                **{f"parameters.check.{key}": value for key, value in summary.items()},
                 "finished_at": now,
                 "updated_at": now,
             }

@@ -11,13 +11,13 @@ distance) make the API keep the whole batch instead (:func:`needs_raw`).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from drift_backend.baselines.ingest import arrow_stream
 from drift_backend.baselines.model import BatchSummary, Profile, RowSample
 from drift_backend.baselines.parallel import map_columns
 from drift_backend.baselines.profile import sorted_quantiles
@@ -86,9 +86,9 @@ def reduce_batch(
     return ReducedBatch(summary, numeric, sample)
 
 
-def exact_batch(table: pa.Table, profile: Profile) -> ReducedBatch:
+def exact_batch(table: pa.Table, profile: Profile, *, rows: bool = True) -> ReducedBatch:
     """Every value kept: what a raw batch stored whole gives the engine."""
-    return reduce_batch(table, profile, exact_limit=table.num_rows)
+    return reduce_batch(table, profile, exact_limit=table.num_rows, rows=rows)
 
 
 def encode(batch: ReducedBatch) -> bytes:
@@ -104,11 +104,7 @@ def encode(batch: ReducedBatch) -> bytes:
     metadata = {_SUMMARY_KEY: batch.summary.model_dump_json().encode()}
     if batch.sample is not None:
         metadata[_SAMPLE_KEY] = batch.sample.model_dump_json().encode()
-    table = table.replace_schema_metadata(metadata)
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
+    return arrow_stream(table.replace_schema_metadata(metadata))
 
 
 def decode(data: bytes) -> ReducedBatch:

@@ -79,13 +79,12 @@ async def store_baseline(
 
 
 async def list_baselines(db: Database, experiment_id: str) -> list[dict[str, Any]]:
-    cursor = db.baselines.find({"experiment_id": experiment_id}, {"profile.features": 0}).sort(
-        "created_at", DESCENDING
-    )
-    docs = [doc async for doc in cursor]
-    for doc in docs:
-        doc["profile"].setdefault("features", [])
-    return docs
+    """The experiment's baselines, newest first, without their profiles' bulk (what
+    ``baseline_to_api(..., with_features=False)`` shows)."""
+    listed = {f: 1 for f in ("experiment_id", "name", "model", "created_at", "created_by")}
+    projection = listed | {"profile.source": 1, "profile.row_count": 1}
+    cursor = db.baselines.find({"experiment_id": experiment_id}, projection)
+    return [doc async for doc in cursor.sort("created_at", DESCENDING)]
 
 
 async def get_baseline(
