@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from drift_backend.baselines.columns import FloatArray
+from drift_backend.stats.profile import quantile_cdf_at
 
 #: Deequ's defaults (``KLLParameters(sketchSize=2048, shrinkingFactor=0.64, ...)``).
 DEFAULT_C = 0.64
@@ -65,15 +66,7 @@ def sketch_quantiles(
 
 def quantile_cdf(quantiles: list[float], x: FloatArray) -> FloatArray:
     """The right-continuous CDF interpolated linearly between grid quantiles, at ``x``."""
-    q = np.asarray(quantiles, dtype=np.float64)
-    step = 1.0 / (q.size - 1)
-    k = np.searchsorted(q, x, side="right") - 1
-    inner = (k >= 0) & (k < q.size - 1)
-    out: FloatArray = np.where(k >= q.size - 1, 1.0, 0.0)
-    ki = k[inner]
-    frac = (x[inner] - q[ki]) / (q[ki + 1] - q[ki])
-    out[inner] = (ki + frac) * step
-    return out
+    return quantile_cdf_at(np.asarray(quantiles, dtype=np.float64), x)[0]
 
 
 def rounded(counts: FloatArray, total: int) -> list[int]:

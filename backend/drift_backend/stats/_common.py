@@ -62,6 +62,14 @@ def check_counts(
     return ref, cur
 
 
+def count_proportions(
+    reference_counts: ArrayLike, current_counts: ArrayLike
+) -> tuple[FloatArray, FloatArray, int, int]:
+    """``(p, q, n, m)``: two checked count vectors as proportions, and their totals."""
+    ref, cur = check_counts(reference_counts, current_counts)
+    return ref / ref.sum(), cur / cur.sum(), round(ref.sum()), round(cur.sum())
+
+
 def p_value_result(
     method: str,
     kind: Kind,

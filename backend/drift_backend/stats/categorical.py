@@ -21,6 +21,7 @@ from drift_backend.stats._common import (
     ArrayLike,
     FloatArray,
     check_counts,
+    count_proportions,
     distance_result,
     p_value_result,
 )
@@ -193,19 +194,12 @@ def z_test(
     return p_value_result("z_test", "categorical", z, p, alpha, n_obs, m_obs)
 
 
-def _props(
-    reference_counts: ArrayLike, current_counts: ArrayLike
-) -> tuple[FloatArray, FloatArray, int, int]:
-    ref, cur = check_counts(reference_counts, current_counts)
-    return ref / ref.sum(), cur / cur.sum(), round(ref.sum()), round(cur.sum())
-
-
 def psi(
     reference_counts: ArrayLike, current_counts: ArrayLike, *, threshold: float | None = None
 ) -> TestResult:
     """Population stability index over categories, empty cells at 1e-4 (Evidently ``psi``).
     Drift when >= threshold (default 0.1)."""
-    p, q, n, m = _props(reference_counts, current_counts)
+    p, q, n, m = count_proportions(reference_counts, current_counts)
     t = PSI_THRESHOLD if threshold is None else threshold
     return distance_result("psi", "categorical", h.psi_value(p, q), t, n, m, inclusive=True)
 
@@ -215,7 +209,7 @@ def jensen_shannon(
 ) -> TestResult:
     """Jensen-Shannon distance over categories (scipy, natural log; Evidently
     ``jensenshannon``). Drift when >= threshold (default 0.1)."""
-    p, q, n, m = _props(reference_counts, current_counts)
+    p, q, n, m = count_proportions(reference_counts, current_counts)
     t = JENSEN_SHANNON_THRESHOLD if threshold is None else threshold
     return distance_result(
         "jensen_shannon", "categorical", h.jensen_shannon_value(p, q), t, n, m, inclusive=True
@@ -227,7 +221,7 @@ def hellinger(
 ) -> TestResult:
     """Hellinger distance over categories, in [0, 1] (Evidently ``hellinger``).
     Drift when >= threshold (default 0.1)."""
-    p, q, n, m = _props(reference_counts, current_counts)
+    p, q, n, m = count_proportions(reference_counts, current_counts)
     t = HELLINGER_THRESHOLD if threshold is None else threshold
     return distance_result(
         "hellinger", "categorical", h.hellinger_value(p, q), t, n, m, inclusive=True
@@ -239,7 +233,7 @@ def tvd(
 ) -> TestResult:
     """Total variation distance ``sum |p - q| / 2`` over categories, in [0, 1].
     Drift when >= threshold (default 0.1)."""
-    p, q, n, m = _props(reference_counts, current_counts)
+    p, q, n, m = count_proportions(reference_counts, current_counts)
     t = TVD_THRESHOLD if threshold is None else threshold
     return distance_result("tvd", "categorical", h.tvd_value(p, q), t, n, m, inclusive=True)
 
@@ -249,6 +243,6 @@ def linf(
 ) -> TestResult:
     """SageMaker / Deequ categorical L-infinity ``max_v |p1(v) - p2(v)|``
     (Deequ ``Distance.scala``). Drift when > threshold (default 0.1)."""
-    p, q, n, m = _props(reference_counts, current_counts)
+    p, q, n, m = count_proportions(reference_counts, current_counts)
     t = LINF_THRESHOLD if threshold is None else threshold
     return distance_result("linf", "categorical", h.linf_value(p, q), t, n, m, inclusive=False)

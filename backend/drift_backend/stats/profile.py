@@ -17,26 +17,19 @@ from drift_backend.stats._common import (
     ALPHA,
     ArrayLike,
     FloatArray,
-    check_counts,
     clean_sample,
+    count_proportions,
     distance_result,
     p_value_result,
 )
 from drift_backend.stats.result import TestResult
 
 
-def _props(
-    reference_counts: ArrayLike, current_counts: ArrayLike
-) -> tuple[FloatArray, FloatArray, int, int]:
-    ref, cur = check_counts(reference_counts, current_counts)
-    return ref / ref.sum(), cur / cur.sum(), round(ref.sum()), round(cur.sum())
-
-
 def psi_counts(
     reference_counts: ArrayLike, current_counts: ArrayLike, *, threshold: float | None = None
 ) -> TestResult:
     """:func:`numerical.psi` on two count vectors over the same (ordered) bins."""
-    p, q, n, m = _props(reference_counts, current_counts)
+    p, q, n, m = count_proportions(reference_counts, current_counts)
     t = num.PSI_THRESHOLD if threshold is None else threshold
     return distance_result("psi", "numerical", h.psi_value(p, q), t, n, m, inclusive=True)
 
@@ -45,7 +38,7 @@ def jensen_shannon_counts(
     reference_counts: ArrayLike, current_counts: ArrayLike, *, threshold: float | None = None
 ) -> TestResult:
     """:func:`numerical.jensen_shannon` on two count vectors over the same bins."""
-    p, q, n, m = _props(reference_counts, current_counts)
+    p, q, n, m = count_proportions(reference_counts, current_counts)
     t = num.JENSEN_SHANNON_THRESHOLD if threshold is None else threshold
     return distance_result(
         "jensen_shannon", "numerical", h.jensen_shannon_value(p, q), t, n, m, inclusive=True
@@ -56,7 +49,7 @@ def hellinger_counts(
     reference_counts: ArrayLike, current_counts: ArrayLike, *, threshold: float | None = None
 ) -> TestResult:
     """:func:`numerical.hellinger` on two count vectors over the same bins."""
-    p, q, n, m = _props(reference_counts, current_counts)
+    p, q, n, m = count_proportions(reference_counts, current_counts)
     t = num.HELLINGER_THRESHOLD if threshold is None else threshold
     return distance_result(
         "hellinger", "numerical", h.hellinger_value(p, q), t, n, m, inclusive=True
@@ -67,7 +60,7 @@ def kl_div_counts(
     reference_counts: ArrayLike, current_counts: ArrayLike, *, threshold: float | None = None
 ) -> TestResult:
     """:func:`numerical.kl_div` on two count vectors over the same bins."""
-    p, q, n, m = _props(reference_counts, current_counts)
+    p, q, n, m = count_proportions(reference_counts, current_counts)
     t = num.KL_THRESHOLD if threshold is None else threshold
     return distance_result("kl_div", "numerical", h.kl_value(p, q), t, n, m, inclusive=True)
 
@@ -84,7 +77,7 @@ def linf_counts(
     equal when the bins separate every point). ``robust=True`` subtracts Deequ's
     ``1.8 * sqrt((n + m) / (n * m))``. Drift when > threshold (default 0.1).
     """
-    p, q, n, m = _props(reference_counts, current_counts)
+    p, q, n, m = count_proportions(reference_counts, current_counts)
     d = h.linf_cdf_value(p, q)
     if robust:
         d = h.robust_linf(d, n, m)
@@ -93,7 +86,7 @@ def linf_counts(
     return distance_result(method, "numerical", d, t, n, m, inclusive=False)
 
 
-def _quantile_cdf(quantiles: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+def quantile_cdf_at(quantiles: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Right-continuous value and left limit at ``x`` of the piecewise-linear CDF through
     ``(quantiles[k], k / (len - 1))``; repeated quantiles become jumps."""
     levels = np.linspace(0.0, 1.0, quantiles.size)
@@ -139,7 +132,7 @@ def ks_from_quantiles(
         raise ValueError("n_reference must be positive")
     cur = np.sort(clean_sample(current, "current"))
     m = cur.size
-    right, left = _quantile_cdf(q, cur)
+    right, left = quantile_cdf_at(q, cur)
     # Current ECDF: right value and left limit at each sorted point (ties handled).
     f_right = np.searchsorted(cur, cur, side="right") / m
     f_left = np.searchsorted(cur, cur, side="left") / m
@@ -175,8 +168,8 @@ def ks_between_quantiles(
     if n_reference < 1 or n_current < 1:
         raise ValueError("n_reference and n_current must be positive")
     knots = np.union1d(q, c)
-    ref_right, ref_left = _quantile_cdf(q, knots)
-    cur_right, cur_left = _quantile_cdf(c, knots)
+    ref_right, ref_left = quantile_cdf_at(q, knots)
+    cur_right, cur_left = quantile_cdf_at(c, knots)
     d = float(max(np.max(np.abs(ref_right - cur_right)), np.max(np.abs(ref_left - cur_left))))
     en = max(1.0, float(np.round(n_reference * n_current / (n_reference + n_current))))
     p = float(stats.kstwo.sf(d, en))
