@@ -2,8 +2,11 @@
 
 A worker claims a job with one atomic update that also sets a lease; while it works it extends
 the lease (heartbeat). A worker that dies stops extending it, the lease expires and another
-worker claims the job again, up to ``max_attempts`` claims. Results are written only while
-the writer still holds the lease of the attempt it claimed, so a job finishes once.
+worker claims the job again, up to ``max_attempts`` claims. A worker that finds its lease
+lost (it stalled, and another worker took the job over) stops working on the job at once; the
+job's own status changes only under the lease of the attempt that claimed it, and what a job
+writes elsewhere is written once (the check's report under the run's id, the run only while
+it is Running), so a job finishes once.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +27,12 @@ from drift_backend.store.database import Database
 from drift_backend.worker.queue import Claim, JobQueue
 
 log = logging.getLogger(__name__)
+#: Idle polls without a change stream; also the pause after an unexpected error in the loop.
+POLL_SECONDS = 0.05
 #: Idle polls while a change stream announces new jobs (expired leases make no change event).
 LEASE_POLL_SECONDS = 1.0
+#: How often to look for jobs whose every attempt died.
+SWEEP_SECONDS = 5.0
 
 
 @dataclass
@@ -36,10 +41,28 @@ class WorkerContext:
     queue: JobQueue
     pool: ProcessPoolExecutor
     settings: Settings
+    #: Makes a pool like ``pool``, to replace it once broken; None: a broken pool stays.
+    new_pool: Callable[[], ProcessPoolExecutor] | None = None
 
     async def compute(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run CPU-bound ``fn(*args)`` in the process pool."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        """Run CPU-bound ``fn(*args)`` in the process pool.
+
+        A pool process that dies (the OOM killer, say) breaks the whole pool: this call
+        raises ``BrokenProcessPool``, but the pool is replaced first, so a retry can succeed.
+        """
+        pool = self.pool
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            self._replace_pool(pool)
+            raise
+
+    def _replace_pool(self, broken: ProcessPoolExecutor) -> None:
+        if self.new_pool is None or self.pool is not broken:  # none, or replaced already
+            return
+        log.warning("a statistics process died and broke the process pool; starting a new one")
+        self.pool = self.new_pool()
+        broken.shutdown(wait=False, cancel_futures=True)
 
 
 Handler = Callable[[Claim, WorkerContext], Awaitable[None]]
@@ -71,8 +94,15 @@ async def _run_one(
     claim: Claim, handler: Handler, give_up: GiveUp, ctx: WorkerContext, heartbeat_every: float
 ) -> None:
     keeper = asyncio.create_task(_keep_leased(ctx.queue, claim, heartbeat_every))
+    work: asyncio.Future[None] = asyncio.ensure_future(handler(claim, ctx))
     try:
-        await handler(claim, ctx)
+        await asyncio.wait({keeper, work}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():  # the lease was lost: the job is another worker's now
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            return
+        await work  # its outcome, exceptions included
     except JobFailed as failure:
         if await ctx.queue.finish(claim, error=failure.error):
             await give_up({**claim.job, "error": failure.error}, ctx)
@@ -85,7 +115,8 @@ async def _run_one(
     else:
         await ctx.queue.finish(claim)
     finally:
-        keeper.cancel()
+        for task in (work, keeper):
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
 
@@ -96,7 +127,7 @@ async def run_worker(
     give_up: GiveUp,
     *,
     concurrency: int,
-    poll_seconds: float = 0.5,
+    poll_seconds: float = POLL_SECONDS,
     heartbeat_seconds: float = 10.0,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -112,35 +143,46 @@ async def run_worker(
     next_sweep = 0.0
     while not stop.is_set():
         await slots.acquire()
+        claim: Claim | None = None
+        started = False  # a task took the slot: it gives it back when done
         try:
             if loop.time() >= next_sweep:  # dead jobs are rare: look every few seconds
-                next_sweep = loop.time() + 5.0
+                next_sweep = loop.time() + SWEEP_SECONDS
                 for job in await ctx.queue.exhausted():
                     await give_up(job, ctx)
             bell.clear()
             claim = await ctx.queue.claim(name)
+            if claim is not None:
+                handler = handlers.get(claim.job["kind"])
+                if handler is None:
+                    await ctx.queue.finish(
+                        claim,
+                        error={
+                            "type": "UnknownJob",
+                            "message": f"no handler for {claim.job['kind']}",
+                        },
+                    )
+                else:
+                    task = asyncio.create_task(
+                        _run_one(claim, handler, give_up, ctx, heartbeat_seconds)
+                    )
+                    started = True
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                    task.add_done_callback(lambda _: slots.release())
         except PyMongoError:
             log.warning("job queue unreachable; retrying", exc_info=True)
             claim = None
-        if claim is None:
+        except Exception:  # a bug must not end the loop: log it, pause, go on
+            log.exception("worker %s: unexpected error in the job loop; retrying", name)
+            claim = None
+        if not started:
             slots.release()
+        if claim is None:  # nothing claimed (or an error): wait before looking again
             # With a change stream, new jobs ring at once: the poll only catches expired leases.
             await bell.wait(
                 max(poll_seconds, LEASE_POLL_SECONDS) if bell.live else poll_seconds, stop
             )
-            continue
-        handler = handlers.get(claim.job["kind"])
-        if handler is None:
-            slots.release()
-            await ctx.queue.finish(
-                claim,
-                error={"type": "UnknownJob", "message": f"no handler for {claim.job['kind']}"},
-            )
-            continue
-        task = asyncio.create_task(_run_one(claim, handler, give_up, ctx, heartbeat_seconds))
-        running.add(task)
-        task.add_done_callback(running.discard)
-        task.add_done_callback(lambda _: slots.release())
     listener.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await listener

@@ -12,30 +12,37 @@ from drift_backend.checks import jobs as check_jobs
 from drift_backend.settings import Settings
 from drift_backend.store.database import Database
 from drift_backend.worker.queue import JobQueue
-from drift_backend.worker.runner import Handler, WorkerContext, run_worker
+from drift_backend.worker.runner import POLL_SECONDS, Handler, WorkerContext, run_worker
 
 HANDLERS: dict[str, Handler] = {check_jobs.KIND: check_jobs.handle}
 
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    db: Database, settings: Settings, *, processes: int | None = None, poll_seconds: float = 0.05
+    db: Database,
+    settings: Settings,
+    *,
+    processes: int | None = None,
+    poll_seconds: float = POLL_SECONDS,
 ) -> AsyncIterator[asyncio.Task[None]]:
     """A worker loop running in the background until the block ends."""
-    processes = processes or settings.worker_processes
-    # spawn, not fork: the parent runs threads (uvicorn, the driver) that fork would copy mid-state.
-    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+    size = processes or settings.worker_processes
+
+    def new_pool() -> ProcessPoolExecutor:
+        # spawn, not fork: fork would copy the parent's threads (uvicorn, the driver) mid-state.
+        return ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
+
     queue = JobQueue(
         db, lease_seconds=settings.job_lease_seconds, max_attempts=settings.job_max_attempts
     )
-    ctx = WorkerContext(db=db, queue=queue, pool=pool, settings=settings)
+    ctx = WorkerContext(db=db, queue=queue, pool=new_pool(), settings=settings, new_pool=new_pool)
     stop = asyncio.Event()
     task = asyncio.create_task(
         run_worker(
             ctx,
             HANDLERS,
             check_jobs.give_up,
-            concurrency=processes,
+            concurrency=size,
             poll_seconds=poll_seconds,
             heartbeat_seconds=max(0.05, settings.job_lease_seconds / 3),
             stop=stop,
@@ -47,7 +54,7 @@ async def running_worker(
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, timeout=30)
-        pool.shutdown(wait=False, cancel_futures=True)
+        ctx.pool.shutdown(wait=False, cancel_futures=True)  # the pool now: it may be a new one
 
 
 async def serve_worker(settings: Settings, processes: int) -> None:
