@@ -14,6 +14,7 @@ any current value falls in a cell.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -126,7 +127,11 @@ class Profile(_Model):
     sample: RowSample | None = None
 
     def feature(self, name: str) -> FeatureProfile | None:
-        return next((f for f in self.features if f.name == name), None)
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, FeatureProfile]:  # per-feature look-ups on wide tables
+        return {f.name: f for f in self.features}
 
     def to_document(self) -> dict[str, Any]:
         """A JSON/BSON-ready dict (store it as a MongoDB document)."""
@@ -196,4 +201,8 @@ class BatchSummary(_Model):
     extra_columns: list[str] = Field(default_factory=list)
 
     def feature(self, name: str) -> FeatureCounts | None:
-        return next((f for f in self.features if f.name == name), None)
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, FeatureCounts]:  # per-feature look-ups on wide tables
+        return {f.name: f for f in self.features}

@@ -42,6 +42,9 @@ from drift_backend.worker.queue import JobQueue
 router = APIRouter(tags=["checks"])
 #: Summary mode: counts on the baseline's bins instead of rows (``BatchSummary`` JSON).
 SUMMARY_MEDIA_TYPE = "application/vnd.drift-monitor.summary+json"
+#: A summary-mode body (counts on every bin of every feature) may be this many times
+#: ``DRIFT_MAX_BODY_BYTES``.
+SUMMARY_BODY_FACTOR = 16
 Name = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 
@@ -100,15 +103,16 @@ async def _read_table(request: Request, settings: Settings) -> pa.Table:
 async def _read_summary(request: Request, profile: Profile, settings: Settings) -> BatchSummary:
     """A summary-mode body: counts on the baseline's bins, checked against those bins."""
     data = await request.body()
-    if len(data) > settings.max_body_bytes * 16:
-        raise BatchRejected(BatchError("max_bytes", "summary body too large", 413))
+    limit = settings.max_body_bytes * SUMMARY_BODY_FACTOR
+    if len(data) > limit:
+        raise BatchRejected(BatchError("max_bytes", f"summary body exceeds {limit} bytes", 413))
     try:
         summary = BatchSummary.model_validate_json(data)
     except PydanticValidationError as error:
         raise BatchRejected(BatchError(*first_problem(error), 422)) from None
-    expected = bins(profile)
+    expected = {f.name: f for f in bins(profile).features}
     for feature in summary.features:
-        reference = next((f for f in expected.features if f.name == feature.name), None)
+        reference = expected.get(feature.name)
         if reference is None:
             raise BatchRejected(BatchError(f"features.{feature.name}", "not in the baseline", 422))
         if feature.counts is not None and (
