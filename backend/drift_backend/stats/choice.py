@@ -36,7 +36,16 @@ class Choice(NamedTuple):
 
 
 def choose_test(kind: ColumnKind, n_reference: int, n_unique: int) -> Choice:
-    """Evidently's default test for a column of ``kind`` (see the module docstring)."""
+    """Evidently's default test for a column of ``kind`` (see the module docstring).
+
+    Examples
+    --------
+    >>> from drift_backend.stats.choice import choose_test
+    >>> choose_test("numerical", n_reference=500, n_unique=480)
+    Choice(name='ks', threshold=0.05, kind='numerical')
+    >>> choose_test("categorical", n_reference=5000, n_unique=2)
+    Choice(name='jensen_shannon', threshold=0.1, kind='categorical')
+    """
     if kind not in ("numerical", "categorical"):
         raise ValueError(f"unknown column kind {kind!r}")
     small = n_reference <= LARGE_REFERENCE
@@ -62,7 +71,14 @@ def _is_missing(value: object) -> bool:
 def choose_for_data(
     reference: Iterable[object], current: Iterable[object], kind: ColumnKind
 ) -> Choice:
-    """:func:`choose_test` with ``n`` and ``u`` counted on the data (NaN/inf/None dropped)."""
+    """:func:`choose_test` with ``n`` and ``u`` counted on the data (NaN/inf/None dropped).
+
+    Examples
+    --------
+    >>> from drift_backend.stats.choice import choose_for_data
+    >>> choose_for_data([1.0, 2.0, 2.0, float("nan")], [1.0, 3.0], "numerical")  # 3 values
+    Choice(name='chi_square', threshold=0.05, kind='categorical')
+    """
     ref = [v for v in reference if not _is_missing(v)]
     cur = [v for v in current if not _is_missing(v)]
     return choose_test(kind, len(ref), len(set(ref) | set(cur)))

@@ -26,6 +26,27 @@ def adjust(p_values: Sequence[float | None], method: Correction = "bh") -> list[
     count in the family size. ``"bh"``: Benjamini-Hochberg step-up, controls the false
     discovery rate; ``"holm"``: Holm step-down, controls the family-wise error rate;
     ``"bonferroni"``: ``min(1, m p)``; ``"none"``: unchanged.
+
+    References
+    ----------
+    .. [1] Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate: a
+       practical and powerful approach to multiple testing. *J. Roy. Statist. Soc. B* 57(1),
+       289-300.
+    .. [2] Holm, S. (1979). A simple sequentially rejective multiple test procedure. *Scand. J.
+       Statist.* 6(2), 65-70.
+    .. [3] Dunn, O. J. (1961). Multiple comparisons among means. *J. Amer. Statist. Assoc.*
+       56(293), 52-64 (the Bonferroni correction).
+
+    Examples
+    --------
+    >>> from drift_backend.stats.correction import adjust
+    >>> p_values = [0.01, 0.04, 0.03, None, 0.20]  # None: a distance test, or untestable
+    >>> [None if p is None else round(p, 3) for p in adjust(p_values)]
+    [0.04, 0.053, 0.053, None, 0.2]
+    >>> [None if p is None else round(p, 3) for p in adjust(p_values, "holm")]
+    [0.04, 0.09, 0.09, None, 0.2]
+    >>> [None if p is None else round(p, 3) for p in adjust(p_values, "bonferroni")]
+    [0.04, 0.16, 0.12, None, 0.8]
     """
     if method not in CORRECTIONS:
         raise ValueError(f"unknown correction {method!r}; use one of {', '.join(CORRECTIONS)}")
@@ -55,6 +76,17 @@ def cohens_d(reference: ArrayLike, current: ArrayLike) -> float:
     """Standardized mean difference (current - reference) / pooled sd (Cohen's d).
 
     Zero when both samples are constant and equal; +-inf when constant and different.
+
+    References
+    ----------
+    .. [1] Cohen, J. (1988). *Statistical Power Analysis for the Behavioral Sciences*, 2nd ed.
+       Lawrence Erlbaum, ch. 2.
+
+    Examples
+    --------
+    >>> from drift_backend.stats.correction import cohens_d
+    >>> round(cohens_d([1, 2, 3, 4], [2, 3, 4, 5]), 3)
+    0.775
     """
     ref, cur = clean_pair(reference, current, min_size=2)
     n, m = ref.size, cur.size
@@ -66,7 +98,19 @@ def cohens_d(reference: ArrayLike, current: ArrayLike) -> float:
 
 
 def cramers_v(reference_counts: ArrayLike, current_counts: ArrayLike) -> float:
-    """Cramér's V of the 2 x k table [reference, current]: ``sqrt(chi2 / N)``, in [0, 1]."""
+    """Cramér's V of the 2 x k table [reference, current]: ``sqrt(chi2 / N)``, in [0, 1].
+
+    References
+    ----------
+    .. [1] Cramér, H. (1946). *Mathematical Methods of Statistics*. Princeton University Press,
+       section 21.9.
+
+    Examples
+    --------
+    >>> from drift_backend.stats.correction import cramers_v
+    >>> round(cramers_v([50, 50], [30, 70]), 3)
+    0.204
+    """
     ref, cur = check_counts(reference_counts, current_counts)
     keep = (ref > 0) | (cur > 0)
     if keep.sum() < 2:

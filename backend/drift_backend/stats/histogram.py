@@ -30,6 +30,15 @@ def reference_edges(
     ``"uniform"``: ``n_bins`` equal widths from the reference min to max. Repeated edges
     (ties, discrete data) are merged, so fewer bins may result; a constant reference gives
     the edges ``[c, c]``: one bin holding exactly ``c``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from drift_backend.stats.histogram import reference_edges
+    >>> reference_edges(np.arange(10.0), n_bins=4).tolist()
+    [0.0, 2.25, 4.5, 6.75, 9.0]
+    >>> reference_edges(np.arange(10.0), n_bins=3, binning="uniform").tolist()
+    [0.0, 3.0, 6.0, 9.0]
     """
     if n_bins < 1:
         raise ValueError("n_bins must be at least 1")
@@ -53,6 +62,12 @@ def bin_counts(values: ArrayLike, edges: ArrayLike) -> FloatArray:
     ``edges[i-1] <= x < edges[i]``, the last inner cell being closed on the right like
     ``numpy.histogram``; the final cell is the overflow ``x > edges[-1]``. Out-of-range
     current values therefore land in the outer cells instead of being lost.
+
+    Examples
+    --------
+    >>> from drift_backend.stats.histogram import bin_counts
+    >>> bin_counts([-1.0, 0.5, 1.5, 2.5, 3.0, 9.0], [0, 1, 2, 3]).tolist()
+    [1.0, 1.0, 1.0, 2.0, 1.0]
     """
     e = np.asarray(edges, dtype=np.float64)
     if e.ndim != 1 or e.size < 2 or np.any(np.diff(e) < 0):
