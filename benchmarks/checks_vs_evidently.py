@@ -12,27 +12,17 @@ processes, and SecantusDB all share this machine's cores. Results are printed an
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the JWT test issuer lives in tests/support
 
-import httpx2  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
@@ -47,15 +37,28 @@ from drift_backend.devstack.services import (  # noqa: E402
 )
 from scipy import stats as sps  # noqa: E402
 
+from benchmarks._common import (  # noqa: E402
+    FAMILIES,
+    Accuracy,
+    Api,
+    Memory,
+    backend_env,
+    draw,
+    has_worker_command,
+    machine,
+    peak_mib,
+    population_sd,
+    run_evidently,
+    start_worker,
+    tests_used,
+    timed,
+    worker_label,
+)
 from benchmarks._docs import DOCS, write_section  # noqa: E402
 from tests.support.jwt_issuer import JWTIssuer  # noqa: E402
 
 HEADING = "## Server-side checks vs Evidently and a scipy loop"
 DATABASE = "drift_benchmark_checks"
-EVIDENTLY_VENV = ROOT / "benchmarks" / ".venv-evidently"
-# evidently 0.7.x does not import with pandas 3 (pandas.core.dtypes.common lost a name).
-EVIDENTLY_PINS = ["evidently==0.7.23", "pandas==2.3.3", "pyarrow"]
-ARROW = "application/vnd.apache.arrow.stream"
 WORKER_PROCESSES = 2
 
 N_NUM, N_CAT = 40, 10
@@ -80,9 +83,8 @@ class Design:
 
 def design(seed: int = 7) -> Design:
     rng = np.random.default_rng(seed)
-    families = ["normal", "lognormal", "gamma", "student_t"]
     num = [
-        (families[i % 4], float(rng.uniform(-5, 5)), float(rng.uniform(0.5, 3)))
+        (FAMILIES[i % 4], float(rng.uniform(-5, 5)), float(rng.uniform(0.5, 3)))
         for i in range(N_NUM)
     ]
     cat = []
@@ -90,28 +92,6 @@ def design(seed: int = 7) -> Design:
         k = int(rng.integers(3, 13))
         cat.append(([f"c{i}_{j}" for j in range(k)], rng.dirichlet(np.full(k, 2.0))))
     return Design(num, cat)
-
-
-def _draw(family: str, loc: float, scale: float, n: int, rng: np.random.Generator) -> Any:
-    if family == "normal":
-        return loc + scale * rng.standard_normal(n)
-    if family == "lognormal":
-        return loc + scale * rng.lognormal(0.0, 0.5, n)
-    if family == "gamma":
-        return loc + scale * rng.gamma(2.0, 1.0, n)
-    return loc + scale * rng.standard_t(5, n)
-
-
-def _sd(family: str, scale: float) -> float:
-    """The population standard deviation of a column (what the shift is measured in)."""
-    s2 = 0.25
-    base = {
-        "normal": 1.0,
-        "lognormal": float(np.sqrt((np.exp(s2) - 1) * np.exp(s2))),
-        "gamma": float(np.sqrt(2.0)),
-        "student_t": float(np.sqrt(5 / 3)),
-    }[family]
-    return scale * base
 
 
 def drifted_probabilities(p: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -125,182 +105,14 @@ def frame(spec: Design, n: int, seed: int, drift: bool) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     columns: dict[str, Any] = {}
     for name, (family, loc, scale) in zip(NUM_COLS, spec.num, strict=True):
-        values = _draw(family, loc, scale, n, rng)
+        values = draw(family, loc, scale, n, rng)
         if drift and name in DRIFT_NUM:
-            values = values + SHIFT_SD * _sd(family, scale)
+            values = values + SHIFT_SD * population_sd(family, scale)
         columns[name] = values
     for name, (labels, p) in zip(CAT_COLS, spec.cat, strict=True):
         probs = drifted_probabilities(p) if drift and name in DRIFT_CAT else p
         columns[name] = np.asarray(labels, dtype=object)[rng.choice(len(labels), n, p=probs)]
     return pd.DataFrame(columns)
-
-
-def to_ipc(df: pd.DataFrame) -> bytes:
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
-# --- accuracy -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Accuracy:
-    reported: set[str]
-
-    @property
-    def tp(self) -> int:
-        return len(self.reported & INJECTED)
-
-    @property
-    def precision(self) -> float:
-        return self.tp / len(self.reported) if self.reported else 1.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / len(INJECTED)
-
-    def text(self) -> str:
-        extra = sorted(self.reported - INJECTED)
-        missed = sorted(INJECTED - self.reported)
-        return (
-            f"{len(self.reported)} reported, precision {self.precision:.2f}, recall "
-            f"{self.recall:.2f}; false alarms: {', '.join(extra) or 'none'}; "
-            f"missed: {', '.join(missed) or 'none'}"
-        )
-
-
-# --- processes ----------------------------------------------------------------------------------
-
-
-def _cli() -> str:
-    return str(Path(sys.executable).parent / "drift-monitor-server")
-
-
-def has_worker_command() -> bool:
-    out = subprocess.run([_cli(), "--help"], capture_output=True, text=True, check=False)
-    return any(line.split()[:1] == ["worker"] for line in out.stdout.splitlines())
-
-
-def backend_env(mongo_url: str, issuer: str, tmp: Path, embedded: bool) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DRIFT_MODE": "development",
-        "DRIFT_MONGODB_URL": mongo_url,
-        "DRIFT_MONGODB_DATABASE": DATABASE,
-        "DRIFT_TRUSTED_ISSUERS": issuer,
-        "DRIFT_ALLOW_INSECURE_ISSUERS": "true",
-        "DRIFT_SECRETS_DIR": str(tmp / "no-secrets"),
-        "DRIFT_MAX_UPLOAD_BYTES": str(2 << 30),  # the 1M-row reference is ~0.5 GB of Arrow
-        "DRIFT_MAX_CHECK_WAIT_SECONDS": "600",
-        "DRIFT_EMBEDDED_WORKER": "true" if embedded else "false",
-        "DRIFT_WORKER_PROCESSES": str(WORKER_PROCESSES),
-        "DRIFT_LOG_LEVEL": "warning",
-    }
-
-
-def start_worker(env: dict[str, str], log: Path) -> ManagedProcess:
-    argv = [_cli(), "worker", "--processes", str(WORKER_PROCESSES)]
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    time.sleep(1.0)
-    proc = ManagedProcess("worker", process, "", log)
-    if process.poll() is not None:
-        raise RuntimeError(f"worker exited early:\n{proc.log_tail()}")
-    return proc
-
-
-def descendants(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                out += [int(child), *descendants(int(child))]
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return out
-
-
-def peak_mib(pid: int) -> float:
-    """The process's peak resident set (VmHWM), in MiB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0.0
-
-
-@dataclass
-class Memory:
-    main: float  # the worker process itself (the backend, with an embedded worker)
-    children: list[float]  # its statistics processes (and multiprocessing's resource tracker)
-
-    @classmethod
-    def of(cls, pid: int) -> Memory:
-        return cls(peak_mib(pid), sorted((peak_mib(c) for c in descendants(pid)), reverse=True))
-
-    def text(self, main_label: str) -> str:
-        kids = " + ".join(f"{c:.0f}" for c in self.children) or "none"
-        return (
-            f"{main_label} {self.main:.0f} MiB; child processes {kids} MiB; "
-            f"sum of peaks {self.main + sum(self.children):.0f} MiB"
-        )
-
-
-# --- our API ------------------------------------------------------------------------------------
-
-
-class Api:
-    def __init__(self, base: str, token: str) -> None:
-        self.http = httpx2.Client(
-            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=900
-        )
-        self.http.post("/api/v1/user").raise_for_status()
-        body = {"name": f"bench-{uuid.uuid4().hex[:8]}"}
-        self.experiment = self.http.post("/api/v1/experiment", json=body).raise_for_status()
-        self.prefix = f"/api/v1/experiment/{self.experiment.json()['id']}"
-
-    def baseline(self, df: pd.DataFrame, name: str) -> str:
-        response = self.http.post(
-            f"{self.prefix}/baseline",
-            content=to_ipc(df),
-            headers={"content-type": ARROW},
-            params={"name": name, "model": "m"},
-        )
-        if response.status_code != 201:
-            raise RuntimeError(f"baseline: {response.status_code} {response.text[:500]}")
-        return str(response.json()["id"])
-
-    def check(self, df: pd.DataFrame, baseline: str) -> dict[str, Any]:
-        """POST the batch, wait for the run to finish, return the report."""
-        response = self.http.post(
-            f"{self.prefix}/check",
-            content=to_ipc(df),
-            headers={"content-type": ARROW},
-            params={"model": "m", "baseline": baseline, "wait": 600},
-        )
-        if response.status_code not in (200, 202):
-            raise RuntimeError(f"check: {response.status_code} {response.text[:500]}")
-        run = response.json()
-        while run["job_status"] == "Running":
-            time.sleep(0.05)
-            run = self.http.get(f"{self.prefix}/drift/{run['id']}").raise_for_status().json()
-        if run["job_status"] != "Completed":
-            raise RuntimeError(f"check ended {run['job_status']}: {run.get('error')}")
-        report: dict[str, Any] = (
-            self.http.get(f"{self.prefix}/drift/{run['id']}/report").raise_for_status().json()
-        )
-        return report
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - t0, result
 
 
 # --- scipy loop ---------------------------------------------------------------------------------
@@ -317,86 +129,6 @@ def scipy_loop(ref: pd.DataFrame, cur: pd.DataFrame, alpha: float = 0.05) -> set
         if sps.chi2_contingency(counts.to_numpy().T).pvalue < alpha:
             drifted.add(name)
     return drifted
-
-
-# --- Evidently (own venv, subprocess) -----------------------------------------------------------
-
-EVIDENTLY_SCRIPT = r"""
-import json, sys, time
-import pandas as pd
-import evidently
-
-ref_path, cur_path, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
-num, cat = json.loads(sys.argv[4]), json.loads(sys.argv[5])
-try:  # evidently >= 0.7
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
-    legacy = False
-except ImportError:  # evidently <= 0.6
-    from evidently import ColumnMapping
-    from evidently.metric_preset import DataDriftPreset
-    from evidently.report import Report
-    legacy = True
-
-def run(ref, cur):
-    if legacy:
-        report = Report(metrics=[DataDriftPreset()])
-        mapping = ColumnMapping(numerical_features=num, categorical_features=cat)
-        report.run(reference_data=ref, current_data=cur, column_mapping=mapping)
-        result = report.as_dict()
-        by_col = result["metrics"][1]["result"]["drift_by_columns"]
-        return {c for c, r in by_col.items() if r["drift_detected"]}
-    definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
-    snapshot = Report([DataDriftPreset()]).run(
-        Dataset.from_pandas(cur, data_definition=definition),
-        Dataset.from_pandas(ref, data_definition=definition),
-    )
-    drifted = set()
-    for metric in snapshot.dict()["metrics"]:
-        config = metric["config"]
-        if config.get("type", "").endswith("ValueDrift"):
-            value, threshold = float(metric["value"]), float(config["threshold"])
-            pvalue = "p_value" in config["method"]
-            if (value < threshold) if pvalue else (value >= threshold):
-                drifted.add(config["column"])
-    return drifted
-
-ref, cur = pd.read_parquet(ref_path), pd.read_parquet(cur_path)
-run(ref.head(1000), cur.head(1000))  # warm-up: lazy imports and registries
-times, drifted = [], set()
-for _ in range(repeats):
-    t0 = time.perf_counter()
-    drifted = run(ref, cur)
-    times.append(time.perf_counter() - t0)
-print(json.dumps({
-    "version": evidently.__version__, "pandas": pd.__version__, "legacy": legacy,
-    "times": times, "drifted": sorted(drifted),
-}))
-"""
-
-
-def evidently_python() -> Path:
-    python = EVIDENTLY_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"creating {EVIDENTLY_VENV} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(EVIDENTLY_VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "-q", *EVIDENTLY_PINS]
-        subprocess.run(pip, check=True)
-    return python
-
-
-def run_evidently(ref: pd.DataFrame, cur: pd.DataFrame, repeats: int, tmp: Path) -> dict[str, Any]:
-    ref.to_parquet(tmp / "ref.parquet", index=False)
-    cur.to_parquet(tmp / "cur.parquet", index=False)
-    script = tmp / "evidently_run.py"
-    script.write_text(EVIDENTLY_SCRIPT)
-    argv = [str(evidently_python()), str(script), str(tmp / "ref.parquet")]
-    argv += [str(tmp / "cur.parquet"), str(repeats), json.dumps(NUM_COLS), json.dumps(CAT_COLS)]
-    out = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"evidently run failed:\n{out.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -440,14 +172,8 @@ def run_ours(api: Api, res: Results, ref: pd.DataFrame, cur: pd.DataFrame, repea
         elapsed, report = timed(lambda: api.check(cur, warm))
         res.check.append(elapsed)
         print(f"  ours: e2e {res.e2e[-1]:.2f} s, check {res.check[-1]:.2f} s", file=sys.stderr)
-    res.ours = Accuracy(set(report["drifted_features"]))
-    used: dict[str, int] = {}
-    for feature in report["features"]:
-        used[f"{feature['kind']}: {feature['test']}"] = (
-            used.get(f"{feature['kind']}: {feature['test']}", 0) + 1
-        )
-    res.tests_used = ", ".join(f"{k} x{v}" for k, v in sorted(used.items()))
-    res.tests_used += f"; correction `{report['correction']}`"
+    res.ours = Accuracy(set(report["drifted_features"]), INJECTED)
+    res.tests_used = tests_used(report)
 
 
 def run_scaling(api: Api, res: Results, spec: Design, repeats: int) -> None:
@@ -467,29 +193,6 @@ def run_scaling(api: Api, res: Results, spec: Design, repeats: int) -> None:
     )
 
 
-def machine(evidently: dict[str, Any]) -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?"
-    )
-    pkgs = ", ".join(
-        f"{p} {version(p)}"
-        for p in ("fastapi", "uvicorn", "pyarrow", "numpy", "scipy", "pandas", "secantusdb")
-    )
-    git = subprocess.run(
-        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return (
-        f"commit {git or '?'}; nproc {len(os.sched_getaffinity(0))}, CPU {model}, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM, "
-        f"Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {pkgs}; "
-        f"Evidently {evidently['version']} (own venv, pandas {evidently['pandas']})"
-    )
-
-
 def render(res: Results, args: argparse.Namespace) -> str:
     ours_e2e, ours_check = med(res.e2e), med(res.check)
     ev, sp, engine = med(res.evidently["times"]), med(res.scipy), med(res.engine)
@@ -501,12 +204,7 @@ def render(res: Results, args: argparse.Namespace) -> str:
     assert res.memory_100k is not None
     assert res.memory_end is not None
     main_label = "worker process" if res.separate_worker else "backend process (embedded worker)"
-    worker = (
-        f"`drift-monitor-server worker --processes {WORKER_PROCESSES}` (a separate process)"
-        if res.separate_worker
-        else f"embedded in the backend (`DRIFT_EMBEDDED_WORKER=true`, "
-        f"`DRIFT_WORKER_PROCESSES={WORKER_PROCESSES}`)"
-    )
+    worker = worker_label(res.separate_worker, WORKER_PROCESSES)
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
@@ -598,8 +296,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp_name, JWTIssuer() as issuer:
         tmp = Path(tmp_name)
         print("Evidently ...", file=sys.stderr)
-        res.evidently = run_evidently(ref, cur, args.ev_repeats, tmp)
-        res.evidently_acc = Accuracy(set(res.evidently["drifted"]))
+        res.evidently = run_evidently(ref, cur, args.ev_repeats, tmp, NUM_COLS, CAT_COLS)
+        res.evidently_acc = Accuracy(set(res.evidently["drifted"]), INJECTED)
         print(f"  Evidently: {res.evidently['times']}", file=sys.stderr)
 
         print("scipy loop ...", file=sys.stderr)
@@ -607,7 +305,7 @@ def main() -> None:
         for _ in range(args.repeats):
             elapsed, drifted = timed(lambda: scipy_loop(ref, cur))
             res.scipy.append(elapsed)
-        res.scipy_acc = Accuracy(drifted)
+        res.scipy_acc = Accuracy(drifted, INJECTED)
         print(f"  scipy: {res.scipy}", file=sys.stderr)
 
         print("our statistics in-process ...", file=sys.stderr)
@@ -625,10 +323,17 @@ def main() -> None:
         worker: ManagedProcess | None = None
         backend: ManagedProcess | None = None
         try:
-            env = backend_env(mongo.url, issuer.url, tmp, embedded=not res.separate_worker)
+            env = backend_env(
+                mongo.url,
+                issuer.url,
+                tmp,
+                database=DATABASE,
+                embedded=not res.separate_worker,
+                worker_processes=WORKER_PROCESSES,
+            )
             backend = start_backend(free_port(), env, tmp / "backend.log")
             if res.separate_worker:
-                worker = start_worker(env, tmp / "worker.log")
+                worker = start_worker(env, tmp / "worker.log", WORKER_PROCESSES)
             watched = (worker or backend).process.pid
             api = Api(backend.url, issuer.token("bench-user", expires_in=7200))
             print("ours ...", file=sys.stderr)
