@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PORT ?= 8000
 DATA_DIR ?= .data
 
-.PHONY: run test lint typecheck pytest sync uv benchmark
+.PHONY: run test lint typecheck pytest sync uv benchmark benchmark-checks benchmark-wide
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
@@ -31,3 +31,11 @@ test: lint typecheck pytest
 
 benchmark: sync
 	$(UV) run --frozen python benchmarks/api_vs_pymongo.py
+
+# Server-side checks against Evidently (its own venv, benchmarks/.venv-evidently) and scipy.
+benchmark-checks: sync
+	$(UV) run --frozen python benchmarks/checks_vs_evidently.py
+
+# 10k rows x 1,000 numerical columns against Evidently (QUICK=1: 200 columns).
+benchmark-wide: sync
+	$(UV) run --frozen python benchmarks/wide_vs_evidently.py $(if $(QUICK),--quick)
