@@ -10,7 +10,6 @@ import io
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -388,8 +387,3 @@ def machine(evidently: dict[str, Any] | None = None) -> str:
     if evidently:
         line += f"; Evidently {evidently['version']} (own venv, pandas {evidently['pandas']})"
     return line
-
-
-def own_peak_mib() -> float:
-    """This process's peak resident set, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
