@@ -39,10 +39,13 @@ class FlakyTransport(httpx2.BaseTransport):
         self.failures = list(failures or [])
         self.down = False  # when set, every call fails with ConnectError
         self.calls: list[str] = []
+        #: The ``Idempotency-Key`` header of each call (``None`` when absent).
+        self.keys: list[str | None] = []
         self.inner = httpx2.HTTPTransport()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         self.calls.append(f"{request.method} {request.url.path}")
+        self.keys.append(request.headers.get("idempotency-key"))
         if self.down:
             raise httpx2.ConnectError("connection refused (injected)", request=request)
         if self.failures:
