@@ -367,9 +367,9 @@ class Spool:
             tags=check.get("tags") or [],
             idempotency_key=doc["idempotency_key"],
         )
-        if run is not None:
-            checks = [*run.get("checks", []), drift.id]
-            self._write_run(doc["run"], {**run, "checks": list(dict.fromkeys(checks))})
+        # The run's completion lists its checks' ids: it reads them from here.
+        checks = [*(run or {}).get("checks", []), drift.id]
+        self._write_run(doc["run"], {**(run or {}), "checks": list(dict.fromkeys(checks))})
 
     def _send_finish(
         self, client: Client, doc: dict[str, Any], run: Mapping[str, Any] | None
