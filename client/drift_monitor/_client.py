@@ -417,7 +417,10 @@ class Client:
             raise ValueError("give exactly one of entity= and email=")
         body: dict[str, Any] = {"level": level}
         body.update({"entity": entity} if entity is not None else {"email": email})
-        response = self.request("PUT", f"/experiment/{experiment_id}/permissions", json=body)
+        # The server counts a grant as creating something: it takes an idempotency key too.
+        response = self.request(
+            "PUT", f"/experiment/{experiment_id}/permissions", json=body, idempotency_key=new_key()
+        )
         return [Permission.from_json(p) for p in response.json()]
 
     def revoke_permission(self, experiment_id: str, entity: str) -> list[Permission]:

@@ -185,6 +185,7 @@ class DriftMonitor:
         baseline_id = baseline.id if isinstance(baseline, Baseline) else baseline
         key = new_key()
         body: Body | None = None
+        live_wait = min(wait, timeout)
         if self.experiment is not None and self.drift is not None:
             start = time.monotonic()
             try:
@@ -197,7 +198,7 @@ class DriftMonitor:
                     model=self.model_id,
                     baseline_id=baseline_id,
                     tags=self.tags,
-                    wait=min(wait, timeout),
+                    wait=live_wait,
                     progress=progress,
                     idempotency_key=key,
                 )
@@ -205,10 +206,10 @@ class DriftMonitor:
                 if self._spool is None or not _unreachable(exc):
                     raise
                 logger.warning("drift check not sent: %s", exc)
-                self._spool_check(client, data, baseline_id, summary_only, key, body)
+                self._spool_check(client, data, baseline_id, summary_only, key, body, live_wait)
                 return None
             return self._finish_check(client, self.experiment, run, start, timeout)
-        self._spool_check(client, data, baseline_id, summary_only, None, None)
+        self._spool_check(client, data, baseline_id, summary_only, None, None, 0.0)
         return None
 
     def _finish_check(
@@ -232,6 +233,7 @@ class DriftMonitor:
         summary_only: bool,
         tried_key: str | None,
         tried: Body | None,
+        tried_wait: float,
     ) -> None:
         """Spool the batch: preferably as a summary, else as sent (or encoded), within the cap.
 
@@ -246,12 +248,14 @@ class DriftMonitor:
             if known is not None and baseline_id not in (None, known[0]):
                 known = None
         key, body = tried_key or new_key(), tried
+        # The live attempt's ``wait`` is part of what its key was used for: keep it with it.
+        wait = tried_wait if tried is not None else 0.0
         if body is None or body.media_type != SUMMARY:
             if known is not None:
                 from drift_monitor._summary import summarize
 
                 baseline_id = known[0]
-                key, body = new_key(), json_body(summarize(data, known[1]), SUMMARY)
+                key, body, wait = new_key(), json_body(summarize(data, known[1]), SUMMARY), 0.0
             elif summary_only:
                 logger.warning(
                     "drift check of model %s dropped: summary mode needs the baseline's bins, "
@@ -260,7 +264,7 @@ class DriftMonitor:
                 )
                 return
             elif body is None:
-                key, body = new_key(), encode(data)
+                key, body, wait = new_key(), encode(data), 0.0
         if not spool.fits(body.size):
             logger.warning(
                 "drift check of model %s dropped: its batch (%d bytes) does not fit in the "
@@ -273,7 +277,7 @@ class DriftMonitor:
         self._add(
             "check",
             idempotency_key=key,
-            check={"baseline": baseline_id, "tags": list(self.tags)},
+            check={"baseline": baseline_id, "tags": list(self.tags), "wait": wait},
             data=body,
         )
 

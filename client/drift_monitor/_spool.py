@@ -45,6 +45,7 @@ from drift_monitor._exceptions import (
 
 if TYPE_CHECKING:
     from drift_monitor._client import Client
+    from drift_monitor._models import Drift
 
 __all__ = ["FlushResult", "Spool", "SpoolEntry"]
 
@@ -359,14 +360,27 @@ class Spool:
         experiment_id = self._experiment_id(client, doc, run)
         check = doc["check"]
         body = Body(check["media_type"], int(check["size"]), path=self._data_path(doc["id"]))
-        drift = client._send_check(
-            experiment_id,
-            body,
-            model=doc["model"],
-            baseline_id=check.get("baseline"),
-            tags=check.get("tags") or [],
-            idempotency_key=doc["idempotency_key"],
-        )
+
+        def send(wait: float) -> Drift:
+            return client._send_check(
+                experiment_id,
+                body,
+                model=doc["model"],
+                baseline_id=check.get("baseline"),
+                tags=check.get("tags") or [],
+                idempotency_key=doc["idempotency_key"],
+                wait=wait,
+            )
+
+        try:
+            # No waiting for the check to run: a replay must not hold up the job that flushes.
+            drift = send(0.0)
+        except ValidationError as exc:
+            if not _names(exc, "idempotency") or not check.get("wait"):
+                raise
+            # The live attempt reached the server, with its own ``wait`` (part of what the
+            # key was first used for): asked the same way, the server answers that check.
+            drift = send(float(check["wait"]))
         # The run's completion lists its checks' ids: it reads them from here.
         checks = [*(run or {}).get("checks", []), drift.id]
         self._write_run(doc["run"], {**(run or {}), "checks": list(dict.fromkeys(checks))})
@@ -382,6 +396,8 @@ class Spool:
         checks = [*body["parameters"].get("check_runs", []), *(run or {}).get("checks", [])]
         if checks:
             body["parameters"] = {**body["parameters"], "check_runs": checks}
+        if body.get("job_status") in ("Completed", "Failed"):
+            body["finished_at"] = doc["at"]  # when it really finished, not when it was replayed
         client.request("PUT", f"/experiment/{experiment_id}/drift/{drift_id}", json=body)
 
     # Bookkeeping ---------------------------------------------------------------------------

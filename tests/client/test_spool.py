@@ -149,6 +149,7 @@ def test_unreachable_server_spools_the_run_and_flush_creates_it_once(
     [run] = runs_of(alice, experiment, "offline")
     assert run.created_at == started, "the run keeps the time it really ran"
     assert run.job_status == "Completed"
+    assert run.finished_at == waiting[1].at, "and the time it really finished"
     assert run.tags == ["nightly"]
     assert run.concept_drift == DriftResult(True, {"p_value": 0.01})
     assert run.data_drift == DriftResult(False, {"psi": 0.05})
@@ -257,6 +258,32 @@ def test_a_replay_whose_answer_was_lost_is_not_duplicated(
     keys = [key for call, key in link.sent if call.endswith("/drift")]
     assert len(keys) == 2
     assert keys[0] == keys[1], "the repeat used the first attempt's key"
+
+
+def test_a_creation_whose_live_answer_was_lost_is_not_duplicated_by_the_replay(
+    linked: Callable[..., tuple[Client, Link]],
+    alice: Client,
+    experiment: Experiment,
+    spool: Spool,
+) -> None:
+    """The live POST reached the server (which created the run) but its answer was lost, so
+    the record was spooled. The replay adds ``created_at`` to the body, which the server
+    refuses for that key (another request); sent again as it was first sent, it answers the
+    run created then."""
+    client, link = linked(retries=0)
+    link.lose.append("/drift")
+    with DriftMonitor(experiment.name, "half", client=client, spool=spool) as monitor:
+        assert monitor.drift is None
+    assert entries(spool) == [("create", "pending"), ("finish", "pending")]
+    [live] = runs_of(alice, experiment, "half")
+    assert live.job_status == "Running"
+
+    assert spool.flush(client) == FlushResult(sent=2, dead=0, waiting=0, stopped=None)
+    [run] = runs_of(alice, experiment, "half")
+    assert (run.id, run.job_status) == (live.id, "Completed")
+    keys = [key for call, key in link.sent if call.endswith("/drift")]
+    assert len(keys) == 3, "live, replay with created_at, replay as first sent"
+    assert len(set(keys)) == 1
 
 
 def test_a_flush_never_sends_what_another_flush_has_claimed(
