@@ -293,6 +293,7 @@ class DriftMonitor:
         client = self._client
         self._inside = True
         self._started_at = datetime.now(UTC)
+        self._run_key = new_key()  # a monitor entered again starts another run
         try:
             self._spool = self._open_spool()
             if self._spool is not None:

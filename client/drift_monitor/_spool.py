@@ -248,12 +248,15 @@ class Spool:
         progress = True
         while progress and result.stopped is None:
             progress = False
-            for entry in self.entries(server):
+            snapshot = self.entries(server)
+            for entry in snapshot:
                 if entry.state != "pending":
                     continue
                 if deadline is not None and time.monotonic() > deadline:
                     result.stopped = f"time budget of {budget:g} s spent"
                     break
+                if self._waits_for_earlier(entry, snapshot):
+                    continue
                 outcome = self._replay(client, entry)
                 if outcome == "sent":
                     result.sent += 1
@@ -267,15 +270,18 @@ class Spool:
         result.waiting = sum(1 for e in self.entries(server) if e.state != "dead")
         return result
 
-    def _replay(self, client: Client, entry: SpoolEntry) -> str:
-        """``sent``, ``dead``, ``skip`` (not its turn or claimed elsewhere) or ``stop:why``."""
-        earlier = [
-            e
-            for e in self.entries(entry.server)
+    def _waits_for_earlier(self, entry: SpoolEntry, snapshot: list[SpoolEntry]) -> bool:
+        """Whether an earlier record of the same run still waits or is being sent (perhaps
+        by another process): a run's records go in order."""
+        return any(
+            (self.directory / state / e.path.name).exists()
+            for e in snapshot
             if e.run == entry.run and e.id < entry.id and e.state != "dead"
-        ]
-        if earlier:
-            return "skip"  # its run's earlier records go first (maybe in another process)
+            for state in ("pending", "inflight")
+        )
+
+    def _replay(self, client: Client, entry: SpoolEntry) -> str:
+        """``sent``, ``dead``, ``skip`` (claimed by another process) or ``stop:why``."""
         claimed = self._dir("inflight") / entry.path.name
         try:
             os.rename(entry.path, claimed)
