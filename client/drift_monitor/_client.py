@@ -32,6 +32,7 @@ from drift_monitor._exceptions import (
     ExperimentExists,
     ExperimentNotFound,
     FieldError,
+    ServerError,
     TransportError,
     ValidationError,
     error_from_response,
@@ -166,6 +167,8 @@ class Client:
             progress = default_progress(body.size)
         attempt = 0
         refreshed = False
+        # Whether an attempt may have been carried out although its answer was lost.
+        maybe_processed = False
         while True:
             headers = {}
             if idempotency_key is not None:
@@ -182,13 +185,18 @@ class Client:
             except httpx2.TransportError as exc:
                 # Connect errors happen before a byte is sent, so even a POST is safe to repeat.
                 before_send = isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
+                maybe_processed = maybe_processed or not before_send
                 if (before_send or idempotent) and attempt < self.settings.retries:
                     self._backoff(attempt, f"{method} {path}: {exc!r}")
                     attempt += 1
                     continue
-                raise TransportError(
+                failed = TransportError(
                     f"{method} {self.settings.api_url}{path} failed: {exc or type(exc).__name__}"
-                ) from exc
+                )
+                failed.maybe_processed = maybe_processed
+                raise failed from exc
+            # A proxy's 502/504 may come after the server did the work; our 503s come before.
+            maybe_processed = maybe_processed or response.status_code in {502, 504}
             if (
                 response.status_code in RETRY_STATUSES
                 and idempotent
@@ -203,7 +211,10 @@ class Client:
                 if self._token.invalidate():
                     continue
             if response.is_error:
-                raise self._error(response)
+                error = self._error(response)
+                if isinstance(error, ServerError):
+                    error.maybe_processed = maybe_processed
+                raise error
             return response
 
     def _backoff(self, attempt: int, why: str) -> None:

@@ -60,7 +60,13 @@ class ConfigurationError(DriftMonitorError):
 
 
 class TransportError(DriftMonitorError):
-    """The request never got an answer (connection refused, timeout, TLS failure, ...)."""
+    """The request never got an answer (connection refused, timeout, TLS failure, ...).
+
+    :attr:`maybe_processed` is ``False`` when no attempt can have reached the server (every
+    one failed to connect), so sending the request again under a new key is safe.
+    """
+
+    maybe_processed: bool = True
 
 
 class DataError(DriftMonitorError, ValueError):
@@ -146,7 +152,13 @@ class ValidationError(APIError):
 
 
 class ServerError(APIError):
-    """5xx: the server failed (after retries, where the request was safe to retry)."""
+    """5xx: the server failed (after retries, where the request was safe to retry).
+
+    :attr:`maybe_processed`: whether an attempt may have been carried out before the answer
+    was lost (a read timeout, or a 502/504 from a proxy in front of the server).
+    """
+
+    maybe_processed: bool = True
 
 
 class ExperimentNotFound(NotFoundError, ValueError):

@@ -206,10 +206,13 @@ class DriftMonitor:
                 if self._spool is None or not _unreachable(exc):
                     raise
                 logger.warning("drift check not sent: %s", exc)
-                self._spool_check(client, data, baseline_id, summary_only, key, body, live_wait)
+                # Only a request that may have been carried out must be replayed as it was.
+                maybe_processed = body is not None and bool(getattr(exc, "maybe_processed", True))
+                tried = (key, live_wait) if maybe_processed else None
+                self._spool_check(client, data, baseline_id, summary_only, body, tried)
                 return None
             return self._finish_check(client, self.experiment, run, start, timeout)
-        self._spool_check(client, data, baseline_id, summary_only, None, None, 0.0)
+        self._spool_check(client, data, baseline_id, summary_only, None, None)
         return None
 
     def _finish_check(
@@ -231,31 +234,34 @@ class DriftMonitor:
         data: DataLike,
         baseline_id: str | None,
         summary_only: bool,
-        tried_key: str | None,
-        tried: Body | None,
-        tried_wait: float,
+        built: Body | None,
+        tried: tuple[str, float] | None,
     ) -> None:
-        """Spool the batch: preferably as a summary, else as sent (or encoded), within the cap.
+        """Spool the batch: as a summary if this client knows the baseline's bins, else as
+        Arrow; dropped with a warning if it does not fit under the spool's cap.
 
-        A body that was already tried keeps its idempotency key, so if that attempt did
-        reach the server, the replay answers the run it made instead of a second one.
+        ``built`` is the body of the live attempt, if one was made. ``tried`` (key, wait) says
+        that attempt may have been carried out on the server although its answer was lost:
+        it is then spooled exactly as sent, key included, so its replay answers the check it
+        made instead of making a second one.
         """
         spool = self._spool
         assert spool is not None
-        known = None
-        if self.experiment is not None:
-            known = client._known_bins(self.experiment.id, self.model_id)
-            if known is not None and baseline_id not in (None, known[0]):
-                known = None
-        key, body = tried_key or new_key(), tried
-        # The live attempt's ``wait`` is part of what its key was used for: keep it with it.
-        wait = tried_wait if tried is not None else 0.0
-        if body is None or body.media_type != SUMMARY:
+        body: Body | None = None
+        if tried is not None and built is not None:
+            (key, wait), body = tried, built
+        else:
+            known = None
+            if self.experiment is not None:
+                known = client._known_bins(self.experiment.id, self.model_id)
+                if known is not None and baseline_id not in (None, known[0]):
+                    known = None
+            key, wait = new_key(), 0.0
             if known is not None:
                 from drift_monitor._summary import summarize
 
                 baseline_id = known[0]
-                key, body, wait = new_key(), json_body(summarize(data, known[1]), SUMMARY), 0.0
+                body = json_body(summarize(data, known[1]), SUMMARY)
             elif summary_only:
                 logger.warning(
                     "drift check of model %s dropped: summary mode needs the baseline's bins, "
@@ -263,8 +269,8 @@ class DriftMonitor:
                     self.model_id,
                 )
                 return
-            elif body is None:
-                key, body, wait = new_key(), encode(data), 0.0
+            else:
+                body = built if built is not None and built.media_type != SUMMARY else encode(data)
         if not spool.fits(body.size):
             logger.warning(
                 "drift check of model %s dropped: its batch (%d bytes) does not fit in the "

@@ -229,6 +229,28 @@ def test_the_next_monitor_replays_the_spool_before_its_own_run(
     assert [r.job_status for r in runs_of(alice, experiment, "second")] == ["Completed"]
 
 
+def test_a_run_whose_check_was_spooled_replays_when_it_ends(
+    linked: Callable[..., tuple[Client, Link]],
+    alice: Client,
+    experiment: Experiment,
+    spool: Spool,
+) -> None:
+    alice.upload_baseline(experiment.id, frame(1, 2000), model="blip")
+    client, link = linked()
+    with DriftMonitor(experiment.name, "blip", client=client, spool=spool) as monitor:
+        link.down = True
+        assert monitor.check(frame(2, 1000)) is None
+        assert entries(spool) == [("check", "pending")]
+        link.down = False
+    assert spool.entries() == [], "the server took the run's creation: it is back, replay"
+    assert monitor.drift is not None
+    own = alice.get_drift(experiment.id, monitor.drift.id)
+    assert own.job_status == "Completed"
+    [check_run] = [r for r in runs_of(alice, experiment, "blip") if "check" in r.parameters]
+    assert own.parameters["check_runs"] == [check_run.id]
+    assert check_run.parameters["check"]["rows"] == 1000
+
+
 # Exactly once: lost answers, repeated flushes, two flushes at once ------------------------------
 def test_a_replay_whose_answer_was_lost_is_not_duplicated(
     linked: Callable[..., tuple[Client, Link]],
@@ -409,6 +431,41 @@ def test_a_check_is_spooled_as_a_summary_when_the_bins_are_known(
     [own] = [r for r in runs if "check" not in r.parameters]
     assert own.job_status == "Completed"
     assert own.parameters["check_runs"] == [spooled.id], "the replayed check's id is recorded"
+
+
+def test_a_check_whose_live_answer_was_lost_is_replayed_as_it_was_sent(
+    linked: Callable[..., tuple[Client, Link]],
+    alice: Client,
+    experiment: Experiment,
+    spool: Spool,
+) -> None:
+    """The server queued the check but its answer was lost: the batch is spooled as it was
+    sent (raw, with its key and wait), not as a summary under a new key, so the replay
+    answers that check instead of queueing a second one."""
+    alice.upload_baseline(experiment.id, frame(1, 2000), model="m")
+    client, link = linked(retries=0)
+    earlier = client.check(experiment.id, frame(2, 500), model="m", summary_only=True)
+    with DriftMonitor(experiment.name, "m", client=client, spool=spool) as monitor:
+        link.lose.append("/check")
+        assert monitor.check(frame(3, 3000), wait=0.2) is None
+        link.down = True  # (else the run's end would replay the spool at once)
+    [check, finish] = spool.entries()
+    assert (check.kind, finish.kind) == ("check", "finish")
+    [lost] = [
+        r for r in runs_of(alice, experiment, "m") if "check" in r.parameters and r != earlier
+    ]
+    assert check.size > 3000, "the rows as sent, not counts"
+
+    link.down = False
+    assert spool.flush(client).sent == 2
+    runs = runs_of(alice, experiment, "m")
+    checks = [r for r in runs if "check" in r.parameters]
+    assert sorted(r.id for r in checks) == sorted([earlier.id, lost.id]), "no second check"
+    [own] = [r for r in runs if "check" not in r.parameters]
+    assert own.parameters["check_runs"] == [lost.id]
+    keys = [key for call, key in link.sent if call.endswith("/check")]
+    assert len(keys) >= 3
+    assert len(set(keys[1:])) == 1, "the live attempt and its replays share one key"
 
 
 def test_a_raw_check_is_spooled_within_the_cap_and_dropped_above_it(
