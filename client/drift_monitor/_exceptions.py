@@ -6,7 +6,8 @@
     ├── ConfigurationError        missing URL, bad settings, no token where one is needed,
     │                             pyarrow/numpy missing for DataFrames or summary mode
     ├── DataError                 the data given cannot be sent (also a ValueError)
-    ├── TransportError            the server could not be reached (after retries)
+    ├── TransportError            the server could not be reached (after retries);
+    │                             ``maybe_processed`` says whether an attempt may have arrived
     ├── CheckFailed               a server-side check finished as Failed
     ├── CheckTimeout              a server-side check still ran at the deadline (a TimeoutError)
     └── APIError                  the server answered with an error body

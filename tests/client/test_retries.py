@@ -48,15 +48,22 @@ def test_503_then_success_for_search(
 
 def test_gives_up_after_retries(make_client: Callable[..., Client]) -> None:
     client, transport, sleeps = flaky_client(make_client, [httpx2.ConnectError] * 5, retries=2)
-    with pytest.raises(TransportError, match="failed"):
+    with pytest.raises(TransportError, match="failed") as unreachable:
         client.get_user()
     assert len(transport.calls) == 3
     assert len(sleeps) == 2
+    assert unreachable.value.maybe_processed is False, "no attempt got through"
 
     transport.failures = [503] * 5
     with pytest.raises(ServerError) as error:
         client.get_user()
     assert error.value.status == 503
+    assert error.value.maybe_processed is False, "our 503s come before the work"
+
+    transport.failures = [httpx2.ReadTimeout, httpx2.ConnectError, 503]
+    with pytest.raises(ServerError) as error:
+        client.get_user()
+    assert error.value.maybe_processed is True, "the first attempt may have been carried out"
 
 
 def test_retries_from_env(
