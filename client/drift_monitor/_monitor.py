@@ -16,7 +16,6 @@ from drift_monitor._data import SUMMARY, Body, DataLike, Progress, encode, json_
 from drift_monitor._exceptions import (
     CheckFailed,
     ConflictError,
-    DriftMonitorError,
     ServerError,
     TransportError,
 )
@@ -460,7 +459,8 @@ class DriftMonitor:
             if not spool.has_pending(client.settings.url):
                 return
             result = spool.flush(client, budget=REPLAY_BUDGET)
-        except (OSError, DriftMonitorError) as exc:
+        except Exception as exc:
+            # Replaying is a courtesy to earlier jobs: it must never break this one.
             logger.warning("could not replay the spool %s: %s", spool.directory, exc)
             return
         if result.sent or result.dead:

@@ -288,13 +288,18 @@ class Spool:
         except FileNotFoundError:
             return "skip"  # another process claimed it first
         os.utime(claimed)  # the claim's age starts now
-        doc = json.loads(claimed.read_text(encoding="utf-8"))
+        doc: dict[str, Any] = {"id": entry.id, "kind": entry.kind, "run": entry.run}
         try:
-            self._send(client, doc)
+            try:
+                doc = json.loads(claimed.read_text(encoding="utf-8"))
+                self._send(client, doc)
+            except (KeyError, TypeError, ValueError) as exc:
+                # Not the server's answer (those are APIErrors): the record itself is broken.
+                raise _Dead(f"malformed record: {exc!r}") from exc
         except _Dead as dead:
-            if doc["kind"] == "create":
+            if entry.kind == "create":
                 # Later records of the run have nothing to refer to: they follow it.
-                self._write_run(doc["run"], {"dead": str(dead)})
+                self._write_run(entry.run, {"dead": str(dead)})
             self._bury(claimed, doc, str(dead))
             return "dead"
         except _Stop as stop:
