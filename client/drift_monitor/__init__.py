@@ -61,6 +61,7 @@ from drift_monitor._models import (
 )
 from drift_monitor._monitor import DriftMonitor, find_experiment, new_experiment, register
 from drift_monitor._serialize import to_jsonable
+from drift_monitor._spool import FlushResult, Spool, SpoolEntry
 from drift_monitor._summary import summarize
 
 __version__ = "2.0.0"
@@ -90,6 +91,7 @@ __all__ = [
     "FeatureBins",
     "FeatureResult",
     "FieldError",
+    "FlushResult",
     "Histogram",
     "JobStatus",
     "Level",
@@ -105,6 +107,8 @@ __all__ = [
     "RunError",
     "ServerError",
     "Settings",
+    "Spool",
+    "SpoolEntry",
     "StaticToken",
     "StderrProgress",
     "TokenProvider",

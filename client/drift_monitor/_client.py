@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -30,6 +32,7 @@ from drift_monitor._exceptions import (
     ExperimentExists,
     ExperimentNotFound,
     FieldError,
+    ServerError,
     TransportError,
     ValidationError,
     error_from_response,
@@ -95,6 +98,8 @@ class Client:
         )
         self._token = resolve_token_provider(token, timeout=self.settings.timeout)
         self._sleep = sleep
+        # Bins of summary checks, so a check spooled later can still be sent as a summary.
+        self._model_bins: dict[tuple[str, str], tuple[str, Bins]] = {}
         self._http = httpx2.Client(
             base_url=self.settings.api_url,
             timeout=self.settings.timeout,
@@ -133,16 +138,26 @@ class Client:
         body: Body | None = None,
         progress: Progress | None = None,
         timeout: httpx2.Timeout | None = None,
+        idempotency_key: str | None = None,
     ) -> httpx2.Response:
         """Send one API request (``path`` under ``/api/v1``) and return the 2xx response.
 
         Requests that never reached the server (connect errors) are retried for every
-        method. ``idempotent`` requests (default: GET, PUT, DELETE) are also retried on
-        other transport errors and on 502/503/504, where the server may have seen them.
+        method. ``idempotent`` requests (default: GET, PUT, DELETE, and any request with an
+        ``idempotency_key``) are also retried on other transport errors and on 502/503/504,
+        where the server may have seen them. ``idempotency_key`` is sent as the
+        ``Idempotency-Key`` header, unchanged on every retry, so the server answers a repeat
+        with the first answer instead of doing the work twice.
         A ``body`` is streamed in chunks, calling ``progress(bytes_sent, total)``.
         """
         if idempotent is None:
-            idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
+            idempotent = idempotency_key is not None or method.upper() in {
+                "GET",
+                "HEAD",
+                "PUT",
+                "DELETE",
+                "OPTIONS",
+            }
         kwargs: dict[str, Any] = {"params": params}
         if json is not _UNSET:
             kwargs["json"] = to_jsonable(json)
@@ -152,8 +167,12 @@ class Client:
             progress = default_progress(body.size)
         attempt = 0
         refreshed = False
+        # Whether an attempt may have been carried out although its answer was lost.
+        maybe_processed = False
         while True:
             headers = {}
+            if idempotency_key is not None:
+                headers["Idempotency-Key"] = idempotency_key
             if self._token is not None:
                 headers["Authorization"] = f"Bearer {self._token.get_token()}"
             if body is not None:
@@ -166,13 +185,18 @@ class Client:
             except httpx2.TransportError as exc:
                 # Connect errors happen before a byte is sent, so even a POST is safe to repeat.
                 before_send = isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
+                maybe_processed = maybe_processed or not before_send
                 if (before_send or idempotent) and attempt < self.settings.retries:
                     self._backoff(attempt, f"{method} {path}: {exc!r}")
                     attempt += 1
                     continue
-                raise TransportError(
+                failed = TransportError(
                     f"{method} {self.settings.api_url}{path} failed: {exc or type(exc).__name__}"
-                ) from exc
+                )
+                failed.maybe_processed = maybe_processed
+                raise failed from exc
+            # A proxy's 502/504 may come after the server did the work; our 503s come before.
+            maybe_processed = maybe_processed or response.status_code in {502, 504}
             if (
                 response.status_code in RETRY_STATUSES
                 and idempotent
@@ -187,7 +211,10 @@ class Client:
                 if self._token.invalidate():
                     continue
             if response.is_error:
-                raise self._error(response)
+                error = self._error(response)
+                if isinstance(error, ServerError):
+                    error.maybe_processed = maybe_processed
+                raise error
             return response
 
     def _backoff(self, attempt: int, why: str) -> None:
@@ -242,7 +269,7 @@ class Client:
 
     def register(self) -> User:
         """Register the token's user (``ConflictError`` if already registered)."""
-        return User.from_json(self.request("POST", "/user").json())
+        return User.from_json(self.request("POST", "/user", idempotency_key=new_key()).json())
 
     def get_user(self) -> User:
         """The registered user of the token."""
@@ -287,6 +314,7 @@ class Client:
         *,
         public: bool = False,
         permissions: Iterable[PermissionLike] | None = None,
+        idempotency_key: str | None = None,
     ) -> Experiment:
         """Create an experiment (the caller gets Manage); ``ExperimentExists`` on 409."""
         body = {
@@ -296,7 +324,10 @@ class Client:
             "permissions": _permissions(permissions),
         }
         try:
-            return Experiment.from_json(self.request("POST", "/experiment", json=body).json())
+            response = self.request(
+                "POST", "/experiment", json=body, idempotency_key=idempotency_key or new_key()
+            )
+            return Experiment.from_json(response.json())
         except ConflictError as exc:
             raise ExperimentExists(
                 f"an experiment named {name!r} already exists",
@@ -397,7 +428,10 @@ class Client:
             raise ValueError("give exactly one of entity= and email=")
         body: dict[str, Any] = {"level": level}
         body.update({"entity": entity} if entity is not None else {"email": email})
-        response = self.request("PUT", f"/experiment/{experiment_id}/permissions", json=body)
+        # The server counts a grant as creating something: it takes an idempotency key too.
+        response = self.request(
+            "PUT", f"/experiment/{experiment_id}/permissions", json=body, idempotency_key=new_key()
+        )
         return [Permission.from_json(p) for p in response.json()]
 
     def revoke_permission(self, experiment_id: str, entity: str) -> list[Permission]:
@@ -440,12 +474,27 @@ class Client:
         concept_drift: DriftResult | None = None,
         data_drift: DriftResult | None = None,
         error: RunError | None = None,
+        created_at: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> Drift:
-        """Start a drift run (needs Edit on the experiment)."""
+        """Start a drift run (needs Edit on the experiment).
+
+        ``created_at`` (timezone-aware) backdates the run to when it really started; the
+        server accepts it up to ``DRIFT_MAX_BACKDATE_DAYS`` (default 7) in the past.
+        """
         body = _drift_body(
             model, job_status, tags, drift_detected, parameters, concept_drift, data_drift, error
         )
-        response = self.request("POST", f"/experiment/{experiment_id}/drift", json=body)
+        if created_at is not None:
+            if created_at.tzinfo is None:
+                raise ValueError("created_at must be timezone-aware (e.g. datetime.now(UTC))")
+            body["created_at"] = created_at.isoformat()
+        response = self.request(
+            "POST",
+            f"/experiment/{experiment_id}/drift",
+            json=body,
+            idempotency_key=idempotency_key or new_key(),
+        )
         return Drift.from_json(response.json())
 
     def get_drift(self, experiment_id: str, drift_id: str) -> Drift:
@@ -490,6 +539,7 @@ class Client:
         name: str | None = None,
         model: str | None = None,
         progress: Progress | None = None,
+        idempotency_key: str | None = None,
     ) -> Baseline:
         """Store reference data (profiled by the server) as a baseline of the experiment.
 
@@ -505,6 +555,7 @@ class Client:
             body=encode(data),
             progress=progress,
             timeout=self._upload_timeout(0.0),
+            idempotency_key=idempotency_key or new_key(),
         )
         return Baseline.from_json(response.json())
 
@@ -556,6 +607,7 @@ class Client:
         wait: float = 0.0,
         summary_only: bool = False,
         progress: Progress | None = None,
+        idempotency_key: str | None = None,
     ) -> Drift:
         """Queue a server-side drift check of ``data`` (the current batch) against a baseline.
 
@@ -566,15 +618,52 @@ class Client:
         row leaves this machine (needs the ``data`` extra).
         """
         baseline_id = baseline.id if isinstance(baseline, Baseline) else baseline
-        if summary_only:
-            from drift_monitor._summary import summarize
+        baseline_id, body = self._check_body(experiment_id, data, model, baseline_id, summary_only)
+        return self._send_check(
+            experiment_id,
+            body,
+            model=model,
+            baseline_id=baseline_id,
+            tags=tags,
+            wait=wait,
+            progress=progress,
+            idempotency_key=idempotency_key or new_key(),
+        )
 
-            if baseline_id is None:
-                baseline_id = self.resolve_baseline(experiment_id, model).id
-            bins = self.get_bins(experiment_id, baseline_id)
-            body = json_body(summarize(data, bins), SUMMARY)
-        else:
-            body = encode(data)
+    def _check_body(
+        self,
+        experiment_id: str,
+        data: DataLike,
+        model: str,
+        baseline_id: str | None,
+        summary_only: bool,
+    ) -> tuple[str | None, Body]:
+        if not summary_only:
+            return baseline_id, encode(data)
+        from drift_monitor._summary import summarize
+
+        if baseline_id is None:
+            baseline_id = self.resolve_baseline(experiment_id, model).id
+        bins = self.get_bins(experiment_id, baseline_id)
+        self._model_bins[(experiment_id, model)] = (baseline_id, bins)
+        return baseline_id, json_body(summarize(data, bins), SUMMARY)
+
+    def _known_bins(self, experiment_id: str, model: str) -> tuple[str, Bins] | None:
+        """The bins a summary check of ``model`` last counted on, if this client has them."""
+        return self._model_bins.get((experiment_id, model))
+
+    def _send_check(
+        self,
+        experiment_id: str,
+        body: Body,
+        *,
+        model: str,
+        baseline_id: str | None,
+        tags: Iterable[str],
+        idempotency_key: str,
+        wait: float = 0.0,
+        progress: Progress | None = None,
+    ) -> Drift:
         params: dict[str, Any] = {"model": model, "tags": list(tags)}
         if baseline_id is not None:
             params["baseline"] = baseline_id
@@ -587,6 +676,7 @@ class Client:
             body=body,
             progress=progress,
             timeout=self._upload_timeout(min(wait, SERVER_MAX_WAIT)),
+            idempotency_key=idempotency_key,
         )
         return Drift.from_json(response.json())
 
@@ -623,6 +713,11 @@ class Client:
     def _upload_timeout(self, wait: float) -> httpx2.Timeout:
         timeout = self.settings.timeout
         return httpx2.Timeout(timeout, read=max(timeout, UPLOAD_READ_TIMEOUT) + wait)
+
+
+def new_key() -> str:
+    """A fresh idempotency key: one per logical operation, kept across its retries."""
+    return str(uuid.uuid4())
 
 
 def _permissions(permissions: Iterable[PermissionLike] | None) -> list[dict[str, Any]]:

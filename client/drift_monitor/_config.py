@@ -6,15 +6,19 @@ import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
 
 from drift_monitor._exceptions import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "spool_settings"]
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
 DEFAULT_MYTOKEN_SERVER = "https://mytok.eu"
 API_PREFIX = "/api/v1"
+DEFAULT_SPOOL_MAX_BYTES = 100_000_000
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -110,3 +114,26 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw in _FALSE:
         return False
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+
+
+def spool_settings(env: Mapping[str, str] | None = None) -> tuple[Path, int]:
+    """``DRIFT_MONITOR_SPOOL_DIR`` and ``DRIFT_MONITOR_SPOOL_MAX_BYTES``, with their defaults."""
+    env = os.environ if env is None else env
+    raw_dir = env.get("DRIFT_MONITOR_SPOOL_DIR", "").strip()
+    directory = (
+        Path(raw_dir).expanduser()
+        if raw_dir
+        else Path(platformdirs.user_cache_dir("drift-monitor", appauthor=False)) / "spool"
+    )
+    raw = env.get("DRIFT_MONITOR_SPOOL_MAX_BYTES", "").strip()
+    if not raw:
+        return directory, DEFAULT_SPOOL_MAX_BYTES
+    try:
+        max_bytes = int(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"DRIFT_MONITOR_SPOOL_MAX_BYTES must be a whole number of bytes, not {raw!r}"
+        ) from None
+    if max_bytes < 0:
+        raise ConfigurationError(f"DRIFT_MONITOR_SPOOL_MAX_BYTES must not be negative, not {raw!r}")
+    return directory, max_bytes

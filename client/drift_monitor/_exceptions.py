@@ -6,7 +6,8 @@
     ├── ConfigurationError        missing URL, bad settings, no token where one is needed,
     │                             pyarrow/numpy missing for DataFrames or summary mode
     ├── DataError                 the data given cannot be sent (also a ValueError)
-    ├── TransportError            the server could not be reached (after retries)
+    ├── TransportError            the server could not be reached (after retries);
+    │                             ``maybe_processed`` says whether an attempt may have arrived
     ├── CheckFailed               a server-side check finished as Failed
     ├── CheckTimeout              a server-side check still ran at the deadline (a TimeoutError)
     └── APIError                  the server answered with an error body
@@ -60,7 +61,13 @@ class ConfigurationError(DriftMonitorError):
 
 
 class TransportError(DriftMonitorError):
-    """The request never got an answer (connection refused, timeout, TLS failure, ...)."""
+    """The request never got an answer (connection refused, timeout, TLS failure, ...).
+
+    :attr:`maybe_processed` is ``False`` when no attempt can have reached the server (every
+    one failed to connect), so sending the request again under a new key is safe.
+    """
+
+    maybe_processed: bool = True
 
 
 class DataError(DriftMonitorError, ValueError):
@@ -146,7 +153,13 @@ class ValidationError(APIError):
 
 
 class ServerError(APIError):
-    """5xx: the server failed (after retries, where the request was safe to retry)."""
+    """5xx: the server failed (after retries, where the request was safe to retry).
+
+    :attr:`maybe_processed`: whether an attempt may have been carried out before the answer
+    was lost (a read timeout, or a 502/504 from a proxy in front of the server).
+    """
+
+    maybe_processed: bool = True
 
 
 class ExperimentNotFound(NotFoundError, ValueError):

@@ -1,4 +1,5 @@
-"""``drift-monitor`` command line: whoami, experiments, drifts, baselines, checks, reports."""
+"""``drift-monitor`` command line: whoami, experiments, drifts, baselines, checks, reports,
+and the spool."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from drift_monitor._exceptions import (
     NotFoundError,
 )
 from drift_monitor._models import Drift, Experiment, Report
+from drift_monitor._spool import Spool, SpoolEntry
 
 __all__ = ["main"]
 
@@ -78,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="show a finished check's report")
     report.add_argument("experiment", help="experiment name (or id)")
     report.add_argument("drift_id")
+
+    spool = commands.add_parser("spool", help="records kept while the server was unreachable")
+    spool.add_argument("--dir", help="spool directory (default: $DRIFT_MONITOR_SPOOL_DIR)")
+    spool_commands = spool.add_subparsers(dest="action", required=True)
+    spool_commands.add_parser("list", help="show what waits, and what the server refused")
+    spool_commands.add_parser("flush", help="send what waits to the server, in order")
     return parser
 
 
@@ -92,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 API or network error, 2 usage)."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "spool":
+            return _spool(args, sys.stdout)
         with Client(args.url) as client:
             return _run(client, args, sys.stdout)
     except APIError as exc:
@@ -274,6 +284,52 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
             _print_report(report, out)
         return 0
     raise AssertionError(f"unhandled command {args}")  # argparse makes this unreachable
+
+
+def _spool(args: argparse.Namespace, out: TextIO) -> int:
+    spool = Spool(args.dir)
+    if args.action == "list":
+        entries = spool.entries()
+        if args.json:
+            _dump([_entry_json(e) for e in entries], out)
+            return 0
+        rows = [
+            [
+                e.id,
+                e.state,
+                e.kind,
+                e.experiment,
+                e.model,
+                _when(e.at),
+                str(e.size) if e.size else "",
+                e.server,
+                e.reason or "",
+            ]
+            for e in entries
+        ]
+        header = ["entry", "state", "kind", "experiment", "model", "at", "bytes", "server"]
+        _table([*header, "reason"], rows, out)
+        print(f"({len(entries)} in {spool.directory})" if entries else "(none)", file=out)
+        return 0
+    with Client(args.url) as client:
+        result = spool.flush(client)
+    if args.json:
+        _dump(asdict(result), out)
+    else:
+        print(
+            f"sent {result.sent}, refused {result.dead} (see spool list), waiting {result.waiting}",
+            file=out,
+        )
+    if result.stopped is not None:
+        print(f"drift-monitor: error: flush stopped: {result.stopped}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _entry_json(entry: SpoolEntry) -> dict[str, Any]:
+    data = asdict(entry)
+    data["path"] = str(entry.path)
+    return data
 
 
 def _when(moment: datetime) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -27,6 +28,7 @@ ENV_VARS = [
     "DRIFT_MONITOR_MYTOKEN",
     "MYTOKEN_SERVER",
     "OIDC_AGENT_ACCOUNT",
+    "DRIFT_MONITOR_SPOOL_MAX_BYTES",
 ]
 
 Failure = int | type[httpx2.TransportError]
@@ -39,10 +41,13 @@ class FlakyTransport(httpx2.BaseTransport):
         self.failures = list(failures or [])
         self.down = False  # when set, every call fails with ConnectError
         self.calls: list[str] = []
+        #: The ``Idempotency-Key`` header of each call (``None`` when absent).
+        self.keys: list[str | None] = []
         self.inner = httpx2.HTTPTransport()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         self.calls.append(f"{request.method} {request.url.path}")
+        self.keys.append(request.headers.get("idempotency-key"))
         if self.down:
             raise httpx2.ConnectError("connection refused (injected)", request=request)
         if self.failures:
@@ -62,10 +67,11 @@ def unique(prefix: str = "exp") -> str:
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's DRIFT_MONITOR_* settings."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's DRIFT_MONITOR_* settings, or writes to their spool."""
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DRIFT_MONITOR_SPOOL_DIR", str(tmp_path / "default-spool"))
 
 
 @pytest.fixture

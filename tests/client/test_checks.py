@@ -208,6 +208,7 @@ def test_monitor_check_finds_injected_drift_only_there(client: Client, exp: Expe
     assert drifted.drift is not None
     assert drifted.drift.job_status == "Completed"
     assert drifted.drift.tags == ["nightly"]
+    assert clean is not None
     assert clean.dataset_drift is False
     assert clean.drifted_features == []
     # The context's own run lists the check runs; they are runs of their own.

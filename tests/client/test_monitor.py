@@ -89,9 +89,10 @@ def test_exception_propagates_when_server_unreachable_on_exit(
     experiment: Experiment,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Without the spool (with it, see test_spool) the lost report is only logged."""
     transport = FlakyTransport()
     client = make_client("alice", transport=transport, retries=2)
-    monitor = DriftMonitor(experiment.name, "model-1", client=client)
+    monitor = DriftMonitor(experiment.name, "model-1", client=client, spool=False)
 
     def server_goes_away() -> None:
         transport.down = True
@@ -109,7 +110,10 @@ def test_success_but_unreachable_on_exit_raises(
 ) -> None:
     transport = FlakyTransport()
     client = make_client("alice", transport=transport, retries=0)
-    with pytest.raises(TransportError), DriftMonitor(experiment.name, "m", client=client):
+    with (
+        pytest.raises(TransportError),
+        DriftMonitor(experiment.name, "m", client=client, spool=False),
+    ):
         transport.down = True
 
 

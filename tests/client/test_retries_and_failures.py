@@ -4,7 +4,9 @@ Everything runs against a real backend over HTTP with real tokens. The only fake
 ``Wire``, a transport in front of the real ``httpx2.HTTPTransport`` that records what was
 sent and can inject a fault: a connect error before the request leaves, or a 503 / read
 timeout in place of the answer *after* the server handled the request (as a proxy or a
-dropped connection would), so a wrong retry would show as a duplicate on the server.
+dropped connection would). Uploads carry an ``Idempotency-Key``, so such a retry is safe:
+the server answers it with the stored first answer, and a wrong retry (a new key, or a
+server that did the work twice) would show as a duplicate on the server.
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ class Sent:
     content_length: int | None
     timeout: dict[str, float | None]
     body: CountingStream
+    key: str | None = None
+    #: The answer's ``Idempotent-Replayed`` header, when an answer came back.
+    replayed: str | None = None
 
 
 @dataclass
@@ -114,15 +119,15 @@ class Wire(httpx2.BaseTransport):
         params: dict[str, list[str]] = {}
         for key, value in request.url.params.multi_items():
             params.setdefault(key, []).append(value)
-        self.sent.append(
-            Sent(
-                f"{request.method} {request.url.path}",
-                params,
-                int(length) if length is not None else None,
-                dict(request.extensions["timeout"]),
-                body,
-            )
+        sent = Sent(
+            f"{request.method} {request.url.path}",
+            params,
+            int(length) if length is not None else None,
+            dict(request.extensions["timeout"]),
+            body,
+            request.headers.get("idempotency-key"),
         )
+        self.sent.append(sent)
         pending = self._match(self.faults, request)
         fault: Fault | None = pending.pop(0) if pending else None
         if fault == "connect":
@@ -130,6 +135,7 @@ class Wire(httpx2.BaseTransport):
             next(iter(body), None)
             raise httpx2.ConnectError("connection refused (injected)", request=request)
         response = self.inner.handle_request(request)
+        sent.replayed = response.headers.get("idempotent-replayed")
         hook = self._match(self.after, request)
         if hook is not None and fault is None:
             response.read()
@@ -309,9 +315,9 @@ def test_check_is_resent_whole_after_a_connect_error(
     assert [d.id for d in runs] == [run.id], "exactly one run"
 
 
-# 2. A 503 or read timeout after the server handled the POST: never retried -------------------
+# 2. A 503 or read timeout after the server handled the POST: retried with the same key ------
 @pytest.mark.parametrize("fault", ["503", "read-timeout"])
-def test_check_answered_503_or_timed_out_is_not_retried(
+def test_check_answered_503_or_timed_out_is_retried_without_a_duplicate(
     wired: Callable[[], tuple[Client, Wire, list[float]]],
     experiment: Experiment,
     fault: Fault,
@@ -319,40 +325,42 @@ def test_check_answered_503_or_timed_out_is_not_retried(
     client, wire, sleeps = wired()
     client.upload_baseline(experiment.id, REFERENCE, model="m")
     wire.sent.clear()
-    wire.arm("POST", "/check", fault, fault, fault)
+    wire.arm("POST", "/check", fault)
 
-    expected: type[Exception] = ServerError if fault == "503" else TransportError
-    with pytest.raises(expected) as raised:
-        client.check(experiment.id, CURRENT, model="m")
-    if isinstance(raised.value, ServerError):
-        assert raised.value.status == 503
-    else:
-        assert isinstance(raised.value.__cause__, httpx2.ReadTimeout)
+    run = client.check(experiment.id, CURRENT, model="m")
 
-    assert wire.calls() == [f"POST /api/v1/experiment/{experiment.id}/check"], "one attempt"
-    assert sleeps == []
+    assert wire.calls() == [f"POST /api/v1/experiment/{experiment.id}/check"] * 2
+    first, second = wire.sent
+    assert first.key is not None
+    assert second.key == first.key, "the retry is the same operation"
+    assert second.replayed == "true", "the server answered the stored first answer"
+    assert len(sleeps) == 1
     runs = list(client.search_drifts(experiment.id, {"model": "m"}, page_size=100))
-    assert len(runs) == 1, "the server queued the check once; no duplicate run"
-    assert runs[0].job_status == "Running"
+    assert [d.id for d in runs] == [run.id], "the server queued the check once"
     assert runs[0].parameters["check"]["rows"] == len(CURRENT)
 
 
 @pytest.mark.parametrize("fault", ["503", "read-timeout"])
-def test_upload_answered_503_or_timed_out_is_not_retried(
+def test_upload_answered_503_or_timed_out_is_retried_without_a_duplicate(
     wired: Callable[[], tuple[Client, Wire, list[float]]],
     experiment: Experiment,
     fault: Fault,
 ) -> None:
     client, wire, sleeps = wired()
-    wire.arm("POST", "/baseline", fault, fault, fault)
+    wire.arm("POST", "/baseline", fault, fault, fault, fault)
 
-    with pytest.raises(ServerError if fault == "503" else TransportError):
+    with pytest.raises(ServerError if fault == "503" else TransportError) as raised:
         client.upload_baseline(experiment.id, REFERENCE, model="m")
+    if fault == "read-timeout":
+        assert isinstance(raised.value.__cause__, httpx2.ReadTimeout)
 
-    assert wire.calls() == [f"POST /api/v1/experiment/{experiment.id}/baseline"]
-    assert sleeps == []
+    post = f"POST /api/v1/experiment/{experiment.id}/baseline"
+    assert wire.calls() == [post] * 4, "the first attempt and the 3 retries"
+    assert len({s.key for s in wire.sent}) == 1, "all with the first attempt's key"
+    assert wire.sent[0].key is not None
+    assert len(sleeps) == 3
     stored = client.list_baselines(experiment.id)
-    assert len(stored) == 1, "the server stored the baseline once; no duplicate"
+    assert len(stored) == 1, "the server stored the baseline once; the repeats were answered"
     assert stored[0].row_count == len(REFERENCE)
 
 
