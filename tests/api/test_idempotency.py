@@ -502,3 +502,34 @@ async def test_upload_limit_still_applies_and_releases_the_key(
     small = _arrow(100)
     r = await api.request("POST", url, "alice", content=small, headers=headers)
     assert r.status_code == 201, r.text
+
+
+async def test_unreachable_database_is_a_json_503_before_anything_runs(
+    mongodb: Any, issuer: Any
+) -> None:
+    from drift_backend.main import create_app
+
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        mongodb,
+        [issuer.url],
+        mongodb_url="mongodb://127.0.0.1:9",  # nothing listens there
+        startup_index_wait_seconds=0,
+    )
+    app = create_app(settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    try:
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://testserver"
+        ) as http:
+            api = Api(http, issuer, settings)
+            r = await api.request(
+                "POST", f"{PREFIX}/experiment", "alice", json={"name": "x"}, headers={KEY: _key()}
+            )
+    finally:
+        await lifespan.__aexit__(None, None, None)
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "service_unavailable"
+    assert r.headers["retry-after"] == "1"
