@@ -533,3 +533,27 @@ async def test_unreachable_database_is_a_json_503_before_anything_runs(
     assert r.status_code == 503, r.text
     assert r.json()["code"] == "service_unavailable"
     assert r.headers["retry-after"] == "1"
+
+
+async def test_over_real_http_on_one_connection(live_backend: Any, issuer: Any) -> None:
+    """uvicorn frames the replayed answer, and the kept connection serves the next request."""
+    subject = f"idem-live-{uuid.uuid4().hex[:8]}"
+    async with httpx2.AsyncClient(base_url=live_backend.url) as http:
+
+        def auth() -> dict[str, str]:
+            return {"Authorization": f"Bearer {issuer.token(subject)}"}
+
+        key = _key()
+        first = await http.post(f"{PREFIX}/user", headers={**auth(), KEY: key})
+        assert first.status_code == 201, first.text
+        body = {"name": f"idem-live-{uuid.uuid4().hex[:8]}"}
+        answers = [
+            await http.post(f"{PREFIX}/experiment", json=body, headers={**auth(), KEY: key + "e"})
+            for _ in range(3)
+        ]
+        assert [r.status_code for r in answers] == [201, 201, 201]
+        assert len({r.json()["id"] for r in answers}) == 1
+        assert [r.headers.get("idempotent-replayed") for r in answers] == [None, "true", "true"]
+        again = await http.post(f"{PREFIX}/user", headers={**auth(), KEY: key})
+        assert again.status_code == 201
+        assert again.json() == first.json()
