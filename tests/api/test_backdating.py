@@ -163,7 +163,7 @@ async def test_finished_at_rules(api: Api) -> None:
     run = (await _post(api, exp_id, created_at=started.isoformat())).json()
     cases = [
         {"job_status": "Running", "finished_at": utcnow().isoformat()},
-        {"job_status": "Completed", "finished_at": (started - timedelta(minutes=1)).isoformat()},
+        {"job_status": "Completed", "finished_at": (started - CLOCK_SKEW * 2).isoformat()},
         {"job_status": "Completed", "finished_at": (utcnow() + CLOCK_SKEW * 2).isoformat()},
         {"job_status": "Completed", "finished_at": "2026-01-01T10:00:00"},
     ]
@@ -175,3 +175,14 @@ async def test_finished_at_rules(api: Api) -> None:
     # Without finished_at a finish is stamped now, as before.
     r = await _put(api, exp_id, run["id"], job_status="Completed")
     assert _at(r.json()["finished_at"]) > started + timedelta(hours=1)
+
+
+async def test_finish_slightly_before_start_is_clock_skew(api: Api) -> None:
+    """Created live (server clock), finished from a spool on a client whose clock is behind."""
+    exp_id = await _setup(api)
+    run = (await _post(api, exp_id)).json()
+    started = _at(run["created_at"])
+    behind = started - CLOCK_SKEW / 2
+    r = await _put(api, exp_id, run["id"], job_status="Completed", finished_at=behind.isoformat())
+    assert r.status_code == 200, r.text
+    assert _at(r.json()["finished_at"]) == started

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from drift_backend.errors import ValidationFailed
 from drift_backend.schemas import utcnow
 
-#: A client's clock may run this far ahead of the server's; such times are stored as "now".
+#: Client and server clocks may disagree by this much: a time up to this far in the future is
+#: stored as "now", a finish up to this far before its start as the start.
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -27,6 +28,10 @@ def reported_time(
             field, f"is more than {max_backdate_days:g} days old (DRIFT_MAX_BACKDATE_DAYS)"
         )
     when = min(when, now)
-    if not_before is not None and when < not_before:
-        raise ValidationFailed(field, "is before the run's created_at")
+    if not_before is not None:
+        # A run created live (server clock) and finished from a spool (client clock) may
+        # look finished a little before it started: the same skew is tolerated.
+        if when < not_before - CLOCK_SKEW:
+            raise ValidationFailed(field, "is before the run's created_at")
+        when = max(when, not_before)
     return when
