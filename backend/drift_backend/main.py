@@ -19,7 +19,7 @@ from drift_backend.context import AppContext, UserCache
 from drift_backend.drifts.endpoints import router as drifts_router
 from drift_backend.errors import install_error_handlers
 from drift_backend.experiments.endpoints import router as experiments_router
-from drift_backend.idempotency import Idempotency
+from drift_backend.idempotency.middleware import Idempotency
 from drift_backend.settings import Settings
 from drift_backend.store.database import connect, ensure_indexes
 from drift_backend.users.endpoints import router as users_router

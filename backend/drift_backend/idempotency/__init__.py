@@ -18,7 +18,3 @@ The contract (``docs/api.md`` "Idempotency" explains it for API users):
 - Any other answer (4xx, which by the house rules changed nothing, and 5xx, which may be
   transient) releases the key, so a retry runs again.
 """
-
-from drift_backend.idempotency.middleware import Idempotency
-
-__all__ = ["Idempotency"]
