@@ -19,6 +19,7 @@ from drift_backend.context import AppContext, UserCache
 from drift_backend.drifts.endpoints import router as drifts_router
 from drift_backend.errors import install_error_handlers
 from drift_backend.experiments.endpoints import router as experiments_router
+from drift_backend.idempotency.middleware import Idempotency
 from drift_backend.settings import Settings
 from drift_backend.store.database import connect, ensure_indexes
 from drift_backend.users.endpoints import router as users_router
@@ -111,6 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(checks_router)
     app.include_router(v1)
     app.include_router(health.router)
+    # Added first, so it runs inside BodySizeLimit: the bodies it fingerprints are limited too.
+    app.add_middleware(Idempotency)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
 
     # Drift runs
     run_timeout_seconds: float = Field(default=3600.0, gt=0)
+    #: How far back a client may date a run it reports late (``created_at``/``finished_at``,
+    #: e.g. a spool replayed after an outage).
+    max_backdate_days: float = Field(default=7.0, ge=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
 
     # Drift checks

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from drift_backend.auth.permissions import Level
+from drift_backend.idempotency.keys import applies_to
 from drift_backend.main import create_app
 from drift_backend.store.database import connect
 
@@ -322,17 +323,29 @@ def _case_id(route: RouteSpec) -> str:
 
 def _matrix() -> Iterator[Any]:
     for route in ROUTES:
+        # Creating routes also run with an Idempotency-Key: it changes no answer.
+        keyed_variants = [False, True] if applies_to(route.method, route.path) else [False]
         for caller in CALLERS:
             # "public" only matters for experiment routes and callers with no entry.
             variants = [False, True] if route.need and GRANTED[caller] is None else [False]
             for public in variants:
-                name = f"{_case_id(route)}-{caller}" + ("-public" if public else "")
-                yield pytest.param(route, caller, public, id=name)
+                for keyed in keyed_variants:
+                    name = (
+                        f"{_case_id(route)}-{caller}"
+                        + ("-public" if public else "")
+                        + ("-keyed" if keyed else "")
+                    )
+                    yield pytest.param(route, caller, public, keyed, id=name)
 
 
-@pytest.mark.parametrize(("route", "caller", "public"), list(_matrix()))
+@pytest.mark.parametrize(("route", "caller", "public", "keyed"), list(_matrix()))
 async def test_authorization_matrix(
-    shared_api: Api, users: dict[str, str], route: RouteSpec, caller: str, public: bool
+    shared_api: Api,
+    users: dict[str, str],
+    route: RouteSpec,
+    caller: str,
+    public: bool,
+    keyed: bool,
 ) -> None:
     case = await _make_case(shared_api, users, public)
     subject = CALLER_SUBJECTS[caller]
@@ -348,6 +361,9 @@ async def test_authorization_matrix(
         kwargs["json"] = route.body(case)
     if route.params is not None:
         kwargs["params"] = route.params(case)
+    key = uuid.uuid4().hex
+    if keyed:
+        kwargs["headers"] = {"Idempotency-Key": key}
     before = await _state(case) if route.need is not None else None
 
     response = await shared_api.request(route.method, url, subject, **kwargs)
@@ -367,6 +383,19 @@ async def test_authorization_matrix(
     if want == 404:
         # Nothing of the experiment leaks into the error.
         assert case.experiment["name"] not in response.text
+    if keyed:
+        # Only successes are kept; a refusal leaves the key free for a retry once allowed.
+        kept = await _idempotency_records(case, key)
+        assert kept == (1 if want < 300 else 0)
+
+
+async def _idempotency_records(case: Case, key: str) -> int:
+    client = connect(case.api.settings.mongodb_url.get_secret_value())
+    try:
+        db = client[case.api.settings.mongodb_database]
+        return int(await db.idempotency_keys.count_documents({"key": key}))
+    finally:
+        await client.close()
 
 
 # --- visibility in search and other cross-cutting rules -------------------------------------

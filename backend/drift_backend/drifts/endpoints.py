@@ -9,6 +9,8 @@ from drift_backend.api.listing import PageDep, search_page
 from drift_backend.auth.permissions import Level
 from drift_backend.drifts import service
 from drift_backend.drifts.schemas import Drift, DriftCreate, DriftReplace
+from drift_backend.drifts.timestamps import reported_time
+from drift_backend.errors import ValidationFailed
 from drift_backend.experiments.service import get_for
 
 router = APIRouter(tags=["drifts"])
@@ -44,12 +46,21 @@ async def search_drifts(
     "/experiment/{experiment_id}/drift", response_model=Drift, status_code=status.HTTP_201_CREATED
 )
 async def create_drift(
-    experiment_id: ExperimentId, body: DriftCreate, caller: CallerDep, db: DbDep
+    experiment_id: ExperimentId,
+    body: DriftCreate,
+    caller: CallerDep,
+    db: DbDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
-    """Start a drift run (usually ``Running``); needs Edit on the experiment."""
+    """Start a drift run (usually ``Running``); needs Edit on the experiment. A run reported
+    late (a client spool) may carry the ``created_at`` it really started at."""
     await get_for(db, experiment_id, caller, Level.Edit)
-    data = body.model_dump(mode="json")
-    return service.to_api(await service.create(db, experiment_id, data, caller.user_id))
+    created_at = None
+    if body.created_at is not None:
+        created_at = reported_time("created_at", body.created_at, settings.max_backdate_days)
+    data = body.model_dump(mode="json", exclude={"created_at"})
+    doc = await service.create(db, experiment_id, data, caller.user_id, created_at=created_at)
+    return service.to_api(doc)
 
 
 @router.get("/experiment/{experiment_id}/drift/{drift_id}", response_model=Drift)
@@ -62,12 +73,30 @@ async def get_drift(
 
 @router.put("/experiment/{experiment_id}/drift/{drift_id}", response_model=Drift)
 async def replace_drift(
-    experiment_id: ExperimentId, drift_id: DriftId, body: DriftReplace, caller: CallerDep, db: DbDep
+    experiment_id: ExperimentId,
+    drift_id: DriftId,
+    body: DriftReplace,
+    caller: CallerDep,
+    db: DbDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
-    """Update a Running run, or finish it as Completed or Failed (never back: 409)."""
+    """Update a Running run, or finish it as Completed or Failed (never back: 409). A finish
+    reported late may carry the ``finished_at`` it really happened at."""
     await get_for(db, experiment_id, caller, Level.Edit)
-    data = body.model_dump(mode="json")
-    return service.to_api(await service.replace(db, experiment_id, drift_id, data))
+    finished_at = None
+    if body.finished_at is not None:
+        if not body.job_status.terminal:
+            raise ValidationFailed("finished_at", "only with job_status Completed or Failed")
+        run = await service.get(db, experiment_id, drift_id)
+        finished_at = reported_time(
+            "finished_at",
+            body.finished_at,
+            settings.max_backdate_days,
+            not_before=run["created_at"],
+        )
+    data = body.model_dump(mode="json", exclude={"finished_at"})
+    doc = await service.replace(db, experiment_id, drift_id, data, finished_at=finished_at)
+    return service.to_api(doc)
 
 
 @router.post("/experiment/{experiment_id}/drift/{drift_id}/heartbeat", response_model=Drift)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
 
 from drift_backend.schemas import LenientRequestModel, RequestModel, Timestamp
 
@@ -68,13 +68,16 @@ class _DriftBody(LenientRequestModel):
 
 
 class DriftCreate(_DriftBody):
-    pass
+    #: When the run really started, for runs reported late (a client spool); default: now.
+    created_at: AwareDatetime | None = None
 
 
 class DriftReplace(_DriftBody):
     """PUT: full replace of the client-owned fields (drift-watch semantics)."""
 
     job_status: JobStatus
+    #: When a finishing run really finished (Completed or Failed only); default: now.
+    finished_at: AwareDatetime | None = None
 
 
 class Heartbeat(RequestModel):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -82,17 +82,25 @@ def _client_fields(data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def create(
-    db: Database, experiment_id: str, data: dict[str, Any], created_by: str | None
+    db: Database,
+    experiment_id: str,
+    data: dict[str, Any],
+    created_by: str | None,
+    *,
+    created_at: datetime | None = None,
 ) -> dict[str, Any]:
+    """``created_at`` backdates a run reported late; ``updated_at`` stays the time of this
+    write, which the stale-run sweeper measures from."""
     now = utcnow()
+    created = created_at or now
     fields = _client_fields(data)
     doc = {
         "_id": str(uuid.uuid4()),
         "experiment_id": experiment_id,
         "schema_version": SCHEMA_VERSION,
-        "created_at": now,
+        "created_at": created,
         "updated_at": now,
-        "finished_at": now if JobStatus(fields["job_status"]).terminal else None,
+        "finished_at": created if JobStatus(fields["job_status"]).terminal else None,
         "created_by": created_by,
         **fields,
     }
@@ -108,14 +116,19 @@ async def get(db: Database, experiment_id: str, drift_id: str) -> dict[str, Any]
 
 
 async def replace(
-    db: Database, experiment_id: str, drift_id: str, data: dict[str, Any]
+    db: Database,
+    experiment_id: str,
+    drift_id: str,
+    data: dict[str, Any],
+    *,
+    finished_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Full replace while Running; a finished run only accepts an identical retry."""
     fields = _client_fields(data)
     now = utcnow()
     update: dict[str, Any] = {**fields, "updated_at": now}
     if JobStatus(fields["job_status"]).terminal:
-        update["finished_at"] = now
+        update["finished_at"] = finished_at or now
     doc = await db.drifts.find_one_and_update(
         {"_id": drift_id, "experiment_id": experiment_id, "job_status": JobStatus.Running},
         {"$set": update},

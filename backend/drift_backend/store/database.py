@@ -33,6 +33,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
         IndexModel([("drift_id", ASCENDING)]),
     ],
+    # Kept answers of requests with an Idempotency-Key, for 24 hours (idempotency/).
+    "idempotency_keys": [
+        IndexModel([("created_at", ASCENDING)], expireAfterSeconds=24 * 3600),
+    ],
 }
 
 
