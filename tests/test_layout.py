@@ -218,3 +218,27 @@ def test_import_contracts_hold() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_summary_counting_is_written_once() -> None:
+    """The server counts with the SDK's module and defines none of its functions again."""
+    from drift_backend.baselines import columns, summary
+    from drift_monitor import counting
+
+    assert vars(summary)["counting"] is counting
+    assert columns.as_float is counting.as_float
+    shared = {
+        name
+        for name, value in vars(counting).items()
+        if callable(value) and getattr(value, "__module__", "") == counting.__name__
+    }
+    redefined = []
+    for file in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") in shared:
+                redefined.append(f"{file.relative_to(PACKAGE)}: {node.name}")
+    # Thin wrappers that keep the server's typed names are fine; copies of the counting are not.
+    assert set(redefined) <= {
+        "baselines/summary.py: is_numeric",
+        "baselines/summary.py: numeric_values",
+    }
