@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
 import pyarrow as pa
@@ -17,7 +16,6 @@ from drift_backend.auth.permissions import Level
 from drift_backend.baselines.ingest import (
     BatchError,
     Limits,
-    arrow_stream,
     media_type_of,
     parse_batch,
 )
@@ -29,8 +27,7 @@ from drift_backend.baselines.sagemaker import (
     import_sagemaker,
 )
 from drift_backend.baselines.summary import bins
-from drift_backend.checks import reduce, service
-from drift_backend.checks.config import DriftConfig
+from drift_backend.checks import service
 from drift_backend.checks.engine import Report
 from drift_backend.context import AppContext
 from drift_backend.drifts import service as drifts
@@ -299,29 +296,19 @@ async def check(
     profile = await context.profiles.load(context.db, baseline_doc["_id"])
     if profile is None:
         raise NotFound(f"baseline {baseline_doc['_id']} was deleted")
-    check_config = _check_config(experiment.get("drift_config") or {}, config)
+    check_config = service.check_config(experiment.get("drift_config") or {}, config)
+    current: pa.Table | BatchSummary
     if media_type_of(request.headers.get("content-type", "")) == SUMMARY_MEDIA_TYPE:
-        summary = await _read_summary(request, profile, settings)
-        mode, rows, batch = "summary", summary.row_count, summary.model_dump_json().encode()
+        current = await _read_summary(request, profile, settings)
     else:
-        table = await _read_table(request, settings)
-        rows = table.num_rows
-        if reduce.needs_raw(check_config):
-            mode, batch = "raw", await asyncio.to_thread(arrow_stream, table)
-        else:
-            # Reduced at upload: the rows themselves are never stored.
-            reduced = await asyncio.to_thread(
-                reduce.reduce_batch, table, profile, rows=check_config.multivariate
-            )
-            mode, batch = "reduced", await asyncio.to_thread(reduce.encode, reduced)
+        current = await _read_table(request, settings)
     run = await service.submit_check(
         context.db,
         settings,
         experiment_id,
         baseline_id=baseline_doc["_id"],
-        batch=batch,
-        mode=mode,
-        rows=rows,
+        profile=profile,
+        current=current,
         config=check_config,
         run_fields=run_fields.model_dump(mode="json"),
         created_by=caller.user_id,
@@ -334,26 +321,6 @@ async def check(
         if current is not None:  # finished: wait_finished returns only then
             return _run_response(current, status.HTTP_200_OK)
     return _run_response(run, status.HTTP_202_ACCEPTED)
-
-
-def _check_config(stored: dict[str, Any], override: str | None) -> DriftConfig:
-    """The experiment's configuration with this check's overrides (features merged)."""
-    merged = dict(stored)
-    if override:
-        try:
-            changes = json.loads(override)
-        except json.JSONDecodeError:
-            raise ValidationFailed("config", "must be a JSON object") from None
-        if not isinstance(changes, dict):
-            raise ValidationFailed("config", "must be a JSON object")
-        overrides = changes.pop("features", {})
-        if not isinstance(overrides, dict):
-            raise ValidationFailed("config.features", "must be an object of feature settings")
-        merged = {**merged, **changes, "features": {**merged.get("features", {}), **overrides}}
-    try:
-        return DriftConfig.model_validate(merged)
-    except PydanticValidationError as error:
-        raise ValidationFailed(*first_problem(error, "config")) from None
 
 
 def _run_response(run: dict[str, Any], status_code: int) -> JSONResponse:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from typing import Any
 
+import pyarrow as pa
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
+from pydantic import ValidationError as PydanticValidationError
 from pymongo import DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from drift_backend.baselines.model import Profile
+from drift_backend.baselines.ingest import arrow_stream
+from drift_backend.baselines.model import BatchSummary, Profile
+from drift_backend.checks import reduce
 from drift_backend.checks.config import DriftConfig
 from drift_backend.drifts import service as drifts
-from drift_backend.errors import NotFound, ServiceUnavailable, ValidationFailed
+from drift_backend.errors import NotFound, ServiceUnavailable, ValidationFailed, first_problem
 from drift_backend.jobs.queue import JobQueue
 from drift_backend.schemas import utcnow
 from drift_backend.settings import Settings
@@ -203,15 +209,51 @@ async def _compensate(step: str, action: Any) -> None:
         log.exception("check submission: could not %s", step)
 
 
+def check_config(stored: dict[str, Any], override: str | None) -> DriftConfig:
+    """The experiment's configuration with one check's overrides (JSON; features merged)."""
+    merged = dict(stored)
+    if override:
+        try:
+            changes = json.loads(override)
+        except json.JSONDecodeError:
+            raise ValidationFailed("config", "must be a JSON object") from None
+        if not isinstance(changes, dict):
+            raise ValidationFailed("config", "must be a JSON object")
+        overrides = changes.pop("features", {})
+        if not isinstance(overrides, dict):
+            raise ValidationFailed("config.features", "must be an object of feature settings")
+        merged = {**merged, **changes, "features": {**merged.get("features", {}), **overrides}}
+    try:
+        return DriftConfig.model_validate(merged)
+    except PydanticValidationError as error:
+        raise ValidationFailed(*first_problem(error, "config")) from None
+
+
+async def encode_batch(
+    current: pa.Table | BatchSummary, profile: Profile, config: DriftConfig
+) -> tuple[str, int, bytes]:
+    """``(mode, rows, bytes)`` of what is stored of a current batch: the summary as sent;
+    the rows only when a configured test needs them (``raw``); else what the tests read,
+    reduced at upload (``reduced``), so the rows themselves are never stored."""
+    if isinstance(current, BatchSummary):
+        return "summary", current.row_count, current.model_dump_json().encode()
+    rows = current.num_rows
+    if reduce.needs_raw(config):
+        return "raw", rows, await asyncio.to_thread(arrow_stream, current)
+    reduced = await asyncio.to_thread(
+        reduce.reduce_batch, current, profile, rows=config.multivariate
+    )
+    return "reduced", rows, await asyncio.to_thread(reduce.encode, reduced)
+
+
 async def submit_check(
     db: Database,
     settings: Settings,
     experiment_id: str,
     *,
     baseline_id: str,
-    batch: bytes,
-    mode: str,
-    rows: int,
+    profile: Profile,
+    current: pa.Table | BatchSummary,
     config: DriftConfig,
     run_fields: dict[str, Any],
     created_by: str | None,
@@ -222,6 +264,7 @@ async def submit_check(
     dropped and a run already created is Failed with error type ``SubmitFailed`` (never
     left Running), and the caller gets :class:`SubmitFailed` (a 503).
     """
+    mode, rows, batch = await encode_batch(current, profile, config)
     file_id = await store_batch(
         db, batch, {"experiment_id": experiment_id, "rows": rows, "mode": mode}
     )
