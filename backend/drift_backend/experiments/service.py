@@ -127,6 +127,9 @@ async def delete(db: Database, experiment_id: str) -> None:
         await jobs.delete_for_runs(db, chunk)
     await checks.drop_batches_of(db, experiment_id)
     await drifts.delete_for_experiment(db, experiment_id)
+    # Again: a check that finished its run just before the runs went saved its report first.
+    for start in range(0, len(drift_ids), 1000):
+        await checks.delete_reports(db, drift_ids[start : start + 1000])
     await db.baselines.delete_many({"experiment_id": experiment_id})
     await db.experiments.delete_one({"_id": experiment_id})
 
