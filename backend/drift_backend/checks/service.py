@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import pyarrow as pa
@@ -201,7 +202,7 @@ class SubmitFailed(ServiceUnavailable):
         super().__init__(message, headers={"Retry-After": "5"})
 
 
-async def _compensate(step: str, action: Any) -> None:
+async def _compensate(step: str, action: Awaitable[object]) -> None:
     """Run one undo step; a failure is logged, not raised over the error being answered."""
     try:
         await action
