@@ -1,11 +1,13 @@
-"""Application factory: ``create_app(settings)`` builds the FastAPI app around injected settings."""
+"""The composition root: ``create_app(settings)`` builds the FastAPI app around injected
+settings, and :func:`job_kinds` is the table of job kinds handed to every worker (the one
+inside the backend and the ``worker`` command's), so ``worker/`` never imports ``checks/``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import httpx2
 from fastapi import APIRouter, FastAPI
@@ -15,19 +17,28 @@ from drift_backend.api.limits import BodySizeLimit
 from drift_backend.auth.issuers import IssuerClient
 from drift_backend.auth.tokens import TokenVerifier
 from drift_backend.checks.endpoints import router as checks_router
-from drift_backend.context import AppContext, UserCache
+from drift_backend.checks.jobs import CHECK_JOB
+from drift_backend.checks.service import CHECK_KIND
+from drift_backend.context import AppContext
 from drift_backend.drifts.endpoints import router as drifts_router
+from drift_backend.drifts.sweeper import sweep_forever
 from drift_backend.errors import install_error_handlers
 from drift_backend.experiments.endpoints import router as experiments_router
 from drift_backend.idempotency.middleware import Idempotency
+from drift_backend.jobs.handlers import JobKind
 from drift_backend.settings import Settings
 from drift_backend.store.database import connect, ensure_indexes
+from drift_backend.users.cache import UserCache
 from drift_backend.users.endpoints import router as users_router
 from drift_backend.worker.service import running_worker
-from drift_backend.worker.sweeper import sweep_forever
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
+
+
+def job_kinds() -> Mapping[str, JobKind]:
+    """Every kind of job a worker runs, by the ``kind`` its producer enqueues it under."""
+    return {CHECK_KIND: CHECK_JOB}
 
 
 async def _create_indexes(context: AppContext) -> None:
@@ -86,7 +97,9 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if settings.embedded_worker:
-                    await stack.enter_async_context(running_worker(context.db, settings))
+                    await stack.enter_async_context(
+                        running_worker(context.db, settings, job_kinds())
+                    )
                 yield
         finally:
             for task in tasks:

@@ -16,12 +16,24 @@ from typing import Any
 import pytest
 from drift_backend.auth.permissions import Level
 from drift_backend.idempotency.keys import applies_to
+from drift_backend.checks.engine import Report
 from drift_backend.main import create_app
 from drift_backend.store.database import connect
 
 from tests.conftest import Api, make_settings
 
 PREFIX = "/api/v1"
+#: A finished check's report with nothing tested (what the report route must serve whole).
+EMPTY_REPORT = Report(
+    mode="raw",
+    dataset_drift=False,
+    drift_share=0.0,
+    drifted_features=[],
+    n_tested=0,
+    correction="benjamini_hochberg",
+    alpha=0.05,
+    features=[],
+)
 EXP = PREFIX + "/experiment/{experiment_id}"
 DRIFT = EXP + "/drift/{drift_id}"
 BASELINE = EXP + "/baseline/{baseline_id}"
@@ -300,7 +312,7 @@ async def _make_case(api: Api, users: dict[str, str], public: bool) -> Case:
     client = connect(api.settings.mongodb_url.get_secret_value())
     try:
         await client[api.settings.mongodb_database].reports.insert_one(
-            {"_id": drift["id"], "dataset_drift": False, "features": []}
+            {"_id": drift["id"], **EMPTY_REPORT.model_dump(mode="json")}
         )
     finally:
         await client.close()

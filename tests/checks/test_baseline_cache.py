@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from drift_backend.checks.profiles import LRU
+from drift_backend.main import job_kinds
 from drift_backend.store.database import connect
 from drift_backend.worker.service import running_worker
 
@@ -59,14 +60,14 @@ async def test_worker_fails_a_check_whose_cached_baseline_was_deleted(api: Api) 
     mongo = connect(api.settings.mongodb_url.get_secret_value())
     db = mongo[api.settings.mongodb_database]
     try:
-        async with running_worker(db, api.settings, processes=1):
+        async with running_worker(db, api.settings, job_kinds(), processes=1):
             done = await _check(api, exp, baseline, 60)
             assert done.json()["job_status"] == "Completed", done.text  # the worker cached it
         queued = await _check(api, exp, baseline, 0)  # no worker runs now: it stays queued
         assert queued.status_code == 202
         url = f"/api/v1/experiment/{exp['id']}/baseline/{baseline}"
         assert (await api.request("DELETE", url, "alice")).status_code == 204
-        async with running_worker(db, api.settings, processes=1):
+        async with running_worker(db, api.settings, job_kinds(), processes=1):
             run_url = f"/api/v1/experiment/{exp['id']}/drift/{queued.json()['id']}"
             for _ in range(600):
                 run = (await api.request("GET", run_url, "alice")).json()

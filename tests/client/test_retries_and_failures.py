@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from drift_backend.devstack.services import ManagedProcess
-from drift_backend.main import create_app
+from drift_backend.main import create_app, job_kinds
 from drift_backend.settings import Settings
 from drift_backend.store.database import connect
 from drift_backend.worker.service import running_worker
@@ -246,7 +246,7 @@ class BackgroundWorker:
         mongo = connect(self.settings.mongodb_url.get_secret_value())
         try:
             db = mongo[self.settings.mongodb_database]
-            async with running_worker(db, self.settings, processes=1):
+            async with running_worker(db, self.settings, job_kinds(), processes=1):
                 while not self.stop.is_set():
                     await asyncio.sleep(0.05)
         finally:

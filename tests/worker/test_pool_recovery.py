@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from drift_backend.devstack.services import ManagedProcess
+from drift_backend.jobs.handlers import JobKind, WorkerContext
+from drift_backend.jobs.queue import DONE, FAILED, Claim, JobQueue
+from drift_backend.main import job_kinds
 from drift_backend.store.database import connect, ensure_indexes
-from drift_backend.worker.queue import DONE, FAILED, Claim, JobQueue
-from drift_backend.worker.runner import WorkerContext, run_worker
+from drift_backend.worker.runner import run_worker
 from drift_backend.worker.service import running_worker
 
 from tests.checks.test_check_api import frame
@@ -94,7 +96,7 @@ async def test_worker_replaces_a_broken_process_pool(
     db = mongo[api.settings.mongodb_database]
     try:
         before = _pool_processes()
-        async with running_worker(db, api.settings, processes=1) as worker:
+        async with running_worker(db, api.settings, job_kinds(), processes=1) as worker:
             first = await asyncio.wait_for(_finished_check(api, exp, baseline), GUARD_SECONDS)
             assert first["job_status"] == "Completed", first
             started = _pool_processes() - before
@@ -148,7 +150,7 @@ async def test_worker_loop_survives_an_unexpected_error(
         ctx = WorkerContext(db=db, queue=queue, pool=pool, settings=settings)
         stop = asyncio.Event()
         worker = asyncio.create_task(
-            run_worker(ctx, {"noop": handle}, give_up, concurrency=1, stop=stop)
+            run_worker(ctx, {"noop": JobKind(handle, give_up)}, concurrency=1, stop=stop)
         )
         try:
             await asyncio.wait_for(handled.wait(), GUARD_SECONDS)
@@ -198,7 +200,11 @@ async def test_a_worker_that_loses_its_lease_stops_working_on_the_job(
         stop = asyncio.Event()
         worker = asyncio.create_task(
             run_worker(
-                ctx, {"slow": handle}, give_up, concurrency=1, heartbeat_seconds=0.05, stop=stop
+                ctx,
+                {"slow": JobKind(handle, give_up)},
+                concurrency=1,
+                heartbeat_seconds=0.05,
+                stop=stop,
             )
         )
         try:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from drift_backend.devstack.services import ManagedProcess
+from drift_backend.jobs.queue import DONE, FAILED, QUEUED, RUNNING, JobQueue
 from drift_backend.store.database import Database, ensure_indexes
-from drift_backend.worker.queue import DONE, FAILED, QUEUED, RUNNING, JobQueue
 from pymongo import AsyncMongoClient
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
+from drift_backend.auth.caller import Caller
 from drift_backend.auth.identity import Identity
 from drift_backend.context import AppContext
-from drift_backend.errors import Forbidden, Unauthorized
+from drift_backend.errors import Unauthorized
 from drift_backend.settings import Settings
 from drift_backend.store.database import Database
 
@@ -56,29 +57,6 @@ async def require_identity(identity: OptionalIdentity) -> Identity:
 
 
 CurrentIdentity = Annotated[Identity, Depends(require_identity)]
-
-
-class Caller:
-    """The authenticated (or anonymous) caller and their registered user record, if any."""
-
-    def __init__(self, identity: Identity | None, user: dict[str, Any] | None) -> None:
-        self.identity = identity
-        self.user = user
-
-    @property
-    def user_id(self) -> str | None:
-        return str(self.user["_id"]) if self.user else None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.identity is not None and self.identity.is_admin
-
-    def registered(self) -> dict[str, Any]:
-        if self.identity is None:
-            raise Unauthorized("authentication required", error="invalid_request")
-        if self.user is None:
-            raise Forbidden("register first: POST /api/v1/user")
-        return self.user
 
 
 async def get_caller(identity: OptionalIdentity, context: ContextDep) -> Caller:

@@ -9,15 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
+from cachetools import TTLCache
 from joserfc.jwk import KeySet
 
 from drift_backend.errors import ServiceUnavailable, Unauthorized
 
-
-@dataclass
-class _Cached:
-    value: Any
-    expires: float
+#: Opaque tokens whose userinfo answer is kept; beyond it the least recently used go first.
+CACHED_USERINFO = 10_000
 
 
 @dataclass
@@ -29,11 +27,18 @@ class IssuerClient:
     jwks_ttl: float = 300.0
     userinfo_ttl: float = 60.0
     jwks_refresh_min: float = 10.0
+    # Keyed by trusted issuer only, so bounded by the configured list.
     _metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _jwks: dict[str, _Cached] = field(default_factory=dict)
     _jwks_refreshed: dict[str, float] = field(default_factory=dict)
-    _userinfo: dict[str, _Cached] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self._jwks: TTLCache[str, KeySet] = TTLCache(
+            max(1, len(self.issuers)), self.jwks_ttl, timer=time.monotonic
+        )
+        self._userinfo: TTLCache[str, tuple[str, dict[str, Any]]] = TTLCache(
+            CACHED_USERINFO, self.userinfo_ttl, timer=time.monotonic
+        )
 
     async def _get_json(self, url: str, *, headers: dict[str, str] | None = None) -> Any:
         try:
@@ -63,25 +68,25 @@ class IssuerClient:
         now = time.monotonic()
         cached = self._jwks.get(issuer)
         recently = now - self._jwks_refreshed.get(issuer, -1e18) < self.jwks_refresh_min
-        if cached and cached.expires > now and not (refresh and not recently):
-            return cached.value  # type: ignore[no-any-return]
+        if cached is not None and not (refresh and not recently):
+            return cached
         async with self._lock:
             metadata = await self.metadata(issuer)
             response = await self._get_json(metadata["jwks_uri"])
             if response.status_code != 200:
                 raise ServiceUnavailable(f"JWKS fetch failed with {response.status_code}")
             keyset = KeySet.import_key_set(response.json())
-            self._jwks[issuer] = _Cached(keyset, now + self.jwks_ttl)
+            if self.jwks_ttl > 0:
+                self._jwks[issuer] = keyset
             self._jwks_refreshed[issuer] = now
             return keyset
 
     async def userinfo(self, token: str) -> tuple[str, dict[str, Any]]:
         """Resolve an opaque token at the trusted issuers' userinfo endpoints."""
         digest = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
         cached = self._userinfo.get(digest)
-        if cached and cached.expires > now:
-            return cached.value  # type: ignore[no-any-return]
+        if cached is not None:
+            return cached
         for issuer in self.issuers:
             metadata = await self.metadata(issuer)
             endpoint = metadata.get("userinfo_endpoint")
@@ -92,12 +97,7 @@ class IssuerClient:
                 claims = response.json()
                 if isinstance(claims, dict) and isinstance(claims.get("sub"), str):
                     result = (issuer, claims)
-                    self._userinfo[digest] = _Cached(result, now + self.userinfo_ttl)
-                    if len(self._userinfo) > 10_000:
-                        self._evict(now)
+                    if self.userinfo_ttl > 0:
+                        self._userinfo[digest] = result
                     return result
         raise Unauthorized("token is not valid at any trusted issuer")
-
-    def _evict(self, now: float) -> None:
-        for key in [key for key, entry in self._userinfo.items() if entry.expires <= now]:
-            del self._userinfo[key]

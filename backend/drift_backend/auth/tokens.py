@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+from cachetools import TLRUCache
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, ExpiredTokenError, InvalidClaimError, JoseError
 from joserfc.jwk import KeySet
@@ -38,14 +39,23 @@ def _unverified_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     return header, payload
 
 
+def _until(_key: str, value: tuple[float, str, dict[str, Any]], _now: float) -> float:
+    return value[0]
+
+
 class TokenVerifier:
     #: Verified JWTs are reused for at most this long (and never past their ``exp``).
     VERIFIED_TTL = 60.0
+    #: Verified JWTs kept; beyond it the least recently used go first.
+    CACHED_TOKENS = 10_000
 
     def __init__(self, settings: Settings, issuers: IssuerClient) -> None:
         self.settings = settings
         self.issuers = issuers
-        self._verified: dict[str, tuple[float, str, dict[str, Any]]] = {}
+        # Wall-clock timer: each entry expires at its own time, bounded by the token's exp.
+        self._verified: TLRUCache[str, tuple[float, str, dict[str, Any]]] = TLRUCache(
+            self.CACHED_TOKENS, _until, timer=time.time
+        )
 
     async def verify(self, token: str) -> Identity:
         parsed = _unverified_jwt(token)
@@ -60,15 +70,14 @@ class TokenVerifier:
     ) -> tuple[str, dict[str, Any]]:
         # A client reuses its token for many requests; the signature check is the same each time.
         key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.time()
         hit = self._verified.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None:
             return hit[1], hit[2]
         issuer, claims = await self._verify_jwt(token, header, payload)
+        now = time.time()
         expires = min(now + self.VERIFIED_TTL, float(claims.get("exp", now)))
-        if len(self._verified) >= 10_000:
-            self._verified = {k: v for k, v in self._verified.items() if v[0] > now}
-        self._verified[key] = (expires, issuer, claims)
+        if expires > now:
+            self._verified[key] = (expires, issuer, claims)
         return issuer, claims
 
     async def _verify_jwt(

@@ -19,8 +19,8 @@ grid instead of a sketch, and a histogram on frozen quantile edges for binned te
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
+from drift_monitor.counting import number_strings, sorted_unique
 
 from drift_backend.baselines.columns import (
     FloatArray,
@@ -86,25 +86,9 @@ def numeric_summary(xs: FloatArray, n_quantiles: int, n_bins: int) -> NumericSum
     )
 
 
-def sorted_unique(xs: FloatArray) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-    """``numpy.unique(xs, return_counts=True)`` of an already sorted sample, in O(n)."""
-    if xs.size == 0:
-        return xs, np.zeros(0, dtype=np.int64)
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(xs)) + 1))
-    return xs[starts], np.diff(np.append(starts, xs.size))
-
-
 def distinct_count(xs: FloatArray) -> int:
     """How many distinct values an already sorted sample holds."""
     return int(np.count_nonzero(xs[1:] != xs[:-1])) + 1 if xs.size else 0
-
-
-def number_strings(values: FloatArray, integral: bool) -> list[str]:
-    """Numbers as category labels, formatted exactly as Arrow casts them to strings."""
-    array = pa.array(values, type=pa.float64())
-    if integral:
-        array = array.cast(pa.int64())
-    return [str(v) for v in array.cast(pa.string()).to_pylist()]
 
 
 def categorical_summary(values: list[str], counts: list[int], cap: int) -> CategoricalSummary:

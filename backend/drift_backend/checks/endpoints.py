@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
 import pyarrow as pa
@@ -11,12 +10,12 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 
-from drift_backend.api.deps import Caller, CallerDep, ContextDep
+from drift_backend.api.deps import CallerDep, ContextDep
+from drift_backend.auth.caller import Caller
 from drift_backend.auth.permissions import Level
 from drift_backend.baselines.ingest import (
     BatchError,
     Limits,
-    arrow_stream,
     media_type_of,
     parse_batch,
 )
@@ -28,16 +27,14 @@ from drift_backend.baselines.sagemaker import (
     import_sagemaker,
 )
 from drift_backend.baselines.summary import bins
-from drift_backend.checks import jobs, reduce, service
-from drift_backend.checks.config import DriftConfig
+from drift_backend.checks import service
+from drift_backend.checks.engine import Report
 from drift_backend.context import AppContext
 from drift_backend.drifts import service as drifts
 from drift_backend.drifts.schemas import Drift, DriftCreate, JobStatus
 from drift_backend.errors import APIError, NotFound, ValidationFailed, first_problem
 from drift_backend.experiments.service import get_for
 from drift_backend.settings import Settings
-from drift_backend.store.changes import wait_for_document
-from drift_backend.worker.queue import JobQueue
 
 router = APIRouter(tags=["checks"])
 #: Summary mode: counts on the baseline's bins instead of rows (``BatchSummary`` JSON).
@@ -107,37 +104,41 @@ async def _read_summary(request: Request, profile: Profile, settings: Settings) 
     if len(data) > limit:
         raise BatchRejected(BatchError("max_bytes", f"summary body exceeds {limit} bytes", 413))
     try:
+        # Up to 16x the body limit of JSON: parsed off the event loop.
+        return await asyncio.to_thread(_parse_summary, data, profile)
+    except BatchError as error:
+        raise BatchRejected(error) from None
+
+
+def _parse_summary(data: bytes, profile: Profile) -> BatchSummary:
+    try:
         summary = BatchSummary.model_validate_json(data)
     except PydanticValidationError as error:
-        raise BatchRejected(BatchError(*first_problem(error), 422)) from None
+        raise BatchError(*first_problem(error), 422) from None
     expected = {f.name: f for f in bins(profile).features}
     for feature in summary.features:
         reference = expected.get(feature.name)
         if reference is None:
-            raise BatchRejected(BatchError(f"features.{feature.name}", "not in the baseline", 422))
+            raise BatchError(f"features.{feature.name}", "not in the baseline", 422)
         if feature.counts is not None and (
             reference.edges is None or len(feature.counts) != len(reference.edges) + 1
         ):
-            raise BatchRejected(
-                BatchError(
-                    f"features.{feature.name}.counts",
-                    "must have len(edges) + 1 counts on the baseline's bins (GET .../bins)",
-                    422,
-                )
+            raise BatchError(
+                f"features.{feature.name}.counts",
+                "must have len(edges) + 1 counts on the baseline's bins (GET .../bins)",
+                422,
             )
         if feature.category_counts is not None and (
             reference.categories is None
             or len(feature.category_counts) != len(reference.categories)
         ):
-            raise BatchRejected(
-                BatchError(
-                    f"features.{feature.name}.category_counts",
-                    "must count the baseline's categories in their order (GET .../bins)",
-                    422,
-                )
+            raise BatchError(
+                f"features.{feature.name}.category_counts",
+                "must count the baseline's categories in their order (GET .../bins)",
+                422,
             )
         if any(c < 0 for c in (feature.counts or []) + (feature.category_counts or [])):
-            raise BatchRejected(BatchError(f"features.{feature.name}", "negative count", 422))
+            raise BatchError(f"features.{feature.name}", "negative count", 422)
     return summary
 
 
@@ -295,82 +296,31 @@ async def check(
     profile = await context.profiles.load(context.db, baseline_doc["_id"])
     if profile is None:
         raise NotFound(f"baseline {baseline_doc['_id']} was deleted")
-    check_config = _check_config(experiment.get("drift_config") or {}, config)
+    check_config = service.check_config(experiment.get("drift_config") or {}, config)
+    current: pa.Table | BatchSummary
     if media_type_of(request.headers.get("content-type", "")) == SUMMARY_MEDIA_TYPE:
-        summary = await _read_summary(request, profile, settings)
-        mode, rows, batch = "summary", summary.row_count, summary.model_dump_json().encode()
+        current = await _read_summary(request, profile, settings)
     else:
-        table = await _read_table(request, settings)
-        rows = table.num_rows
-        if reduce.needs_raw(check_config):
-            mode, batch = "raw", await asyncio.to_thread(arrow_stream, table)
-        else:
-            # Reduced at upload: the rows themselves are never stored.
-            reduced = await asyncio.to_thread(
-                reduce.reduce_batch, table, profile, rows=check_config.multivariate
-            )
-            mode, batch = "reduced", await asyncio.to_thread(reduce.encode, reduced)
-    file_id = await service.store_batch(
-        context.db, batch, {"experiment_id": experiment_id, "rows": rows, "mode": mode}
-    )
-    run = await drifts.create(
+        current = await _read_table(request, settings)
+    run = await service.submit_check(
         context.db,
+        settings,
         experiment_id,
-        {
-            **run_fields.model_dump(mode="json"),
-            "parameters": {
-                "check": {"baseline_id": baseline_doc["_id"], "rows": rows, "mode": mode}
-            },
-        },
-        caller.user_id,
-    )
-    queue = JobQueue(
-        context.db,
-        lease_seconds=settings.job_lease_seconds,
-        max_attempts=settings.job_max_attempts,
-    )
-    await queue.enqueue(
-        jobs.KIND,
-        {
-            "baseline_id": baseline_doc["_id"],
-            "batch_file": file_id,
-            "mode": mode,
-            "config": check_config.model_dump(mode="json"),
-        },
-        drift_id=run["_id"],
+        baseline_id=baseline_doc["_id"],
+        profile=profile,
+        current=current,
+        config=check_config,
+        run_fields=run_fields.model_dump(mode="json"),
+        created_by=caller.user_id,
     )
     deadline = min(wait, settings.max_check_wait_seconds)
     if deadline > 0:
-        current = await wait_for_document(
-            context.db.drifts,
-            run["_id"],
-            lambda doc: doc["job_status"] != JobStatus.Running,
-            deadline,
-            streams=settings.change_streams,
+        current = await drifts.wait_finished(
+            context.db, run["_id"], deadline, streams=settings.change_streams
         )
-        if current is not None:  # finished: wait_for_document returns only then
+        if current is not None:  # finished: wait_finished returns only then
             return _run_response(current, status.HTTP_200_OK)
     return _run_response(run, status.HTTP_202_ACCEPTED)
-
-
-def _check_config(stored: dict[str, Any], override: str | None) -> DriftConfig:
-    """The experiment's configuration with this check's overrides (features merged)."""
-    merged = dict(stored)
-    if override:
-        try:
-            changes = json.loads(override)
-        except json.JSONDecodeError:
-            raise ValidationFailed("config", "must be a JSON object") from None
-        if not isinstance(changes, dict):
-            raise ValidationFailed("config", "must be a JSON object")
-        overrides = changes.pop("features", {})
-        if not isinstance(overrides, dict):
-            raise ValidationFailed("config.features", "must be an object of feature settings")
-        merged = {**merged, **changes, "features": {**merged.get("features", {}), **overrides}}
-    try:
-        return DriftConfig.model_validate(merged)
-    except PydanticValidationError as error:
-        raise ValidationFailed(*first_problem(error, "config")) from None
 
 
 def _run_response(run: dict[str, Any], status_code: int) -> JSONResponse:
@@ -379,7 +329,7 @@ def _run_response(run: dict[str, Any], status_code: int) -> JSONResponse:
     )
 
 
-@router.get("/experiment/{experiment_id}/drift/{drift_id}/report")
+@router.get("/experiment/{experiment_id}/drift/{drift_id}/report", response_model=Report)
 async def get_report(
     experiment_id: str, drift_id: str, caller: CallerDep, context: ContextDep
 ) -> dict[str, Any]:

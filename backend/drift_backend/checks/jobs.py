@@ -9,26 +9,27 @@ from typing import Any
 import pyarrow as pa
 from bson import CodecOptions
 from bson.raw_bson import RawBSONDocument
+from cachetools import LRUCache
 from gridfs.errors import NoFile
 
 from drift_backend.baselines.model import BatchSummary, Profile
 from drift_backend.checks import reduce, service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.checks.engine import run_check
-from drift_backend.checks.profiles import LRU, profile_from_bson
+from drift_backend.checks.profiles import CACHED_PROFILES, profile_from_bson
 from drift_backend.checks.reduce import ReducedBatch
+from drift_backend.drifts import service as drifts
 from drift_backend.drifts.schemas import JobStatus
-from drift_backend.schemas import utcnow
-from drift_backend.worker.queue import Claim
-from drift_backend.worker.runner import JobFailed, WorkerContext
+from drift_backend.jobs.handlers import JobFailed, JobKind, WorkerContext
+from drift_backend.jobs.queue import Claim
 
-KIND = "check"
-
+#: How often a running check tells the stale-run sweeper it is alive.
+TOUCH_SECONDS = 30.0
 
 #: In the worker process: raw baseline documents (BSON) by id, handed to the pool as bytes.
-_BASELINES: LRU[bytes] = LRU()
+_BASELINES: LRUCache[str, bytes] = LRUCache(CACHED_PROFILES)
 #: In each pool process: parsed profiles by baseline id.
-_PROFILES: LRU[Profile] = LRU()
+_PROFILES: LRUCache[str, Profile] = LRUCache(CACHED_PROFILES)
 
 
 def compute(
@@ -37,9 +38,9 @@ def compute(
     """CPU part, run in a pool process: a batch (``raw``: Arrow IPC of every row; ``reduced``:
     what :mod:`.reduce` keeps; ``summary``: a BatchSummary JSON) against the stored profile
     -> report dict."""
-    profile = _PROFILES.get(baseline_id) or _PROFILES.put(
-        baseline_id, profile_from_bson(baseline_bson)
-    )
+    profile = _PROFILES.get(baseline_id)
+    if profile is None:
+        profile = _PROFILES[baseline_id] = profile_from_bson(baseline_bson)
     current: pa.Table | ReducedBatch | BatchSummary
     if mode == "summary":
         current = BatchSummary.model_validate_json(batch)
@@ -69,12 +70,9 @@ def check_summary(report: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _touch_run(ctx: WorkerContext, drift_id: str, every: float) -> None:
-    """Keep the run from looking stale to the timeout sweeper while the statistics run."""
     while True:
         await asyncio.sleep(every)
-        await ctx.db.drifts.update_one(
-            {"_id": drift_id, "job_status": JobStatus.Running}, {"$set": {"updated_at": utcnow()}}
-        )
+        await drifts.touch(ctx.db, drift_id)
 
 
 async def _baseline_bson(ctx: WorkerContext, baseline_id: str) -> bytes | None:
@@ -85,13 +83,16 @@ async def _baseline_bson(ctx: WorkerContext, baseline_id: str) -> bytes | None:
         return cached if found is not None else None
     raw = ctx.db.baselines.with_options(codec_options=CodecOptions(RawBSONDocument))
     doc = await raw.find_one({"_id": baseline_id}, {"profile": 1})
-    return None if doc is None else _BASELINES.put(baseline_id, bytes(doc.raw))
+    if doc is None:
+        return None
+    raw_bytes = _BASELINES[baseline_id] = bytes(doc.raw)
+    return raw_bytes
 
 
 async def handle(claim: Claim, ctx: WorkerContext) -> None:
     payload = claim.job["payload"]
     drift_id = claim.job["drift_id"]
-    run = await ctx.db.drifts.find_one({"_id": drift_id})
+    run = await drifts.find(ctx.db, drift_id)
     if run is None or run["job_status"] != JobStatus.Running:
         await service.drop_batch(ctx.db, payload["batch_file"])
         return  # deleted or already finished (by an earlier attempt): nothing left to do
@@ -102,7 +103,7 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
         data = await service.load_batch(ctx.db, payload["batch_file"])
     except NoFile as error:
         raise JobFailed("BatchNotFound", "the uploaded batch is gone") from error
-    toucher = asyncio.create_task(_touch_run(ctx, drift_id, 30.0))
+    toucher = asyncio.create_task(_touch_run(ctx, drift_id, TOUCH_SECONDS))
     try:
         report = await ctx.compute(
             compute,
@@ -120,23 +121,11 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     # An earlier attempt's report wins: the run's summary must match the report it points to.
     stored = report if saved else (await service.get_report(ctx.db, drift_id) or report)
     summary = check_summary(stored)
-    now = utcnow()
-    updated = await ctx.db.drifts.update_one(
-        {"_id": drift_id, "job_status": JobStatus.Running},
-        {
-            "$set": {
-                "job_status": JobStatus.Completed,
-                "drift_detected": bool(stored["dataset_drift"]),
-                "data_drift": {"drift": bool(stored["dataset_drift"]), "parameters": summary},
-                # Next to what the check was created with (baseline_id, rows, mode).
-                **{f"parameters.check.{key}": value for key, value in summary.items()},
-                "finished_at": now,
-                "updated_at": now,
-            }
-        },
+    completed = await drifts.complete_check(
+        ctx.db, drift_id, dataset_drift=bool(stored["dataset_drift"]), summary=summary
     )
-    if updated.matched_count == 0 and await ctx.db.drifts.find_one({"_id": drift_id}) is None:
-        await ctx.db.reports.delete_one({"_id": drift_id})  # the run was deleted meanwhile
+    if not completed and await drifts.find(ctx.db, drift_id) is None:
+        await service.delete_report(ctx.db, drift_id)  # the run was deleted meanwhile
     if not ctx.settings.keep_batches:
         await service.drop_batch(ctx.db, payload["batch_file"])
 
@@ -147,16 +136,8 @@ async def give_up(job: dict[str, Any], ctx: WorkerContext) -> None:
         "type": "WorkerLost",
         "message": f"the check's worker stopped {job.get('attempts', 0)} times before finishing",
     }
-    now = utcnow()
-    await ctx.db.drifts.update_one(
-        {"_id": job["drift_id"], "job_status": JobStatus.Running},
-        {
-            "$set": {
-                "job_status": JobStatus.Failed,
-                "error": error,
-                "finished_at": now,
-                "updated_at": now,
-            }
-        },
-    )
+    await drifts.fail(ctx.db, job["drift_id"], error)
     await service.drop_batch(ctx.db, job["payload"]["batch_file"])
+
+
+CHECK_JOB = JobKind(handle=handle, give_up=give_up)

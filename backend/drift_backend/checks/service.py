@@ -1,21 +1,36 @@
-"""Storage of baselines, batches and reports, and the creation of check jobs."""
+"""Storage of baselines, batches and reports, and check submission (:func:`submit_check`)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import logging
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
+import pyarrow as pa
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
+from pydantic import ValidationError as PydanticValidationError
 from pymongo import DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from drift_backend.baselines.model import Profile
-from drift_backend.errors import NotFound, ValidationFailed
+from drift_backend.baselines.ingest import arrow_stream
+from drift_backend.baselines.model import BatchSummary, Profile
+from drift_backend.checks import reduce
+from drift_backend.checks.config import DriftConfig
+from drift_backend.drifts import service as drifts
+from drift_backend.errors import NotFound, ServiceUnavailable, ValidationFailed, first_problem
+from drift_backend.jobs.queue import JobQueue
 from drift_backend.schemas import utcnow
+from drift_backend.settings import Settings
 from drift_backend.store.database import Database
 
+log = logging.getLogger(__name__)
+#: The job kind a check runs as (the composition root maps it to ``checks.jobs.CHECK_JOB``).
+CHECK_KIND = "check"
 BATCH_BUCKET = "batches"
 #: Large GridFS chunks: a batch is written and read whole, and fewer documents cost less.
 BATCH_CHUNK_BYTES = 1024 * 1024
@@ -152,6 +167,13 @@ async def drop_batch(db: Database, file_id: Any) -> None:
         await bucket.delete(file_id)
 
 
+async def drop_batches_of(db: Database, experiment_id: str) -> None:
+    """Every stored batch of an experiment (its checks' uploads not yet dropped)."""
+    files = db[f"{BATCH_BUCKET}.files"].find({"metadata.experiment_id": experiment_id}, {"_id": 1})
+    async for batch in files:
+        await drop_batch(db, batch["_id"])
+
+
 async def save_report(db: Database, drift_id: str, report: dict[str, Any]) -> bool:
     """Store the report once; a second writer (a retried job) finds it there."""
     try:
@@ -163,3 +185,129 @@ async def save_report(db: Database, drift_id: str, report: dict[str, Any]) -> bo
 
 async def get_report(db: Database, drift_id: str) -> dict[str, Any] | None:
     return await db.reports.find_one({"_id": drift_id}, {"_id": 0, "created_at": 0})
+
+
+async def delete_report(db: Database, drift_id: str) -> None:
+    await db.reports.delete_one({"_id": drift_id})
+
+
+async def delete_reports(db: Database, drift_ids: list[str]) -> None:
+    await db.reports.delete_many({"_id": {"$in": drift_ids}})
+
+
+class SubmitFailed(ServiceUnavailable):
+    """The check could not be queued; nothing of it is left behind, so a retry is safe."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "5"})
+
+
+async def _compensate(step: str, action: Awaitable[object]) -> None:
+    """Run one undo step; a failure is logged, not raised over the error being answered."""
+    try:
+        await action
+    except Exception:  # the database may be what failed; the sweeper is the last resort
+        log.exception("check submission: could not %s", step)
+
+
+def check_config(stored: dict[str, Any], override: str | None) -> DriftConfig:
+    """The experiment's configuration with one check's overrides (JSON; features merged)."""
+    merged = dict(stored)
+    if override:
+        try:
+            changes = json.loads(override)
+        except json.JSONDecodeError:
+            raise ValidationFailed("config", "must be a JSON object") from None
+        if not isinstance(changes, dict):
+            raise ValidationFailed("config", "must be a JSON object")
+        overrides = changes.pop("features", {})
+        if not isinstance(overrides, dict):
+            raise ValidationFailed("config.features", "must be an object of feature settings")
+        merged = {**merged, **changes, "features": {**merged.get("features", {}), **overrides}}
+    try:
+        return DriftConfig.model_validate(merged)
+    except PydanticValidationError as error:
+        raise ValidationFailed(*first_problem(error, "config")) from None
+
+
+async def encode_batch(
+    current: pa.Table | BatchSummary, profile: Profile, config: DriftConfig
+) -> tuple[str, int, bytes]:
+    """``(mode, rows, bytes)`` of what is stored of a current batch: the summary as sent;
+    the rows only when a configured test needs them (``raw``); else what the tests read,
+    reduced at upload (``reduced``), so the rows themselves are never stored."""
+    if isinstance(current, BatchSummary):
+        return "summary", current.row_count, current.model_dump_json().encode()
+    rows = current.num_rows
+    if reduce.needs_raw(config):
+        return "raw", rows, await asyncio.to_thread(arrow_stream, current)
+    reduced = await asyncio.to_thread(
+        reduce.reduce_batch, current, profile, rows=config.multivariate
+    )
+    return "reduced", rows, await asyncio.to_thread(reduce.encode, reduced)
+
+
+async def submit_check(
+    db: Database,
+    settings: Settings,
+    experiment_id: str,
+    *,
+    baseline_id: str,
+    profile: Profile,
+    current: pa.Table | BatchSummary,
+    config: DriftConfig,
+    run_fields: dict[str, Any],
+    created_by: str | None,
+) -> dict[str, Any]:
+    """Queue a check as one logical operation: store the batch, create the Running run,
+    enqueue the job. MongoDB gives no transaction across GridFS and two collections here
+    (and SecantusDB none at all), so a failed step undoes the earlier ones: the batch is
+    dropped and a run already created is Failed with error type ``SubmitFailed`` (never
+    left Running), and the caller gets :class:`SubmitFailed` (a 503).
+    """
+    mode, rows, batch = await encode_batch(current, profile, config)
+    file_id = await store_batch(
+        db, batch, {"experiment_id": experiment_id, "rows": rows, "mode": mode}
+    )
+    try:
+        run = await drifts.create(
+            db,
+            experiment_id,
+            {
+                **run_fields,
+                "parameters": {"check": {"baseline_id": baseline_id, "rows": rows, "mode": mode}},
+            },
+            created_by,
+        )
+    except BaseException as error:  # cancelled too: the upload must not stay behind
+        await _compensate("drop the batch", drop_batch(db, file_id))
+        if isinstance(error, Exception):
+            raise SubmitFailed(
+                f"the check could not be recorded ({type(error).__name__})"
+            ) from error
+        raise
+    queue = JobQueue(
+        db, lease_seconds=settings.job_lease_seconds, max_attempts=settings.job_max_attempts
+    )
+    try:
+        await queue.enqueue(
+            CHECK_KIND,
+            {
+                "baseline_id": baseline_id,
+                "batch_file": file_id,
+                "mode": mode,
+                "config": config.model_dump(mode="json"),
+            },
+            drift_id=run["_id"],
+        )
+    except BaseException as error:
+        # The run first: once it is not Running, a job that did get queued drops the batch.
+        reason = f"the check could not be queued ({type(error).__name__})"
+        await _compensate(
+            "fail the run", drifts.fail(db, run["_id"], {"type": "SubmitFailed", "message": reason})
+        )
+        await _compensate("drop the batch", drop_batch(db, file_id))
+        if isinstance(error, Exception):
+            raise SubmitFailed(reason) from error
+        raise
+    return run

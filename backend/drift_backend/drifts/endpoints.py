@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Response, status
 from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
 from drift_backend.api.listing import PageDep, search_page
 from drift_backend.auth.permissions import Level
+from drift_backend.checks import service as checks
 from drift_backend.drifts import service
 from drift_backend.drifts.schemas import Drift, DriftCreate, DriftReplace
 from drift_backend.drifts.timestamps import reported_time
@@ -116,4 +117,5 @@ async def delete_drift(
 ) -> Response:
     await get_for(db, experiment_id, caller, Level.Edit)
     await service.delete(db, experiment_id, drift_id)
+    await checks.delete_report(db, drift_id)  # a server check's report goes with its run
     return Response(status_code=status.HTTP_204_NO_CONTENT)

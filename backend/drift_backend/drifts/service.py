@@ -1,3 +1,10 @@
+"""Drift runs and their state machine: Running -> Completed | Failed, never back.
+
+This module is the one writer of the ``drifts`` collection: clients' runs (create, replace,
+heartbeat), server checks' runs (:func:`touch`, :func:`complete_check`, :func:`fail`) and the
+timeout sweep (:func:`fail_stale_runs`, run by :mod:`.sweeper`) all go through it.
+"""
+
 from __future__ import annotations
 
 import uuid
@@ -9,6 +16,7 @@ from pymongo import ReturnDocument
 from drift_backend.drifts.schemas import SCHEMA_VERSION, JobStatus
 from drift_backend.errors import Conflict, NotFound
 from drift_backend.schemas import utcnow
+from drift_backend.store.changes import wait_for_document
 from drift_backend.store.database import Database
 from drift_backend.store.filters import BOOLEAN, STRING, TIMESTAMP, Field, FilterSchema
 
@@ -158,10 +166,86 @@ async def heartbeat(db: Database, experiment_id: str, drift_id: str) -> dict[str
 
 
 async def delete(db: Database, experiment_id: str, drift_id: str) -> None:
+    """The run alone; what hangs off it (a check's report) is its owner's to delete."""
     result = await db.drifts.delete_one({"_id": drift_id, "experiment_id": experiment_id})
     if result.deleted_count == 0:
         raise NotFound(f"drift run {drift_id} not found in experiment {experiment_id}")
-    await db.reports.delete_one({"_id": drift_id})
+
+
+async def find(db: Database, drift_id: str) -> dict[str, Any] | None:
+    """A run by id in any experiment (for the server's own jobs, which hold only its id)."""
+    return await db.drifts.find_one({"_id": drift_id})
+
+
+async def run_ids(db: Database, experiment_id: str) -> list[str]:
+    return [
+        doc["_id"] async for doc in db.drifts.find({"experiment_id": experiment_id}, {"_id": 1})
+    ]
+
+
+async def delete_for_experiment(db: Database, experiment_id: str) -> None:
+    await db.drifts.delete_many({"experiment_id": experiment_id})
+
+
+async def touch(db: Database, drift_id: str) -> None:
+    """Keep a Running run from looking stale to the sweeper while the server works on it."""
+    await db.drifts.update_one(
+        {"_id": drift_id, "job_status": JobStatus.Running}, {"$set": {"updated_at": utcnow()}}
+    )
+
+
+async def complete_check(
+    db: Database, drift_id: str, *, dataset_drift: bool, summary: dict[str, Any]
+) -> bool:
+    """Finish a server check's Running run as Completed with the report's ``summary``;
+    False when it is no longer Running (finished by an earlier attempt, swept, deleted)."""
+    now = utcnow()
+    result = await db.drifts.update_one(
+        {"_id": drift_id, "job_status": JobStatus.Running},
+        {
+            "$set": {
+                "job_status": JobStatus.Completed,
+                "drift_detected": dataset_drift,
+                "data_drift": {"drift": dataset_drift, "parameters": summary},
+                # Next to what the check was created with (baseline_id, rows, mode).
+                **{f"parameters.check.{key}": value for key, value in summary.items()},
+                "finished_at": now,
+                "updated_at": now,
+            }
+        },
+    )
+    return result.matched_count == 1
+
+
+async def fail(db: Database, drift_id: str, error: dict[str, str]) -> bool:
+    """Finish a Running run as Failed with ``error`` (``{type, message}``); False when it
+    is no longer Running."""
+    now = utcnow()
+    result = await db.drifts.update_one(
+        {"_id": drift_id, "job_status": JobStatus.Running},
+        {
+            "$set": {
+                "job_status": JobStatus.Failed,
+                "error": error,
+                "finished_at": now,
+                "updated_at": now,
+            }
+        },
+    )
+    return result.matched_count == 1
+
+
+async def wait_finished(
+    db: Database, drift_id: str, seconds: float, *, streams: bool
+) -> dict[str, Any] | None:
+    """The run once it is no longer Running, if that happens within ``seconds``; else None."""
+    return await wait_for_document(
+        db.drifts,
+        drift_id,
+        lambda doc: doc["job_status"] != JobStatus.Running,
+        seconds,
+        streams=streams,
+    )
 
 
 async def fail_stale_runs(db: Database, timeout_seconds: float) -> int:

@@ -6,10 +6,12 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from drift_backend.api.deps import Caller
+from drift_backend.auth.caller import Caller
 from drift_backend.auth.permissions import Level, has_manager, level_of
-from drift_backend.checks.service import BATCH_BUCKET, drop_batch
+from drift_backend.checks import service as checks
+from drift_backend.drifts import service as drifts
 from drift_backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from drift_backend.jobs import queue as jobs
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database
 from drift_backend.store.filters import BOOLEAN, STRING, TIMESTAMP, Field, FilterSchema
@@ -117,19 +119,17 @@ async def update(db: Database, doc: dict[str, Any], changes: dict[str, Any]) -> 
 async def delete(db: Database, experiment_id: str) -> None:
     """The experiment and everything under it: runs, reports, jobs, batches, baselines."""
     # Children first: if this fails half-way the experiment still exists and a retry finishes.
-    drift_ids = [
-        doc["_id"] async for doc in db.drifts.find({"experiment_id": experiment_id}, {"_id": 1})
-    ]
+    # Each collection through its owner's service.
+    drift_ids = await drifts.run_ids(db, experiment_id)
     for start in range(0, len(drift_ids), 1000):
         chunk = drift_ids[start : start + 1000]
-        await db.reports.delete_many({"_id": {"$in": chunk}})
-        await db.jobs.delete_many({"drift_id": {"$in": chunk}})
-    batches = db[f"{BATCH_BUCKET}.files"].find(
-        {"metadata.experiment_id": experiment_id}, {"_id": 1}
-    )
-    async for batch in batches:
-        await drop_batch(db, batch["_id"])
-    await db.drifts.delete_many({"experiment_id": experiment_id})
+        await checks.delete_reports(db, chunk)
+        await jobs.delete_for_runs(db, chunk)
+    await checks.drop_batches_of(db, experiment_id)
+    await drifts.delete_for_experiment(db, experiment_id)
+    # Again: a check that finished its run just before the runs went saved its report first.
+    for start in range(0, len(drift_ids), 1000):
+        await checks.delete_reports(db, drift_ids[start : start + 1000])
     await db.baselines.delete_many({"experiment_id": experiment_id})
     await db.experiments.delete_one({"_id": experiment_id})
 

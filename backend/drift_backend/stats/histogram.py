@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+
+# bin_counts of values already sorted: summary-mode counting, which the SDK runs too.
+from drift_monitor.counting import bin_counts_sorted as bin_counts_sorted
 from scipy.spatial.distance import jensenshannon as _scipy_jensenshannon
 
 from drift_backend.stats._common import ArrayLike, FloatArray, clean_sample
@@ -77,23 +80,6 @@ def bin_counts(values: ArrayLike, edges: ArrayLike) -> FloatArray:
     idx = np.searchsorted(e, x, side="right")
     idx[x == e[-1]] = e.size - 1
     return np.bincount(idx, minlength=e.size + 1).astype(np.float64)
-
-
-def bin_counts_sorted(sorted_values: FloatArray, edges: ArrayLike) -> FloatArray:
-    """:func:`bin_counts` of finite values already sorted ascending, by searching the edges
-    in the values (O(edges x log n) instead of O(n x log edges)); the same counts."""
-    e = np.asarray(edges, dtype=np.float64)
-    if e.ndim != 1 or e.size < 2 or np.any(np.diff(e) < 0):
-        raise ValueError("edges must be a non-decreasing 1-D array of at least 2 values")
-    x = sorted_values
-    below = np.searchsorted(x, e, side="left")  # values < each edge
-    at_or_below_last = int(np.searchsorted(x, e[-1], side="right"))
-    counts = np.empty(e.size + 1, dtype=np.float64)
-    counts[0] = below[0]
-    counts[1:-1] = np.diff(below)
-    counts[-2] = at_or_below_last - below[-2]  # the last inner cell is closed on the right
-    counts[-1] = x.size - at_or_below_last
-    return counts
 
 
 def proportions(counts: FloatArray) -> FloatArray:

@@ -10,6 +10,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 Document = dict[str, Any]
 Database = AsyncDatabase[Document]
 
+#: Every query the API and the worker make, by collection (``tests/store/test_indexes.py``
+#: lists them). Look-ups by ``_id`` alone (reports, meta) need none.
 INDEXES: dict[str, list[IndexModel]] = {
     "users": [
         IndexModel([("subject", ASCENDING), ("issuer", ASCENDING)], unique=True),
@@ -37,6 +39,16 @@ INDEXES: dict[str, list[IndexModel]] = {
     "idempotency_keys": [
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=24 * 3600),
     ],
+    "baselines": [
+        # Listing newest first; the newest for a model when a check names no baseline.
+        IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel(
+            [("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", DESCENDING)]
+        ),
+    ],
+    # GridFS bucket of queued check batches: an experiment's are dropped when it is deleted.
+    "batches.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
+    "batches.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
 }
 
 

@@ -13,18 +13,13 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
 
 from pymongo.errors import PyMongoError
 
-from drift_backend.settings import Settings
+from drift_backend.jobs.handlers import JobFailed, JobKind, WorkerContext
+from drift_backend.jobs.queue import Claim, JobQueue
 from drift_backend.store.changes import Doorbell
-from drift_backend.store.database import Database
-from drift_backend.worker.queue import Claim, JobQueue
 
 log = logging.getLogger(__name__)
 #: Idle polls without a change stream; also the pause after an unexpected error in the loop.
@@ -33,49 +28,6 @@ POLL_SECONDS = 0.05
 LEASE_POLL_SECONDS = 1.0
 #: How often to look for jobs whose every attempt died.
 SWEEP_SECONDS = 5.0
-
-
-@dataclass
-class WorkerContext:
-    db: Database
-    queue: JobQueue
-    pool: ProcessPoolExecutor
-    settings: Settings
-    #: Makes a pool like ``pool``, to replace it once broken; None: a broken pool stays.
-    new_pool: Callable[[], ProcessPoolExecutor] | None = None
-
-    async def compute(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run CPU-bound ``fn(*args)`` in the process pool.
-
-        A pool process that dies (the OOM killer, say) breaks the whole pool: this call
-        raises ``BrokenProcessPool``, but the pool is replaced first, so a retry can succeed.
-        """
-        pool = self.pool
-        try:
-            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-        except BrokenProcessPool:
-            self._replace_pool(pool)
-            raise
-
-    def _replace_pool(self, broken: ProcessPoolExecutor) -> None:
-        if self.new_pool is None or self.pool is not broken:  # none, or replaced already
-            return
-        log.warning("a statistics process died and broke the process pool; starting a new one")
-        self.pool = self.new_pool()
-        broken.shutdown(wait=False, cancel_futures=True)
-
-
-Handler = Callable[[Claim, WorkerContext], Awaitable[None]]
-#: On a job whose attempts are all used up: record the failure on what the job was for.
-GiveUp = Callable[[dict[str, Any], WorkerContext], Awaitable[None]]
-
-
-class JobFailed(Exception):
-    """A job that cannot succeed (bad data): recorded, not retried."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error = {"type": error_type, "message": message}
 
 
 def worker_name() -> str:
@@ -90,11 +42,9 @@ async def _keep_leased(queue: JobQueue, claim: Claim, every: float) -> None:
             return
 
 
-async def _run_one(
-    claim: Claim, handler: Handler, give_up: GiveUp, ctx: WorkerContext, heartbeat_every: float
-) -> None:
+async def _run_one(claim: Claim, kind: JobKind, ctx: WorkerContext, heartbeat_every: float) -> None:
     keeper = asyncio.create_task(_keep_leased(ctx.queue, claim, heartbeat_every))
-    work: asyncio.Future[None] = asyncio.ensure_future(handler(claim, ctx))
+    work: asyncio.Future[None] = asyncio.ensure_future(kind.handle(claim, ctx))
     try:
         await asyncio.wait({keeper, work}, return_when=asyncio.FIRST_COMPLETED)
         if not work.done():  # the lease was lost: the job is another worker's now
@@ -105,7 +55,7 @@ async def _run_one(
         await work  # its outcome, exceptions included
     except JobFailed as failure:
         if await ctx.queue.finish(claim, error=failure.error):
-            await give_up({**claim.job, "error": failure.error}, ctx)
+            await kind.give_up({**claim.job, "error": failure.error}, ctx)
     except (PyMongoError, OSError) as error:  # transient: give the attempt back
         log.warning("job %s attempt %d failed transiently: %s", claim.id, claim.attempt, error)
         await ctx.queue.release(claim, {"type": type(error).__name__, "message": str(error)})
@@ -123,18 +73,17 @@ async def _run_one(
 
 async def run_worker(
     ctx: WorkerContext,
-    handlers: dict[str, Handler],
-    give_up: GiveUp,
+    kinds: Mapping[str, JobKind],
     *,
     concurrency: int,
     poll_seconds: float = POLL_SECONDS,
     heartbeat_seconds: float = 10.0,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Claim and run jobs until ``stop`` is set; at most ``concurrency`` at a time."""
+    """Claim and run jobs of ``kinds`` until ``stop`` is set; at most ``concurrency`` at a time."""
     name = worker_name()
     stop = stop or asyncio.Event()
-    bell = Doorbell(ctx.db.jobs, streams=ctx.settings.change_streams)
+    bell = Doorbell(ctx.queue.jobs, streams=ctx.settings.change_streams)
     listener = asyncio.create_task(bell.run(stop))
     slots = asyncio.Semaphore(concurrency)
     running: set[asyncio.Task[None]] = set()
@@ -149,12 +98,14 @@ async def run_worker(
             if loop.time() >= next_sweep:  # dead jobs are rare: look every few seconds
                 next_sweep = loop.time() + SWEEP_SECONDS
                 for job in await ctx.queue.exhausted():
-                    await give_up(job, ctx)
+                    dead = kinds.get(job["kind"])
+                    if dead is not None:
+                        await dead.give_up(job, ctx)
             bell.clear()
             claim = await ctx.queue.claim(name)
             if claim is not None:
-                handler = handlers.get(claim.job["kind"])
-                if handler is None:
+                kind = kinds.get(claim.job["kind"])
+                if kind is None:
                     await ctx.queue.finish(
                         claim,
                         error={
@@ -163,9 +114,7 @@ async def run_worker(
                         },
                     )
                 else:
-                    task = asyncio.create_task(
-                        _run_one(claim, handler, give_up, ctx, heartbeat_seconds)
-                    )
+                    task = asyncio.create_task(_run_one(claim, kind, ctx, heartbeat_seconds))
                     started = True
                     running.add(task)
                     task.add_done_callback(running.discard)

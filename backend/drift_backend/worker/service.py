@@ -1,26 +1,29 @@
-"""Assemble a worker: the queue, the process pool and the job handlers."""
+"""Assemble a worker: the queue, the process pool and the job kinds it is handed.
+
+The table of job kinds comes from the composition root (``main.job_kinds``), so the worker
+never imports the packages whose jobs it runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import multiprocessing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 
-from drift_backend.checks import jobs as check_jobs
+from drift_backend.jobs.handlers import JobKind, WorkerContext
+from drift_backend.jobs.queue import JobQueue
 from drift_backend.settings import Settings
 from drift_backend.store.database import Database
-from drift_backend.worker.queue import JobQueue
-from drift_backend.worker.runner import POLL_SECONDS, Handler, WorkerContext, run_worker
-
-HANDLERS: dict[str, Handler] = {check_jobs.KIND: check_jobs.handle}
+from drift_backend.worker.runner import POLL_SECONDS, run_worker
 
 
 @contextlib.asynccontextmanager
 async def running_worker(
     db: Database,
     settings: Settings,
+    kinds: Mapping[str, JobKind],
     *,
     processes: int | None = None,
     poll_seconds: float = POLL_SECONDS,
@@ -40,8 +43,7 @@ async def running_worker(
     task = asyncio.create_task(
         run_worker(
             ctx,
-            HANDLERS,
-            check_jobs.give_up,
+            kinds,
             concurrency=size,
             poll_seconds=poll_seconds,
             heartbeat_seconds=max(0.05, settings.job_lease_seconds / 3),
@@ -57,7 +59,7 @@ async def running_worker(
         ctx.pool.shutdown(wait=False, cancel_futures=True)  # the pool now: it may be a new one
 
 
-async def serve_worker(settings: Settings, processes: int) -> None:
+async def serve_worker(settings: Settings, processes: int, kinds: Mapping[str, JobKind]) -> None:
     """The ``worker`` command: run until SIGTERM or SIGINT, then finish the jobs in hand."""
     import logging
     import signal
@@ -75,7 +77,7 @@ async def serve_worker(settings: Settings, processes: int) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with running_worker(db, settings, processes=processes):
+        async with running_worker(db, settings, kinds, processes=processes):
             print(f"worker running with {processes} statistics processes", flush=True)
             await stop.wait()
     finally:

@@ -1,4 +1,5 @@
-"""Marks Running drift runs that stopped reporting as Failed with error type ``Timeout``.
+"""Marks Running drift runs that stopped reporting as Failed with error type ``Timeout``
+(:func:`.service.fail_stale_runs`), in the background.
 
 Every backend replica runs it; the update is idempotent, so replicas need no coordination.
 """

@@ -152,3 +152,8 @@ class JobQueue:
             if job is None:
                 return found
             found.append(job)
+
+
+async def delete_for_runs(db: Database, drift_ids: list[str]) -> None:
+    """The jobs of deleted drift runs (whatever their state: a running one finds its run gone)."""
+    await db.jobs.delete_many({"drift_id": {"$in": drift_ids}})

@@ -1,0 +1,75 @@
+"""The start-up indexes cover every query the API and the worker make (each line below names
+the query it serves), and creating them again at the next start changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from drift_backend.devstack.services import ManagedProcess
+from drift_backend.store.database import Database, connect, ensure_indexes
+
+ASC, DESC = 1, -1
+
+#: collection -> (key pattern, unique): the queries they serve.
+EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
+    "users": [
+        ((("subject", ASC), ("issuer", ASC)), True),  # the caller's record, every request
+        ((("email", ASC),), False),  # permission grants by verified email
+    ],
+    "experiments": [
+        ((("name", ASC),), True),  # unique names
+        ((("permissions.entity", ASC),), False),  # what a caller may read (search)
+        ((("public", ASC),), False),  # ... and public experiments
+    ],
+    "drifts": [
+        ((("experiment_id", ASC), ("created_at", DESC)), False),  # run search, newest first
+        ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),  # by model
+        ((("tags", ASC),), False),  # search by tag
+        ((("job_status", ASC), ("updated_at", ASC)), False),  # the stale-run sweep
+    ],
+    "jobs": [
+        ((("status", ASC), ("created_at", ASC)), False),  # claim the oldest queued job
+        ((("status", ASC), ("lease_until", ASC)), False),  # expired leases, exhausted jobs
+        ((("drift_id", ASC),), False),  # an experiment's jobs when it is deleted
+    ],
+    "baselines": [
+        ((("experiment_id", ASC), ("created_at", DESC)), False),  # list, newest first
+        ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),  # check default
+    ],
+    "batches.files": [
+        ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete
+    ],
+    "batches.chunks": [
+        ((("files_id", ASC), ("n", ASC)), True),  # GridFS reads a batch chunk by chunk
+    ],
+}
+
+
+@pytest.fixture
+async def db(mongodb: ManagedProcess) -> AsyncIterator[Database]:
+    client = connect(mongodb.url)
+    name = f"indexes_{uuid.uuid4().hex[:10]}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
+
+
+async def _indexes(db: Database, collection: str) -> set[tuple[tuple[tuple[str, int], ...], bool]]:
+    found: set[tuple[tuple[tuple[str, int], ...], bool]] = set()
+    async for index in await db[collection].list_indexes():
+        info: dict[str, Any] = dict(index)
+        key = tuple((field, int(direction)) for field, direction in info["key"].items())
+        found.add((key, bool(info.get("unique", False))))
+    return found
+
+
+async def test_every_query_has_its_index(db: Database) -> None:
+    await ensure_indexes(db)
+    await ensure_indexes(db)  # the next start: nothing to change, nothing fails
+    for collection, expected in EXPECTED.items():
+        found = await _indexes(db, collection)
+        missing = set(expected) - found
+        assert not missing, f"{collection}: missing {missing}"
