@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from drift_backend.auth.permissions import Level
-from drift_backend.idempotency.keys import applies_to
 from drift_backend.checks.engine import Report
+from drift_backend.idempotency.keys import applies_to
 from drift_backend.main import create_app
 from drift_backend.store.database import connect
 
