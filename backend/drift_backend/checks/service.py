@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from drift_backend.baselines.model import Profile
 from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.schemas import utcnow
-from drift_backend.store.database import Database
+from drift_backend.store.database import Database, transfer_deadline
 
 BATCH_BUCKET = "batches"
 #: Large GridFS chunks: a batch is written and read whole, and fewer documents cost less.
@@ -136,13 +136,15 @@ async def resolve_baseline(
 
 async def store_batch(db: Database, data: bytes, metadata: dict[str, Any]) -> Any:
     bucket = AsyncGridFSBucket(db, bucket_name=BATCH_BUCKET, chunk_size_bytes=BATCH_CHUNK_BYTES)
-    return await bucket.upload_from_stream("batch", data, metadata=metadata)
+    with transfer_deadline(db, len(data)):
+        return await bucket.upload_from_stream("batch", data, metadata=metadata)
 
 
 async def load_batch(db: Database, file_id: Any) -> bytes:
     bucket = AsyncGridFSBucket(db, bucket_name=BATCH_BUCKET)
     stream = await bucket.open_download_stream(file_id)
-    data: bytes = await stream.read()
+    with transfer_deadline(db, stream.length):
+        data: bytes = await stream.read()
     return data
 
 
