@@ -5,20 +5,26 @@ errors answer a JSON 500 carrying the request id, which is logged with the trace
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
 import logging
 import signal
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from drift_backend.devstack.services import LOCALHOST, ManagedProcess, free_port, start_mongodb
 from drift_backend.main import create_app
+from drift_backend.settings import Mode, Settings
 from drift_backend.store.database import connect
+from drift_backend.worker.queue import DONE, Claim, JobQueue
+from drift_backend.worker.runner import WorkerContext, run_worker
 from pymongo.errors import DuplicateKeyError
 
 from tests.conftest import make_settings
@@ -337,3 +343,56 @@ def test_request_ids_are_echoed_when_sane_and_made_otherwise(faulty_backend: Bac
         made.add(request_id)
     assert len(made) == 5  # a fresh one each time
     conn.close()
+
+
+# Background work -------------------------------------------------------------------------
+async def test_a_job_keeps_running_through_failed_heartbeats(
+    own_mongodb: ManagedProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database blip during a job costs a few heartbeats, not the job: it finishes, once."""
+    client = connect(own_mongodb.url, timeout_seconds=0.5)
+    db = client[f"test_{uuid.uuid4().hex[:12]}"]
+    settings = Settings(mode=Mode.development, change_streams=False)
+    queue = JobQueue(db, lease_seconds=60, max_attempts=3)
+    ctx = WorkerContext(db=db, queue=queue, pool=ProcessPoolExecutor(1), settings=settings)
+    started, release = asyncio.Event(), asyncio.Event()
+    outcomes: list[str] = []
+
+    async def handler(claim: Claim, _: WorkerContext) -> None:
+        started.set()
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            outcomes.append("cancelled")
+            raise
+        outcomes.append("finished")
+
+    async def give_up(job: dict[str, Any], _: WorkerContext) -> None:
+        outcomes.append("gave up")
+
+    job_id = await queue.enqueue("test", {}, drift_id="run-1")
+    stop = asyncio.Event()
+    worker = asyncio.create_task(
+        run_worker(ctx, {"test": handler}, give_up, concurrency=1, heartbeat_seconds=0.1, stop=stop)
+    )
+    try:
+        await asyncio.wait_for(started.wait(), GUARD)
+        with stopped(own_mongodb):
+            deadline = time.monotonic() + GUARD
+            while "heartbeat of job" not in caplog.text and not outcomes:
+                assert time.monotonic() < deadline, "no heartbeat failed during the outage"
+                await asyncio.sleep(0.05)
+        assert outcomes == []  # still at work, not stopped for the blip
+        release.set()
+        deadline = time.monotonic() + RECOVERY
+        while (job := await db.jobs.find_one({"_id": job_id})) is None or job["status"] != DONE:
+            assert time.monotonic() < deadline, "the job did not finish after the outage"
+            await asyncio.sleep(0.1)
+        assert outcomes == ["finished"]
+    finally:
+        stop.set()
+        release.set()
+        await asyncio.wait_for(worker, GUARD)
+        ctx.pool.shutdown()
+        await client.drop_database(db.name)
+        await client.close()
