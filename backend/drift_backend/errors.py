@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from drift_backend.api.request_id import current_request_id
+from drift_backend.store.database import database_unavailable
+
+log = logging.getLogger(__name__)
+
+#: What every 503 tells clients to wait before trying again, in seconds.
+RETRY_AFTER_SECONDS = 5
 
 
 class APIError(Exception):
@@ -91,8 +101,13 @@ def first_problem(error: PydanticValidationError, prefix: str = "") -> tuple[str
 
 
 class ServiceUnavailable(APIError):
+    """Something we depend on (the database, an identity provider) cannot answer now."""
+
     status = 503
     code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
 def _render(error: APIError) -> JSONResponse:
@@ -123,6 +138,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
         return _render(exc)
+
+    @app.exception_handler(PyMongoError)
+    async def _database_error(_: Request, exc: PyMongoError) -> JSONResponse:
+        if not database_unavailable(exc):
+            # A bug, not an outage: the request-id middleware answers 500 and logs it.
+            raise exc
+        # The driver's message names hosts and the topology: for the log, not the caller.
+        log.warning("database unavailable (request id %s): %s", current_request_id(), exc)
+        return _render(ServiceUnavailable("the database is unavailable; try again later"))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from drift_backend.api import health
 from drift_backend.api.limits import BodySizeLimit
+from drift_backend.api.request_id import RequestIds
 from drift_backend.auth.issuers import IssuerClient
 from drift_backend.auth.tokens import TokenVerifier
 from drift_backend.checks.endpoints import router as checks_router
@@ -56,7 +57,9 @@ async def _create_indexes(context: AppContext) -> None:
 
 
 def build_context(settings: Settings) -> AppContext:
-    mongo = connect(settings.mongodb_url.get_secret_value())
+    mongo = connect(
+        settings.mongodb_url.get_secret_value(), timeout_seconds=settings.mongodb_timeout_seconds
+    )
     http = httpx2.AsyncClient(timeout=settings.issuer_timeout_seconds, follow_redirects=False)
     issuers = IssuerClient(
         issuers=settings.trusted_issuers,
@@ -132,6 +135,9 @@ def create_app(settings: Settings) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         upload_bytes=settings.max_upload_bytes,
     )
+    # Keep this the last middleware added, so it is the outermost: every answer (413s from
+    # the body limit included) gets an id, and nothing escapes it as a plain-text 500.
+    app.add_middleware(RequestIds)
     return app
 
 

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # Storage
     mongodb_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
     mongodb_database: str = "drift_monitor"
+    #: The longest any one MongoDB operation may take, all of it: finding the server,
+    #: a pooled connection, connecting, the server's work and the driver's retry. A stopped
+    #: or unreachable database answers 503 within about this long instead of hanging
+    #: requests. At least 0.5 s: change-stream reads wait up to 0.2 s on the server.
+    mongodb_timeout_seconds: float = Field(default=5.0, ge=0.5, le=300)
 
     # Authentication
     trusted_issuers: ListSetting = Field(default_factory=list)

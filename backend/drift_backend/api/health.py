@@ -4,9 +4,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from drift_backend.api.deps import ContextDep
+from drift_backend.errors import RETRY_AFTER_SECONDS
 from drift_backend.store.database import ping
 
 router = APIRouter(tags=["health"])
+_RETRY = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 @router.get("/health/live")
@@ -20,8 +22,8 @@ async def ready(context: ContextDep) -> JSONResponse | dict[str, str]:
     """The database answers and the start-up indexes exist; 503 otherwise."""
     if not context.indexes_ready:
         body = {"code": "service_unavailable", "status": 503, "message": "indexes not created yet"}
-        return JSONResponse(body, status_code=503)
+        return JSONResponse(body, status_code=503, headers=_RETRY)
     if not await ping(context.db):
         body = {"code": "service_unavailable", "status": 503, "message": "database unreachable"}
-        return JSONResponse(body, status_code=503)
+        return JSONResponse(body, status_code=503, headers=_RETRY)
     return {"status": "ok"}

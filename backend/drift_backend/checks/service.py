@@ -26,7 +26,7 @@ from drift_backend.errors import NotFound, ServiceUnavailable, ValidationFailed,
 from drift_backend.jobs.queue import JobQueue
 from drift_backend.schemas import utcnow
 from drift_backend.settings import Settings
-from drift_backend.store.database import Database
+from drift_backend.store.database import Database, transfer_deadline
 
 log = logging.getLogger(__name__)
 #: The job kind a check runs as (the composition root maps it to ``checks.jobs.CHECK_JOB``).
@@ -151,13 +151,15 @@ async def resolve_baseline(
 
 async def store_batch(db: Database, data: bytes, metadata: dict[str, Any]) -> Any:
     bucket = AsyncGridFSBucket(db, bucket_name=BATCH_BUCKET, chunk_size_bytes=BATCH_CHUNK_BYTES)
-    return await bucket.upload_from_stream("batch", data, metadata=metadata)
+    with transfer_deadline(db, len(data)):
+        return await bucket.upload_from_stream("batch", data, metadata=metadata)
 
 
 async def load_batch(db: Database, file_id: Any) -> bytes:
     bucket = AsyncGridFSBucket(db, bucket_name=BATCH_BUCKET)
     stream = await bucket.open_download_stream(file_id)
-    data: bytes = await stream.read()
+    with transfer_deadline(db, stream.length):
+        data: bytes = await stream.read()
     return data
 
 

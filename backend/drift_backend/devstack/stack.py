@@ -61,7 +61,7 @@ def _check_free(port: int, what: str) -> None:
 
 
 async def _prepare_database(settings: Settings, issuer: str, sandbox: Path) -> bool:
-    mongo = connect(settings.mongodb_url.get_secret_value(), timeout_ms=20_000)
+    mongo = connect(settings.mongodb_url.get_secret_value(), timeout_seconds=20)
     try:
         db = mongo[settings.mongodb_database]
         await ensure_indexes(db)

@@ -18,7 +18,7 @@ from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from drift_backend.store.database import Document
+from drift_backend.store.database import Document, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 AWAIT_MS = 200
 #: Polling without change streams: the first pause, doubled up to the last.
 POLL_FIRST, POLL_MAX = 0.005, 0.1
+#: Pause before reopening a change stream that broke or could not open (the database away).
+REOPEN_SECONDS = 0.5
 
 
 async def _open(
@@ -34,6 +36,8 @@ async def _open(
     try:
         return await collection.watch(pipeline, max_await_time_ms=AWAIT_MS)
     except PyMongoError as error:  # standalone mongod: "The $changeStream stage is only
+        if database_unavailable(error):  # an outage, not a server without streams
+            raise
         log.debug("no change streams on %s (%s); polling", collection.name, error)
         return None
 
@@ -53,7 +57,15 @@ class Doorbell:
 
     async def run(self, stop: asyncio.Event) -> None:
         while self.streams and not stop.is_set():
-            stream = await _open(self.collection, [{"$match": {"operationType": "insert"}}])
+            try:
+                stream = await _open(self.collection, [{"$match": {"operationType": "insert"}}])
+            except PyMongoError as error:  # the database is away: try again soon
+                level = logging.WARNING if self.live else logging.DEBUG  # once per outage
+                log.log(level, "cannot open a change stream on %s: %s", self.collection.name, error)
+                self.live = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), REOPEN_SECONDS)
+                continue
             if stream is None:
                 self.live = False
                 with contextlib.suppress(TimeoutError):
@@ -68,7 +80,7 @@ class Doorbell:
                 log.warning("change stream on %s broke; reopening", self.collection.name)
                 self.live = False
                 self._rung.set()  # something may have been missed: look now
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(REOPEN_SECONDS)
             finally:
                 with contextlib.suppress(PyMongoError):
                     await stream.close()

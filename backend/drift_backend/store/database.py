@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 Document = dict[str, Any]
 Database = AsyncDatabase[Document]
@@ -52,20 +55,72 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-def connect(url: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[Document]:
-    """A client that stores and returns timezone-aware UTC datetimes."""
+def connect(url: str, *, timeout_seconds: float = 5.0) -> AsyncMongoClient[Document]:
+    """A client that stores and returns timezone-aware UTC datetimes, and gives every
+    operation at most ``timeout_seconds``.
+
+    ``timeoutMS`` (the driver's client-side operation timeout) covers all of an operation:
+    finding the server, waiting for a pooled connection, connecting, the server's work (sent
+    as ``maxTimeMS``) and the driver's one retry, so a stopped or unreachable database fails
+    each operation within the bound. Server selection and connecting get the same bound for
+    the driver's background monitoring, which ``timeoutMS`` does not cover. Operations that
+    may rightly take longer (index builds, large GridFS transfers) set their own deadline
+    with ``pymongo.timeout``.
+    """
+    timeout_ms = max(1, round(timeout_seconds * 1000))
     return AsyncMongoClient(
         url,
         tz_aware=True,
         uuidRepresentation="standard",
+        timeoutMS=timeout_ms,
         serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
         connect=False,
     )
 
 
+#: The slowest GridFS transfer rate given time: a large batch is one driver operation.
+TRANSFER_BYTES_PER_SECOND = 4 * 1024 * 1024
+#: Building an index on a large existing collection can take a while; the server must not
+#: abort it at the per-operation bound.
+INDEX_BUILD_SECONDS = 3600.0
+
+
+def transfer_deadline(db: Database, nbytes: int) -> AbstractContextManager[None]:
+    """A deadline for moving ``nbytes`` to or from GridFS: the client's per-operation bound
+    plus the time the transfer takes at ``TRANSFER_BYTES_PER_SECOND``."""
+    bound = db.client.options.timeout or 0.0
+    return pymongo.timeout(bound + nbytes / TRANSFER_BYTES_PER_SECOND)
+
+
+#: Server error codes that mean "not now" rather than "never": the server cannot reach its
+#: peers, is shutting down, or is stepping down (the retryable-writes set of the driver specs).
+TRANSIENT_CODES = frozenset(
+    {6, 7, 89, 91, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436}
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when ``error`` says the database cannot be reached or did not answer in time
+    (worth retrying later), False for errors in what was asked (a duplicate key, a bad
+    query, a document too large), which a retry would only repeat."""
+    if isinstance(error, ConnectionFailure):
+        # AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError, NotPrimaryError,
+        # WaitQueueTimeoutError.
+        return True
+    if not isinstance(error, PyMongoError):
+        return False
+    if error.timeout:  # ExecutionTimeout, write-concern timeouts
+        return True
+    if isinstance(error, OperationFailure) and error.code in TRANSIENT_CODES:
+        return True
+    return error.has_error_label("RetryableWriteError")
+
+
 async def ensure_indexes(db: Database) -> None:
-    for collection, indexes in INDEXES.items():
-        await db[collection].create_indexes(indexes)
+    with pymongo.timeout(INDEX_BUILD_SECONDS):
+        for collection, indexes in INDEXES.items():
+            await db[collection].create_indexes(indexes)
 
 
 async def ping(db: Database) -> bool:

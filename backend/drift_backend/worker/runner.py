@@ -22,12 +22,14 @@ from drift_backend.jobs.queue import Claim, JobQueue
 from drift_backend.store.changes import Doorbell
 
 log = logging.getLogger(__name__)
-#: Idle polls without a change stream; also the pause after an unexpected error in the loop.
+#: Idle polls without a change stream; also the first pause after an error in the loop.
 POLL_SECONDS = 0.05
 #: Idle polls while a change stream announces new jobs (expired leases make no change event).
 LEASE_POLL_SECONDS = 1.0
 #: How often to look for jobs whose every attempt died.
 SWEEP_SECONDS = 5.0
+#: The longest pause between tries while the job loop keeps failing (the database is away).
+MAX_ERROR_PAUSE = 5.0
 
 
 def worker_name() -> str:
@@ -37,7 +39,14 @@ def worker_name() -> str:
 async def _keep_leased(queue: JobQueue, claim: Claim, every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        if not await queue.heartbeat(claim):
+        try:
+            kept = await queue.heartbeat(claim)
+        except PyMongoError as error:
+            # The database is away: the lease still runs (beats come several times per
+            # lease), and a job stopped for a blip would cost an attempt for nothing.
+            log.warning("heartbeat of job %s failed (%s); trying again", claim.id, error)
+            continue
+        if not kept:
             log.warning("lost the lease of job %s; another worker took it over", claim.id)
             return
 
@@ -52,6 +61,22 @@ async def _run_one(claim: Claim, kind: JobKind, ctx: WorkerContext, heartbeat_ev
             with contextlib.suppress(asyncio.CancelledError):
                 await work
             return
+        await _record_outcome(claim, work, give_up, ctx)
+    except PyMongoError as error:
+        # Recording the outcome needs the database too; when it is away the lease runs out
+        # and the job is claimed again, and the idempotent result write makes that safe.
+        log.warning("could not record the outcome of job %s: %s", claim.id, error)
+    finally:
+        for task in (work, keeper):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+
+
+async def _record_outcome(
+    claim: Claim, work: asyncio.Future[None], give_up: GiveUp, ctx: WorkerContext
+) -> None:
+    try:
         await work  # its outcome, exceptions included
     except JobFailed as failure:
         if await ctx.queue.finish(claim, error=failure.error):
@@ -64,11 +89,6 @@ async def _run_one(claim: Claim, kind: JobKind, ctx: WorkerContext, heartbeat_ev
         await ctx.queue.release(claim, {"type": type(error).__name__, "message": str(error)})
     else:
         await ctx.queue.finish(claim)
-    finally:
-        for task in (work, keeper):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
 
 
 async def run_worker(
@@ -90,10 +110,12 @@ async def run_worker(
     log.info("worker %s started (%d slots)", name, concurrency)
     loop = asyncio.get_running_loop()
     next_sweep = 0.0
+    errors = 0  # in a row: the pause after each grows, so an outage is not polled hot
     while not stop.is_set():
         await slots.acquire()
         claim: Claim | None = None
         started = False  # a task took the slot: it gives it back when done
+        pause: float | None = None
         try:
             if loop.time() >= next_sweep:  # dead jobs are rare: look every few seconds
                 next_sweep = loop.time() + SWEEP_SECONDS
@@ -119,15 +141,25 @@ async def run_worker(
                     running.add(task)
                     task.add_done_callback(running.discard)
                     task.add_done_callback(lambda _: slots.release())
-        except PyMongoError:
-            log.warning("job queue unreachable; retrying", exc_info=True)
+            errors = 0
+        except PyMongoError as error:
+            errors += 1
+            pause = min(poll_seconds * 2**errors, MAX_ERROR_PAUSE)
+            # The traceback once per outage, not on every retry.
+            log.warning("job queue unreachable (%s); retrying", error, exc_info=errors == 1)
             claim = None
         except Exception:  # a bug must not end the loop: log it, pause, go on
+            errors += 1
+            pause = min(poll_seconds * 2**errors, MAX_ERROR_PAUSE)
             log.exception("worker %s: unexpected error in the job loop; retrying", name)
             claim = None
         if not started:
             slots.release()
-        if claim is None:  # nothing claimed (or an error): wait before looking again
+        if pause is not None:
+            # Not bell.wait: a broken change stream rings at once.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+        elif claim is None:  # nothing claimed: wait before looking again
             # With a change stream, new jobs ring at once: the poll only catches expired leases.
             await bell.wait(
                 max(poll_seconds, LEASE_POLL_SECONDS) if bell.live else poll_seconds, stop

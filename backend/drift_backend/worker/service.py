@@ -69,7 +69,9 @@ async def serve_worker(settings: Settings, processes: int, kinds: Mapping[str, J
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
-    mongo = connect(settings.mongodb_url.get_secret_value())
+    mongo = connect(
+        settings.mongodb_url.get_secret_value(), timeout_seconds=settings.mongodb_timeout_seconds
+    )
     try:
         db = mongo[settings.mongodb_database]
         await ensure_indexes(db)
