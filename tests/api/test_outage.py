@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 from drift_backend.devstack.services import LOCALHOST, ManagedProcess, free_port, start_mongodb
+from drift_backend.jobs.handlers import JobKind, WorkerContext
+from drift_backend.jobs.queue import DONE, Claim, JobQueue
 from drift_backend.main import create_app
 from drift_backend.settings import Mode, Settings
 from drift_backend.store.database import connect
-from drift_backend.worker.queue import DONE, Claim, JobQueue
-from drift_backend.worker.runner import WorkerContext, run_worker
+from drift_backend.worker.runner import run_worker
 from pymongo.errors import DuplicateKeyError
 
 from tests.conftest import make_settings
@@ -373,7 +374,13 @@ async def test_a_job_keeps_running_through_failed_heartbeats(
     job_id = await queue.enqueue("test", {}, drift_id="run-1")
     stop = asyncio.Event()
     worker = asyncio.create_task(
-        run_worker(ctx, {"test": handler}, give_up, concurrency=1, heartbeat_seconds=0.1, stop=stop)
+        run_worker(
+            ctx,
+            {"test": JobKind(handler, give_up)},
+            concurrency=1,
+            heartbeat_seconds=0.1,
+            stop=stop,
+        )
     )
     try:
         await asyncio.wait_for(started.wait(), GUARD)

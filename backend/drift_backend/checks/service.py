@@ -201,7 +201,7 @@ class SubmitFailed(ServiceUnavailable):
     """The check could not be queued; nothing of it is left behind, so a retry is safe."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, headers={"Retry-After": "5"})
+        super().__init__(message)
 
 
 async def _compensate(step: str, action: Awaitable[object]) -> None:

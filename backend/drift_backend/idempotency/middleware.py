@@ -83,7 +83,7 @@ class Idempotency:
             log.warning("idempotency record unavailable", exc_info=True)
             await _send_error(
                 send,
-                ServiceUnavailable("the database cannot be reached", headers={"Retry-After": "1"}),
+                ServiceUnavailable("the database cannot be reached"),
             )
             return
         if isinstance(outcome, InProgress):

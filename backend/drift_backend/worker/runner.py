@@ -61,7 +61,7 @@ async def _run_one(claim: Claim, kind: JobKind, ctx: WorkerContext, heartbeat_ev
             with contextlib.suppress(asyncio.CancelledError):
                 await work
             return
-        await _record_outcome(claim, work, give_up, ctx)
+        await _record_outcome(claim, work, kind, ctx)
     except PyMongoError as error:
         # Recording the outcome needs the database too; when it is away the lease runs out
         # and the job is claimed again, and the idempotent result write makes that safe.
@@ -74,7 +74,7 @@ async def _run_one(claim: Claim, kind: JobKind, ctx: WorkerContext, heartbeat_ev
 
 
 async def _record_outcome(
-    claim: Claim, work: asyncio.Future[None], give_up: GiveUp, ctx: WorkerContext
+    claim: Claim, work: asyncio.Future[None], kind: JobKind, ctx: WorkerContext
 ) -> None:
     try:
         await work  # its outcome, exceptions included
