@@ -14,6 +14,7 @@ from drift_backend.api import health
 from drift_backend.api.limits import BodySizeLimit
 from drift_backend.auth.issuers import IssuerClient
 from drift_backend.auth.tokens import TokenVerifier
+from drift_backend.baselines.endpoints import router as baselines_router
 from drift_backend.checks.endpoints import router as checks_router
 from drift_backend.context import AppContext, UserCache
 from drift_backend.drifts.endpoints import router as drifts_router
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(users_router)
     v1.include_router(experiments_router)
     v1.include_router(drifts_router)
+    v1.include_router(baselines_router)
     v1.include_router(checks_router)
     app.include_router(v1)
     app.include_router(health.router)

@@ -7,15 +7,14 @@ import contextlib
 from typing import Any
 
 import pyarrow as pa
-from bson import CodecOptions
-from bson.raw_bson import RawBSONDocument
+from cachetools import LRUCache
 from gridfs.errors import NoFile
 
+from drift_backend.baselines import repository as baselines
 from drift_backend.baselines.model import BatchSummary, Profile
 from drift_backend.checks import reduce, service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.checks.engine import run_check
-from drift_backend.checks.profiles import LRU, profile_from_bson
 from drift_backend.checks.reduce import ReducedBatch
 from drift_backend.drifts.schemas import JobStatus
 from drift_backend.schemas import utcnow
@@ -25,10 +24,12 @@ from drift_backend.worker.runner import JobFailed, WorkerContext
 KIND = "check"
 
 
-#: In the worker process: raw baseline documents (BSON) by id, handed to the pool as bytes.
-_BASELINES: LRU[bytes] = LRU()
+#: Baselines kept per process (each a few MB at most).
+CACHED_BASELINES = 32
+#: In the worker process: stored profiles by baseline id, handed to the pool as bytes.
+_BASELINES: LRUCache[str, bytes] = LRUCache(maxsize=CACHED_BASELINES)
 #: In each pool process: parsed profiles by baseline id.
-_PROFILES: LRU[Profile] = LRU()
+_PROFILES: LRUCache[str, Profile] = LRUCache(maxsize=CACHED_BASELINES)
 
 
 def compute(
@@ -37,9 +38,9 @@ def compute(
     """CPU part, run in a pool process: a batch (``raw``: Arrow IPC of every row; ``reduced``:
     what :mod:`.reduce` keeps; ``summary``: a BatchSummary JSON) against the stored profile
     -> report dict."""
-    profile = _PROFILES.get(baseline_id) or _PROFILES.put(
-        baseline_id, profile_from_bson(baseline_bson)
-    )
+    profile = _PROFILES.get(baseline_id)
+    if profile is None:
+        profile = _PROFILES[baseline_id] = baselines.profile_from_raw(baseline_bson)
     current: pa.Table | ReducedBatch | BatchSummary
     if mode == "summary":
         current = BatchSummary.model_validate_json(batch)
@@ -81,11 +82,11 @@ async def _baseline_bson(ctx: WorkerContext, baseline_id: str) -> bytes | None:
     """The baseline's document as BSON, or None when it was deleted (looked up every time)."""
     cached = _BASELINES.get(baseline_id)
     if cached is not None:
-        found = await ctx.db.baselines.find_one({"_id": baseline_id}, {"_id": 1})
-        return cached if found is not None else None
-    raw = ctx.db.baselines.with_options(codec_options=CodecOptions(RawBSONDocument))
-    doc = await raw.find_one({"_id": baseline_id}, {"profile": 1})
-    return None if doc is None else _BASELINES.put(baseline_id, bytes(doc.raw))
+        return cached if await baselines.exists(ctx.db, baseline_id) else None
+    raw = await baselines.load_raw(ctx.db, baseline_id)
+    if raw is not None:
+        _BASELINES[baseline_id] = raw
+    return raw
 
 
 async def handle(claim: Claim, ctx: WorkerContext) -> None:

@@ -8,6 +8,7 @@ from pymongo.errors import DuplicateKeyError
 
 from drift_backend.api.deps import Caller
 from drift_backend.auth.permissions import Level, has_manager, level_of
+from drift_backend.baselines.service import delete_experiment_baselines
 from drift_backend.checks.service import BATCH_BUCKET, drop_batch
 from drift_backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from drift_backend.schemas import utcnow
@@ -130,7 +131,7 @@ async def delete(db: Database, experiment_id: str) -> None:
     async for batch in batches:
         await drop_batch(db, batch["_id"])
     await db.drifts.delete_many({"experiment_id": experiment_id})
-    await db.baselines.delete_many({"experiment_id": experiment_id})
+    await delete_experiment_baselines(db, experiment_id)
     await db.experiments.delete_one({"_id": experiment_id})
 
 
