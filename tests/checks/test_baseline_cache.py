@@ -15,13 +15,13 @@ from tests.checks.test_check_api import frame
 from tests.conftest import Api
 
 
-def test_profile_cache_keeps_the_most_recently_used() -> None:
-    cache = ProfileCache(size=2)
+def test_profile_cache_keeps_the_most_recently_used_within_its_bytes() -> None:
+    cache = ProfileCache(max_bytes=200)
     a, b, c = (Profile(row_count=n, features=[]) for n in (1, 2, 3))
-    cache.put("a", a)
-    cache.put("b", b)
+    cache.put("a", a, 100)
+    cache.put("b", b, 100)
     assert cache.get("a") is a  # "a" is now the most recent
-    cache.put("c", c)
+    cache.put("c", c, 100)
     assert cache.get("b") is None
     assert (cache.get("a"), cache.get("c"), len(cache)) == (a, c, 2)
 

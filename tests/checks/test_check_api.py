@@ -421,7 +421,11 @@ async def test_deleting_an_experiment_removes_everything_under_it(
     db = client[api.settings.mongodb_database]
     runs = [finished_id, queued.json()["id"]]
     try:
-        await asyncio.sleep(1.0)  # a job the worker held finishes against a deleted run
+        # A job the worker held may finish against the deleted run: it then drops its report.
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if await db.reports.count_documents({"_id": {"$in": runs}}) == 0:
+                break
         assert await db.drifts.count_documents({"experiment_id": exp["id"]}) == 0
         assert await db.baselines.count_documents({"experiment_id": exp["id"]}) == 0
         assert await db.reports.count_documents({"_id": {"$in": runs}}) == 0
@@ -432,6 +436,8 @@ async def test_deleting_an_experiment_removes_everything_under_it(
             == 0
         )
         assert await db["batches.files"].count_documents({"metadata.experiment_id": exp["id"]}) == 0
+        profiles = {"metadata.experiment_id": exp["id"]}
+        assert await db["baseline_profiles.files"].count_documents(profiles) == 0
     finally:
         await client.close()
 

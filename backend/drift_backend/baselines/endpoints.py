@@ -97,11 +97,14 @@ async def create_baseline(
         profile = await _read_sagemaker(request, context.settings)
     else:
         table = await read_table(request, context.settings)
-        profile = await asyncio.to_thread(build_profile, table)
+        profile = await asyncio.to_thread(
+            build_profile, table, exact_rows=context.settings.exact_reference_rows
+        )
     doc = await service.store_baseline(
         context.db, experiment_id, profile, name=name, model=model, created_by=caller.user_id
     )
-    context.profiles.put(doc["_id"], profile)  # the first check against it is the next call
+    # The first check against it is likely the next call.
+    context.profiles.put(doc["_id"], profile, doc["stored_bytes"])
     return service.baseline_to_api(doc, profile)
 
 

@@ -39,6 +39,8 @@ class FeatureSummary(BaseModel):
     std: float | None = None
     #: How many categories are stored (None for features without category counts).
     categories: int | None = None
+    #: Its sorted values are kept whole: tests on whole samples are exact against it.
+    exact_values: bool = False
 
 
 class BaselineItem(BaseModel):
@@ -50,6 +52,9 @@ class BaselineItem(BaseModel):
     model: str | None = None
     source: str
     row_count: int
+    feature_count: int | None = None
+    #: Bytes the stored profile takes (JSON profile plus any kept values).
+    stored_bytes: int | None = None
     created_at: Timestamp
     created_by: str | None = None
 

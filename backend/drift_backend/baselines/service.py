@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -13,8 +15,9 @@ from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database
 
-#: Profiles an API process keeps parsed (each a few MB in memory at most).
-CACHED_PROFILES = 32
+#: Parsed profiles an API process keeps, in bytes of their stored form (parsed, a profile
+#: takes a few times that).
+CACHED_PROFILE_BYTES = 128 * 1024 * 1024
 
 
 def baseline_to_api(doc: dict[str, Any], profile: Profile | None = None) -> dict[str, Any]:
@@ -24,8 +27,10 @@ def baseline_to_api(doc: dict[str, Any], profile: Profile | None = None) -> dict
         "experiment_id": doc["experiment_id"],
         "name": doc.get("name"),
         "model": doc.get("model"),
-        "source": doc["profile"].get("source", "data"),
-        "row_count": doc["profile"]["row_count"],
+        "source": doc.get("source", "data"),
+        "row_count": doc["row_count"],
+        "feature_count": doc.get("feature_count"),
+        "stored_bytes": doc.get("stored_bytes"),
         "created_at": doc["created_at"],
         "created_by": doc.get("created_by"),
     }
@@ -49,6 +54,7 @@ def feature_summary(feature: FeatureProfile) -> dict[str, Any]:
         "mean": numeric.mean if numeric else None,
         "std": numeric.std if numeric else None,
         "categories": len(categorical.values) if categorical else None,
+        "exact_values": bool(numeric and numeric.exact_values),
     }
 
 
@@ -60,15 +66,22 @@ class ProfileCache:
     parsing its profile on every check.
     """
 
-    def __init__(self, size: int = CACHED_PROFILES) -> None:
-        self._profiles: LRUCache[str, Profile] = LRUCache(maxsize=size)
+    def __init__(self, max_bytes: int = CACHED_PROFILE_BYTES) -> None:
+        self._profiles: LRUCache[str, tuple[Profile, int]] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda entry: max(1, entry[1])
+        )
 
     def get(self, baseline_id: str) -> Profile | None:
-        return self._profiles.get(baseline_id)
+        entry = self._profiles.get(baseline_id)
+        return None if entry is None else entry[0]
 
-    def put(self, baseline_id: str, profile: Profile) -> Profile:
-        self._profiles[baseline_id] = profile
-        return profile
+    def put(self, baseline_id: str, profile: Profile, size: int = 1) -> Profile:
+        """Keep ``profile`` (``size``: its stored bytes), without reference values: the
+        API process never tests, the worker loads those itself."""
+        kept = profile.with_values({}) if profile.all_values else profile
+        with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
+            self._profiles[baseline_id] = (kept, size)
+        return kept
 
     def __len__(self) -> int:
         return len(self._profiles)
@@ -78,8 +91,8 @@ class ProfileCache:
         cached = self.get(baseline_id)
         if cached is not None:
             return cached
-        profile = await repository.load_profile(db, baseline_id)
-        return None if profile is None else self.put(baseline_id, profile)
+        loaded = await repository.load_profile(db, baseline_id)
+        return None if loaded is None else self.put(baseline_id, *loaded)
 
 
 async def store_baseline(
@@ -91,6 +104,8 @@ async def store_baseline(
     model: str | None,
     created_by: str | None,
 ) -> dict[str, Any]:
+    """Store a new baseline; the stored document (``stored_bytes``: the profile's size)."""
+    stored = await asyncio.to_thread(repository.encode, profile)
     doc = {
         "_id": str(uuid.uuid4()),
         "experiment_id": experiment_id,
@@ -98,9 +113,11 @@ async def store_baseline(
         "model": model,
         "created_at": utcnow(),
         "created_by": created_by,
+        "source": profile.source,
+        "row_count": profile.row_count,
+        "feature_count": len(profile.features),
     }
-    await repository.insert(db, doc, profile)
-    return {**doc, "profile": {"source": profile.source, "row_count": profile.row_count}}
+    return await repository.insert(db, doc, stored)
 
 
 async def list_baselines(db: Database, experiment_id: str) -> list[dict[str, Any]]:

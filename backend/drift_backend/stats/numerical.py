@@ -159,6 +159,21 @@ def t_test(
     )
 
 
+def _cdf_distance(p: int, u: FloatArray, v: FloatArray) -> float:
+    """scipy's ``_cdf_distance`` without weights (``(integral |U - V|^p)^(1/p)``), with the
+    final sum a plain numpy reduction: scipy 1.17's ``np.vecdot`` (and BLAS's ``np.dot``)
+    took milliseconds per call at 10,000 values here, which a thousand-feature check feels.
+    Equal to scipy's up to rounding."""
+    all_values = np.concatenate((u, v))
+    all_values.sort(kind="mergesort")
+    deltas = np.diff(all_values)
+    u_cdf = np.sort(u).searchsorted(all_values[:-1], "right") / u.size
+    v_cdf = np.sort(v).searchsorted(all_values[:-1], "right") / v.size
+    if p == 1:
+        return float((np.abs(u_cdf - v_cdf) * deltas).sum())
+    return float(np.sqrt((np.square(u_cdf - v_cdf) * deltas).sum()))
+
+
 def _reference_std(ref: FloatArray) -> float:
     return max(float(np.std(ref)), MIN_STD)
 
@@ -172,7 +187,7 @@ def wasserstein(
     Drift when distance >= threshold (default 0.1, i.e. a shift of 0.1 reference sd).
     """
     ref, cur = clean_pair(reference, current)
-    d = stats.wasserstein_distance(ref, cur) / _reference_std(ref)
+    d = _cdf_distance(1, ref, cur) / _reference_std(ref)
     t = WASSERSTEIN_THRESHOLD if threshold is None else threshold
     return distance_result("wasserstein", "numerical", d, t, *_sizes(ref, cur), inclusive=True)
 
@@ -190,7 +205,7 @@ def energy_distance(
     """
     ref, cur = clean_pair(reference, current)
     scale = _reference_std(ref)
-    d = stats.energy_distance(ref / scale, cur / scale)
+    d = np.sqrt(2) * _cdf_distance(2, ref / scale, cur / scale)  # stats.energy_distance
     t = ENERGY_THRESHOLD if threshold is None else threshold
     return distance_result("energy_distance", "numerical", d, t, *_sizes(ref, cur), inclusive=True)
 

@@ -28,6 +28,15 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("tags", ASCENDING)]),
         IndexModel([("job_status", ASCENDING), ("updated_at", ASCENDING)]),
     ],
+    # Listings and the newest baseline (for a model) a check falls back to.
+    "baselines": [
+        IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel(
+            [("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", DESCENDING)]
+        ),
+    ],
+    # A deleted experiment's profile files (GridFS indexes its own chunks).
+    "baseline_profiles.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
     "jobs": [
         IndexModel([("status", ASCENDING), ("created_at", ASCENDING)]),
         IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
