@@ -144,3 +144,22 @@ async def test_deleting_a_baseline_removes_its_stored_profile(worker_api: Api) -
         assert (await api.request("GET", url, "alice")).status_code == 404
     finally:
         await client.close()
+
+
+async def test_every_baseline_route_describes_its_response(api: Api) -> None:
+    spec = (await api.request("GET", "/api/v1/openapi.json")).json()
+    base = "/api/v1/experiment/{experiment_id}/baseline"
+    expected = {
+        (base, "post", "201"): "Baseline",
+        (base, "get", "200"): "BaselineItem",
+        (base + "/{baseline_id}", "get", "200"): "Baseline",
+        (base + "/{baseline_id}/bins", "get", "200"): "Bins",
+        (base + "/{baseline_id}/statistics.json", "get", "200"): "Statistics",
+        (base + "/{baseline_id}/constraints.json", "get", "200"): "Constraints",
+    }
+    for (path, method, status), model in expected.items():
+        schema = spec["paths"][path][method]["responses"][status]["content"]["application/json"]
+        assert model in json.dumps(schema["schema"]), (path, method)
+        assert model in spec["components"]["schemas"]
+    feature = spec["components"]["schemas"]["FeatureSummary"]["properties"]
+    assert "exact_values" in feature
