@@ -160,18 +160,24 @@ def t_test(
 
 
 def _cdf_distance(p: int, u: FloatArray, v: FloatArray) -> float:
-    """scipy's ``_cdf_distance`` without weights (``(integral |U - V|^p)^(1/p)``), with the
-    final sum a plain numpy reduction: scipy 1.17's ``np.vecdot`` (and BLAS's ``np.dot``)
-    took milliseconds per call at 10,000 values here, which a thousand-feature check feels.
-    Equal to scipy's up to rounding."""
-    all_values = np.concatenate((u, v))
-    all_values.sort(kind="mergesort")
-    deltas = np.diff(all_values)
-    u_cdf = np.sort(u).searchsorted(all_values[:-1], "right") / u.size
-    v_cdf = np.sort(v).searchsorted(all_values[:-1], "right") / v.size
+    """scipy's ``_cdf_distance`` without weights, ``(integral |U - V|^p)^(1/p)``, equal to
+    it up to rounding and faster on large samples (a thousand-feature check feels it).
+
+    scipy evaluates both empirical CDFs at every point of the merged sample with two binary
+    searches and sums with ``np.vecdot``; here one stable merge (linear on samples that are
+    already sorted, as the kept values are) gives the CDFs as running counts. The counts
+    differ from scipy's only inside runs of tied values, where the step width is 0.
+    """
+    values = np.concatenate((u, v))
+    order = np.argsort(values, kind="stable")
+    merged = values[order]
+    deltas = np.diff(merged)
+    in_u = np.cumsum(order < u.size)[:-1]
+    in_v = np.arange(1, merged.size) - in_u
+    gap = np.abs(in_u / u.size - in_v / v.size)
     if p == 1:
-        return float((np.abs(u_cdf - v_cdf) * deltas).sum())
-    return float(np.sqrt((np.square(u_cdf - v_cdf) * deltas).sum()))
+        return float((gap * deltas).sum())
+    return float(np.sqrt((np.square(gap) * deltas).sum()))
 
 
 def _reference_std(ref: FloatArray) -> float:
