@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gridfs import AsyncGridFSBucket
-from gridfs.errors import NoFile
+from gridfs.errors import GridFSError, NoFile
 from pymongo import DESCENDING
 
 from drift_backend.baselines.model import Profile
@@ -107,7 +107,7 @@ async def _download(db: Database, file_id: Any) -> bytes | None:
     try:
         stream = await _bucket(db).open_download_stream(file_id)
         data: bytes = await stream.read()
-    except NoFile:  # deleted between finding the baseline and reading it
+    except GridFSError:  # deleted between finding the baseline and reading it (or meanwhile)
         return None
     return data
 

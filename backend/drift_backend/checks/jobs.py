@@ -32,7 +32,8 @@ _BASELINES: LRUCache[str, StoredProfile] = LRUCache(
     maxsize=CACHED_BASELINE_BYTES, getsizeof=lambda stored: max(1, stored.size)
 )
 #: In each pool process: parsed profiles (with their values) by baseline id.
-_PROFILES: LRUCache[str, tuple[Profile, int]] = LRUCache(
+#: Keyed by (baseline id, whether its kept values came along).
+_PROFILES: LRUCache[tuple[str, bool], tuple[Profile, int]] = LRUCache(
     maxsize=CACHED_BASELINE_BYTES, getsizeof=lambda entry: max(1, entry[1])
 )
 
@@ -43,11 +44,12 @@ def compute(
     """CPU part, run in a pool process: a batch (``raw``: Arrow IPC of every row; ``reduced``:
     what :mod:`.reduce` keeps; ``summary``: a BatchSummary JSON) against the stored profile
     -> report dict."""
-    cached = _PROFILES.get(baseline_id)
+    key = (baseline_id, stored.values is not None)
+    cached = _PROFILES.get(key)
     profile = cached[0] if cached is not None else stored.parse()
     if cached is None:
         with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
-            _PROFILES[baseline_id] = (profile, stored.size)
+            _PROFILES[key] = (profile, stored.size)
     current: pa.Table | ReducedBatch | BatchSummary
     if mode == "summary":
         current = BatchSummary.model_validate_json(batch)
@@ -117,7 +119,8 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
         report = await ctx.compute(
             compute,
             payload["baseline_id"],
-            baseline,
+            # Counts are all a summary is tested on: the kept values need not travel.
+            StoredProfile(baseline.profile, None) if payload.get("mode") == "summary" else baseline,
             data,
             payload.get("mode", "raw"),
             payload["config"],
