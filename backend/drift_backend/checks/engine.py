@@ -1,7 +1,9 @@
 """The check engine: a current batch against a stored baseline profile, one report.
 
-Pure (no I/O); the worker runs it in a process pool. Cost is O(current batch): the reference
-is known only through its profile (quantile grid, frozen histogram, exact category counts).
+Pure (no I/O); the worker runs it in a process pool. Cost is O(current batch) plus, for
+features whose baseline kept its values (at most ``DRIFT_EXACT_REFERENCE_ROWS`` each), a
+pass over those: otherwise the reference is known only through its profile
+(quantile grid, frozen histogram, exact category counts).
 
 Raw and summary mode share one path: a raw batch is first summarized on the baseline's bins
 (:func:`drift_backend.baselines.summary.summarize`, the same function clients run in summary

@@ -35,8 +35,11 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", DESCENDING)]
         ),
     ],
-    # A deleted experiment's profile files (GridFS indexes its own chunks).
+    # GridFS bucket of baseline profiles: a deleted experiment's files; chunks read in order.
     "baseline_profiles.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
+    "baseline_profiles.chunks": [
+        IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)
+    ],
     "jobs": [
         IndexModel([("status", ASCENDING), ("created_at", ASCENDING)]),
         IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
