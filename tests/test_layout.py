@@ -28,7 +28,8 @@ OWNERS: dict[str, str] = {
     "experiments": "experiments",
     "drifts": "drifts",
     "baselines": "baselines",
-    "baseline_features": "baselines",
+    "baseline_profiles.files": "baselines",
+    "baseline_profiles.chunks": "baselines",
     "jobs": "jobs",
     "reports": "checks",
     "batches.files": "checks",
@@ -43,17 +44,6 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("users", "devstack/sandbox.py"): "demo data",
     ("experiments", "devstack/sandbox.py"): "demo data",
     ("drifts", "devstack/sandbox.py"): "demo data",
-}
-
-#: Baseline storage still under ``checks/`` while it moves to ``baselines/`` (a parallel
-#: change). Remove each entry once its access is gone: an unused entry fails the test.
-PENDING_MOVE: set[tuple[str, str]] = {
-    ("baselines", "checks/service.py"),
-    ("baselines", "checks/jobs.py"),
-    ("baselines", "checks/profiles.py"),
-    ("baselines", "experiments/service.py"),
-    ("baselines", "experiments/endpoints.py"),
-    ("experiments", "checks/service.py"),
 }
 
 #: Where a collection name computed at run time may be used (generic index creation).
@@ -160,7 +150,7 @@ def violations(found: list[Access]) -> list[str]:
             problems.append(f"{where}: {access.collection!r} has no owner in OWNERS")
             continue
         key = (access.collection, access.path)
-        if access.path.startswith(f"{owner}/") or key in EXEMPT or key in PENDING_MOVE:
+        if access.path.startswith(f"{owner}/") or key in EXEMPT:
             continue
         problems.append(
             f"{where}: {access.collection!r} belongs to {owner}/; call its service instead"
@@ -185,7 +175,6 @@ def test_every_collection_is_used_only_by_its_owner() -> None:
 def test_no_allowance_outlives_its_reason() -> None:
     used = {(a.collection, a.path) for a in _backend_accesses()}
     assert set(EXEMPT) - used == set()
-    assert PENDING_MOVE - used == set(), "moved: remove these from PENDING_MOVE"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import httpx2
 from pymongo import AsyncMongoClient
 
 from drift_backend.auth.tokens import TokenVerifier
-from drift_backend.checks.profiles import ProfileCache
+from drift_backend.baselines.service import ProfileCache
 from drift_backend.settings import Settings
 from drift_backend.store.database import Database, Document
 from drift_backend.users.cache import UserCache

@@ -13,17 +13,18 @@ import httpx2
 from fastapi import APIRouter, FastAPI
 
 from drift_backend.api import health
+from drift_backend.api.errors import install_error_handlers
 from drift_backend.api.limits import BodySizeLimit
 from drift_backend.api.request_id import RequestIds
 from drift_backend.auth.issuers import IssuerClient
 from drift_backend.auth.tokens import TokenVerifier
+from drift_backend.baselines.endpoints import router as baselines_router
 from drift_backend.checks.endpoints import router as checks_router
 from drift_backend.checks.jobs import CHECK_JOB
 from drift_backend.checks.service import CHECK_KIND
 from drift_backend.context import AppContext
 from drift_backend.drifts.endpoints import router as drifts_router
 from drift_backend.drifts.sweeper import sweep_forever
-from drift_backend.errors import install_error_handlers
 from drift_backend.experiments.endpoints import router as experiments_router
 from drift_backend.idempotency.middleware import Idempotency
 from drift_backend.jobs.handlers import JobKind
@@ -125,6 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(users_router)
     v1.include_router(experiments_router)
     v1.include_router(drifts_router)
+    v1.include_router(baselines_router)
     v1.include_router(checks_router)
     app.include_router(v1)
     app.include_router(health.router)

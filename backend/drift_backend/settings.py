@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     #: Keep uploaded check batches after their job ends (default: dropped at once).
     keep_batches: bool = False
     max_check_wait_seconds: float = Field(default=60.0, ge=0)
+    #: Numerical baseline features with at most this many finite values keep them all, so
+    #: the tests on whole samples (KS, Cramér-von Mises, ...) give scipy's exact results.
+    exact_reference_rows: int = Field(default=10_000, ge=0)
     #: Wake workers and waiting requests with change streams when the server has them
     #: (a replica set); off, or on a standalone mongod, they poll.
     change_streams: bool = True

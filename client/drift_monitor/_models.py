@@ -412,6 +412,9 @@ class FeatureResult:
     histogram: Histogram | None = None
     #: Why the feature could not be tested (then ``test`` is None and ``drifted`` False).
     untestable: str | None = None
+    #: The result is exactly what the test gives on the two samples (no quantile grid
+    #: stood in); None from servers that do not say.
+    exact: bool | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureResult:
@@ -432,6 +435,7 @@ class FeatureResult:
             effect_size=_opt_float(data.get("effect_size")),
             histogram=Histogram.from_json(histogram) if histogram else None,
             untestable=data.get("untestable"),
+            exact=None if data.get("exact") is None else bool(data["exact"]),
         )
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from drift_backend.checks.profiles import LRU
+from drift_backend.baselines.model import Profile
+from drift_backend.baselines.service import ProfileCache
 from drift_backend.main import job_kinds
 from drift_backend.store.database import connect
 from drift_backend.worker.service import running_worker
@@ -15,14 +16,15 @@ from tests.checks.test_check_api import frame
 from tests.conftest import Api
 
 
-def test_lru_keeps_the_most_recently_used() -> None:
-    cache: LRU[int] = LRU(size=2)
-    cache.put("a", 1)
-    cache.put("b", 2)
-    assert cache.get("a") == 1  # "a" is now the most recent
-    cache.put("c", 3)
+def test_profile_cache_keeps_the_most_recently_used_within_its_bytes() -> None:
+    cache = ProfileCache(max_bytes=200)
+    a, b, c = (Profile(row_count=n, features=[]) for n in (1, 2, 3))
+    cache.put("a", a, 100)
+    cache.put("b", b, 100)
+    assert cache.get("a") is a  # "a" is now the most recent
+    cache.put("c", c, 100)
     assert cache.get("b") is None
-    assert (cache.get("a"), cache.get("c"), len(cache)) == (1, 3, 2)
+    assert (cache.get("a"), cache.get("c"), len(cache)) == (a, c, 2)
 
 
 async def _baseline(api: Api, exp: dict[str, Any]) -> str:

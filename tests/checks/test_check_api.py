@@ -432,6 +432,8 @@ async def test_deleting_an_experiment_removes_everything_under_it(
             == 0
         )
         assert await db["batches.files"].count_documents({"metadata.experiment_id": exp["id"]}) == 0
+        profiles = {"metadata.experiment_id": exp["id"]}
+        assert await db["baseline_profiles.files"].count_documents(profiles) == 0
     finally:
         await client.close()
 

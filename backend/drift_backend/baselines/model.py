@@ -14,10 +14,13 @@ any current value falls in a cell.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 FeatureKind = Literal["numerical", "categorical", "boolean", "datetime", "unknown"]
 #: SageMaker Model Monitor / Deequ ``inferred_type`` values.
@@ -27,6 +30,19 @@ CategoricalDriftMethod = Literal["LInfinity", "ChiSquared"]
 
 #: Name of the bucket that sums the categories beyond the stored cap.
 OTHER = "__other__"
+
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class _Values(dict[str, FloatArray]):
+    """Arrays by name, equal when their contents are (a plain dict of arrays cannot be
+    compared, and profiles are)."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, dict) or self.keys() != other.keys():
+            return False
+        return all(np.array_equal(v, other[k]) for k, v in self.items())
 
 
 class _Model(BaseModel):
@@ -48,6 +64,9 @@ class NumericSummary(_Model):
     edges: list[float] | None = None
     #: ``len(edges) + 1`` counts (underflow, inner cells, overflow); see the module doc.
     counts: list[float] | None = None
+    #: The sorted finite values themselves are stored beside the profile (at most
+    #: ``DRIFT_EXACT_REFERENCE_ROWS`` of them): tests on whole samples are then exact.
+    exact_values: bool = False
 
 
 class CategoricalSummary(_Model):
@@ -125,9 +144,27 @@ class Profile(_Model):
     features: list[FeatureProfile]
     monitoring_config: MonitoringConfig = Field(default_factory=MonitoringConfig)
     sample: RowSample | None = None
+    #: Sorted finite reference values by feature name, for the features whose
+    #: ``numeric.exact_values`` is set; kept outside the model's fields because they are
+    #: stored apart (Arrow, not JSON) and only the statistics read them.
+    _values: _Values = PrivateAttr(default_factory=_Values)
 
     def feature(self, name: str) -> FeatureProfile | None:
         return self._by_name.get(name)
+
+    def values(self, name: str) -> FloatArray | None:
+        """The feature's sorted finite reference values, when they are kept."""
+        return self._values.get(name)
+
+    @property
+    def all_values(self) -> Mapping[str, FloatArray]:
+        return self._values
+
+    def with_values(self, values: Mapping[str, FloatArray]) -> Profile:
+        """This profile carrying ``values`` (an empty mapping: carrying none)."""
+        copy = self.model_copy()
+        copy._values = _Values(values)
+        return copy
 
     @cached_property
     def _by_name(self) -> dict[str, FeatureProfile]:  # per-feature look-ups on wide tables

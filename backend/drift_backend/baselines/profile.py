@@ -32,6 +32,7 @@ from drift_backend.baselines.columns import (
 from drift_backend.baselines.model import (
     CategoricalSummary,
     FeatureConstraints,
+    FeatureKind,
     FeatureProfile,
     MonitoringConfig,
     NumericSummary,
@@ -49,6 +50,9 @@ DOMAIN_MAX = 100
 MAX_CATEGORIES = 10_000
 DEFAULT_QUANTILES = 1001
 DEFAULT_BINS = 20
+#: Numerical features with at most this many finite values keep them all (sorted), so the
+#: tests on whole samples run exactly; ``DRIFT_EXACT_REFERENCE_ROWS`` sets it in the service.
+DEFAULT_EXACT_ROWS = 10_000
 
 
 def sorted_quantiles(xs: FloatArray, levels: FloatArray) -> FloatArray:
@@ -101,13 +105,14 @@ def categorical_summary(values: list[str], counts: list[int], cap: int) -> Categ
 
 
 def _feature(
-    name: str, column: pa.ChunkedArray, n_quantiles: int, n_bins: int, cap: int
-) -> FeatureProfile:
+    name: str, column: pa.ChunkedArray, n_quantiles: int, n_bins: int, cap: int, exact_rows: int
+) -> tuple[FeatureProfile, FloatArray | None]:
+    """The feature's profile and, when it keeps them, its sorted finite values."""
     family = arrow_kind(column.type)
     n = len(column)
     dtype = str(column.type)
     if family == "null":
-        return FeatureProfile(
+        profiled = FeatureProfile(
             name=name,
             dtype=dtype,
             count=n,
@@ -118,12 +123,13 @@ def _feature(
             has_distribution=False,
             constraints=FeatureConstraints(completeness=0.0),
         )
+        return profiled, None
     if family in ("string", "boolean"):
         names, counts = value_counts(as_strings(column))
         missing = column.null_count
         completeness = (n - missing) / n if n else 0.0
         domains = names if len(names) <= DOMAIN_MAX else None
-        return FeatureProfile(
+        profiled = FeatureProfile(
             name=name,
             dtype=dtype,
             count=n,
@@ -136,6 +142,7 @@ def _feature(
             categorical=categorical_summary(names, counts.tolist(), cap),
             constraints=FeatureConstraints(completeness=completeness, domains=domains),
         )
+        return profiled, None
     values, _ = as_float(column, datetime=family == "datetime")
     finite = np.sort(values[np.isfinite(values)])
     numeric = numeric_summary(finite, n_quantiles, n_bins)
@@ -149,15 +156,17 @@ def _feature(
         labels = number_strings(uniq[order], integral)
         categorical = categorical_summary(labels, uniq_counts[order].tolist(), cap)
     completeness = finite.size / n if n else 0.0
-    return FeatureProfile(
+    kind: FeatureKind = (
+        "datetime" if family == "datetime" else "categorical" if categorical_kind else "numerical"
+    )
+    exact = kind != "categorical" and 0 < finite.size <= exact_rows
+    if exact:
+        numeric = numeric.model_copy(update={"exact_values": True})
+    profiled = FeatureProfile(
         name=name,
         dtype=dtype,
         count=n,
-        kind="datetime"
-        if family == "datetime"
-        else "categorical"
-        if categorical_kind
-        else "numerical",
+        kind=kind,
         inferred_type="Integral" if integral else "Fractional",
         missing=n - int(finite.size),
         completeness=completeness,
@@ -171,6 +180,7 @@ def _feature(
             domains=categorical.values if categorical_kind and categorical else None,
         ),
     )
+    return profiled, finite if exact else None
 
 
 def build_profile(
@@ -180,18 +190,23 @@ def build_profile(
     bins: int = DEFAULT_BINS,
     max_categories: int = MAX_CATEGORIES,
     monitoring_config: MonitoringConfig | None = None,
+    exact_rows: int = DEFAULT_EXACT_ROWS,
 ) -> Profile:
-    """Profile every column of ``table`` (see the module docstring for the rules)."""
+    """Profile every column of ``table`` (see the module docstring for the rules); numerical
+    features with at most ``exact_rows`` finite values carry them (:meth:`Profile.values`)."""
     if quantiles < 2 or bins < 1 or max_categories < 1:
         raise ValueError("quantiles >= 2, bins >= 1 and max_categories >= 1 are required")
-    features = map_columns(
-        lambda i: _feature(table.column_names[i], table.column(i), quantiles, bins, max_categories),
+    names = table.column_names  # a new list on every access
+    profiled = map_columns(
+        lambda i: _feature(names[i], table.column(i), quantiles, bins, max_categories, exact_rows),
         range(table.num_columns),
     )
+    features = [feature for feature, _ in profiled]
+    values = {f.name: kept for f, kept in profiled if kept is not None}
     numerical = [f.name for f in features if f.kind in ("numerical", "datetime")]
     return Profile(
         row_count=table.num_rows,
         features=features,
         monitoring_config=monitoring_config or MonitoringConfig(),
         sample=row_sample(table, numerical),
-    )
+    ).with_values(values)

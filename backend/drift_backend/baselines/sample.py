@@ -17,7 +17,8 @@ def row_sample(
     """Up to ``size`` random rows (seeded) of ``features`` with every value finite; None
     when there are no such features or rows. Drawn before dropping incomplete rows, so the
     sample stays random when missing values are."""
-    present = [name for name in features if name in table.column_names]
+    columns_in = set(table.column_names)  # a new list on every access: not in the loop
+    present = [name for name in features if name in columns_in]
     if not present or table.num_rows == 0:
         return None
     rng = np.random.default_rng(seed)

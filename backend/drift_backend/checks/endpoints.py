@@ -1,4 +1,4 @@
-"""Baselines (upload, list, export) and checks (queue a batch, read the report)."""
+"""Checks: queue a current batch against a stored baseline, read the report."""
 
 from __future__ import annotations
 
@@ -6,33 +6,22 @@ import asyncio
 from typing import Annotated, Any
 
 import pyarrow as pa
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 
 from drift_backend.api.deps import CallerDep, ContextDep
-from drift_backend.auth.caller import Caller
+from drift_backend.api.uploads import BatchRejected, read_table
 from drift_backend.auth.permissions import Level
-from drift_backend.baselines.ingest import (
-    BatchError,
-    Limits,
-    media_type_of,
-    parse_batch,
-)
+from drift_backend.baselines import service as baselines
+from drift_backend.baselines.ingest import BatchError, media_type_of
 from drift_backend.baselines.model import BatchSummary, Profile
-from drift_backend.baselines.profile import build_profile
-from drift_backend.baselines.sagemaker import (
-    export_constraints,
-    export_statistics,
-    import_sagemaker,
-)
 from drift_backend.baselines.summary import bins
 from drift_backend.checks import service
 from drift_backend.checks.engine import Report
-from drift_backend.context import AppContext
 from drift_backend.drifts import service as drifts
 from drift_backend.drifts.schemas import Drift, DriftCreate, JobStatus
-from drift_backend.errors import APIError, NotFound, ValidationFailed, first_problem
+from drift_backend.errors import NotFound, ValidationFailed, first_problem
 from drift_backend.experiments.service import get_for
 from drift_backend.settings import Settings
 
@@ -43,58 +32,6 @@ SUMMARY_MEDIA_TYPE = "application/vnd.drift-monitor.summary+json"
 #: ``DRIFT_MAX_BODY_BYTES``.
 SUMMARY_BODY_FACTOR = 16
 Name = Annotated[str | None, Query(min_length=1, max_length=256)]
-
-
-def _limits(settings: Settings) -> Limits:
-    return Limits(
-        max_rows=settings.max_batch_rows,
-        max_columns=settings.max_batch_columns,
-        max_bytes=settings.max_upload_bytes,
-    )
-
-
-class BatchRejected(APIError):
-    def __init__(self, error: BatchError) -> None:
-        super().__init__(
-            f"{error.field}: {error.reason}",
-            errors=[{"field": error.field, "reason": error.reason}],
-        )
-        self.status = error.status
-        self.code = {413: "payload_too_large", 415: "unsupported_media_type"}.get(
-            error.status, "validation_error"
-        )
-
-
-async def _body(request: Request) -> bytes | bytearray:
-    """The request body. With a Content-Length it is read straight into one buffer of that
-    size: one copy of a large upload fewer than ``Request.body`` makes (a third less time
-    for 44 MB here)."""
-    try:
-        length = int(request.headers.get("content-length", ""))
-    except ValueError:
-        length = 0
-    if length <= 0:
-        return await request.body()
-    buffer = bytearray(length)
-    view = memoryview(buffer)
-    end = 0
-    async for chunk in request.stream():
-        start, end = end, end + len(chunk)
-        if end > length:  # the server frames the body by its length: cannot happen
-            raise BatchRejected(BatchError("content-length", "body longer than declared", 400))
-        view[start:end] = chunk
-    view.release()
-    del buffer[end:]  # a shorter body ends in ClientDisconnect first; kept exact anyway
-    return buffer
-
-
-async def _read_table(request: Request, settings: Settings) -> pa.Table:
-    data = await _body(request)
-    content_type = request.headers.get("content-type", "")
-    try:
-        return await asyncio.to_thread(parse_batch, data, content_type, _limits(settings))
-    except BatchError as error:
-        raise BatchRejected(error) from None
 
 
 async def _read_summary(request: Request, profile: Profile, settings: Settings) -> BatchSummary:
@@ -142,124 +79,6 @@ def _parse_summary(data: bytes, profile: Profile) -> BatchSummary:
     return summary
 
 
-async def _read_sagemaker(request: Request, settings: Settings) -> Profile:
-    """``multipart/form-data`` with SageMaker Model Monitor / Flare ``statistics`` and
-    (optionally) ``constraints`` JSON parts."""
-    async with request.form(
-        max_files=2, max_fields=4, max_part_size=settings.max_upload_bytes
-    ) as form:
-        parts: dict[str, bytes] = {}
-        for key in ("statistics", "constraints"):
-            part = form.get(key)
-            if part is None:
-                continue
-            parts[key] = part.encode() if isinstance(part, str) else await part.read()
-        unknown = sorted(set(form.keys()) - {"statistics", "constraints"})
-    if unknown:
-        raise BatchRejected(
-            BatchError(unknown[0], "unknown part; send statistics and constraints", 422)
-        )
-    if "statistics" not in parts:
-        raise BatchRejected(BatchError("statistics", "the statistics.json part is required", 422))
-    try:
-        return await asyncio.to_thread(
-            import_sagemaker, parts["statistics"], parts.get("constraints")
-        )
-    except BatchError as error:
-        raise BatchRejected(error) from None
-
-
-@router.post("/experiment/{experiment_id}/baseline", status_code=status.HTTP_201_CREATED)
-async def create_baseline(
-    experiment_id: str,
-    request: Request,
-    caller: CallerDep,
-    context: ContextDep,
-    name: Name = None,
-    model: Name = None,
-) -> dict[str, Any]:
-    """Profile reference data (Arrow IPC stream, Parquet, CSV or ``{"columns": {...}}``)
-    once; checks then cost O(current batch). Baselines are immutable."""
-    await get_for(context.db, experiment_id, caller, Level.Edit)
-    if media_type_of(request.headers.get("content-type", "")) == "multipart/form-data":
-        profile = await _read_sagemaker(request, context.settings)
-    else:
-        table = await _read_table(request, context.settings)
-        profile = await asyncio.to_thread(build_profile, table)
-    doc = await service.store_baseline(
-        context.db, experiment_id, profile, name=name, model=model, created_by=caller.user_id
-    )
-    context.profiles.put(doc["_id"], profile)  # the first check against it is the next call
-    return service.baseline_to_api(doc)
-
-
-@router.get("/experiment/{experiment_id}/baseline")
-async def list_baselines(
-    experiment_id: str, caller: CallerDep, context: ContextDep
-) -> list[dict[str, Any]]:
-    await get_for(context.db, experiment_id, caller, Level.Read)
-    docs = await service.list_baselines(context.db, experiment_id)
-    return [service.baseline_to_api(doc, with_features=False) for doc in docs]
-
-
-@router.get("/experiment/{experiment_id}/baseline/{baseline_id}")
-async def get_baseline(
-    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
-) -> dict[str, Any]:
-    await get_for(context.db, experiment_id, caller, Level.Read)
-    return service.baseline_to_api(
-        await service.get_baseline(context.db, experiment_id, baseline_id)
-    )
-
-
-async def _stored_profile(
-    context: AppContext, caller: Caller, experiment_id: str, baseline_id: str
-) -> Profile:
-    """A readable baseline's profile, through the profile cache."""
-    await get_for(context.db, experiment_id, caller, Level.Read)
-    await service.get_baseline(context.db, experiment_id, baseline_id, {"_id": 1})
-    profile = await context.profiles.load(context.db, baseline_id)
-    if profile is None:
-        raise NotFound(f"baseline {baseline_id} not found in experiment {experiment_id}")
-    return profile
-
-
-@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/bins")
-async def get_bins(
-    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
-) -> dict[str, Any]:
-    """The frozen edges and categories summary mode counts on (no reference rows)."""
-    profile = await _stored_profile(context, caller, experiment_id, baseline_id)
-    return bins(profile).model_dump(mode="json")
-
-
-@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/statistics.json")
-async def export_statistics_json(
-    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
-) -> dict[str, Any]:
-    """The baseline as a SageMaker Model Monitor ``statistics.json`` (KLL sketch included)."""
-    return export_statistics(await _stored_profile(context, caller, experiment_id, baseline_id))
-
-
-@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/constraints.json")
-async def export_constraints_json(
-    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
-) -> dict[str, Any]:
-    """The baseline's SageMaker ``constraints.json`` (completeness, domains, monitoring config)."""
-    return export_constraints(await _stored_profile(context, caller, experiment_id, baseline_id))
-
-
-@router.delete(
-    "/experiment/{experiment_id}/baseline/{baseline_id}", status_code=status.HTTP_204_NO_CONTENT
-)
-async def delete_baseline(
-    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
-) -> Response:
-    await get_for(context.db, experiment_id, caller, Level.Edit)
-    await service.delete_baseline(context.db, experiment_id, baseline_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
 @router.post(
     "/experiment/{experiment_id}/check",
     status_code=status.HTTP_202_ACCEPTED,
@@ -290,7 +109,7 @@ async def check(
         first = error.errors()[0]
         raise ValidationFailed(str(first["loc"][0]), first["msg"]) from None
     experiment = await get_for(context.db, experiment_id, caller, Level.Edit)
-    baseline_doc = await service.resolve_baseline(
+    baseline_doc = await baselines.resolve_baseline(
         context.db, experiment, baseline, model, projection={"_id": 1}
     )
     profile = await context.profiles.load(context.db, baseline_doc["_id"])
@@ -301,7 +120,7 @@ async def check(
     if media_type_of(request.headers.get("content-type", "")) == SUMMARY_MEDIA_TYPE:
         current = await _read_summary(request, profile, settings)
     else:
-        current = await _read_table(request, settings)
+        current = await read_table(request, settings)
     run = await service.submit_check(
         context.db,
         settings,

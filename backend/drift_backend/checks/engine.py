@@ -1,12 +1,21 @@
 """The check engine: a current batch against a stored baseline profile, one report.
 
-Pure (no I/O); the worker runs it in a process pool. Cost is O(current batch): the reference
-is known only through its profile (quantile grid, frozen histogram, exact category counts).
+Pure (no I/O); the worker runs it in a process pool. Cost is O(current batch) plus, for
+features whose baseline kept its values (at most ``DRIFT_EXACT_REFERENCE_ROWS`` each), a
+pass over those: otherwise the reference is known only through its profile
+(quantile grid, frozen histogram, exact category counts).
 
 Raw and summary mode share one path: a raw batch is first summarized on the baseline's bins
 (:func:`drift_backend.baselines.summary.summarize`, the same function clients run in summary
-mode), and every count-based test reads those counts, so both modes decide alike. Only the
-tests that need raw values use them:
+mode), and every count-based test reads those counts, so both modes decide alike. What each
+test needs is declared in :mod:`drift_backend.stats.registry` (``Needs``).
+
+Exact where affordable: when the baseline kept a feature's sorted values (at most
+``DRIFT_EXACT_REFERENCE_ROWS``) and the current batch is kept whole too (raw mode, or a
+reduced batch with at most ``EXACT_VALUES`` values), ``ks``, ``cramer_von_mises``,
+``anderson_darling``, ``mann_whitney``, ``t_test``, ``wasserstein`` and ``energy_distance``
+run on the two whole samples: exactly what :mod:`drift_backend.stats.numerical` (scipy)
+gives. Otherwise the tests that need values use approximations:
 
 - ``ks``: the reference CDF interpolated from its quantile grid, with the true reference size;
 - ``wasserstein``: the mean absolute difference of the two quantile functions, normed by the
@@ -20,7 +29,8 @@ deviations and counts), ``psi``, ``jensen_shannon``, ``hellinger``, ``kl_div``, 
 ``linf_robust`` and ``chi_square`` on the frozen histogram, and every categorical test. In
 summary mode the automatic choice picks count-based tests (``chi_square`` on the histogram
 for small references, ``jensen_shannon`` for large ones); a configured raw-only test makes
-the feature untestable there, with the reason in the report.
+the feature untestable there, with the reason in the report. Each feature's ``exact`` says
+whether its result is free of approximation (count and moment tests always are).
 """
 
 from __future__ import annotations
@@ -43,24 +53,18 @@ from drift_backend.baselines.model import (
 from drift_backend.baselines.profile import sorted_quantiles
 from drift_backend.baselines.violations import check_violations
 from drift_backend.checks.config import DriftConfig
-from drift_backend.checks.reduce import (
-    NUMERIC_KINDS,
-    RAW_ONLY_TESTS,
-    CurrentValues,
-    ReducedBatch,
-    exact_batch,
-)
+from drift_backend.checks.reduce import NUMERIC_KINDS, CurrentValues, ReducedBatch, exact_batch
 from drift_backend.stats import CATEGORICAL_TESTS, NUMERICAL_TESTS, TestResult, adjust, mmd
+from drift_backend.stats import numerical as by_samples
 from drift_backend.stats import profile as by_profile
 from drift_backend.stats._common import distance_result
 from drift_backend.stats.choice import choose_test
 from drift_backend.stats.correction import cramers_v
 from drift_backend.stats.numerical import MIN_STD, WASSERSTEIN_THRESHOLD
+from drift_backend.stats.registry import SAMPLE_TESTS, VALUE_TESTS, WHOLE_SAMPLE_TESTS
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 PSEUDO_SAMPLE = 5000
-#: Tests that read current values, not counts: the quantile-based two, and those needing all.
-RAW_TESTS = RAW_ONLY_TESTS | {"ks", "wasserstein"}
 HISTOGRAM_TESTS = {
     "psi": by_profile.psi_counts,
     "jensen_shannon": by_profile.jensen_shannon_counts,
@@ -96,6 +100,9 @@ class FeatureReport(BaseModel):
     histogram: Histogram | None = None
     #: Why the feature could not be tested (then ``test`` is None and ``drifted`` False).
     untestable: str | None = None
+    #: The result is what the test gives on the two samples themselves (counts, moments, or
+    #: both samples kept whole); false when a quantile grid or pseudo-sample stood in.
+    exact: bool = False
 
 
 class MultivariateReport(BaseModel):
@@ -168,7 +175,7 @@ def _choose(
         return configured, threshold
     choice = choose_test("numerical" if numeric else "categorical", n_ref, n_unique)
     name = choice.name
-    if numeric and (choice.kind == "categorical" or (not raw and name in RAW_TESTS)):
+    if numeric and (choice.kind == "categorical" or (not raw and name in SAMPLE_TESTS)):
         # Few distinct values, or no raw values: compare the histograms as categories.
         name = "chi_square" if n_ref <= 1000 else "jensen_shannon"
     if threshold is None and name not in {"ks", "chi_square", "z_test"}:
@@ -180,8 +187,10 @@ def _numerical(
     feature: FeatureProfile,
     counts: FeatureCounts,
     current: CurrentValues | None,
+    reference: FloatArray | None,
     config: DriftConfig,
-) -> tuple[TestResult, float | None, Histogram]:
+) -> tuple[TestResult, float | None, Histogram, bool]:
+    """(result, effect size, histogram, exact); ``reference``: the kept sorted values."""
     numeric = feature.numeric
     if numeric is None or numeric.edges is None or numeric.counts is None:
         raise Untestable("the baseline holds no histogram for this feature")
@@ -197,14 +206,29 @@ def _numerical(
     histogram = Histogram(
         edges=list(numeric.edges), reference=ref_counts.tolist(), current=cur_counts.tolist()
     )
+    if (
+        test in WHOLE_SAMPLE_TESTS
+        and reference is not None
+        and current is not None
+        and current.exact
+        and reference.size
+    ):
+        result = NUMERICAL_TESTS[test](reference, current.values, threshold=threshold)
+        effect = (
+            result.distance
+            if test == "wasserstein"
+            else by_samples.wasserstein(reference, current.values).distance
+        )
+        return result, effect, histogram, True
     effect = _numeric_effect(feature, counts, current)
-    if test in RAW_TESTS:
+    if test in SAMPLE_TESTS:
         if current is None:
             raise Untestable(f"{test} needs raw values; summary mode sends only counts")
         if numeric.quantiles is None:
             raise Untestable(f"{test} needs the baseline's quantiles, which it lacks")
-        if test in RAW_ONLY_TESTS and not current.exact:
+        if test in VALUE_TESTS and not current.exact:
             raise Untestable(f"{test} needs every current value; the batch was reduced")
+    exact = test not in SAMPLE_TESTS
     if test == "ks":
         assert current is not None
         assert numeric.quantiles is not None
@@ -222,7 +246,7 @@ def _numerical(
         result = distance_result(
             "wasserstein", "numerical", effect, limit, n_ref, n_cur, inclusive=True
         )
-    elif test in RAW_TESTS:
+    elif test in SAMPLE_TESTS:
         assert current is not None
         assert numeric.quantiles is not None
         reference = _pseudo_reference(numeric.quantiles, n_ref)
@@ -240,7 +264,7 @@ def _numerical(
         result = CATEGORICAL_TESTS[test](ref_counts[keep], cur_counts[keep], threshold=threshold)
     else:
         raise Untestable(f"{test} is not a test for numerical features")
-    return result, effect, histogram
+    return result, effect, histogram, exact
 
 
 def _nothing_to_test(counts: FeatureCounts) -> str:
@@ -293,7 +317,7 @@ def _numeric_effect(
 
 def _categorical(
     feature: FeatureProfile, counts: FeatureCounts, config: DriftConfig
-) -> tuple[TestResult, float | None, Histogram]:
+) -> tuple[TestResult, float | None, Histogram, bool]:
     categorical = feature.categorical
     if categorical is None or counts.category_counts is None:
         raise Untestable("the baseline holds no category counts for this feature")
@@ -324,6 +348,7 @@ def _categorical(
         result,
         effect,
         Histogram(categories=categories, reference=ref.tolist(), current=cur.tolist()),
+        True,  # exact counts on both sides
     )
 
 
@@ -331,6 +356,7 @@ def _test_feature(
     feature: FeatureProfile,
     counts: FeatureCounts | None,
     current: CurrentValues | None,
+    reference: FloatArray | None,
     config: DriftConfig,
 ) -> FeatureReport:
     base: dict[str, Any] = {
@@ -358,9 +384,11 @@ def _test_feature(
         )
     try:
         if feature.kind in NUMERIC_KINDS:
-            result, effect, histogram = _numerical(feature, counts, current, config)
+            result, effect, histogram, exact = _numerical(
+                feature, counts, current, reference, config
+            )
         else:
-            result, effect, histogram = _categorical(feature, counts, config)
+            result, effect, histogram, exact = _categorical(feature, counts, config)
     except ValueError as error:  # Untestable, or a test refusing these samples
         return FeatureReport(
             **base,
@@ -381,6 +409,7 @@ def _test_feature(
         n_current=result.n_current,
         missing_share=missing_share,
         histogram=histogram,
+        exact=exact,
     )
 
 
@@ -501,7 +530,13 @@ def run_check(
     summary = current if isinstance(current, BatchSummary) else current.summary
     values = {} if isinstance(current, BatchSummary) else current.numeric
     features = [
-        _test_feature(profiled, summary.feature(profiled.name), values.get(profiled.name), config)
+        _test_feature(
+            profiled,
+            summary.feature(profiled.name),
+            values.get(profiled.name),
+            profile.values(profiled.name),
+            config,
+        )
         for profiled in profile.features
     ]
     prediction = None

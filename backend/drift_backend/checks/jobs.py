@@ -7,16 +7,15 @@ import contextlib
 from typing import Any
 
 import pyarrow as pa
-from bson import CodecOptions
-from bson.raw_bson import RawBSONDocument
 from cachetools import LRUCache
 from gridfs.errors import NoFile
 
+from drift_backend.baselines import repository as baselines
 from drift_backend.baselines.model import BatchSummary, Profile
+from drift_backend.baselines.repository import StoredProfile
 from drift_backend.checks import reduce, service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.checks.engine import run_check
-from drift_backend.checks.profiles import CACHED_PROFILES, profile_from_bson
 from drift_backend.checks.reduce import ReducedBatch
 from drift_backend.drifts import service as drifts
 from drift_backend.drifts.schemas import JobStatus
@@ -26,21 +25,31 @@ from drift_backend.jobs.queue import Claim
 #: How often a running check tells the stale-run sweeper it is alive.
 TOUCH_SECONDS = 30.0
 
-#: In the worker process: raw baseline documents (BSON) by id, handed to the pool as bytes.
-_BASELINES: LRUCache[str, bytes] = LRUCache(CACHED_PROFILES)
-#: In each pool process: parsed profiles by baseline id.
-_PROFILES: LRUCache[str, Profile] = LRUCache(CACHED_PROFILES)
+#: Bytes of stored profiles each cache below keeps (parsed ones count their stored size).
+CACHED_BASELINE_BYTES = 256 * 1024 * 1024
+#: In the worker process: stored profiles by baseline id, handed to the pool as bytes.
+_BASELINES: LRUCache[str, StoredProfile] = LRUCache(
+    maxsize=CACHED_BASELINE_BYTES, getsizeof=lambda stored: max(1, stored.size)
+)
+#: In each pool process: parsed profiles (with their values) by baseline id.
+#: Keyed by (baseline id, whether its kept values came along).
+_PROFILES: LRUCache[tuple[str, bool], tuple[Profile, int]] = LRUCache(
+    maxsize=CACHED_BASELINE_BYTES, getsizeof=lambda entry: max(1, entry[1])
+)
 
 
 def compute(
-    baseline_id: str, baseline_bson: bytes, batch: bytes, mode: str, config: dict[str, Any]
+    baseline_id: str, stored: StoredProfile, batch: bytes, mode: str, config: dict[str, Any]
 ) -> dict[str, Any]:
     """CPU part, run in a pool process: a batch (``raw``: Arrow IPC of every row; ``reduced``:
     what :mod:`.reduce` keeps; ``summary``: a BatchSummary JSON) against the stored profile
     -> report dict."""
-    profile = _PROFILES.get(baseline_id)
-    if profile is None:
-        profile = _PROFILES[baseline_id] = profile_from_bson(baseline_bson)
+    key = (baseline_id, stored.values is not None)
+    cached = _PROFILES.get(key)
+    profile = cached[0] if cached is not None else stored.parse()
+    if cached is None:
+        with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
+            _PROFILES[key] = (profile, stored.size)
     current: pa.Table | ReducedBatch | BatchSummary
     if mode == "summary":
         current = BatchSummary.model_validate_json(batch)
@@ -75,18 +84,17 @@ async def _touch_run(ctx: WorkerContext, drift_id: str, every: float) -> None:
         await drifts.touch(ctx.db, drift_id)
 
 
-async def _baseline_bson(ctx: WorkerContext, baseline_id: str) -> bytes | None:
-    """The baseline's document as BSON, or None when it was deleted (looked up every time)."""
+async def _stored_baseline(ctx: WorkerContext, baseline_id: str) -> StoredProfile | None:
+    """The baseline's stored profile and values, or None when it was deleted (looked up
+    every time)."""
     cached = _BASELINES.get(baseline_id)
     if cached is not None:
-        found = await ctx.db.baselines.find_one({"_id": baseline_id}, {"_id": 1})
-        return cached if found is not None else None
-    raw = ctx.db.baselines.with_options(codec_options=CodecOptions(RawBSONDocument))
-    doc = await raw.find_one({"_id": baseline_id}, {"profile": 1})
-    if doc is None:
-        return None
-    raw_bytes = _BASELINES[baseline_id] = bytes(doc.raw)
-    return raw_bytes
+        return cached if await baselines.exists(ctx.db, baseline_id) else None
+    stored = await baselines.load_stored(ctx.db, baseline_id, values=True)
+    if stored is not None:
+        with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
+            _BASELINES[baseline_id] = stored
+    return stored
 
 
 async def handle(claim: Claim, ctx: WorkerContext) -> None:
@@ -96,8 +104,8 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     if run is None or run["job_status"] != JobStatus.Running:
         await service.drop_batch(ctx.db, payload["batch_file"])
         return  # deleted or already finished (by an earlier attempt): nothing left to do
-    baseline_bson = await _baseline_bson(ctx, payload["baseline_id"])
-    if baseline_bson is None:
+    baseline = await _stored_baseline(ctx, payload["baseline_id"])
+    if baseline is None:
         raise JobFailed("BaselineNotFound", "the baseline was deleted before the check ran")
     try:
         data = await service.load_batch(ctx.db, payload["batch_file"])
@@ -108,7 +116,8 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
         report = await ctx.compute(
             compute,
             payload["baseline_id"],
-            baseline_bson,
+            # Counts are all a summary is tested on: the kept values need not travel.
+            StoredProfile(baseline.profile, None) if payload.get("mode") == "summary" else baseline,
             data,
             payload.get("mode", "raw"),
             payload["config"],

@@ -5,8 +5,11 @@ summary mode) and, per numerical feature, its sorted finite values when there ar
 
 The tests read the grid as they read the reference's: ``ks`` compares two interpolated CDFs
 (error at most about 1/1000 + 1/5000 in D), ``wasserstein`` two quantile functions. Tests
-that need every raw value (Mann-Whitney, Cramér-von Mises, Anderson-Darling, energy
-distance) make the API keep the whole batch instead (:func:`needs_raw`).
+that need every raw value (``Needs.values`` in :mod:`drift_backend.stats.registry`:
+Mann-Whitney, Cramér-von Mises, Anderson-Darling, energy distance) make the API keep the
+whole batch instead (:func:`needs_raw`). Sorted values kept whole are as good as the raw
+batch for every univariate test: against a reference that keeps its values too, the engine
+then runs the test on the two whole samples.
 """
 
 from __future__ import annotations
@@ -24,12 +27,10 @@ from drift_backend.baselines.profile import sorted_quantiles
 from drift_backend.baselines.sample import row_sample
 from drift_backend.baselines.summary import bins, summarize_feature, summary_of
 from drift_backend.checks.config import DriftConfig
+from drift_backend.stats.registry import VALUE_TESTS
 
 EXACT_VALUES = 20_000
 GRID = 5_001
-RAW_ONLY_TESTS = frozenset(
-    {"mann_whitney", "cramer_von_mises", "anderson_darling", "energy_distance"}
-)
 NUMERIC_KINDS = frozenset({"numerical", "datetime"})
 _SUMMARY_KEY = b"drift_monitor.summary"
 _SAMPLE_KEY = b"drift_monitor.sample"
@@ -56,7 +57,7 @@ class ReducedBatch:
 def needs_raw(config: DriftConfig) -> bool:
     """Whether a test the configuration may run needs every raw value."""
     chosen = {config.numerical_test} | {f.test for f in config.features.values() if f.test}
-    return bool(chosen & RAW_ONLY_TESTS)
+    return bool(chosen & VALUE_TESTS)
 
 
 def reduce_batch(

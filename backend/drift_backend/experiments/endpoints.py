@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
 from drift_backend.api.listing import PageDep, search_page
 from drift_backend.auth.permissions import Level, visibility_filter
+from drift_backend.baselines.service import baseline_exists
 from drift_backend.errors import ValidationFailed
 from drift_backend.experiments import service
 from drift_backend.experiments.schemas import (
@@ -77,9 +78,7 @@ async def patch_experiment(
     doc = await service.get_for(db, experiment_id, caller, Level.Manage)
     changes = body.model_dump(mode="json", exclude_unset=True)
     for entry in changes.get("default_baselines") or []:
-        if not await db.baselines.find_one(
-            {"_id": entry["baseline_id"], "experiment_id": doc["_id"]}
-        ):
+        if not await baseline_exists(db, doc["_id"], entry["baseline_id"]):
             raise ValidationFailed(
                 "default_baselines", f"no baseline {entry['baseline_id']} in this experiment"
             )

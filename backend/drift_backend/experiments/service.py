@@ -8,6 +8,7 @@ from pymongo.errors import DuplicateKeyError
 
 from drift_backend.auth.caller import Caller
 from drift_backend.auth.permissions import Level, has_manager, level_of
+from drift_backend.baselines.service import delete_experiment_baselines
 from drift_backend.checks import service as checks
 from drift_backend.drifts import service as drifts
 from drift_backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -130,7 +131,7 @@ async def delete(db: Database, experiment_id: str) -> None:
     # Again: a check that finished its run just before the runs went saved its report first.
     for start in range(0, len(drift_ids), 1000):
         await checks.delete_reports(db, drift_ids[start : start + 1000])
-    await db.baselines.delete_many({"experiment_id": experiment_id})
+    await delete_experiment_baselines(db, experiment_id)
     await db.experiments.delete_one({"_id": experiment_id})
 
 

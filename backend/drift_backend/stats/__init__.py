@@ -22,16 +22,24 @@ from drift_backend.stats.profile import (
     linf_counts,
     psi_counts,
 )
-from drift_backend.stats.registry import CATEGORICAL_TESTS, NUMERICAL_TESTS, DriftTest
+from drift_backend.stats.registry import (
+    CATEGORICAL_TESTS,
+    NUMERICAL,
+    NUMERICAL_TESTS,
+    DriftTest,
+    Needs,
+)
 from drift_backend.stats.result import TestResult
 
 __all__ = [
     "ALPHA",
     "CATEGORICAL_TESTS",
     "CORRECTIONS",
+    "NUMERICAL",
     "NUMERICAL_TESTS",
     "Choice",
     "DriftTest",
+    "Needs",
     "TestResult",
     "adjust",
     "align_counts",

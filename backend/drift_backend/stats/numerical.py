@@ -244,6 +244,27 @@ def t_test(
     )
 
 
+def _cdf_distance(p: int, u: FloatArray, v: FloatArray) -> float:
+    """scipy's ``_cdf_distance`` without weights, ``(integral |U - V|^p)^(1/p)``, equal to
+    it up to rounding and faster on large samples (a thousand-feature check feels it).
+
+    scipy evaluates both empirical CDFs at every point of the merged sample with two binary
+    searches and sums with ``np.vecdot``; here one stable merge (linear on samples that are
+    already sorted, as the kept values are) gives the CDFs as running counts. The counts
+    differ from scipy's only inside runs of tied values, where the step width is 0.
+    """
+    values = np.concatenate((u, v))
+    order = np.argsort(values, kind="stable")
+    merged = values[order]
+    deltas = np.diff(merged)
+    in_u = np.cumsum(order < u.size)[:-1]
+    in_v = np.arange(1, merged.size) - in_u
+    gap = np.abs(in_u / u.size - in_v / v.size)
+    if p == 1:
+        return float((gap * deltas).sum())
+    return float(np.sqrt((np.square(gap) * deltas).sum()))
+
+
 def _reference_std(ref: FloatArray) -> float:
     return max(float(np.std(ref)), MIN_STD)
 
@@ -274,7 +295,7 @@ def wasserstein(
     False
     """
     ref, cur = clean_pair(reference, current)
-    d = stats.wasserstein_distance(ref, cur) / _reference_std(ref)
+    d = _cdf_distance(1, ref, cur) / _reference_std(ref)
     t = WASSERSTEIN_THRESHOLD if threshold is None else threshold
     return distance_result("wasserstein", "numerical", d, t, *_sizes(ref, cur), inclusive=True)
 
@@ -309,7 +330,7 @@ def energy_distance(
     """
     ref, cur = clean_pair(reference, current)
     scale = _reference_std(ref)
-    d = stats.energy_distance(ref / scale, cur / scale)
+    d = np.sqrt(2) * _cdf_distance(2, ref / scale, cur / scale)  # stats.energy_distance
     t = ENERGY_THRESHOLD if threshold is None else threshold
     return distance_result("energy_distance", "numerical", d, t, *_sizes(ref, cur), inclusive=True)
 

@@ -33,6 +33,18 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("tags", ASCENDING)]),
         IndexModel([("job_status", ASCENDING), ("updated_at", ASCENDING)]),
     ],
+    # Listings and the newest baseline (for a model) a check falls back to.
+    "baselines": [
+        IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel(
+            [("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", DESCENDING)]
+        ),
+    ],
+    # GridFS bucket of baseline profiles: a deleted experiment's files; chunks read in order.
+    "baseline_profiles.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
+    "baseline_profiles.chunks": [
+        IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)
+    ],
     "jobs": [
         IndexModel([("status", ASCENDING), ("created_at", ASCENDING)]),
         IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
@@ -41,13 +53,6 @@ INDEXES: dict[str, list[IndexModel]] = {
     # Kept answers of requests with an Idempotency-Key, for 24 hours (idempotency/).
     "idempotency_keys": [
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=24 * 3600),
-    ],
-    "baselines": [
-        # Listing newest first; the newest for a model when a check names no baseline.
-        IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING)]),
-        IndexModel(
-            [("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", DESCENDING)]
-        ),
     ],
     # GridFS bucket of queued check batches: an experiment's are dropped when it is deleted.
     "batches.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],

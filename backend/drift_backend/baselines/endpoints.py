@@ -1,0 +1,172 @@
+"""Baselines: upload (reference data or SageMaker files), list, get, bins, exports, delete."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel
+
+from drift_backend.api.deps import CallerDep, ContextDep
+from drift_backend.api.uploads import BatchRejected, read_table
+from drift_backend.auth.permissions import Level
+from drift_backend.baselines import service
+from drift_backend.baselines.ingest import BatchError, media_type_of
+from drift_backend.baselines.model import Profile
+from drift_backend.baselines.profile import build_profile
+from drift_backend.baselines.sagemaker import (
+    export_constraints,
+    export_statistics,
+    import_sagemaker,
+)
+from drift_backend.baselines.schemas import (
+    Baseline,
+    BaselineItem,
+    Bins,
+    ConstraintsExport,
+    StatisticsExport,
+)
+from drift_backend.baselines.summary import bins
+from drift_backend.experiments.service import get_for
+from drift_backend.settings import Settings
+
+router = APIRouter(tags=["baselines"])
+Name = Annotated[str | None, Query(min_length=1, max_length=256)]
+
+
+async def _read_sagemaker(request: Request, settings: Settings) -> Profile:
+    """``multipart/form-data`` with SageMaker Model Monitor / Flare ``statistics`` and
+    (optionally) ``constraints`` JSON parts."""
+    async with request.form(
+        max_files=2, max_fields=4, max_part_size=settings.max_upload_bytes
+    ) as form:
+        parts: dict[str, bytes] = {}
+        for key in ("statistics", "constraints"):
+            part = form.get(key)
+            if part is None:
+                continue
+            parts[key] = part.encode() if isinstance(part, str) else await part.read()
+        unknown = sorted(set(form.keys()) - {"statistics", "constraints"})
+    if unknown:
+        raise BatchRejected(
+            BatchError(unknown[0], "unknown part; send statistics and constraints", 422)
+        )
+    if "statistics" not in parts:
+        raise BatchRejected(BatchError("statistics", "the statistics.json part is required", 422))
+    try:
+        return await asyncio.to_thread(
+            import_sagemaker, parts["statistics"], parts.get("constraints")
+        )
+    except BatchError as error:
+        raise BatchRejected(error) from None
+
+
+async def _json(model: type[BaseModel], make: Callable[[], Any]) -> Response:
+    """``make()`` checked against ``model`` and written as JSON, off the event loop: a wide
+    profile's export is megabytes of work."""
+
+    def encode() -> bytes:
+        value = make()
+        if isinstance(value, model):
+            return value.model_dump_json().encode()
+        # Only the keys the export wrote: SageMaker files leave absent sections out.
+        return model.model_validate(value).model_dump_json(exclude_unset=True).encode()
+
+    return Response(await asyncio.to_thread(encode), media_type="application/json")
+
+
+@router.post(
+    "/experiment/{experiment_id}/baseline",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Baseline,
+)
+async def create_baseline(
+    experiment_id: str,
+    request: Request,
+    caller: CallerDep,
+    context: ContextDep,
+    name: Name = None,
+    model: Name = None,
+) -> Any:
+    """Profile reference data (Arrow IPC stream, Parquet, CSV or ``{"columns": {...}}``)
+    once; checks then cost O(current batch). Baselines are immutable."""
+    await get_for(context.db, experiment_id, caller, Level.Edit)
+    if media_type_of(request.headers.get("content-type", "")) == "multipart/form-data":
+        profile = await _read_sagemaker(request, context.settings)
+    else:
+        table = await read_table(request, context.settings)
+        profile = await asyncio.to_thread(
+            build_profile, table, exact_rows=context.settings.exact_reference_rows
+        )
+    doc = await service.store_baseline(
+        context.db, experiment_id, profile, name=name, model=model, created_by=caller.user_id
+    )
+    # The first check against it is likely the next call.
+    context.profiles.put(doc["_id"], profile, doc["stored_bytes"])
+    return service.baseline_to_api(doc, profile)
+
+
+@router.get("/experiment/{experiment_id}/baseline", response_model=list[BaselineItem])
+async def list_baselines(experiment_id: str, caller: CallerDep, context: ContextDep) -> Any:
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    docs = await service.list_baselines(context.db, experiment_id)
+    return [service.baseline_to_api(doc) for doc in docs]
+
+
+@router.get("/experiment/{experiment_id}/baseline/{baseline_id}", response_model=Baseline)
+async def get_baseline(
+    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
+) -> Any:
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    doc = await service.get_baseline(context.db, experiment_id, baseline_id)
+    profile = await service.get_profile(context.db, context.profiles, experiment_id, baseline_id)
+    return service.baseline_to_api(doc, profile)
+
+
+@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/bins", response_model=Bins)
+async def get_bins(
+    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
+) -> Any:
+    """The frozen edges and categories summary mode counts on (no reference rows)."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    profile = await service.get_profile(context.db, context.profiles, experiment_id, baseline_id)
+    return await _json(Bins, lambda: bins(profile))
+
+
+@router.get(
+    "/experiment/{experiment_id}/baseline/{baseline_id}/statistics.json",
+    response_model=StatisticsExport,
+)
+async def export_statistics_json(
+    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
+) -> Any:
+    """The baseline as a SageMaker Model Monitor ``statistics.json`` (KLL sketch included)."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    profile = await service.get_profile(context.db, context.profiles, experiment_id, baseline_id)
+    return await _json(StatisticsExport, lambda: export_statistics(profile))
+
+
+@router.get(
+    "/experiment/{experiment_id}/baseline/{baseline_id}/constraints.json",
+    response_model=ConstraintsExport,
+)
+async def export_constraints_json(
+    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
+) -> Any:
+    """The baseline's SageMaker ``constraints.json`` (completeness, domains, monitoring config)."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    profile = await service.get_profile(context.db, context.profiles, experiment_id, baseline_id)
+    return await _json(ConstraintsExport, lambda: export_constraints(profile))
+
+
+@router.delete(
+    "/experiment/{experiment_id}/baseline/{baseline_id}", status_code=status.HTTP_204_NO_CONTENT
+)
+async def delete_baseline(
+    experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
+) -> Response:
+    await get_for(context.db, experiment_id, caller, Level.Edit)
+    await service.delete_baseline(context.db, experiment_id, baseline_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
