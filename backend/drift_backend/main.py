@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from drift_backend.api import health
 from drift_backend.api.limits import BodySizeLimit
+from drift_backend.api.responses import install_openapi
 from drift_backend.auth.issuers import IssuerClient
 from drift_backend.auth.tokens import TokenVerifier
 from drift_backend.checks.endpoints import router as checks_router
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(checks_router)
     app.include_router(v1)
     app.include_router(health.router)
+    install_openapi(app)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

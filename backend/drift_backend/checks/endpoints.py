@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 
 from drift_backend.api.deps import Caller, CallerDep, ContextDep
+from drift_backend.api.responses import SAGEMAKER_PARTS, data_upload, errors
 from drift_backend.auth.permissions import Level
 from drift_backend.baselines.ingest import (
     BatchError,
@@ -168,7 +169,12 @@ async def _read_sagemaker(request: Request, settings: Settings) -> Profile:
         raise BatchRejected(error) from None
 
 
-@router.post("/experiment/{experiment_id}/baseline", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/experiment/{experiment_id}/baseline",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(400, 404, 413, 415),
+    openapi_extra=data_upload(SAGEMAKER_PARTS),
+)
 async def create_baseline(
     experiment_id: str,
     request: Request,
@@ -192,7 +198,7 @@ async def create_baseline(
     return service.baseline_to_api(doc)
 
 
-@router.get("/experiment/{experiment_id}/baseline")
+@router.get("/experiment/{experiment_id}/baseline", responses=errors(404))
 async def list_baselines(
     experiment_id: str, caller: CallerDep, context: ContextDep
 ) -> list[dict[str, Any]]:
@@ -201,7 +207,7 @@ async def list_baselines(
     return [service.baseline_to_api(doc, with_features=False) for doc in docs]
 
 
-@router.get("/experiment/{experiment_id}/baseline/{baseline_id}")
+@router.get("/experiment/{experiment_id}/baseline/{baseline_id}", responses=errors(404))
 async def get_baseline(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> dict[str, Any]:
@@ -223,7 +229,7 @@ async def _stored_profile(
     return profile
 
 
-@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/bins")
+@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/bins", responses=errors(404))
 async def get_bins(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> dict[str, Any]:
@@ -232,7 +238,10 @@ async def get_bins(
     return bins(profile).model_dump(mode="json")
 
 
-@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/statistics.json")
+@router.get(
+    "/experiment/{experiment_id}/baseline/{baseline_id}/statistics.json",
+    responses=errors(404),
+)
 async def export_statistics_json(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> dict[str, Any]:
@@ -240,7 +249,10 @@ async def export_statistics_json(
     return export_statistics(await _stored_profile(context, caller, experiment_id, baseline_id))
 
 
-@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/constraints.json")
+@router.get(
+    "/experiment/{experiment_id}/baseline/{baseline_id}/constraints.json",
+    responses=errors(404),
+)
 async def export_constraints_json(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> dict[str, Any]:
@@ -249,7 +261,9 @@ async def export_constraints_json(
 
 
 @router.delete(
-    "/experiment/{experiment_id}/baseline/{baseline_id}", status_code=status.HTTP_204_NO_CONTENT
+    "/experiment/{experiment_id}/baseline/{baseline_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404),
 )
 async def delete_baseline(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
@@ -263,7 +277,11 @@ async def delete_baseline(
     "/experiment/{experiment_id}/check",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Drift,
-    responses={200: {"model": Drift, "description": "finished within `wait`"}},
+    responses={
+        200: {"model": Drift, "description": "finished within `wait`"},
+        **errors(400, 404, 413, 415),
+    },
+    openapi_extra=data_upload({SUMMARY_MEDIA_TYPE: {"schema": {"type": "object"}}}),
 )
 async def check(
     experiment_id: str,
@@ -274,7 +292,8 @@ async def check(
     baseline: Name = None,
     tags: Annotated[list[str] | None, Query(max_length=32)] = None,
     wait: Annotated[float, Query(ge=0)] = 0.0,
-    config: Annotated[str | None, Query(max_length=65_536)] = None,
+    # Percent-encoded, 16 KiB of JSON stays under the ~64 KB request line uvicorn parses.
+    config: Annotated[str | None, Query(max_length=16_384)] = None,
 ) -> Any:
     """Queue a drift check of the current batch against a stored baseline.
 
@@ -379,7 +398,7 @@ def _run_response(run: dict[str, Any], status_code: int) -> JSONResponse:
     )
 
 
-@router.get("/experiment/{experiment_id}/drift/{drift_id}/report")
+@router.get("/experiment/{experiment_id}/drift/{drift_id}/report", responses=errors(404))
 async def get_report(
     experiment_id: str, drift_id: str, caller: CallerDep, context: ContextDep
 ) -> dict[str, Any]:
