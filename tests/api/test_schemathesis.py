@@ -44,7 +44,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 #: Fuzzed examples per operation, on top of the coverage phase's boundary cases.
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 50
 SEED = 20261202
 API = "/api/v1"
 
