@@ -38,7 +38,7 @@ class ErrorBody(BaseModel):
 
 
 DESCRIPTIONS: dict[int, str] = {
-    400: "Malformed request (e.g. a body shorter than its Content-Length).",
+    400: "Malformed request: a body that is not JSON, or not as long as its Content-Length.",
     401: "No, a malformed, an expired or an untrusted bearer token.",
     403: "Authenticated, but without the permission, registration or entitlement this needs.",
     404: "Not found, or not readable by the caller (the two are not told apart).",
