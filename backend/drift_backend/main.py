@@ -16,6 +16,7 @@ from drift_backend.api import health
 from drift_backend.api.errors import install_error_handlers
 from drift_backend.api.limits import BodySizeLimit
 from drift_backend.api.request_id import RequestIds
+from drift_backend.api.responses import install_openapi
 from drift_backend.auth.issuers import IssuerClient
 from drift_backend.auth.tokens import TokenVerifier
 from drift_backend.baselines.endpoints import router as baselines_router
@@ -132,6 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     # Added first, so it runs inside BodySizeLimit: the bodies it fingerprints are limited too.
     app.add_middleware(Idempotency)
+    install_openapi(app)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from drift_backend.auth.caller import Caller
 from drift_backend.auth.identity import Identity
@@ -34,7 +35,23 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[Database, Depends(get_db)]
 
 
-async def get_optional_identity(request: Request, context: ContextDep) -> Identity | None:
+#: Only documents the scheme (operations that read a token get ``security`` in OpenAPI);
+#: ``get_optional_identity`` parses the header itself, to answer 401 on a malformed one.
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="An OIDC access token from a trusted issuer."
+)
+DocumentedBearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+async def get_optional_identity(
+    request: Request, context: ContextDep, _documented: DocumentedBearer
+) -> Identity | None:
+    return await identity_of(request, context)
+
+
+async def identity_of(request: Request, context: AppContext) -> Identity | None:
+    """The caller verified from the ``Authorization`` header (None when there is none);
+    the idempotency middleware asks it too, outside the dependency system."""
     header = request.headers.get("authorization")
     if header is None:
         return None

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 
 from drift_backend.api.deps import CallerDep, ContextDep
+from drift_backend.api.responses import SAGEMAKER_PARTS, data_upload, errors
 from drift_backend.api.uploads import BatchRejected, read_table
 from drift_backend.auth.permissions import Level
 from drift_backend.baselines import service
@@ -81,6 +82,8 @@ async def _json(model: type[BaseModel], make: Callable[[], Any]) -> Response:
     "/experiment/{experiment_id}/baseline",
     status_code=status.HTTP_201_CREATED,
     response_model=Baseline,
+    responses=errors(400, 404, 413, 415),
+    openapi_extra=data_upload(SAGEMAKER_PARTS),
 )
 async def create_baseline(
     experiment_id: str,
@@ -108,14 +111,22 @@ async def create_baseline(
     return service.baseline_to_api(doc, profile)
 
 
-@router.get("/experiment/{experiment_id}/baseline", response_model=list[BaselineItem])
+@router.get(
+    "/experiment/{experiment_id}/baseline",
+    response_model=list[BaselineItem],
+    responses=errors(404),
+)
 async def list_baselines(experiment_id: str, caller: CallerDep, context: ContextDep) -> Any:
     await get_for(context.db, experiment_id, caller, Level.Read)
     docs = await service.list_baselines(context.db, experiment_id)
     return [service.baseline_to_api(doc) for doc in docs]
 
 
-@router.get("/experiment/{experiment_id}/baseline/{baseline_id}", response_model=Baseline)
+@router.get(
+    "/experiment/{experiment_id}/baseline/{baseline_id}",
+    response_model=Baseline,
+    responses=errors(404),
+)
 async def get_baseline(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> Any:
@@ -125,7 +136,11 @@ async def get_baseline(
     return service.baseline_to_api(doc, profile)
 
 
-@router.get("/experiment/{experiment_id}/baseline/{baseline_id}/bins", response_model=Bins)
+@router.get(
+    "/experiment/{experiment_id}/baseline/{baseline_id}/bins",
+    response_model=Bins,
+    responses=errors(404),
+)
 async def get_bins(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> Any:
@@ -138,6 +153,7 @@ async def get_bins(
 @router.get(
     "/experiment/{experiment_id}/baseline/{baseline_id}/statistics.json",
     response_model=StatisticsExport,
+    responses=errors(404),
 )
 async def export_statistics_json(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
@@ -151,6 +167,7 @@ async def export_statistics_json(
 @router.get(
     "/experiment/{experiment_id}/baseline/{baseline_id}/constraints.json",
     response_model=ConstraintsExport,
+    responses=errors(404),
 )
 async def export_constraints_json(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
@@ -162,7 +179,9 @@ async def export_constraints_json(
 
 
 @router.delete(
-    "/experiment/{experiment_id}/baseline/{baseline_id}", status_code=status.HTTP_204_NO_CONTENT
+    "/experiment/{experiment_id}/baseline/{baseline_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404),
 )
 async def delete_baseline(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 
 from drift_backend.api.deps import CallerDep, ContextDep
+from drift_backend.api.responses import data_upload, errors
 from drift_backend.api.uploads import BatchRejected, read_table
 from drift_backend.auth.permissions import Level
 from drift_backend.baselines import service as baselines
@@ -83,7 +84,11 @@ def _parse_summary(data: bytes, profile: Profile) -> BatchSummary:
     "/experiment/{experiment_id}/check",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Drift,
-    responses={200: {"model": Drift, "description": "finished within `wait`"}},
+    responses={
+        200: {"model": Drift, "description": "finished within `wait`"},
+        **errors(400, 404, 413, 415),
+    },
+    openapi_extra=data_upload({SUMMARY_MEDIA_TYPE: {"schema": {"type": "object"}}}),
 )
 async def check(
     experiment_id: str,
@@ -94,7 +99,9 @@ async def check(
     baseline: Name = None,
     tags: Annotated[list[str] | None, Query(max_length=32)] = None,
     wait: Annotated[float, Query(ge=0)] = 0.0,
-    config: Annotated[str | None, Query(max_length=65_536)] = None,
+    # Percent-encoded (up to 12 bytes a character), 4,096 characters stay under the ~64 KB
+    # request line uvicorn parses; a longer one gets a plain-text 400 before the app sees it.
+    config: Annotated[str | None, Query(max_length=4_096)] = None,
 ) -> Any:
     """Queue a drift check of the current batch against a stored baseline.
 
@@ -148,7 +155,11 @@ def _run_response(run: dict[str, Any], status_code: int) -> JSONResponse:
     )
 
 
-@router.get("/experiment/{experiment_id}/drift/{drift_id}/report", response_model=Report)
+@router.get(
+    "/experiment/{experiment_id}/drift/{drift_id}/report",
+    response_model=Report,
+    responses=errors(404),
+)
 async def get_report(
     experiment_id: str, drift_id: str, caller: CallerDep, context: ContextDep
 ) -> dict[str, Any]:

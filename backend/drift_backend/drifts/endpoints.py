@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Response, status
 
 from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
 from drift_backend.api.listing import PageDep, search_page
+from drift_backend.api.responses import PAGINATED, errors
 from drift_backend.auth.permissions import Level
 from drift_backend.checks import service as checks
 from drift_backend.drifts import service
@@ -19,7 +20,11 @@ ExperimentId = Annotated[str, "experiment id"]
 DriftId = Annotated[str, "drift run id"]
 
 
-@router.post("/experiment/{experiment_id}/drift/search", response_model=list[Drift])
+@router.post(
+    "/experiment/{experiment_id}/drift/search",
+    response_model=list[Drift],
+    responses={**PAGINATED, **errors(404)},
+)
 async def search_drifts(
     experiment_id: ExperimentId,
     caller: CallerDep,
@@ -44,7 +49,10 @@ async def search_drifts(
 
 
 @router.post(
-    "/experiment/{experiment_id}/drift", response_model=Drift, status_code=status.HTTP_201_CREATED
+    "/experiment/{experiment_id}/drift",
+    response_model=Drift,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(404),
 )
 async def create_drift(
     experiment_id: ExperimentId,
@@ -64,7 +72,9 @@ async def create_drift(
     return service.to_api(doc)
 
 
-@router.get("/experiment/{experiment_id}/drift/{drift_id}", response_model=Drift)
+@router.get(
+    "/experiment/{experiment_id}/drift/{drift_id}", response_model=Drift, responses=errors(404)
+)
 async def get_drift(
     experiment_id: ExperimentId, drift_id: DriftId, caller: CallerDep, db: DbDep
 ) -> dict[str, Any]:
@@ -72,7 +82,11 @@ async def get_drift(
     return service.to_api(await service.get(db, experiment_id, drift_id))
 
 
-@router.put("/experiment/{experiment_id}/drift/{drift_id}", response_model=Drift)
+@router.put(
+    "/experiment/{experiment_id}/drift/{drift_id}",
+    response_model=Drift,
+    responses=errors(404, 409),
+)
 async def replace_drift(
     experiment_id: ExperimentId,
     drift_id: DriftId,
@@ -100,7 +114,11 @@ async def replace_drift(
     return service.to_api(doc)
 
 
-@router.post("/experiment/{experiment_id}/drift/{drift_id}/heartbeat", response_model=Drift)
+@router.post(
+    "/experiment/{experiment_id}/drift/{drift_id}/heartbeat",
+    response_model=Drift,
+    responses=errors(404, 409),
+)
 async def heartbeat(
     experiment_id: ExperimentId, drift_id: DriftId, caller: CallerDep, db: DbDep
 ) -> dict[str, Any]:
@@ -110,7 +128,9 @@ async def heartbeat(
 
 
 @router.delete(
-    "/experiment/{experiment_id}/drift/{drift_id}", status_code=status.HTTP_204_NO_CONTENT
+    "/experiment/{experiment_id}/drift/{drift_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404),
 )
 async def delete_drift(
     experiment_id: ExperimentId, drift_id: DriftId, caller: CallerDep, db: DbDep

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 
 from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
 from drift_backend.api.listing import PageDep, search_page
+from drift_backend.api.responses import PAGINATED, errors
 from drift_backend.auth.permissions import Level, visibility_filter
 from drift_backend.baselines.service import baseline_exists
 from drift_backend.errors import ValidationFailed
@@ -24,7 +25,7 @@ router = APIRouter(tags=["experiments"])
 ExperimentId = Annotated[str, "experiment id (UUID)"]
 
 
-@router.post("/experiment/search", response_model=list[Experiment])
+@router.post("/experiment/search", response_model=list[Experiment], responses=PAGINATED)
 async def search_experiments(
     caller: CallerDep,
     db: DbDep,
@@ -48,20 +49,25 @@ async def search_experiments(
     return [service.to_api(doc) for doc in docs]
 
 
-@router.post("/experiment", response_model=Experiment, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/experiment",
+    response_model=Experiment,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(409),
+)
 async def create_experiment(body: ExperimentCreate, caller: CallerDep, db: DbDep) -> dict[str, Any]:
     """Create an experiment; the caller gets Manage on it. Private unless ``public``."""
     return service.to_api(await service.create(db, caller, body.model_dump(mode="json")))
 
 
-@router.get("/experiment/{experiment_id}", response_model=Experiment)
+@router.get("/experiment/{experiment_id}", response_model=Experiment, responses=errors(404))
 async def get_experiment(
     experiment_id: ExperimentId, caller: CallerDep, db: DbDep
 ) -> dict[str, Any]:
     return service.to_api(await service.get_for(db, experiment_id, caller, Level.Read))
 
 
-@router.put("/experiment/{experiment_id}", response_model=Experiment)
+@router.put("/experiment/{experiment_id}", response_model=Experiment, responses=errors(404, 409))
 async def replace_experiment(
     experiment_id: ExperimentId, body: ExperimentReplace, caller: CallerDep, db: DbDep
 ) -> dict[str, Any]:
@@ -70,7 +76,7 @@ async def replace_experiment(
     return service.to_api(await service.update(db, doc, body.model_dump(mode="json")))
 
 
-@router.patch("/experiment/{experiment_id}", response_model=Experiment)
+@router.patch("/experiment/{experiment_id}", response_model=Experiment, responses=errors(404, 409))
 async def patch_experiment(
     experiment_id: ExperimentId, body: ExperimentPatch, caller: CallerDep, db: DbDep
 ) -> dict[str, Any]:
@@ -90,7 +96,11 @@ async def patch_experiment(
     return service.to_api(await service.update(db, doc, changes))
 
 
-@router.delete("/experiment/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/experiment/{experiment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404),
+)
 async def delete_experiment(experiment_id: ExperimentId, caller: CallerDep, db: DbDep) -> Response:
     """Delete the experiment and all of its drift runs."""
     await service.get_for(db, experiment_id, caller, Level.Manage)
@@ -98,7 +108,11 @@ async def delete_experiment(experiment_id: ExperimentId, caller: CallerDep, db: 
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/experiment/{experiment_id}/permissions", response_model=list[Permission])
+@router.get(
+    "/experiment/{experiment_id}/permissions",
+    response_model=list[Permission],
+    responses=errors(404),
+)
 async def list_permissions(
     experiment_id: ExperimentId, caller: CallerDep, db: DbDep
 ) -> list[dict[str, Any]]:
@@ -106,7 +120,11 @@ async def list_permissions(
     return list(service.to_api(doc)["permissions"])
 
 
-@router.put("/experiment/{experiment_id}/permissions", response_model=list[Permission])
+@router.put(
+    "/experiment/{experiment_id}/permissions",
+    response_model=list[Permission],
+    responses=errors(404, 409),
+)
 async def grant_permission(
     experiment_id: ExperimentId, body: PermissionGrant, caller: CallerDep, db: DbDep
 ) -> list[dict[str, Any]]:
@@ -120,7 +138,11 @@ async def grant_permission(
     return list(service.to_api(updated)["permissions"])
 
 
-@router.delete("/experiment/{experiment_id}/permissions", response_model=list[Permission])
+@router.delete(
+    "/experiment/{experiment_id}/permissions",
+    response_model=list[Permission],
+    responses=errors(404, 409),
+)
 async def revoke_permission(
     experiment_id: ExperimentId,
     caller: CallerDep,

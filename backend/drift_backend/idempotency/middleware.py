@@ -15,7 +15,7 @@ from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from drift_backend.api.deps import get_optional_identity
+from drift_backend.api.deps import identity_of
 from drift_backend.auth.identity import Identity
 from drift_backend.context import AppContext
 from drift_backend.errors import APIError, Conflict, ServiceUnavailable, ValidationFailed
@@ -102,7 +102,7 @@ class Idempotency:
 async def _identity(scope: Scope, context: AppContext) -> Identity | None:
     """The verified caller, or None for anonymous requests and refused tokens."""
     try:
-        return await get_optional_identity(Request(scope), context)
+        return await identity_of(Request(scope), context)
     except APIError:
         return None
 

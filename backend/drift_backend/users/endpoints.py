@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Response, status
 
 from drift_backend.api.deps import CallerDep, ContextDep, CurrentIdentity, DbDep, SettingsDep
 from drift_backend.api.listing import PageDep, search_page
+from drift_backend.api.responses import PAGINATED, errors
 from drift_backend.errors import Forbidden, NotFound
 from drift_backend.users import service
 from drift_backend.users.schemas import Entitlements, User
@@ -20,20 +21,22 @@ async def entitlements(identity: CurrentIdentity) -> dict[str, Any]:
     return {"items": list(identity.entitlements)}
 
 
-@router.post("/user", response_model=User, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/user", response_model=User, status_code=status.HTTP_201_CREATED, responses=errors(409)
+)
 async def register(identity: CurrentIdentity, db: DbDep) -> dict[str, Any]:
     """Register the token's user (409 when already registered)."""
     return service.to_api(await service.register(db, identity))
 
 
-@router.get("/user/self", response_model=User)
+@router.get("/user/self", response_model=User, responses=errors(404))
 async def get_self(caller: CallerDep) -> dict[str, Any]:
     if caller.identity is not None and caller.user is None:
         raise NotFound("user not registered: POST /api/v1/user first")
     return service.to_api(caller.registered())
 
 
-@router.put("/user/self", response_model=User)
+@router.put("/user/self", response_model=User, responses=errors(404))
 async def update_self(identity: CurrentIdentity, context: ContextDep) -> dict[str, Any]:
     """Refresh the stored email from the token."""
     user = await service.refresh(context.db, identity)
@@ -41,7 +44,7 @@ async def update_self(identity: CurrentIdentity, context: ContextDep) -> dict[st
     return service.to_api(user)
 
 
-@router.post("/user/search", response_model=list[User])
+@router.post("/user/search", response_model=list[User], responses=PAGINATED)
 async def search_users(
     caller: CallerDep,
     db: DbDep,
