@@ -30,6 +30,7 @@ from drift_backend.experiments.endpoints import router as experiments_router
 from drift_backend.idempotency.middleware import Idempotency
 from drift_backend.jobs.handlers import JobKind
 from drift_backend.settings import Settings
+from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import connect, ensure_indexes
 from drift_backend.users.cache import UserCache
 from drift_backend.users.endpoints import router as users_router
@@ -50,6 +51,7 @@ async def _create_indexes(context: AppContext) -> None:
         try:
             await ensure_indexes(context.db)
         except Exception:  # MongoDB may start after us; readiness says 503 meanwhile
+            raise_if_cancelled()
             log.warning("creating indexes failed; retrying in %.1f s", delay, exc_info=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

@@ -532,7 +532,7 @@ async def test_unreachable_database_is_a_json_503_before_anything_runs(
         await lifespan.__aexit__(None, None, None)
     assert r.status_code == 503, r.text
     assert r.json()["code"] == "service_unavailable"
-    assert r.headers["retry-after"] == "1"
+    assert int(r.headers["retry-after"]) > 0
 
 
 async def test_over_real_http_on_one_connection(live_backend: Any, issuer: Any) -> None:

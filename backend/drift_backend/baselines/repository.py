@@ -22,7 +22,7 @@ from pymongo import DESCENDING
 
 from drift_backend.baselines.model import Profile
 from drift_backend.baselines.reference_values import decode_values, encode_values
-from drift_backend.store.database import Database
+from drift_backend.store.database import Database, transfer_deadline
 
 BUCKET = "baseline_profiles"
 #: Large chunks: profiles are written and read whole, and fewer documents cost less.
@@ -71,17 +71,19 @@ async def insert(db: Database, doc: dict[str, Any], stored: StoredProfile) -> di
     bucket = _bucket(db)
     files: list[Any] = []
     try:
-        files.append(
-            await bucket.upload_from_stream(
-                "profile.json", stored.profile, metadata={**meta, "part": "profile"}
-            )
-        )
-        if stored.values is not None:
+        with transfer_deadline(db, len(stored.profile)):
             files.append(
                 await bucket.upload_from_stream(
-                    "values.arrow", stored.values, metadata={**meta, "part": "values"}
+                    "profile.json", stored.profile, metadata={**meta, "part": "profile"}
                 )
             )
+        if stored.values is not None:
+            with transfer_deadline(db, len(stored.values)):
+                files.append(
+                    await bucket.upload_from_stream(
+                        "values.arrow", stored.values, metadata={**meta, "part": "values"}
+                    )
+                )
         full = {
             **doc,
             "profile_file": files[0],
@@ -106,7 +108,8 @@ async def _drop_files(db: Database, file_ids: list[Any]) -> None:
 async def _download(db: Database, file_id: Any) -> bytes | None:
     try:
         stream = await _bucket(db).open_download_stream(file_id)
-        data: bytes = await stream.read()
+        with transfer_deadline(db, stream.length):  # tens of MB at 1,000 exact features
+            data: bytes = await stream.read()
     except GridFSError:  # deleted between finding the baseline and reading it (or meanwhile)
         return None
     return data

@@ -38,16 +38,31 @@ _PROFILES: LRUCache[tuple[str, bool], tuple[Profile, int]] = LRUCache(
 )
 
 
+#: What :func:`compute` answers when its process has not parsed the baseline yet: the
+#: worker sends the call again with the stored profile. Profiles are sent to a pool process
+#: once, not with every check (at 1,000 exact features they are over 100 MB).
+NEED_PROFILE = "__need_profile__"
+
+
 def compute(
-    baseline_id: str, stored: StoredProfile, batch: bytes, mode: str, config: dict[str, Any]
+    baseline_id: str,
+    stored: StoredProfile | None,
+    with_values: bool,
+    batch: bytes,
+    mode: str,
+    config: dict[str, Any],
 ) -> dict[str, Any]:
     """CPU part, run in a pool process: a batch (``raw``: Arrow IPC of every row; ``reduced``:
     what :mod:`.reduce` keeps; ``summary``: a BatchSummary JSON) against the stored profile
-    -> report dict."""
-    key = (baseline_id, stored.values is not None)
+    -> report dict (or ``{NEED_PROFILE: True}`` when ``stored`` is None and not cached)."""
+    key = (baseline_id, with_values)
     cached = _PROFILES.get(key)
-    profile = cached[0] if cached is not None else stored.parse()
-    if cached is None:
+    if cached is not None:
+        profile = cached[0]
+    elif stored is None:
+        return {NEED_PROFILE: True}
+    else:
+        profile = stored.parse()
         with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
             _PROFILES[key] = (profile, stored.size)
     current: pa.Table | ReducedBatch | BatchSummary
@@ -104,24 +119,27 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     if run is None or run["job_status"] != JobStatus.Running:
         await service.drop_batch(ctx.db, payload["batch_file"])
         return  # deleted or already finished (by an earlier attempt): nothing left to do
-    baseline = await _stored_baseline(ctx, payload["baseline_id"])
-    if baseline is None:
+    baseline_id = payload["baseline_id"]
+    if not await baselines.exists(ctx.db, baseline_id):
         raise JobFailed("BaselineNotFound", "the baseline was deleted before the check ran")
     try:
         data = await service.load_batch(ctx.db, payload["batch_file"])
     except NoFile as error:
         raise JobFailed("BatchNotFound", "the uploaded batch is gone") from error
+    mode = payload.get("mode", "raw")
+    # Counts are all a summary is tested on: the kept values need not travel.
+    with_values = mode != "summary"
     toucher = asyncio.create_task(_touch_run(ctx, drift_id, TOUCH_SECONDS))
     try:
-        report = await ctx.compute(
-            compute,
-            payload["baseline_id"],
-            # Counts are all a summary is tested on: the kept values need not travel.
-            StoredProfile(baseline.profile, None) if payload.get("mode") == "summary" else baseline,
-            data,
-            payload.get("mode", "raw"),
-            payload["config"],
-        )
+        args = (data, mode, payload["config"])
+        report = await ctx.compute(compute, baseline_id, None, with_values, *args)
+        if report.get(NEED_PROFILE):
+            baseline = await _stored_baseline(ctx, baseline_id)
+            if baseline is None:
+                raise JobFailed("BaselineNotFound", "the baseline was deleted before the check ran")
+            if not with_values:
+                baseline = StoredProfile(baseline.profile, None)
+            report = await ctx.compute(compute, baseline_id, baseline, with_values, *args)
     finally:
         toucher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

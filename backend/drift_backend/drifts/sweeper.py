@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from drift_backend.drifts.service import fail_stale_runs
+from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -22,5 +23,6 @@ async def sweep_forever(db: Database, timeout_seconds: float, interval_seconds: 
             if failed:
                 log.info("marked %d stale drift runs as Failed (Timeout)", failed)
         except Exception:  # the database may be briefly away; try again next round
+            raise_if_cancelled()
             log.warning("stale-run sweep failed", exc_info=True)
         await asyncio.sleep(interval_seconds)

@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 
 from drift_backend.jobs.handlers import JobFailed, JobKind, WorkerContext
 from drift_backend.jobs.queue import Claim, JobQueue
+from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.changes import Doorbell
 
 log = logging.getLogger(__name__)
@@ -143,12 +144,14 @@ async def run_worker(
                     task.add_done_callback(lambda _: slots.release())
             errors = 0
         except PyMongoError as error:
+            raise_if_cancelled()
             errors += 1
             pause = min(poll_seconds * 2**errors, MAX_ERROR_PAUSE)
             # The traceback once per outage, not on every retry.
             log.warning("job queue unreachable (%s); retrying", error, exc_info=errors == 1)
             claim = None
         except Exception:  # a bug must not end the loop: log it, pause, go on
+            raise_if_cancelled()
             errors += 1
             pause = min(poll_seconds * 2**errors, MAX_ERROR_PAUSE)
             log.exception("worker %s: unexpected error in the job loop; retrying", name)
