@@ -60,6 +60,20 @@ async def _create_indexes(context: AppContext) -> None:
             return
 
 
+#: Shutdown waits this long for the database client to close.
+CLOSE_SECONDS = 10.0
+
+
+async def _close_database(context: AppContext) -> None:
+    """Close the MongoDB client, within a bound: with the database unreachable, PyMongo's
+    close can wait forever on a server monitor that never finishes (seen with a monitor
+    stuck connecting), and a shutdown must not hang on it."""
+    try:
+        await asyncio.wait_for(context.mongo.close(), CLOSE_SECONDS)
+    except TimeoutError:
+        log.warning("the database client did not close within %.0f s; leaving it", CLOSE_SECONDS)
+
+
 def build_context(settings: Settings) -> AppContext:
     mongo = connect(
         settings.mongodb_url.get_secret_value(), timeout_seconds=settings.mongodb_timeout_seconds
@@ -113,7 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await context.http.aclose()
-            await context.mongo.close()
+            await _close_database(context)
 
     app = FastAPI(
         title="Drift Monitor API",
