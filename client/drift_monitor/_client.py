@@ -663,12 +663,15 @@ class Client:
         idempotency_key: str,
         wait: float = 0.0,
         progress: Progress | None = None,
+        created_at: str | None = None,
     ) -> Drift:
         params: dict[str, Any] = {"model": model, "tags": list(tags)}
         if baseline_id is not None:
             params["baseline"] = baseline_id
         if wait > 0:
             params["wait"] = wait
+        if created_at is not None:  # a spooled check keeps the time it really ran
+            params["created_at"] = created_at
         response = self.request(
             "POST",
             f"/experiment/{experiment_id}/check",

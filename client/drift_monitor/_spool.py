@@ -372,7 +372,7 @@ class Spool:
         check = doc["check"]
         body = Body(check["media_type"], int(check["size"]), path=self._data_path(doc["id"]))
 
-        def send(wait: float) -> Drift:
+        def send(wait: float, created_at: str | None) -> Drift:
             return client._send_check(
                 experiment_id,
                 body,
@@ -381,17 +381,20 @@ class Spool:
                 tags=check.get("tags") or [],
                 idempotency_key=doc["idempotency_key"],
                 wait=wait,
+                created_at=created_at,
             )
 
         try:
-            # No waiting for the check to run: a replay must not hold up the job that flushes.
-            drift = send(0.0)
+            # No waiting for the check to run: a replay must not hold up the job that flushes;
+            # the run keeps the time the check really ran.
+            drift = send(0.0, doc["at"])
         except ValidationError as exc:
-            if not _names(exc, "idempotency") or not check.get("wait"):
+            if not _names(exc, "idempotency"):
                 raise
-            # The live attempt reached the server, with its own ``wait`` (part of what the
-            # key was first used for): asked the same way, the server answers that check.
-            drift = send(float(check["wait"]))
+            # The live attempt reached the server, with its own ``wait`` and no
+            # ``created_at`` (part of what the key was first used for): asked the same way,
+            # the server answers that check.
+            drift = send(float(check.get("wait") or 0.0), None)
         # The run's completion lists its checks' ids: it reads them from here.
         checks = [*(run or {}).get("checks", []), drift.id]
         self._write_run(doc["run"], {**(run or {}), "checks": list(dict.fromkeys(checks))})

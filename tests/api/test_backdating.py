@@ -186,3 +186,29 @@ async def test_finish_slightly_before_start_is_clock_skew(api: Api) -> None:
     r = await _put(api, exp_id, run["id"], job_status="Completed", finished_at=behind.isoformat())
     assert r.status_code == 200, r.text
     assert _at(r.json()["finished_at"]) == started
+
+
+async def test_a_check_reported_late_keeps_its_time(api: Api) -> None:
+    """``created_at`` on the check request: a spooled check is dated when it was made."""
+    from tests.checks.test_check_api import frame
+
+    exp_id = await _setup(api)
+    base = f"{PREFIX}/experiment/{exp_id}"
+    r = await api.request("POST", f"{base}/baseline", "alice", json={"columns": frame(1, 500)})
+    assert r.status_code == 201, r.text
+    two_hours_ago = utcnow() - timedelta(hours=2)
+
+    async def check(created_at: str) -> Any:
+        return await api.request(
+            "POST",
+            f"{base}/check",
+            "alice",
+            params={"model": "m", "created_at": created_at},
+            json={"columns": frame(2, 200)},
+        )
+
+    r = await check(two_hours_ago.isoformat())
+    assert r.status_code == 202, r.text
+    assert _at(r.json()["created_at"]) == two_hours_ago
+    assert _error_field(await check((utcnow() - timedelta(days=30)).isoformat())) == "created_at"
+    assert _error_field(await check("2026-01-01T00:00:00")) == "created_at"  # naive

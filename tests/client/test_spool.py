@@ -241,6 +241,7 @@ def test_a_run_whose_check_was_spooled_replays_when_it_ends(
         link.down = True
         assert monitor.check(frame(2, 1000)) is None
         assert entries(spool) == [("check", "pending")]
+        [spooled] = spool.entries()
         link.down = False
     assert spool.entries() == [], "the server took the run's creation: it is back, replay"
     assert monitor.drift is not None
@@ -249,6 +250,7 @@ def test_a_run_whose_check_was_spooled_replays_when_it_ends(
     [check_run] = [r for r in runs_of(alice, experiment, "blip") if "check" in r.parameters]
     assert own.parameters["check_runs"] == [check_run.id]
     assert check_run.parameters["check"]["rows"] == 1000
+    assert check_run.created_at == spooled.at, "the check keeps the time it was made"
 
 
 # Exactly once: lost answers, repeated flushes, two flushes at once ------------------------------

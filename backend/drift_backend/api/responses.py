@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from drift_backend.idempotency.keys import HEADER, MAX_KEY_LENGTH, applies_to
+
 REF = "#/components/schemas/"
 
 
@@ -125,8 +127,10 @@ def add_shared_errors(document: dict[str, Any]) -> None:
     for name, schema in generated.pop("$defs", {}).items():
         schemas.setdefault(name, schema)
     schemas.setdefault("ErrorBody", generated)
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            if applies_to(method.upper(), path):
+                _document_idempotency(operation)
             responses = operation.setdefault("responses", {})
             for status in sorted(shared_statuses(operation)):
                 ours = _error_response(status)
@@ -135,6 +139,31 @@ def add_shared_errors(document: dict[str, Any]) -> None:
             operation["responses"] = dict(sorted(responses.items()))
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+
+
+def _document_idempotency(operation: dict[str, Any]) -> None:
+    """The ``Idempotency-Key`` header (read by a middleware, so FastAPI cannot see it)."""
+    parameters = operation.setdefault("parameters", [])
+    if not any(p.get("name") == HEADER for p in parameters):
+        parameters.append(
+            {
+                "name": HEADER,
+                "in": "header",
+                "required": False,
+                "description": (
+                    "Makes a retry safe: a repeat with the same key and request answers the "
+                    "first answer (header `Idempotent-Replayed: true`) for 24 h; the same key "
+                    "with another request is a 422, and while the first still runs a 409."
+                ),
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    "pattern": "^[\\x20-\\x7e]+$",
+                },
+            }
+        )
+    operation.setdefault("responses", {}).setdefault("409", _error_response(409))
 
 
 def install_openapi(app: FastAPI) -> None:

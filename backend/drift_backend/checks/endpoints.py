@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import pyarrow as pa
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 from pydantic import ValidationError as PydanticValidationError
 
 from drift_backend.api.deps import CallerDep, ContextDep
@@ -22,6 +23,7 @@ from drift_backend.checks import service
 from drift_backend.checks.engine import Report
 from drift_backend.drifts import service as drifts
 from drift_backend.drifts.schemas import Drift, DriftCreate, JobStatus
+from drift_backend.drifts.timestamps import reported_time
 from drift_backend.errors import NotFound, ValidationFailed, first_problem
 from drift_backend.experiments.service import get_for
 from drift_backend.settings import Settings
@@ -102,12 +104,17 @@ async def check(
     # Percent-encoded (up to 12 bytes a character), 4,096 characters stay under the ~64 KB
     # request line uvicorn parses; a longer one gets a plain-text 400 before the app sees it.
     config: Annotated[str | None, Query(max_length=4_096)] = None,
+    created_at: Annotated[
+        AwareDatetime | None,
+        Query(description="when the check really ran (a client spool replaying it later)"),
+    ] = None,
 ) -> Any:
     """Queue a drift check of the current batch against a stored baseline.
 
     Answers 202 with the Running drift run; with ``wait`` (seconds, capped by the server),
     answers 200 with the finished run when it finishes in time. ``config`` (JSON) overrides
-    the experiment's ``drift_config`` for this check only.
+    the experiment's ``drift_config`` for this check only. ``created_at`` backdates the run
+    (within ``DRIFT_MAX_BACKDATE_DAYS``), as ``POST .../drift`` does.
     """
     settings = context.settings
     try:  # the same rules as a run created with POST .../drift
@@ -115,6 +122,9 @@ async def check(
     except PydanticValidationError as error:
         first = error.errors()[0]
         raise ValidationFailed(str(first["loc"][0]), first["msg"]) from None
+    reported = None
+    if created_at is not None:
+        reported = reported_time("created_at", created_at, settings.max_backdate_days)
     experiment = await get_for(context.db, experiment_id, caller, Level.Edit)
     baseline_doc = await baselines.resolve_baseline(
         context.db, experiment, baseline, model, projection={"_id": 1}
@@ -138,6 +148,7 @@ async def check(
         config=check_config,
         run_fields=run_fields.model_dump(mode="json"),
         created_by=caller.user_id,
+        created_at=reported,
     )
     deadline = min(wait, settings.max_check_wait_seconds)
     if deadline > 0:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -145,6 +146,7 @@ async def submit_check(
     config: DriftConfig,
     run_fields: dict[str, Any],
     created_by: str | None,
+    created_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Queue a check as one logical operation: store the batch, create the Running run,
     enqueue the job. MongoDB gives no transaction across GridFS and two collections here
@@ -165,6 +167,7 @@ async def submit_check(
                 "parameters": {"check": {"baseline_id": baseline_id, "rows": rows, "mode": mode}},
             },
             created_by,
+            created_at=created_at,
         )
     except BaseException as error:  # cancelled too: the upload must not stay behind
         await _compensate("drop the batch", drop_batch(db, file_id))
