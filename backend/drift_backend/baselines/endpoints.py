@@ -30,7 +30,7 @@ from drift_backend.baselines.schemas import (
     StatisticsExport,
 )
 from drift_backend.baselines.summary import bins
-from drift_backend.experiments.service import get_for
+from drift_backend.experiments.service import forget_default_baseline, get_for
 from drift_backend.settings import Settings
 
 router = APIRouter(tags=["baselines"])
@@ -188,4 +188,5 @@ async def delete_baseline(
 ) -> Response:
     await get_for(context.db, experiment_id, caller, Level.Edit)
     await service.delete_baseline(context.db, experiment_id, baseline_id)
+    await forget_default_baseline(context.db, experiment_id, baseline_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -152,11 +152,10 @@ async def get_profile(
 
 
 async def delete_baseline(db: Database, experiment_id: str, baseline_id: str) -> None:
+    """The baseline and its stored profile (the experiment's default for it is the caller's
+    to forget: :func:`drift_backend.experiments.service.forget_default_baseline`)."""
     if not await repository.remove(db, experiment_id, baseline_id):
         raise _not_found(experiment_id, baseline_id)
-    await db.experiments.update_one(
-        {"_id": experiment_id}, {"$pull": {"default_baselines": {"baseline_id": baseline_id}}}
-    )
 
 
 async def delete_experiment_baselines(db: Database, experiment_id: str) -> None:

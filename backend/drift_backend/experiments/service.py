@@ -135,6 +135,13 @@ async def delete(db: Database, experiment_id: str) -> None:
     await db.experiments.delete_one({"_id": experiment_id})
 
 
+async def forget_default_baseline(db: Database, experiment_id: str, baseline_id: str) -> None:
+    """A deleted baseline is no longer any model's default."""
+    await db.experiments.update_one(
+        {"_id": experiment_id}, {"$pull": {"default_baselines": {"baseline_id": baseline_id}}}
+    )
+
+
 async def grant(db: Database, doc: dict[str, Any], entity: str, level: Level) -> dict[str, Any]:
     others = [entry for entry in doc.get("permissions", []) if entry["entity"] != entity]
     return await update(db, doc, {"permissions": [*others, {"entity": entity, "level": level}]})
