@@ -20,14 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the JWT test issuer lives in tests/support
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import httpx2  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from _common import ARROW, backend_env, start_worker, to_ipc  # noqa: E402
 from drift_backend.devstack.services import free_port, start_backend, start_mongodb  # noqa: E402
 
+from benchmarks._common import ARROW, backend_env, start_worker, to_ipc  # noqa: E402
 from tests.support.jwt_issuer import JWTIssuer  # noqa: E402
 
 

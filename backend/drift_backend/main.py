@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import httpx2
 from fastapi import APIRouter, FastAPI
@@ -60,20 +61,18 @@ async def _create_indexes(context: AppContext) -> None:
             return
 
 
-#: Shutdown waits this long for the database client to close.
-CLOSE_SECONDS = 10.0
+#: Shutdown waits this long for each of its steps that touch the database.
+STOP_SECONDS = 10.0
 
 
-async def _close_database(context: AppContext) -> None:
-    """Close the MongoDB client, within a bound: with the database unreachable, PyMongo's
-    close can wait forever on a server monitor that never finishes (seen with a monitor
-    stuck connecting), and a shutdown must not hang on it."""
-    # Not wait_for: a close stuck that way may not end when cancelled either; it is left to
-    # finish in the background if it ever does.
-    closing = asyncio.ensure_future(context.mongo.close())
-    done, _ = await asyncio.wait({closing}, timeout=CLOSE_SECONDS)
-    if not done:
-        log.warning("the database client did not close within %.0f s; leaving it", CLOSE_SECONDS)
+async def _within_bound(what: str, awaitables: list[asyncio.Future[Any]]) -> None:
+    """Wait for shutdown work, within a bound: with the database unreachable, PyMongo can
+    hold a cancelled operation in server selection, and its close can wait on a server
+    monitor that never finishes; a shutdown must not hang on either. Not ``wait_for``: work
+    stuck that way may not end when cancelled either; it is left to end if it ever does."""
+    _, pending = await asyncio.wait(awaitables, timeout=STOP_SECONDS)
+    if pending:
+        log.warning("%s did not end within %.0f s; leaving it", what, STOP_SECONDS)
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -127,9 +126,11 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _within_bound("background work", list(tasks))
             await context.http.aclose()
-            await _close_database(context)
+            await _within_bound(
+                "closing the database client", [asyncio.ensure_future(context.mongo.close())]
+            )
 
     app = FastAPI(
         title="Drift Monitor API",

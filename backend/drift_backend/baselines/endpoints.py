@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from drift_backend.api.deps import CallerDep, ContextDep
 from drift_backend.api.responses import SAGEMAKER_PARTS, data_upload, errors
 from drift_backend.api.uploads import BatchRejected, read_table
+from drift_backend.auth.caller import Caller
 from drift_backend.auth.permissions import Level
 from drift_backend.baselines import service
 from drift_backend.baselines.ingest import BatchError, media_type_of
@@ -30,6 +31,7 @@ from drift_backend.baselines.schemas import (
     StatisticsExport,
 )
 from drift_backend.baselines.summary import bins
+from drift_backend.context import AppContext
 from drift_backend.experiments.service import forget_default_baseline, get_for
 from drift_backend.settings import Settings
 
@@ -62,6 +64,14 @@ async def _read_sagemaker(request: Request, settings: Settings) -> Profile:
         )
     except BatchError as error:
         raise BatchRejected(error) from None
+
+
+async def _readable_profile(
+    context: AppContext, caller: Caller, experiment_id: str, baseline_id: str
+) -> Profile:
+    """The profile of a baseline in an experiment the caller may read."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    return await service.get_profile(context.db, context.profiles, experiment_id, baseline_id)
 
 
 async def _json(model: type[BaseModel], make: Callable[[], Any]) -> Response:
@@ -131,8 +141,9 @@ async def get_baseline(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> Any:
     await get_for(context.db, experiment_id, caller, Level.Read)
-    doc = await service.get_baseline(context.db, experiment_id, baseline_id)
-    profile = await service.get_profile(context.db, context.profiles, experiment_id, baseline_id)
+    doc, profile = await service.get_with_profile(
+        context.db, context.profiles, experiment_id, baseline_id
+    )
     return service.baseline_to_api(doc, profile)
 
 
@@ -145,8 +156,7 @@ async def get_bins(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> Any:
     """The frozen edges and categories summary mode counts on (no reference rows)."""
-    await get_for(context.db, experiment_id, caller, Level.Read)
-    profile = await service.get_profile(context.db, context.profiles, experiment_id, baseline_id)
+    profile = await _readable_profile(context, caller, experiment_id, baseline_id)
     return await _json(Bins, lambda: bins(profile))
 
 
@@ -159,8 +169,7 @@ async def export_statistics_json(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> Any:
     """The baseline as a SageMaker Model Monitor ``statistics.json`` (KLL sketch included)."""
-    await get_for(context.db, experiment_id, caller, Level.Read)
-    profile = await service.get_profile(context.db, context.profiles, experiment_id, baseline_id)
+    profile = await _readable_profile(context, caller, experiment_id, baseline_id)
     return await _json(StatisticsExport, lambda: export_statistics(profile))
 
 
@@ -173,8 +182,7 @@ async def export_constraints_json(
     experiment_id: str, baseline_id: str, caller: CallerDep, context: ContextDep
 ) -> Any:
     """The baseline's SageMaker ``constraints.json`` (completeness, domains, monitoring config)."""
-    await get_for(context.db, experiment_id, caller, Level.Read)
-    profile = await service.get_profile(context.db, context.profiles, experiment_id, baseline_id)
+    profile = await _readable_profile(context, caller, experiment_id, baseline_id)
     return await _json(ConstraintsExport, lambda: export_constraints(profile))
 
 

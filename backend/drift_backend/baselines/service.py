@@ -140,15 +140,23 @@ async def get_baseline(
     return doc
 
 
+async def get_with_profile(
+    db: Database, cache: ProfileCache, experiment_id: str, baseline_id: str
+) -> tuple[dict[str, Any], Profile]:
+    """A stored baseline's document and its profile, through the cache; 404 when the
+    baseline is gone."""
+    doc = await get_baseline(db, experiment_id, baseline_id)
+    profile = await cache.load(db, baseline_id)
+    if profile is None:
+        raise _not_found(experiment_id, baseline_id)
+    return doc, profile
+
+
 async def get_profile(
     db: Database, cache: ProfileCache, experiment_id: str, baseline_id: str
 ) -> Profile:
     """A stored baseline's profile, through the cache; 404 when the baseline is gone."""
-    await get_baseline(db, experiment_id, baseline_id, {"_id": 1})
-    profile = await cache.load(db, baseline_id)
-    if profile is None:
-        raise _not_found(experiment_id, baseline_id)
-    return profile
+    return (await get_with_profile(db, cache, experiment_id, baseline_id))[1]
 
 
 async def delete_baseline(db: Database, experiment_id: str, baseline_id: str) -> None:

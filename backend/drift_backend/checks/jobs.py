@@ -100,11 +100,11 @@ async def _touch_run(ctx: WorkerContext, drift_id: str, every: float) -> None:
 
 
 async def _stored_baseline(ctx: WorkerContext, baseline_id: str) -> StoredProfile | None:
-    """The baseline's stored profile and values, or None when it was deleted (looked up
-    every time)."""
+    """The baseline's stored profile and values (the caller has just seen that it exists),
+    or None when it was deleted since."""
     cached = _BASELINES.get(baseline_id)
     if cached is not None:
-        return cached if await baselines.exists(ctx.db, baseline_id) else None
+        return cached
     stored = await baselines.load_stored(ctx.db, baseline_id, values=True)
     if stored is not None:
         with contextlib.suppress(ValueError):  # larger than the whole cache: not kept

@@ -86,9 +86,6 @@ async def delete_reports(db: Database, drift_ids: list[str]) -> None:
 class SubmitFailed(ServiceUnavailable):
     """The check could not be queued; nothing of it is left behind, so a retry is safe."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
 
 async def _compensate(step: str, action: Awaitable[object]) -> None:
     """Run one undo step; a failure is logged, not raised over the error being answered."""
