@@ -35,6 +35,7 @@ from drift_backend.idempotency.repository import (
     InProgress,
     Records,
 )
+from drift_backend.store.database import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ class Idempotency:
         )
         try:
             outcome = await records.acquire(rid, identity.issuer, identity.subject, key)
-        except PyMongoError:
+        except PyMongoError as error:
+            if not database_unavailable(error):
+                raise  # a bug, not an outage: a JSON 500 with a request id, as elsewhere
             log.warning("idempotency record unavailable", exc_info=True)
             await _send_error(
                 send,
