@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PORT ?= 8000
 DATA_DIR ?= .data
 
-.PHONY: run test lint typecheck pytest sync uv benchmark benchmark-checks benchmark-wide
+.PHONY: run test lint typecheck pytest sync uv frontend-assets benchmark benchmark-checks benchmark-wide
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
@@ -14,7 +14,17 @@ uv:
 sync: uv
 	$(UV) sync --frozen
 
-run: sync
+# The dashboard's npm assets (htmx, its SSE extension, uPlot, axe-core for the tests), from
+# the committed lockfile; reinstalled only when the lockfile changes.
+FRONTEND_STAMP := frontend/node_modules/.package-lock.json
+
+frontend-assets: $(FRONTEND_STAMP)
+
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	@touch $@
+
+run: sync frontend-assets
 	$(UV) run --frozen drift-monitor-server dev --port $(PORT) --data-dir $(DATA_DIR)
 
 lint: sync
@@ -25,7 +35,7 @@ lint: sync
 typecheck: sync
 	$(UV) run --frozen mypy
 
-pytest: sync
+pytest: sync frontend-assets
 	$(UV) run --frozen pytest
 
 test: lint typecheck pytest

@@ -10,6 +10,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -70,6 +71,32 @@ async def _prepare_database(settings: Settings, issuer: str, sandbox: Path) -> b
         await mongo.close()
 
 
+def _same_origin_app(
+    backend: Any, identities: dict[str, Any], url: str, issuer: str, mongodb_url: str
+) -> Any:
+    """The backend and the dashboard on one origin: /api and /health to the backend,
+    the rest to the dashboard, which calls the API at that same origin."""
+    # Imported here: the dashboard is a workspace package of its own, only the local stack
+    # composes the two (an import-linter contract keeps the rest of the backend out of it).
+    from drift_dashboard.app import create_app as create_dashboard
+    from drift_dashboard.dispatch import SameOriginDispatcher
+    from drift_dashboard.settings import load_settings as load_dashboard_settings
+
+    client = identities["client"]
+    dashboard = create_dashboard(
+        load_dashboard_settings(
+            mode="development",
+            public_url=url,
+            api_url=url,
+            issuer=issuer,
+            client_id=client["id"],
+            client_secret=client["secret"],
+            mongodb_url=mongodb_url,
+        )
+    )
+    return SameOriginDispatcher(backend, dashboard)
+
+
 def run_dev_stack(port: int, data_dir: Path, mongo_port: int, oidc_port: int) -> None:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +132,7 @@ def run_dev_stack(port: int, data_dir: Path, mongo_port: int, oidc_port: int) ->
             print("loaded the sandbox demo data (users alice, bob, admin; 4 experiments)")
 
         api = f"http://{LOCALHOST}:{port}"
+        app = _same_origin_app(create_app(settings), identities, api, oidc.url, mongodb_url)
         state = StackState("development", api, oidc.url, mongodb_url, os.getpid())
         state_path = data_dir / STATE_FILE
         state_path.write_text(json.dumps(asdict(state), indent=2))
@@ -118,6 +146,7 @@ def run_dev_stack(port: int, data_dir: Path, mongo_port: int, oidc_port: int) ->
                 [
                     "",
                     "Drift Monitor local stack (development mode, loopback only)",
+                    f"  dashboard      {api}/  (log in as alice, bob or admin)",
                     f"  API            {api}/api/v1",
                     f"  API docs       {api}/api/v1/docs",
                     f"  health         {api}/health/ready",
@@ -134,8 +163,6 @@ def run_dev_stack(port: int, data_dir: Path, mongo_port: int, oidc_port: int) ->
             ),
             flush=True,
         )
-        config = uvicorn.Config(
-            create_app(settings), host=LOCALHOST, port=port, log_level="warning"
-        )
+        config = uvicorn.Config(app, host=LOCALHOST, port=port, log_level="warning")
         uvicorn.Server(config).run()
     print("stopped", file=sys.stderr)

@@ -1,0 +1,94 @@
+"""The backend REST client: one ``httpx2.AsyncClient`` per app, a bearer token per call.
+
+Every non-2xx answer becomes :class:`ApiError` with the backend's status and message (its one
+JSON error shape), so pages can show a friendly 403/404 page instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+API_PREFIX = "/api/v1"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"backend answered {status}: {detail}")
+
+
+class BackendClient:
+    """Owns the connection pool to the backend; :meth:`bind` gives a per-caller view."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        self.http = httpx2.AsyncClient(base_url=base_url + API_PREFIX, timeout=timeout)
+
+    def bind(self, token: str | None) -> Api:
+        return Api(self.http, token)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+@dataclass
+class Page:
+    """One page of a search and the backend's ``X-Pagination`` header, parsed."""
+
+    items: list[dict[str, Any]]
+    total: int
+    has_next: bool
+
+
+@dataclass
+class Api:
+    """The backend as one caller sees it: their token (or none, anonymous) on every call."""
+
+    http: httpx2.AsyncClient
+    token: str | None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.token is None
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = await self.http.request(method, path, headers=headers, **kwargs)
+        except httpx2.HTTPError as exc:
+            raise ApiError(503, f"the backend could not be reached ({type(exc).__name__})") from exc
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _message(response))
+        return response
+
+    async def get(self, path: str, **kwargs: Any) -> Any:
+        return (await self.request("GET", path, **kwargs)).json()
+
+    async def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        response = await self.request("POST", path, json=body, **kwargs)
+        return response.json() if response.content else None
+
+    async def search(self, path: str, query: dict[str, Any] | None, **params: Any) -> Page:
+        response = await self.request("POST", path, json=query, params=params)
+        meta = json.loads(response.headers.get("x-pagination") or "{}")
+        return Page(
+            items=list(response.json()),
+            total=int(meta.get("total", 0)),
+            has_next="next_page" in meta,
+        )
+
+
+def _message(response: httpx2.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return response.reason_phrase

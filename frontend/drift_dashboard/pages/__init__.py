@@ -1,0 +1,1 @@
+"""The dashboard's pages: one ``APIRouter`` per module, templates in ``templates/<name>/``."""
