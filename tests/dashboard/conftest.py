@@ -1,0 +1,104 @@
+"""A real stack for the dashboard tests: the backend and the dashboard on one origin (the
+same dispatcher ``make run`` serves) over uvicorn, on the session's SecantusDB and OIDC
+provider, plus a headless Debian chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from drift_backend.devstack.services import ManagedProcess, fetch_token, free_port
+from drift_backend.main import create_app as create_backend
+from drift_dashboard.app import create_app as create_dashboard
+from drift_dashboard.dispatch import SameOriginDispatcher
+from drift_dashboard.sessions import COLLECTION
+from drift_dashboard.settings import DashboardSettings, load_settings
+from pymongo import MongoClient
+
+from tests.conftest import make_settings
+from tests.support.threads import ThreadedServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+ASSETS = Path(__file__).resolve().parents[2] / "frontend" / "node_modules"
+AXE = ASSETS / "axe-core" / "axe.min.js"
+
+
+@dataclass
+class Stack:
+    url: str
+    issuer: str
+    settings: DashboardSettings
+    mongodb_url: str
+    database: str
+    #: Experiments made for the tests: name -> API document.
+    experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        client: MongoClient[dict[str, Any]]
+        with MongoClient(self.mongodb_url) as client:
+            return list(client[self.database][COLLECTION].find())
+
+    def token(self, subject: str) -> str:
+        answer = fetch_token(self.issuer, subject, client_secret="test-client-secret")
+        return str(answer["access_token"])
+
+    def create(self, owner: str, name: str, *, public: bool = False) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token(owner)}"}
+        with httpx2.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=30) as http:
+            registered = http.post("/user")
+            assert registered.status_code in (201, 409), registered.text
+            made = http.post("/experiment", json={"name": name, "public": public})
+            assert made.status_code == 201, made.text
+            doc: dict[str, Any] = made.json()
+        self.experiments[name] = doc
+        return doc
+
+
+@pytest.fixture(scope="module")
+def stack(mongodb: ManagedProcess, oidc_provider: ManagedProcess) -> Iterator[Stack]:
+    backend_settings = make_settings(mongodb, [oidc_provider.url])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = load_settings(
+        mode="development",
+        public_url=url,
+        api_url=url,
+        issuer=oidc_provider.url,
+        client_id="drift-dashboard-test",
+        client_secret="test-client-secret",
+        mongodb_url=mongodb.url,
+        mongodb_database=backend_settings.mongodb_database,
+    )
+    app = SameOriginDispatcher(create_backend(backend_settings), create_dashboard(settings))
+    with ThreadedServer(app, port=port):
+        yield Stack(
+            url=url,
+            issuer=oidc_provider.url,
+            settings=settings,
+            mongodb_url=mongodb.url,
+            database=backend_settings.mongodb_database,
+        )
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(mongodb.url) as client:
+        client.drop_database(backend_settings.mongodb_database)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield launched
+        launched.close()
