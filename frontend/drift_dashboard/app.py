@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from pymongo import AsyncMongoClient
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -99,6 +100,19 @@ def create_app(settings: DashboardSettings) -> FastAPI:
             text=text,
             detail=exc.detail,
             title=heading,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) for e in exc.errors())
+        return render(
+            request,
+            "errors/error.html",
+            status_code=422,
+            heading="Invalid request",
+            text="Some values in this request are not valid.",
+            detail=fields,
+            title="Invalid request",
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -113,7 +113,7 @@ def test_logout_closes_login_only_pages(visitor: Visitor) -> None:
     visitor.login("bob")
     assert visitor.goto("/account").status == 200
     (session,) = [s for s in visitor.stack.sessions() if (s.get("user") or {}).get("sub") == "bob"]
-    visitor.page.get_by_role("button", name="Log out").click()
+    visitor.page.get_by_role("button", name="Log out", exact=True).click()
     # RP-initiated logout: the provider's end-session page, then back to us.
     visitor.page.wait_for_url(f"{visitor.stack.issuer}/oauth2/end_session*")
     assert "id_token_hint=" in visitor.page.url

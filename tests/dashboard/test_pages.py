@@ -113,3 +113,10 @@ def test_the_dashboard_imports_nothing_of_the_backend() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not any(n.split(".")[0] == "drift_backend" for n in names), path
+
+
+def test_invalid_parameters_are_a_friendly_422(http: httpx2.Client) -> None:
+    response = http.get("/experiments", params={"q": "x" * 500})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Invalid request" in response.text
