@@ -49,7 +49,7 @@ class DashboardSettings(BaseSettings):
     api_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # OpenID Connect
-    issuer: str = "http://127.0.0.1:8001"
+    issuer: str = "http://127.0.0.1:9400"
     client_id: str = "drift-dashboard"
     client_secret: SecretStr = SecretStr("")
     #: Refresh the access token when it expires within this many seconds.
