@@ -19,7 +19,9 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
 from starlette.datastructures import MutableHeaders
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from drift_dashboard.settings import DashboardSettings
@@ -222,7 +224,17 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         cookie = self._cookie_value(scope)
-        session = await self.store.load(cookie) if cookie else None
+        try:
+            session = await self.store.load(cookie) if cookie else None
+        except PyMongoError:
+            # Without the session store nobody's login can be read: say so, briefly.
+            unavailable = PlainTextResponse(
+                "The dashboard's session store is unavailable; try again shortly.",
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+            await unavailable(scope, receive, send)
+            return
         if session is None:
             session = Session()
             session.mark_clean()

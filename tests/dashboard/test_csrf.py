@@ -11,10 +11,11 @@ from typing import Any
 
 import httpx2
 import pytest
-from drift_backend.devstack.services import ManagedProcess
+from drift_backend.devstack.services import ManagedProcess, free_port
+from drift_dashboard.api import BackendClient
 from drift_dashboard.app import create_app
 from drift_dashboard.csrf import same_origin
-from drift_dashboard.sessions import Session
+from drift_dashboard.sessions import COLLECTION, Session, SessionStore
 from drift_dashboard.settings import load_settings
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
@@ -177,3 +178,28 @@ async def test_production_cookie_is_host_prefixed_and_secure(
     for flag in ("Path=/", "HttpOnly", "SameSite=Lax", "Secure"):
         assert flag in cookie
     assert "Domain" not in cookie
+
+
+async def test_an_unreachable_session_store_is_a_503(oidc_provider: ManagedProcess) -> None:
+    settings = load_settings(
+        mode="development",
+        public_url=ORIGIN,
+        issuer=oidc_provider.url,
+        # Nothing listens there; the driver gives up after the timeout.
+        mongodb_url=f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=300",
+        mongodb_timeout_seconds=0.5,
+    )
+    app = create_app(settings)
+    # Start-up creates the TTL index and fails without a database: the store by hand.
+    context = app.state.dashboard
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongodb_url.get_secret_value(), timeoutMS=500
+    )
+    context.store = SessionStore(client["x"][COLLECTION], timedelta(hours=1))
+    context.backend = BackendClient(settings.api_url, 1)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=ORIGIN) as http:
+        response = await http.get("/static/app.css", headers={"Cookie": "drift_session=abc"})
+    await client.close()
+    await context.backend.aclose()
+    assert response.status_code == 503
+    assert "session store is unavailable" in response.text
