@@ -25,7 +25,16 @@ from drift_dashboard.csrf import CSRFMiddleware
 from drift_dashboard.deps import LoginRequired
 from drift_dashboard.headers import SecurityHeadersMiddleware
 from drift_dashboard.oidc import TokenKeeper, make_oauth
-from drift_dashboard.pages import account, auth, experiment, experiments
+from drift_dashboard.pages import (
+    account,
+    auth,
+    baselines,
+    charts,
+    experiment,
+    experiments,
+    permissions,
+    runs,
+)
 from drift_dashboard.sessions import COLLECTION, SessionMiddleware, SessionStore
 from drift_dashboard.settings import DashboardSettings
 from drift_dashboard.templating import make_templates, render
@@ -78,7 +87,7 @@ def create_app(settings: DashboardSettings) -> FastAPI:
 
     app.include_router(vendor.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (auth, experiments, experiment, account):
+    for module in (auth, experiments, experiment, charts, runs, baselines, permissions, account):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)

@@ -1,21 +1,249 @@
-"""One experiment's page: a minimal version (name, visibility, permissions) that the pages
-helper replaces with runs, charts and the permissions form."""
+"""One experiment: its runs (filtered by model, status, tags and date range, paged by keyset,
+filters in the URL), the charts (each with its numbers as a table and a CSV link), and live
+updates of the runs table.
+
+The runs come from the backend's ``POST /experiment/{id}/drift/search``; the next page is
+"older than the last row's (created_at, id)", as the experiments list pages. A GET form
+carries the filters, so a filtered view is a link and works without JavaScript.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from drift_dashboard.deps import ApiDep
+from drift_dashboard.api import Api
+from drift_dashboard.deps import ApiDep, SessionDep
+from drift_dashboard.pages import charts
+from drift_dashboard.pages.experiments import SortOption, decode_cursor, encode_cursor
+from drift_dashboard.pages.scope import ExperimentId, load_scope, render_in
 from drift_dashboard.templating import render
 
 router = APIRouter()
-ExperimentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9\-]+$")]
+PAGE_SIZE = 25
+STATUSES = ("Running", "Completed", "Failed")
+NEWEST = SortOption("Newest first", "created_at", True)
+MAX_TAGS = 8
+
+Text = Annotated[str, Query(max_length=256)]
+
+
+@dataclass
+class RunFilters:
+    """The runs filters as the form sends them, checked; ``errors`` says what was ignored."""
+
+    model: str = ""
+    status: str = ""
+    tags: str = ""
+    start: str = ""
+    end: str = ""
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, model: str, status: str, tags: str, start: str, end: str) -> RunFilters:
+        out = cls(model=model.strip(), tags=tags.strip())
+        if status in STATUSES:
+            out.status = status
+        elif status:
+            out.errors.append(f"Unknown status “{status}”: showing every status.")
+        for name, value in (("start", start), ("end", end)):
+            value = value.strip()
+            if not value:
+                continue
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                out.errors.append(f"“{value}” is not a date (YYYY-MM-DD): ignored.")
+                continue
+            setattr(out, name, value)
+        if len(out.tag_list) > MAX_TAGS:
+            out.errors.append(f"At most {MAX_TAGS} tags: the first {MAX_TAGS} are used.")
+        return out
+
+    @property
+    def tag_list(self) -> list[str]:
+        return [t.strip() for t in self.tags.split(",") if t.strip()]
+
+    def window(self) -> tuple[datetime | None, datetime | None]:
+        """``[from, to)`` in UTC: the end date is included (its whole day)."""
+        start = end = None
+        if self.start:
+            start = datetime.combine(date.fromisoformat(self.start), time(), UTC)
+        if self.end:
+            day = date.fromisoformat(self.end) + timedelta(days=1)
+            end = datetime.combine(day, time(), UTC)
+        return start, end
+
+    def query(self) -> dict[str, str]:
+        values = {
+            "model": self.model,
+            "status": self.status,
+            "tags": self.tags,
+            "from": self.start,
+            "to": self.end,
+        }
+        return {k: v for k, v in values.items() if v}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.query())
+
+
+def runs_filter(filters: RunFilters, after: tuple[str, str] | None) -> dict[str, Any]:
+    """The backend search filter (its allow-listed fields and operators only)."""
+    parts: list[dict[str, Any]] = []
+    if filters.model:
+        parts.append({"model": filters.model})
+    if filters.status:
+        parts.append({"job_status": filters.status})
+    tags = filters.tag_list[:MAX_TAGS]
+    if tags:
+        parts.append({"tags": {"$all": tags}})
+    start, end = filters.window()
+    created: dict[str, str] = {}
+    if start is not None:
+        created["$gte"] = start.isoformat()
+    if end is not None:
+        created["$lt"] = end.isoformat()
+    if created:
+        parts.append({"created_at": created})
+    if after is not None:
+        value, last_id = after
+        parts.append(
+            {
+                "$or": [
+                    {"created_at": {"$lt": value}},
+                    {"created_at": {"$eq": value}, "id": {"$lt": last_id}},
+                ]
+            }
+        )
+    if not parts:
+        return {}
+    if len(parts) == 1:
+        return parts[0]
+    # One document when no key repeats: the backend's database plans an index for it
+    # where it may not under a top-level $and.
+    merged: dict[str, Any] = {}
+    for part in parts:
+        if merged.keys() & part.keys():
+            return {"$and": parts}
+        merged.update(part)
+    return merged
+
+
+@dataclass
+class RunsPage:
+    runs: list[dict[str, Any]]
+    total: int
+    next_url: str | None
+    first_url: str | None
+    refresh_url: str
+
+
+async def load_runs(
+    api: Api, experiment_id: str, filters: RunFilters, after: str | None
+) -> RunsPage:
+    cursor = decode_cursor(after)
+    page = await api.search(
+        f"/experiment/{experiment_id}/drift/search",
+        runs_filter(filters, cursor),
+        page=1,
+        page_size=PAGE_SIZE,
+        sort_by="created_at",
+        order_by="desc",
+    )
+    base = f"/experiments/{experiment_id}"
+    query = filters.query()
+    next_url = None
+    if page.has_next and page.items:
+        next_url = f"{base}?" + urlencode({**query, "after": encode_cursor(page.items[-1], NEWEST)})
+    first_url = None
+    if cursor is not None:
+        first_url = f"{base}?{urlencode(query)}" if query else base
+    fragment = dict(query)
+    if after and cursor is not None:
+        fragment["after"] = after
+    refresh_url = f"{base}/runs-table" + (f"?{urlencode(fragment)}" if fragment else "")
+    return RunsPage(page.items, page.total, next_url, first_url, refresh_url)
+
+
+def duration(run: dict[str, Any]) -> str:
+    """How long a finished run took, for people (``1 h 02 min``, ``3.4 s``)."""
+    if not run.get("finished_at"):
+        return ""
+    try:
+        start = datetime.fromisoformat(run["created_at"])
+        end = datetime.fromisoformat(run["finished_at"])
+    except (TypeError, ValueError):
+        return ""
+    seconds = max(0.0, (end - start).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 @router.get("/experiments/{experiment_id}")
-async def show_experiment(request: Request, api: ApiDep, experiment_id: ExperimentId) -> Response:
-    experiment = await api.get(f"/experiment/{experiment_id}")
-    return render(request, "experiment/show.html", title=experiment["name"], experiment=experiment)
+async def show_experiment(
+    request: Request,
+    api: ApiDep,
+    session: SessionDep,
+    experiment_id: ExperimentId,
+    model: Text = "",
+    status: Annotated[str, Query(max_length=16)] = "",
+    tags: Text = "",
+    start: Annotated[str, Query(alias="from", max_length=32)] = "",
+    end: Annotated[str, Query(alias="to", max_length=32)] = "",
+    after: Annotated[str | None, Query(max_length=1024)] = None,
+    feature: Text = "",
+) -> Response:
+    scope = await load_scope(api, session, experiment_id)
+    filters = RunFilters.parse(model, status, tags, start, end)
+    runs = await load_runs(api, experiment_id, filters, after)
+    board = await charts.load_all(api, experiment_id, filters, feature.strip())
+    return render_in(
+        request,
+        scope,
+        "experiment/show.html",
+        section="runs",
+        title=scope.experiment["name"],
+        filters=filters,
+        statuses=STATUSES,
+        runs=runs,
+        duration=duration,
+        charts=board,
+        num=charts.number,
+    )
+
+
+@router.get("/experiments/{experiment_id}/runs-table")
+async def runs_table(
+    request: Request,
+    api: ApiDep,
+    experiment_id: ExperimentId,
+    model: Text = "",
+    status: Annotated[str, Query(max_length=16)] = "",
+    tags: Text = "",
+    start: Annotated[str, Query(alias="from", max_length=32)] = "",
+    end: Annotated[str, Query(alias="to", max_length=32)] = "",
+    after: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Response:
+    """The runs table alone: what the live updates swap in when a run starts or ends."""
+    filters = RunFilters.parse(model, status, tags, start, end)
+    runs = await load_runs(api, experiment_id, filters, after)
+    return render(
+        request,
+        "experiment/_runs.html",
+        experiment={"id": experiment_id},
+        runs=runs,
+        duration=duration,
+        filters=filters,
+    )

@@ -1,0 +1,133 @@
+"""What every page inside one experiment shares: its path parameters, the experiment, the
+caller's level on it (which decides what the experiment's nav offers), and the render call
+that gives the nav its context.
+
+The backend enforces every permission itself (a Read caller's PUT is a 403 there); the level
+worked out here only decides what to show. It is the backend's rule (``level_of``): the best
+of the caller's permission entries (their user id or one of their entitlements), Read for a
+public experiment. Administrators get Manage from the backend without an entry; the
+permissions page asks the backend about them (:func:`backend_allows_manage`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Path, Request
+from starlette.responses import HTMLResponse
+
+from drift_dashboard.api import Api, ApiError
+from drift_dashboard.sessions import Session
+from drift_dashboard.templating import render
+
+_ID = r"^[A-Za-z0-9\-]+$"
+ExperimentId = Annotated[str, Path(min_length=1, max_length=64, pattern=_ID)]
+RunId = Annotated[str, Path(min_length=1, max_length=64, pattern=_ID)]
+BaselineId = Annotated[str, Path(min_length=1, max_length=64, pattern=_ID)]
+
+RANK = {"Read": 1, "Edit": 2, "Manage": 3}
+LEVELS = ("Read", "Edit", "Manage")
+#: The backend's id of the logged-in user, kept in the session (it never changes for a login;
+#: a new login starts with empty session data).
+USER_ID_KEY = "backend_user_id"
+
+
+@dataclass
+class ExperimentScope:
+    experiment: dict[str, Any]
+    level: str | None
+    user_id: str | None
+
+    @property
+    def id(self) -> str:
+        return str(self.experiment["id"])
+
+    @property
+    def can_manage(self) -> bool:
+        return self.level == "Manage"
+
+
+async def backend_user_id(api: Api, session: Session) -> str | None:
+    if api.anonymous:
+        return None
+    cached = session.data.get(USER_ID_KEY)
+    if isinstance(cached, str):
+        return cached
+    try:
+        me = await api.get("/user/self")
+    except ApiError as exc:
+        if exc.status == 404:  # not registered (yet): no permission entry can name them
+            return None
+        raise
+    session.data[USER_ID_KEY] = str(me["id"])
+    return str(me["id"])
+
+
+def level_of(
+    experiment: dict[str, Any], user_id: str | None, entitlements: list[str]
+) -> str | None:
+    entities = set(entitlements)
+    if user_id:
+        entities.add(user_id)
+    best = "Read" if experiment.get("public") else None
+    for entry in experiment.get("permissions", []):
+        level = entry.get("level")
+        if (
+            entry.get("entity") in entities
+            and level in RANK
+            and (best is None or RANK[level] > RANK[best])
+        ):
+            best = level
+    return best
+
+
+async def load_scope(api: Api, session: Session, experiment_id: str) -> ExperimentScope:
+    """The experiment (a 404/403 from the backend becomes the friendly error page) and the
+    caller's level on it."""
+    if api.anonymous:
+        experiment = await api.get(f"/experiment/{experiment_id}")
+        return ExperimentScope(experiment, level_of(experiment, None, []), None)
+    experiment, user_id, entitlements = await asyncio.gather(
+        api.get(f"/experiment/{experiment_id}"),
+        backend_user_id(api, session),
+        api.get("/entitlement"),
+    )
+    items = [str(e) for e in entitlements.get("items", [])]
+    return ExperimentScope(experiment, level_of(experiment, user_id, items), user_id)
+
+
+async def backend_allows_manage(api: Api, experiment_id: str) -> bool:
+    """Whether the backend grants this caller Manage (an administrator has no entry): an
+    empty PATCH needs Manage and changes nothing (the backend returns the experiment as is)."""
+    if api.anonymous:
+        return False
+    try:
+        await api.request("PATCH", f"/experiment/{experiment_id}", json={})
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            return False
+        raise
+    return True
+
+
+def render_in(
+    request: Request,
+    scope: ExperimentScope,
+    name: str,
+    *,
+    section: str,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A page inside an experiment: the experiment's nav knows where it is (``section``)."""
+    return render(
+        request,
+        name,
+        status_code=status_code,
+        experiment=scope.experiment,
+        scope=scope,
+        section=section,
+        **context,
+    )
