@@ -60,8 +60,16 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(mongodb: ManagedProcess, oidc_provider: ManagedProcess) -> Iterator[Stack]:
-    backend_settings = make_settings(mongodb, [oidc_provider.url])
+def stack(
+    request: pytest.FixtureRequest, mongodb: ManagedProcess, oidc_provider: ManagedProcess
+) -> Iterator[Stack]:
+    # A module that runs server-side checks sets EMBEDDED_WORKER = True (a worker's process
+    # pool takes seconds to start: only where it is needed).
+    backend_settings = make_settings(
+        mongodb,
+        [oidc_provider.url],
+        embedded_worker=getattr(request.module, "EMBEDDED_WORKER", False),
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = load_settings(

@@ -128,7 +128,8 @@ async def load_all(api: Api, experiment_id: str, filters: RunFilters, feature: s
             {**window, "buckets": BUCKETS},
         )
     else:
-        history.error = "no checked features yet"
+        # The features to choose from come from the heatmap's data.
+        history.error = heatmap.error or "No checked features yet."
     if selected and selected not in features:
         features.append(selected)
     if heatmap.data is not None:

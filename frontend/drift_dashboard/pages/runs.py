@@ -72,8 +72,8 @@ def pick_feature(report: dict[str, Any], wanted: str) -> dict[str, Any] | None:
         if feature["feature"] == wanted:
             return feature
     drifted = [f for f in with_histogram if f.get("drifted")]
-    chosen: dict[str, Any] | None = (drifted or with_histogram or [None])[0]
-    return chosen
+    candidates = drifted or with_histogram
+    return candidates[0] if candidates else None
 
 
 async def load_report(api: Api, experiment_id: str, run: dict[str, Any]) -> dict[str, Any] | None:
