@@ -134,7 +134,8 @@ def alice_without_js(browser: Any, stack: Stack) -> Iterator[Visitor]:
 
 
 def _run_rows(visitor: Visitor) -> list[str]:
-    return visitor.page.locator("#runs table.runs-table tbody tr").all_inner_texts()
+    rows: list[str] = visitor.page.locator("#runs table.runs-table tbody tr").all_inner_texts()
+    return rows
 
 
 def test_experiment_page_lists_runs_and_filters_by_status_in_the_url(
