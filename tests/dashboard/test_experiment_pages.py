@@ -175,6 +175,27 @@ def test_each_chart_is_a_section_with_a_data_url_and_numbers_or_a_notice(
         has_table = section.locator("table").count() > 0
         # Without the backend's chart routes the page still renders, saying so.
         assert has_table or "not available" in text or "No " in text, (kind, text)
+    # Where the backend has the chart routes: the numbers are the runs', and drawn.
+    timeline = alice.page.locator('section[data-chart="timeline"] table')
+    if timeline.count():
+        cells = timeline.locator("tbody td").all()
+        assert sum(int(td.get_attribute("data-value") or 0) for td in cells) == len(seeded.runs) + 1
+        alice.page.locator('section[data-chart="timeline"] canvas').first.wait_for()
+        csv = alice.context.request.get(
+            alice.stack.url
+            + alice.page.locator("#chart-timeline a[download]").get_attribute("href")
+        )
+        assert csv.status == 200
+        assert csv.headers["content-type"].startswith("text/csv")
+        assert csv.text().splitlines()[0].startswith("start,drifted")
+    heatmap = alice.page.locator("table.heatmap-table")
+    if heatmap.count():
+        runs = heatmap.locator("thead th[data-run]").count()
+        features = heatmap.locator("tbody tr").count()
+        assert runs >= 1
+        assert features == 2  # x and c
+        assert alice.page.locator(".hm-grid .hm-cell").count() == runs * features
+        assert alice.page.locator(".hm-grid .hm-cell.hm-4").count() >= 1  # x drifted
     live = alice.page.locator("[sse-connect]")
     assert live.get_attribute("sse-connect") == f"/events?experiment={seeded.experiment['id']}"
     assert alice.csp_violations() == []
@@ -184,7 +205,7 @@ def test_a_check_report_has_the_feature_table_and_a_histogram(
     alice: Visitor, seeded: Seeded
 ) -> None:
     alice.goto(seeded.url)
-    alice.page.locator(f'a[href="{seeded.url}/runs/{seeded.check["id"]}"]').click()
+    alice.page.locator(f'#runs a[href="{seeded.url}/runs/{seeded.check["id"]}"]').click()
     alice.page.wait_for_url(f"**/runs/{seeded.check['id']}")
     table = alice.page.locator("table.report-table")
     features = table.locator("tbody th").all_inner_texts()

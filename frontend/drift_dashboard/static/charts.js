@@ -66,6 +66,26 @@
     ];
   }
 
+  // The time charts span the window the server charted (a lone bucket would otherwise
+  // get an arbitrary range of years), counts start at zero.
+  function timeScales(table) {
+    var start = Date.parse(table.getAttribute("data-start") || "");
+    var end = Date.parse(table.getAttribute("data-end") || "");
+    var x = { time: true };
+    if (isFinite(start) && isFinite(end) && end > start) {
+      x.range = [start / 1000, end / 1000];
+    }
+    return {
+      x: x,
+      y: {
+        range: function (u, min, max) {
+          var top = max > 0 ? max * 1.08 : 1;
+          return [Math.min(0, min || 0), top];
+        },
+      },
+    };
+  }
+
   function width(holder) {
     return Math.max(280, holder.clientWidth || holder.parentElement.clientWidth || 600);
   }
@@ -99,7 +119,7 @@
         rows.push(stacked[idx]);
       })(keys[i], i);
     }
-    return { series: series, data: rows, scales: { x: { time: true } } };
+    return { series: series, data: rows, scales: timeScales(table) };
   }
 
   function lines(holder, table) {
@@ -120,7 +140,7 @@
       });
       rows.push(data.columns[key]);
     });
-    return { series: series, data: rows, scales: { x: { time: true } } };
+    return { series: series, data: rows, scales: timeScales(table) };
   }
 
   // Reference against current on the same bins: two bars per bin, shares of each sample.
@@ -130,7 +150,7 @@
     var colors = palette();
     var labels = data.x;
     var xs = labels.map(function (_, i) { return i; });
-    var series = [{ value: function (u, v) { return v == null ? "" : labels[v]; } }];
+    var series = [{ label: "Bin", value: function (u, v) { return v == null ? "" : labels[v]; } }];
     var rows = [xs];
     keys.forEach(function (key, idx) {
       series.push({
