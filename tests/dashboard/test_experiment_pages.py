@@ -173,6 +173,10 @@ def test_each_chart_is_a_section_with_a_data_url_and_numbers_or_a_notice(
         assert section.get_attribute("data-url").startswith(f"{seeded.url}/charts/{kind}.json")
         text = section.inner_text()
         has_table = section.locator("table").count() > 0
+        if has_table:  # its data-url answers the same numbers as JSON, through our origin
+            data = alice.context.request.get(alice.stack.url + section.get_attribute("data-url"))
+            assert data.status == 200
+            assert isinstance(data.json(), dict)
         # Without the backend's chart routes the page still renders, saying so.
         assert has_table or "not available" in text or "No " in text, (kind, text)
     # Where the backend has the chart routes: the numbers are the runs', and drawn.
@@ -355,6 +359,25 @@ def test_permission_changes_through_the_forms(browser: Any, stack: Stack) -> Non
         alice.close()
 
 
+def test_an_administrator_manages_without_an_entry(
+    browser: Any, stack: Stack, seeded: Seeded
+) -> None:
+    before = seeded.experiment["updated_at"]
+    admin = Visitor(browser, stack)
+    try:
+        admin.login("admin")
+        assert admin.goto(f"{seeded.url}/permissions").status == 200
+        assert admin.page.get_by_role("button", name="Give access").count() == 1
+    finally:
+        admin.close()
+    # Asking the backend (an empty PATCH) changed nothing.
+    headers = {"Authorization": f"Bearer {stack.token('alice')}"}
+    now = httpx2.get(
+        f"{stack.url}/api/v1/experiment/{seeded.experiment['id']}", headers=headers, timeout=30
+    )
+    assert now.json()["updated_at"] == before
+
+
 def test_no_permissions_page_for_a_non_manager(stack: Stack, seeded: Seeded) -> None:
     # Anonymous: a login first; a public experiment's reader: refused.
     anonymous = httpx2.get(f"{stack.url}{seeded.url}/permissions", timeout=30)
@@ -383,6 +406,10 @@ def test_axe_finds_no_serious_violation_on_experiment_and_run_pages(
             f"{seeded.url}/permissions",
         ):
             visitor.goto(path)
+            # The charts' tables sit in <details>: open them, so axe checks them too.
+            visitor.page.evaluate(
+                "() => document.querySelectorAll('details').forEach(d => { d.open = true; })"
+            )
             visitor.page.add_script_tag(path=str(AXE))
             result = visitor.page.evaluate("async () => await axe.run(document)")
             bad = [
