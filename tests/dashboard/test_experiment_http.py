@@ -183,8 +183,8 @@ def test_histogram_bins_are_named_by_their_edges() -> None:
             {"feature": "c", "drifted": True, "histogram": None},
         ]
     }
-    assert pick_feature(report, "")["feature"] == "b"
-    assert pick_feature(report, "a")["feature"] == "a"
+    assert (pick_feature(report, "") or {}).get("feature") == "b"
+    assert (pick_feature(report, "a") or {}).get("feature") == "a"
     assert pick_feature({"features": []}, "") is None
 
 
