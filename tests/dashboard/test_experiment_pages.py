@@ -458,3 +458,49 @@ def test_new_runs_appear_without_reloading(alice: Visitor, stack: Stack, seeded:
         )
     alice.page.locator("#runs tbody tr", has_text="live-model").wait_for()
     assert len(_run_rows(alice)) == before + 1
+
+
+def test_a_running_run_s_page_shows_it_finished_without_reloading(
+    alice: Visitor, stack: Stack, seeded: Seeded
+) -> None:
+    headers = {"Authorization": f"Bearer {stack.token('alice')}"}
+    base = f"{stack.url}/api/v1/experiment/{seeded.experiment['id']}/drift"
+    made = httpx2.post(base, json={"job_status": "Running", "model": "slow"}, headers=headers)
+    assert made.status_code == 201
+    run = made.json()
+    cookies = {c["name"]: c["value"] for c in alice.context.cookies()}
+    with httpx2.stream(
+        "GET",
+        f"{stack.url}/events?experiment={seeded.experiment['id']}",
+        cookies=cookies,
+        timeout=10,
+    ) as relay:
+        has_relay = relay.status_code != 404
+    held: list[Any] = []
+    if not has_relay:  # as in test_new_runs_appear_without_reloading
+        alice.context.route("**/events?*", lambda route: held.append(route))
+    alice.goto(f"{seeded.url}/runs/{run['id']}")
+    assert "Running" in alice.page.locator("h2").first.inner_text()
+    finished = httpx2.put(
+        f"{base}/{run['id']}",
+        json={
+            "job_status": "Completed",
+            "model": "slow",
+            "data_drift": {"drift": True, "parameters": {"psi": 0.4}},
+        },
+        headers=headers,
+        timeout=30,
+    )
+    assert finished.status_code == 200
+    if not has_relay:
+        alice.page.wait_for_function("() => true")
+        assert held, "the page opened no event stream"
+        event = {"run_id": run["id"], "type": "run.finished"}
+        held[0].fulfill(
+            status=200,
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"},
+            body=f"retry: 600000\nid: 2\nevent: run.finished\ndata: {json.dumps(event)}\n\n",
+        )
+    alice.page.locator("h2", has_text="Completed").wait_for()
+    assert "psi" in alice.page.locator('section[aria-label="Data drift"]').inner_text()
+    assert alice.csp_violations() == []

@@ -213,7 +213,7 @@
   }
 
   function drawAll() {
-    document.querySelectorAll("section.chart[data-chart]").forEach(function (section) {
+    document.querySelectorAll("section.chart[data-chart]:not(.drawn)").forEach(function (section) {
       try {
         draw(section);
       } catch (err) {
@@ -228,4 +228,6 @@
   } else {
     drawAll();
   }
+  // Content swapped in by htmx (a run's page refreshed when it finishes) gets drawn too.
+  document.addEventListener("htmx:afterSettle", drawAll);
 })();
