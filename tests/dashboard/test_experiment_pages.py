@@ -97,6 +97,10 @@ class Visitor:
         self.stack = stack
         self.context = browser.new_context(java_script_enabled=javascript, bypass_csp=bypass_csp)
         self.context.route("https://**", lambda route: route.abort())
+        # Marks when htmx's event stream is open (an init script: not subject to the CSP).
+        self.context.add_init_script(
+            "document.addEventListener('htmx:sseOpen', () => { window.__sseOpen = true; });"
+        )
         self.page = self.context.new_page()
         self.page.set_default_timeout(20_000)
         self.console: list[str] = []
@@ -422,6 +426,13 @@ def test_axe_finds_no_serious_violation_on_experiment_and_run_pages(
         visitor.close()
 
 
+def _wait_for_stream(visitor: Visitor, has_relay: bool) -> None:
+    """With the real relay, the page's stream must be open before the run changes: a first
+    connection replays nothing."""
+    if has_relay:
+        visitor.page.wait_for_function("() => window.__sseOpen === true")
+
+
 def test_new_runs_appear_without_reloading(alice: Visitor, stack: Stack, seeded: Seeded) -> None:
     cookies = {c["name"]: c["value"] for c in alice.context.cookies()}
     with httpx2.stream(
@@ -439,6 +450,7 @@ def test_new_runs_appear_without_reloading(alice: Visitor, stack: Stack, seeded:
         # the page fetch the runs table again from the dashboard.
         alice.context.route("**/events?*", lambda route: held.append(route))
     alice.goto(seeded.url)
+    _wait_for_stream(alice, has_relay)
     before = len(_run_rows(alice))
     headers = {"Authorization": f"Bearer {stack.token('alice')}"}
     made = httpx2.post(
@@ -480,6 +492,7 @@ def test_a_running_run_s_page_shows_it_finished_without_reloading(
     if not has_relay:  # as in test_new_runs_appear_without_reloading
         alice.context.route("**/events?*", lambda route: held.append(route))
     alice.goto(f"{seeded.url}/runs/{run['id']}")
+    _wait_for_stream(alice, has_relay)
     assert "Running" in alice.page.locator("h2").first.inner_text()
     finished = httpx2.put(
         f"{base}/{run['id']}",
