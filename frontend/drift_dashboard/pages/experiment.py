@@ -9,6 +9,7 @@ carries the filters, so a filtered view is a link and works without JavaScript.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
@@ -207,8 +208,11 @@ async def show_experiment(
 ) -> Response:
     scope = await load_scope(api, session, experiment_id)
     filters = RunFilters.parse(model, status, tags, start, end)
-    runs = await load_runs(api, experiment_id, filters, after)
-    board = await charts.load_all(api, experiment_id, filters, feature.strip())
+    # Independent backend calls: the page waits for the slowest, not for their sum.
+    runs, board = await asyncio.gather(
+        load_runs(api, experiment_id, filters, after),
+        charts.load_all(api, experiment_id, filters, feature.strip()),
+    )
     return render_in(
         request,
         scope,
