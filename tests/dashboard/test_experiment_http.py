@@ -98,6 +98,8 @@ def test_bad_filters_are_explained_not_failed(
         assert "Unknown status" in page.text
         assert "30 runs" in page.text  # both ignored
         assert http.get(f"/experiments/{experiment['id']}?after=garbage").status_code == 200
+        nameless = http.get(f"/experiments/{experiment['id']}/charts/feature.csv")
+        assert nameless.status_code == 422
         long = http.get(f"/experiments/{experiment['id']}", params={"model": "m" * 300})
         assert long.status_code == 422
         assert "Invalid request" in long.text

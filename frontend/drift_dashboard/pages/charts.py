@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from starlette.responses import Response
 
 from drift_dashboard.api import Api, ApiError
@@ -203,6 +203,8 @@ async def chart_data(
 ) -> Response:
     """A chart's numbers through our origin, with the user's token (CSV downloads, JSON for
     the chart scripts)."""
+    if kind == "feature" and not feature.strip():
+        raise HTTPException(422, "Name a feature (feature=...).")
     params: dict[str, Any] = {
         k: v for k, v in (("model", model), ("from", start), ("to", end)) if v
     }
