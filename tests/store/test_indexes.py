@@ -39,6 +39,17 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("experiment_id", ASC), ("created_at", DESC)), False),  # list, newest first
         ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),  # check default
     ],
+    "feature_results": [
+        # a feature's history over time, of every model or one
+        ((("experiment_id", ASC), ("feature", ASC), ("created_at", ASC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("feature", ASC), ("created_at", ASC)), False),
+        ((("run_id", ASC),), False),  # the heatmap's cells; a run's results on delete
+    ],
+    "check_runs": [
+        # the last check runs (heatmap) and violations over time, of every model or one
+        ((("experiment_id", ASC), ("created_at", DESC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),
+    ],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete
     ],

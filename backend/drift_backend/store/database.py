@@ -54,6 +54,29 @@ INDEXES: dict[str, list[IndexModel]] = {
     "idempotency_keys": [
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=24 * 3600),
     ],
+    # Chart data of finished checks (charts/): per-feature history by time (with or without a
+    # model), a run's results (the heatmap, deletion); check runs by time (violations, the
+    # heatmap's last runs).
+    "feature_results": [
+        IndexModel(
+            [("experiment_id", ASCENDING), ("feature", ASCENDING), ("created_at", ASCENDING)]
+        ),
+        IndexModel(
+            [
+                ("experiment_id", ASCENDING),
+                ("model", ASCENDING),
+                ("feature", ASCENDING),
+                ("created_at", ASCENDING),
+            ]
+        ),
+        IndexModel([("run_id", ASCENDING)]),
+    ],
+    "check_runs": [
+        IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel(
+            [("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", DESCENDING)]
+        ),
+    ],
     # GridFS bucket of queued check batches: an experiment's are dropped when it is deleted.
     "batches.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
     "batches.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
