@@ -319,5 +319,6 @@ async def test_bad_parameters_are_422_in_the_error_shape(
     r = await api.request("GET", charts(exp, route), "alice", params=params)
     assert r.status_code == 422, r.text
     body = r.json()
-    assert body["code"] == "validation_error" and body["status"] == 422
+    assert body["code"] == "validation_error"
+    assert body["status"] == 422
     assert any(error["field"].endswith(field) for error in body["errors"]), body

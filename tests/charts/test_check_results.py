@@ -94,7 +94,8 @@ async def test_a_finished_check_has_one_result_per_feature(
         assert set(stored) == {"x", "y", "c"}
         for item in report["features"]:
             doc = stored[item["feature"]]
-            assert doc["experiment_id"] == exp["id"] and doc["model"] == "m1"
+            assert doc["experiment_id"] == exp["id"]
+            assert doc["model"] == "m1"
             for key in ("test", "p_value", "p_value_adjusted", "threshold", "distance"):
                 assert doc[key] == item[key], key
             assert doc["drifted"] is item["drifted"]
@@ -114,7 +115,8 @@ async def test_a_retried_job_does_not_duplicate_results(
     exp, runs = await checked_experiment(api)
     run_doc = await db.drifts.find_one({"_id": runs[1]["id"]})
     report = await db.reports.find_one({"_id": runs[1]["id"]}, {"_id": 0, "created_at": 0})
-    assert run_doc is not None and report is not None
+    assert run_doc is not None
+    assert report is not None
     before = [doc async for doc in db.feature_results.find({"experiment_id": exp["id"]})]
     summary_before = await db.check_runs.find_one({"_id": runs[1]["id"]})
     # What a second attempt of the job does with the stored report, twice over.
