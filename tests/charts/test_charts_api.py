@@ -13,7 +13,7 @@ from drift_backend.store.database import Database
 from tests.charts.conftest import PREFIX, add_check, add_run, feature
 from tests.conftest import Api
 
-DAY = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "buckets": 25}
+DAY: dict[str, Any] = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "buckets": 25}
 
 
 def charts(experiment: dict[str, Any], route: str) -> str:
