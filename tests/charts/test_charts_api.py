@@ -89,7 +89,11 @@ async def test_buckets_stay_within_the_limit_and_align_like_mongodb(chart_api: A
     # One run a day for 30 days, at 13:00.
     for day in range(1, 31):
         await add_run(api, exp["id"], f"2026-04-{day:02d}T13:00:00Z", drift=day % 2 == 0)
-    params = {"from": "2026-04-01T00:00:00Z", "to": "2026-05-01T00:00:00Z", "buckets": 6}
+    params: dict[str, Any] = {
+        "from": "2026-04-01T00:00:00Z",
+        "to": "2026-05-01T00:00:00Z",
+        "buckets": 6,
+    }
     data = await get(api, charts(exp, "timeline"), **params)
     assert (data["window"]["unit"], data["window"]["bin_size"]) == ("day", 7)
     assert len(data["buckets"]) <= 6
