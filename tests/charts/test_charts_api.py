@@ -326,3 +326,24 @@ async def test_bad_parameters_are_422_in_the_error_shape(
     assert body["code"] == "validation_error"
     assert body["status"] == 422
     assert any(error["field"].endswith(field) for error in body["errors"]), body
+
+
+@pytest.mark.parametrize("model", [None, "m1"])
+async def test_window_is_from_inclusive_to_exclusive(
+    chart_api: Api, chart_db: Database, model: str | None
+) -> None:
+    api, db = chart_api, chart_db
+    exp = await api.experiment("alice")
+    for when in ("2026-01-01T00:00:00Z", "2026-01-01T23:59:59.999Z", "2026-01-02T00:00:00Z"):
+        await add_check(api, db, exp["id"], when, [feature("a", p=0.5)], ["data_type_check"])
+    params = {**DAY, **({"model": model} if model else {})}
+    timeline = await get(api, charts(exp, "timeline"), **params)
+    assert sum(b["not_drifted"] for b in timeline["buckets"]) == 2
+    history = await get(api, charts(exp, "features/a"), **params)
+    assert sum(b["runs"] for b in history["buckets"]) == 2
+    violations = await get(api, charts(exp, "violations"), **params)
+    assert sum(b["checks"] for b in violations["buckets"]) == 2
+    assert [b["start"] for b in violations["buckets"]] == [
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-01T23:00:00+00:00",
+    ]
