@@ -213,7 +213,7 @@ def _winning(explained: dict[str, Any]) -> dict[str, Any]:
 async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
     """The plan of each query the routes above send (built by the same functions)."""
     w = window(None, None, DEFAULT_BUCKETS, now)
-    recent = await chart_queries.last_check_runs(db, exp, None, 50)
+    recent = await chart_queries.last_check_runs(db, exp, None, 50, now)
     run_ids = [run["_id"] for run in recent]
     aggregations = [
         (
@@ -244,8 +244,8 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         ),
         (
             "check_runs",
-            "heatmap: last check runs",
-            {"experiment_id": exp},
+            "heatmap: last check runs (last day)",
+            {"experiment_id": exp, "created_at": {"$gte": now - timedelta(days=1)}},
             {"created_at": -1, "_id": -1},
         ),
     ]

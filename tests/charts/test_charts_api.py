@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -308,6 +309,8 @@ async def test_private_experiment_is_invisible_to_others(chart_api: Api, route: 
         ("features/a", {"from": "yesterday"}, "from"),
         ("timeline", {"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
         ("violations", {"from": "2026-01-01T00:00:00", "to": "2026-01-02T00:00:00Z"}, "from"),
+        ("timeline", {"from": "0001-01-01T00:00:00Z"}, "from"),
+        ("features/a", {"to": "9999-12-31T00:00:00+05:00"}, "to"),
         ("timeline", {"format": "xml"}, "format"),
         ("heatmap", {"runs": 201}, "runs"),
         ("heatmap", {"runs": 0}, "runs"),
@@ -347,3 +350,20 @@ async def test_window_is_from_inclusive_to_exclusive(
         "2026-01-01T00:00:00+00:00",
         "2026-01-01T23:00:00+00:00",
     ]
+
+
+@pytest.mark.parametrize("runs", [1, 2, 3, 4])
+async def test_heatmap_finds_the_last_runs_however_far_back(
+    chart_api: Api, chart_db: Database, runs: int
+) -> None:
+    # The last runs are looked for in widening spans (a day, a week, ...): the newest are
+    # the newest whichever span holds them.
+    api, db = chart_api, chart_db
+    exp = await api.experiment("alice")
+    now = datetime.now(UTC)
+    made = []
+    for age in (timedelta(hours=2), timedelta(days=3), timedelta(days=20), timedelta(days=900)):
+        when = (now - age).isoformat()
+        made.append(await add_check(api, db, exp["id"], when, [feature("a", p=0.5)]))
+    data = await get(api, charts(exp, "heatmap"), runs=runs)
+    assert [run["run_id"] for run in data["runs"]] == [doc["_id"] for doc in made[:runs]]

@@ -5,7 +5,7 @@ features x runs heatmap and constraint violations over time; JSON, or CSV with
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -48,9 +48,19 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: Chartable times: runs exist in no other years, and the bucket arithmetic stays in range.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _aware(field: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise ValidationFailed(field, "must carry a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+    value = value.astimezone(UTC)
+    if not EARLIEST <= value < LATEST:
+        raise ValidationFailed(field, "must be between 1970-01-01 and 2200-01-01")
     return value
 
 
@@ -129,7 +139,7 @@ async def heatmap(
     """The last check runs x the features that drifted most in them: one cell per run and
     feature with its p-value or distance and whether it drifted."""
     await get_for(db, experiment_id, caller, Level.Read)
-    data = await service.heatmap(db, experiment_id, model, runs, features)
+    data = await service.heatmap(db, experiment_id, model, runs, features, utcnow())
     return _answer(data, fmt, csv_export.heatmap, "heatmap")
 
 

@@ -4,6 +4,7 @@ kind), never the runs themselves."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from drift_backend.charts.buckets import Window
@@ -94,19 +95,31 @@ async def violations(
     return result[0] if result else {"checks": [], "kinds": []}
 
 
+#: How far back the heatmap looks for its last runs, widening until it has enough: a bounded
+#: range of the (experiment, time) index costs what is in it, while "newest N of all" is
+#: sorted in memory by SecantusDB (it fetched and sorted all 9,500 check runs of the 100k-run
+#: benchmark experiment for 50 of them).
+RECENT_SPANS = (timedelta(days=1), timedelta(days=7), timedelta(days=30), timedelta(days=365))
+
+
 async def last_check_runs(
-    db: Database, experiment_id: str, model: str | None, limit: int
+    db: Database, experiment_id: str, model: str | None, limit: int, now: datetime
 ) -> list[dict[str, Any]]:
     """The newest ``limit`` check runs, newest first."""
-    cursor = (
-        db.check_runs.find(
-            scope(experiment_id, model),
-            {"_id": 1, "model": 1, "created_at": 1, "dataset_drift": 1},
+    found: list[dict[str, Any]] = []
+    for span in (*RECENT_SPANS, None):
+        match = scope(experiment_id, model)
+        if span is not None:
+            match["created_at"] = {"$gte": now - span}
+        cursor = (
+            db.check_runs.find(match, {"_id": 1, "model": 1, "created_at": 1, "dataset_drift": 1})
+            .sort([("created_at", -1), ("_id", -1)])
+            .limit(limit)
         )
-        .sort([("created_at", -1), ("_id", -1)])
-        .limit(limit)
-    )
-    return [doc async for doc in cursor]
+        found = [doc async for doc in cursor]
+        if len(found) == limit:
+            break
+    return found
 
 
 def top_features_pipeline(run_ids: list[str], limit: int) -> list[dict[str, Any]]:

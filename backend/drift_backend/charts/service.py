@@ -46,9 +46,9 @@ async def feature_history(
 
 
 async def heatmap(
-    db: Database, experiment_id: str, model: str | None, runs: int, features: int
+    db: Database, experiment_id: str, model: str | None, runs: int, features: int, now: datetime
 ) -> dict[str, Any]:
-    recent = await queries.last_check_runs(db, experiment_id, model, runs)
+    recent = await queries.last_check_runs(db, experiment_id, model, runs, now)
     run_ids = [run["_id"] for run in recent]
     top, cells = await queries.heatmap_cells(db, run_ids, features)
     order = {run_id: i for i, run_id in enumerate(run_ids)}
