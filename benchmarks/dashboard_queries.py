@@ -214,7 +214,6 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
     """The plan of each query the routes above send (built by the same functions)."""
     w = window(None, None, DEFAULT_BUCKETS, now)
     recent = await chart_queries.last_check_runs(db, exp, None, 50, now)
-    run_ids = [run["_id"] for run in recent]
     aggregations = [
         (
             "drifts",
@@ -229,8 +228,8 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         ("check_runs", "violations", chart_queries.violations_pipeline(exp, None, w)),
         (
             "feature_results",
-            "heatmap: top features",
-            chart_queries.top_features_pipeline(run_ids, 30),
+            "heatmap: cells of the top features",
+            chart_queries.heatmap_pipeline(exp, None, recent, 30),
         ),
     ]
     lines = []

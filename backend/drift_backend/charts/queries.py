@@ -122,36 +122,38 @@ async def last_check_runs(
     return found
 
 
-def top_features_pipeline(run_ids: list[str], limit: int) -> list[dict[str, Any]]:
+def heatmap_pipeline(
+    experiment_id: str, model: str | None, runs: list[dict[str, Any]], limit: int
+) -> list[dict[str, Any]]:
+    """The ``limit`` features drifted in most of ``runs`` (ties by name), each with its
+    cells. Matched by the runs' time span on the (experiment, [model,] time) index, the run
+    ids only narrowing it: SecantusDB's ``$in`` lookups on ``run_id`` cost more than the
+    whole range, and a query by run and feature scanned the whole collection."""
+    times = [run["created_at"] for run in runs]
+    match = scope(experiment_id, model, created_at={"$gte": min(times), "$lte": max(times)})
+    cell = {
+        key: f"${key}"
+        for key in ("run_id", "test", "p_value", "p_value_adjusted", "distance", "drifted")
+    }
     return [
-        {"$match": {"run_id": {"$in": run_ids}}},
-        {"$group": {"_id": "$feature", "drifted": _count_if("$drifted")}},
+        {"$match": match},
+        # Apart: SecantusDB plans a first $match with an $in in it as a collection scan.
+        {"$match": {"run_id": {"$in": [run["_id"] for run in runs]}}},
+        {"$group": {"_id": "$feature", "drifted": _count_if("$drifted"), "cells": {"$push": cell}}},
         {"$sort": {"drifted": -1, "_id": 1}},
         {"$limit": limit},
     ]
 
 
-async def heatmap_cells(
-    db: Database, run_ids: list[str], limit: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The ``limit`` features drifted in most of ``run_ids`` (ties by name), and their
-    results in those runs."""
-    if not run_ids:
-        return [], []
-    pipeline = top_features_pipeline(run_ids, limit)
-    top = [doc async for doc in await db.feature_results.aggregate(pipeline)]
-    names = [doc["_id"] for doc in top]
-    cursor = db.feature_results.find(
-        {"run_id": {"$in": run_ids}, "feature": {"$in": names}},
-        {
-            "_id": 0,
-            "run_id": 1,
-            "feature": 1,
-            "test": 1,
-            "p_value": 1,
-            "p_value_adjusted": 1,
-            "distance": 1,
-            "drifted": 1,
-        },
-    )
-    return top, [doc async for doc in cursor]
+async def heatmap_features(
+    db: Database,
+    experiment_id: str,
+    model: str | None,
+    runs: list[dict[str, Any]],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """``[{_id: feature, drifted, cells: [...]}]``, most drifted first."""
+    if not runs:
+        return []
+    pipeline = heatmap_pipeline(experiment_id, model, runs, limit)
+    return [doc async for doc in await db.feature_results.aggregate(pipeline)]

@@ -49,11 +49,23 @@ async def heatmap(
     db: Database, experiment_id: str, model: str | None, runs: int, features: int, now: datetime
 ) -> dict[str, Any]:
     recent = await queries.last_check_runs(db, experiment_id, model, runs, now)
-    run_ids = [run["_id"] for run in recent]
-    top, cells = await queries.heatmap_cells(db, run_ids, features)
-    order = {run_id: i for i, run_id in enumerate(run_ids)}
-    rank = {doc["_id"]: i for i, doc in enumerate(top)}
-    cells.sort(key=lambda cell: (order[cell["run_id"]], rank[cell["feature"]]))
+    top = await queries.heatmap_features(db, experiment_id, model, recent, features)
+    order = {run["_id"]: i for i, run in enumerate(recent)}
+    cells = [
+        {
+            "run_id": cell["run_id"],
+            "feature": doc["_id"],
+            "test": cell.get("test"),
+            "p_value": cell.get("p_value"),
+            "p_value_adjusted": cell.get("p_value_adjusted"),
+            "distance": cell.get("distance"),
+            "drifted": bool(cell.get("drifted")),
+        }
+        for doc in top
+        for cell in doc["cells"]
+    ]
+    # Newest run first; within a run, the features in the order above (a stable sort).
+    cells.sort(key=lambda cell: order[cell["run_id"]])
     return {
         "runs": [
             {
@@ -65,18 +77,7 @@ async def heatmap(
             for run in recent
         ],
         "features": [{"feature": doc["_id"], "drifted_runs": doc["drifted"]} for doc in top],
-        "cells": [
-            {
-                "run_id": cell["run_id"],
-                "feature": cell["feature"],
-                "test": cell.get("test"),
-                "p_value": cell.get("p_value"),
-                "p_value_adjusted": cell.get("p_value_adjusted"),
-                "distance": cell.get("distance"),
-                "drifted": bool(cell.get("drifted")),
-            }
-            for cell in cells
-        ],
+        "cells": cells,
     }
 
 
