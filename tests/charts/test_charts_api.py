@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from drift_backend.charts import repository as chart_store
 from drift_backend.store.database import Database
 
-from tests.charts.conftest import PREFIX, add_check, add_run, feature
+from tests.charts.conftest import PREFIX, add_check, add_run, feature, report
 from tests.conftest import Api
 
 DAY: dict[str, Any] = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "buckets": 25}
@@ -367,3 +368,25 @@ async def test_heatmap_finds_the_last_runs_however_far_back(
         made.append(await add_check(api, db, exp["id"], when, [feature("a", p=0.5)]))
     data = await get(api, charts(exp, "heatmap"), runs=runs)
     assert [run["run_id"] for run in data["runs"]] == [doc["_id"] for doc in made[:runs]]
+
+
+async def test_a_retry_after_a_partial_write_completes_it(
+    chart_api: Api, chart_db: Database
+) -> None:
+    # An attempt that stopped half-way through writing left some results behind (stale ones
+    # here); the retry's write leaves exactly one current document per feature.
+    api, db = chart_api, chart_db
+    exp = await api.experiment("alice")
+    run = await add_check(api, db, exp["id"], "2026-01-01T00:10:00Z", [feature("a", p=0.5)])
+    partial = chart_store.feature_documents(run, report([feature("a", p=0.9), feature("b", p=0.9)]))
+    await db.feature_results.replace_one({"_id": partial[1]["_id"]}, partial[1], upsert=True)
+    final = report([feature("a", p=0.2), feature("b", p=0.3, drifted=True), feature("c", p=0.4)])
+    await chart_store.record_check(db, run, final)
+    await chart_store.record_check(db, run, final)
+    stored = {
+        d["feature"]: d["p_value"] async for d in db.feature_results.find({"run_id": run["_id"]})
+    }
+    assert stored == {"a": 0.2, "b": 0.3, "c": 0.4}
+    summary = await db.check_runs.find_one({"_id": run["_id"]})
+    assert summary is not None
+    assert summary["dataset_drift"] is True
