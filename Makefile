@@ -5,7 +5,8 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PORT ?= 8000
 DATA_DIR ?= .data
 
-.PHONY: run test lint typecheck pytest sync uv frontend-assets benchmark benchmark-checks benchmark-wide
+.PHONY: run test lint typecheck pytest sync uv frontend-assets benchmark benchmark-checks \
+	benchmark-wide benchmark-dashboard
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
@@ -50,3 +51,7 @@ benchmark-checks: sync
 # 10k rows x 1,000 numerical columns against Evidently (QUICK=1: 200 columns).
 benchmark-wide: sync
 	$(UV) run --frozen python benchmarks/wide_vs_evidently.py $(if $(QUICK),--quick)
+
+# The experiment page and chart routes at 100,000 runs against 100 (QUICK=1: 10,000 runs).
+benchmark-dashboard: sync
+	$(UV) run --frozen python benchmarks/dashboard_queries.py $(if $(QUICK),--quick)

@@ -21,6 +21,7 @@ from drift_backend.api.responses import install_openapi
 from drift_backend.auth.issuers import IssuerClient
 from drift_backend.auth.tokens import TokenVerifier
 from drift_backend.baselines.endpoints import router as baselines_router
+from drift_backend.charts.endpoints import router as charts_router
 from drift_backend.checks.endpoints import router as checks_router
 from drift_backend.checks.jobs import CHECK_JOB
 from drift_backend.checks.service import CHECK_KIND
@@ -148,6 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(drifts_router)
     v1.include_router(baselines_router)
     v1.include_router(checks_router)
+    v1.include_router(charts_router)
     app.include_router(v1)
     app.include_router(health.router)
     # Added first, so it runs inside BodySizeLimit: the bodies it fingerprints are limited too.

@@ -37,6 +37,7 @@ EMPTY_REPORT = Report(
 EXP = PREFIX + "/experiment/{experiment_id}"
 DRIFT = EXP + "/drift/{drift_id}"
 BASELINE = EXP + "/baseline/{baseline_id}"
+CHARTS = EXP + "/charts"
 
 READ_GROUP = "urn:az:group:readers"
 EDIT_GROUP = "urn:az:group:editors"
@@ -208,6 +209,17 @@ ROUTES: list[RouteSpec] = [
         params=lambda case: {"model": "az-model"},
     ),
     RouteSpec("GET", DRIFT + "/report", 200, need=Level.Read),
+    # Chart data (and its CSV, the same route with ?format=csv).
+    RouteSpec("GET", CHARTS + "/timeline", 200, need=Level.Read),
+    RouteSpec("GET", CHARTS + "/features/{feature:path}", 200, need=Level.Read),
+    RouteSpec("GET", CHARTS + "/heatmap", 200, need=Level.Read),
+    RouteSpec(
+        "GET",
+        CHARTS + "/violations",
+        200,
+        need=Level.Read,
+        params=lambda case: {"format": "csv"},
+    ),
 ]
 
 
@@ -363,7 +375,7 @@ async def test_authorization_matrix(
     subject = CALLER_SUBJECTS[caller]
     if caller == "unregistered":
         subject = f"az-unregistered-{uuid.uuid4().hex[:8]}"
-    url = route.path.format(
+    url = route.path.replace("{feature:path}", "x/y").format(
         experiment_id=case.experiment["id"],
         drift_id=case.drift["id"],
         baseline_id=case.baseline["id"],

@@ -27,6 +27,9 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "drifts": [
         ((("experiment_id", ASC), ("created_at", DESC)), False),  # run search, newest first
         ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),  # by model
+        # the runs page's sort, (created_at, _id), walked in index order (MongoDB)
+        ((("experiment_id", ASC), ("created_at", DESC), ("_id", DESC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC), ("_id", DESC)), False),
         ((("tags", ASC),), False),  # search by tag
         ((("job_status", ASC), ("updated_at", ASC)), False),  # the stale-run sweep
     ],
@@ -38,6 +41,20 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "baselines": [
         ((("experiment_id", ASC), ("created_at", DESC)), False),  # list, newest first
         ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),  # check default
+    ],
+    "feature_results": [
+        # a feature's history over time, of every model or one
+        ((("experiment_id", ASC), ("feature", ASC), ("created_at", ASC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("feature", ASC), ("created_at", ASC)), False),
+        # the heatmap's cells: the last check runs' results, by their time span
+        ((("experiment_id", ASC), ("created_at", ASC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("created_at", ASC)), False),
+        ((("run_id", ASC),), False),  # a run's results on delete
+    ],
+    "check_runs": [
+        # the last check runs (heatmap) and violations over time, of every model or one
+        ((("experiment_id", ASC), ("created_at", DESC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),
     ],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete

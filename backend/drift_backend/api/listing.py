@@ -31,6 +31,20 @@ def get_page(
 PageDep = Annotated[Page, Depends(get_page)]
 
 
+def combine(scope: dict[str, Any], client_filter: dict[str, Any]) -> dict[str, Any]:
+    """Both filters. One document when their keys differ (the same query as ``$and``):
+    SecantusDB plans no index for a top-level ``$and`` and scanned every run of every
+    experiment for ``{"model": ...}`` within an experiment; merged, the (experiment, model,
+    time) index serves it."""
+    if not client_filter:
+        return scope
+    if not scope:
+        return client_filter
+    if scope.keys().isdisjoint(client_filter):
+        return {**scope, **client_filter}
+    return {"$and": [scope, client_filter]}
+
+
 async def search_page(
     collection: AsyncCollection[dict[str, Any]],
     query: Any,
@@ -48,8 +62,7 @@ async def search_page(
     client_filter = translate(
         query, schema, max_depth=settings.max_filter_depth, max_nodes=settings.max_filter_nodes
     )
-    parts = [part for part in (scope, client_filter) if part]
-    mongo_filter = parts[0] if len(parts) == 1 else ({"$and": parts} if parts else {})
+    mongo_filter = combine(scope, client_filter)
     total = await collection.count_documents(mongo_filter)
     sort_key = "_id" if page.sort_by == "id" else page.sort_by
     cursor = (

@@ -13,6 +13,7 @@ from gridfs.errors import NoFile
 from drift_backend.baselines import repository as baselines
 from drift_backend.baselines.model import BatchSummary, Profile
 from drift_backend.baselines.repository import StoredProfile
+from drift_backend.charts import repository as charts
 from drift_backend.checks import reduce, service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.checks.engine import run_check
@@ -148,6 +149,9 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     # An earlier attempt's report wins: the run's summary must match the report it points to.
     stored = report if saved else (await service.get_report(ctx.db, drift_id) or report)
     summary = check_summary(stored)
+    # Before the run shows Completed, so a finished check always has its chart data; an
+    # upsert, so a retried job rewrites it (deleted with the report when the run goes).
+    await charts.record_check(ctx.db, run, stored)
     completed = await drifts.complete_check(
         ctx.db, drift_id, dataset_drift=bool(stored["dataset_drift"]), summary=summary
     )

@@ -18,6 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from drift_backend.baselines.ingest import arrow_stream
 from drift_backend.baselines.model import BatchSummary, Profile
+from drift_backend.charts import repository as charts
 from drift_backend.checks import reduce
 from drift_backend.checks.config import DriftConfig
 from drift_backend.drifts import service as drifts
@@ -76,11 +77,14 @@ async def get_report(db: Database, drift_id: str) -> dict[str, Any] | None:
 
 
 async def delete_report(db: Database, drift_id: str) -> None:
+    """The report and the chart data made from it (every path that drops a report)."""
     await db.reports.delete_one({"_id": drift_id})
+    await charts.delete_for_runs(db, [drift_id])
 
 
 async def delete_reports(db: Database, drift_ids: list[str]) -> None:
     await db.reports.delete_many({"_id": {"$in": drift_ids}})
+    await charts.delete_for_runs(db, drift_ids)
 
 
 class SubmitFailed(ServiceUnavailable):

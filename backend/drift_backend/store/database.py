@@ -30,6 +30,20 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", DESCENDING)]
         ),
+        # The runs page sorts by (created_at, _id) for a stable order: with _id in the index
+        # MongoDB walks it for a page (IXSCAN + LIMIT) instead of fetching and sorting every
+        # run of the experiment. Kept beside the shorter ones above, which time ranges use:
+        # SecantusDB drops the inclusive end of a range on a key that is not an index's last
+        # (and, given both, plans a range on the shorter index).
+        IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel(
+            [
+                ("experiment_id", ASCENDING),
+                ("model", ASCENDING),
+                ("created_at", DESCENDING),
+                ("_id", DESCENDING),
+            ]
+        ),
         IndexModel([("tags", ASCENDING)]),
         IndexModel([("job_status", ASCENDING), ("updated_at", ASCENDING)]),
     ],
@@ -53,6 +67,32 @@ INDEXES: dict[str, list[IndexModel]] = {
     # Kept answers of requests with an Idempotency-Key, for 24 hours (idempotency/).
     "idempotency_keys": [
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=24 * 3600),
+    ],
+    # Chart data of finished checks (charts/): per-feature history by time (with or without a
+    # model), the heatmap's runs by time, a run's results (deletion); check runs by time
+    # (violations, the heatmap's last runs).
+    "feature_results": [
+        IndexModel(
+            [("experiment_id", ASCENDING), ("feature", ASCENDING), ("created_at", ASCENDING)]
+        ),
+        IndexModel(
+            [
+                ("experiment_id", ASCENDING),
+                ("model", ASCENDING),
+                ("feature", ASCENDING),
+                ("created_at", ASCENDING),
+            ]
+        ),
+        # The heatmap: the results of the last check runs, by their time span.
+        IndexModel([("experiment_id", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("run_id", ASCENDING)]),
+    ],
+    "check_runs": [
+        IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel(
+            [("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", DESCENDING)]
+        ),
     ],
     # GridFS bucket of queued check batches: an experiment's are dropped when it is deleted.
     "batches.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],

@@ -1,0 +1,159 @@
+"""The chart aggregations, each one pipeline computed in MongoDB over a range of one index
+(``store/database.py`` ``INDEXES``): what comes back is at most one row per bucket (and
+kind), never the runs themselves."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from drift_backend.charts.buckets import Window
+from drift_backend.store.database import Database
+
+
+def scope(
+    experiment_id: str, model: str | None, window: Window | None = None, **more: Any
+) -> dict[str, Any]:
+    """A ``$match`` whose fields are an index's prefix (experiment, [model], ..., time)."""
+    match: dict[str, Any] = {"experiment_id": experiment_id}
+    if model is not None:
+        match["model"] = model
+    match.update(more)
+    if window is not None:
+        match["created_at"] = {"$gte": window.start, "$lt": window.end}
+    return match
+
+
+def _count_if(condition: Any) -> dict[str, Any]:
+    return {"$sum": {"$cond": [condition, 1, 0]}}
+
+
+def feature_history_pipeline(
+    experiment_id: str, feature: str, model: str | None, window: Window
+) -> list[dict[str, Any]]:
+    return [
+        {"$match": scope(experiment_id, model, window, feature=feature)},
+        {
+            "$group": {
+                "_id": window.expression("created_at"),
+                "runs": {"$sum": 1},
+                "drifted": _count_if("$drifted"),
+                # $min/$max skip nulls: a bucket of distance tests has no p-value.
+                "p_value_min": {"$min": "$p_value"},
+                "p_value_adjusted_min": {"$min": "$p_value_adjusted"},
+                "distance_max": {"$max": "$distance"},
+                "threshold": {"$max": "$threshold"},
+            }
+        },
+        {"$sort": {"_id": 1}},
+    ]
+
+
+async def feature_history(
+    db: Database, experiment_id: str, feature: str, model: str | None, window: Window
+) -> list[dict[str, Any]]:
+    pipeline = feature_history_pipeline(experiment_id, feature, model, window)
+    return [doc async for doc in await db.feature_results.aggregate(pipeline)]
+
+
+def violations_pipeline(
+    experiment_id: str, model: str | None, window: Window
+) -> list[dict[str, Any]]:
+    return [
+        {"$match": scope(experiment_id, model, window)},
+        {"$set": {"bucket": window.expression("created_at")}},
+        {
+            "$facet": {
+                "checks": [
+                    {
+                        "$group": {
+                            "_id": "$bucket",
+                            "checks": {"$sum": 1},
+                            "total": {"$sum": "$violation_total"},
+                        }
+                    }
+                ],
+                "kinds": [
+                    {"$unwind": "$violations"},
+                    {
+                        "$group": {
+                            "_id": {"bucket": "$bucket", "kind": "$violations.kind"},
+                            "count": {"$sum": "$violations.count"},
+                        }
+                    },
+                ],
+            }
+        },
+    ]
+
+
+async def violations(
+    db: Database, experiment_id: str, model: str | None, window: Window
+) -> dict[str, list[dict[str, Any]]]:
+    pipeline = violations_pipeline(experiment_id, model, window)
+    result = [doc async for doc in await db.check_runs.aggregate(pipeline)]
+    return result[0] if result else {"checks": [], "kinds": []}
+
+
+#: How far back the heatmap looks for its last runs, widening until it has enough: a bounded
+#: range of the (experiment, time) index costs what is in it, while "newest N of all" is
+#: sorted in memory by SecantusDB (it fetched and sorted all 9,500 check runs of the 100k-run
+#: benchmark experiment for 50 of them).
+RECENT_SPANS = (timedelta(days=1), timedelta(days=7), timedelta(days=30), timedelta(days=365))
+
+
+async def last_check_runs(
+    db: Database, experiment_id: str, model: str | None, limit: int, now: datetime
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` check runs, newest first."""
+    found: list[dict[str, Any]] = []
+    for span in (*RECENT_SPANS, None):
+        match = scope(experiment_id, model)
+        if span is not None:
+            match["created_at"] = {"$gte": now - span}
+        cursor = (
+            db.check_runs.find(match, {"_id": 1, "model": 1, "created_at": 1, "dataset_drift": 1})
+            .sort([("created_at", -1), ("_id", -1)])
+            .limit(limit)
+        )
+        found = [doc async for doc in cursor]
+        if len(found) == limit:
+            break
+    return found
+
+
+def heatmap_pipeline(
+    experiment_id: str, model: str | None, runs: list[dict[str, Any]], limit: int
+) -> list[dict[str, Any]]:
+    """The ``limit`` features drifted in most of ``runs`` (ties by name), each with its
+    cells. Matched by the runs' time span on the (experiment, [model,] time) index, the run
+    ids only narrowing it: SecantusDB's ``$in`` lookups on ``run_id`` cost more than the
+    whole range, and a query by run and feature scanned the whole collection."""
+    times = [run["created_at"] for run in runs]
+    match = scope(experiment_id, model, created_at={"$gte": min(times), "$lte": max(times)})
+    cell = {
+        key: f"${key}"
+        for key in ("run_id", "test", "p_value", "p_value_adjusted", "distance", "drifted")
+    }
+    return [
+        {"$match": match},
+        # Apart: SecantusDB plans a first $match with an $in in it as a collection scan.
+        {"$match": {"run_id": {"$in": [run["_id"] for run in runs]}}},
+        {"$group": {"_id": "$feature", "drifted": _count_if("$drifted"), "cells": {"$push": cell}}},
+        {"$sort": {"drifted": -1, "_id": 1}},
+        {"$limit": limit},
+    ]
+
+
+async def heatmap_features(
+    db: Database,
+    experiment_id: str,
+    model: str | None,
+    runs: list[dict[str, Any]],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """``[{_id: feature, drifted, cells: [...]}]``, most drifted first."""
+    if not runs:
+        return []
+    pipeline = heatmap_pipeline(experiment_id, model, runs, limit)
+    return [doc async for doc in await db.feature_results.aggregate(pipeline)]

@@ -1,0 +1,106 @@
+"""The chart collections, written when a check's report is stored (``checks/``) and read by
+:mod:`.service`:
+
+- ``feature_results``: one document per (check run, feature), ``_id`` ``"<run id>:<feature>"``,
+  so per-feature history and the heatmap read an index instead of whole reports;
+- ``check_runs``: one document per check run (``_id`` the run id) with its dataset-level
+  result and its constraint violations counted by kind (``constraint_check_type``).
+
+Both carry the run's ``experiment_id``, ``model`` and ``created_at`` (the run's time, as on
+the run timeline). Writes are keyed by ``_id``: a retried check job rewrites the same
+documents, never adds more.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import ReplaceOne
+from pymongo.errors import BulkWriteError
+
+from drift_backend.store.database import Database
+
+FEATURE_RESULTS = "feature_results"
+CHECK_RUNS = "check_runs"
+DUPLICATE_KEY = 11000
+#: The fields of a report's feature a chart shows (``checks.engine.FeatureReport``).
+FEATURE_FIELDS = (
+    "kind",
+    "test",
+    "statistic",
+    "p_value",
+    "p_value_adjusted",
+    "threshold",
+    "distance",
+    "drifted",
+    "exact",
+)
+
+
+def _run_fields(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "experiment_id": run["experiment_id"],
+        "run_id": run["_id"],
+        "model": run["model"],
+        "created_at": run["created_at"],
+    }
+
+
+def feature_documents(run: dict[str, Any], report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``feature_results`` documents of a run (a ``drifts`` document) and its report."""
+    base = _run_fields(run)
+    docs = []
+    for feature in report.get("features", []):
+        name = feature["feature"]
+        doc = {"_id": f"{run['_id']}:{name}", **base, "feature": name}
+        doc.update({key: feature.get(key) for key in FEATURE_FIELDS})
+        doc["drifted"] = bool(doc["drifted"])
+        doc["exact"] = bool(doc["exact"])
+        doc["untestable"] = feature.get("untestable") is not None
+        docs.append(doc)
+    return docs
+
+
+def check_run_document(run: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """The ``check_runs`` document of a run and its report."""
+    kinds = Counter(
+        str(v.get("constraint_check_type") or "unknown") for v in report.get("violations", [])
+    )
+    return {
+        "_id": run["_id"],
+        **_run_fields(run),
+        "dataset_drift": bool(report.get("dataset_drift", False)),
+        "drift_share": report.get("drift_share"),
+        "n_tested": report.get("n_tested", 0),
+        "violations": [{"kind": kind, "count": n} for kind, n in sorted(kinds.items())],
+        "violation_total": sum(kinds.values()),
+    }
+
+
+async def record_check(db: Database, run: dict[str, Any], report: dict[str, Any]) -> None:
+    """Store what the charts need of a finished check; doing it again changes nothing."""
+    features = feature_documents(run, report)
+    if features:
+        try:
+            # The first attempt inserts (upserts cost SecantusDB twice as much: a second
+            # per 1,000 features); a retried one finds its documents there and rewrites them.
+            await db.feature_results.insert_many(features, ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise
+            await db.feature_results.bulk_write(
+                [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in features],
+                ordered=False,
+            )
+    summary = check_run_document(run, report)
+    await db.check_runs.replace_one({"_id": summary["_id"]}, summary, upsert=True)
+
+
+async def delete_for_runs(db: Database, run_ids: Iterable[str]) -> None:
+    ids = list(run_ids)
+    if not ids:
+        return
+    await db.feature_results.delete_many({"run_id": {"$in": ids}})
+    await db.check_runs.delete_many({"_id": {"$in": ids}})

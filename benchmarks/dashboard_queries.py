@@ -1,0 +1,385 @@
+"""The dashboard's queries on an experiment with 100,000 runs against one with 100.
+
+Run from the repository root: ``uv run python benchmarks/dashboard_queries.py [--quick]``
+(``make benchmark-dashboard``). Both experiments are filled straight into SecantusDB with
+``insert_many`` of documents shaped as the backend writes them (the chart documents by the
+charts repository's own builders), then the backend (uvicorn, a separate process) is asked
+over HTTP, one request at a time, for the experiment page's runs and each chart's data.
+Prints medians, p95, the 100k/100 ratio, and ``explain()`` of each query's plan; results go
+to ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the JWT test issuer lives in tests/support
+
+import httpx2  # noqa: E402
+from drift_backend.charts import queries as chart_queries  # noqa: E402
+from drift_backend.charts.buckets import DEFAULT_BUCKETS, window  # noqa: E402
+from drift_backend.charts.repository import check_run_document, feature_documents  # noqa: E402
+from drift_backend.devstack.services import free_port, start_backend, start_mongodb  # noqa: E402
+from drift_backend.drifts.schemas import SCHEMA_VERSION  # noqa: E402
+from drift_backend.drifts.timeline import timeline_pipeline  # noqa: E402
+from pymongo import AsyncMongoClient  # noqa: E402
+
+from benchmarks._docs import write_section  # noqa: E402
+from tests.support.jwt_issuer import JWTIssuer  # noqa: E402
+
+HEADING = "## Dashboard queries: 100,000 runs against 100"
+DATABASE = "drift_benchmark_dashboard"
+FEATURES = [f"f{i:02d}" for i in range(20)]
+VIOLATION_KINDS = ["baseline_drift_check", "completeness_check", "data_type_check"]
+#: Runs are spread evenly over this long, up to now (a monitor running every ~5 minutes).
+HISTORY = timedelta(days=365)
+CHECK_SHARE = 10  # every 10th run is a server check with a report
+BATCH = 5000
+
+
+def _ms(value: datetime) -> datetime:
+    """BSON keeps milliseconds (drift documents are stored that way)."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def report_for(rng: random.Random, i: int) -> dict[str, Any]:
+    """A check report of 20 features; feature k drifts with probability (k + 1) / 60."""
+    features = []
+    for k, name in enumerate(FEATURES):
+        drifted = rng.random() < (k + 1) / 60
+        p = rng.uniform(0.0, 0.05) if drifted else rng.uniform(0.05, 1.0)
+        features.append(
+            {
+                "feature": name,
+                "kind": "numerical",
+                "test": "ks",
+                "statistic": rng.random(),
+                "p_value": p,
+                "p_value_adjusted": min(1.0, p * 20),
+                "distance": None,
+                "threshold": 0.05,
+                "drifted": drifted,
+                "exact": True,
+                "untestable": None,
+            }
+        )
+    drifted_names = [f["feature"] for f in features if f["drifted"]]
+    violations = [
+        {"feature_name": "f00", "constraint_check_type": rng.choice(VIOLATION_KINDS)}
+        for _ in range(rng.choice([0, 0, 0, 1, 2]))
+    ]
+    return {
+        "dataset_drift": len(drifted_names) >= 10,
+        "drift_share": len(drifted_names) / len(FEATURES),
+        "drifted_features": drifted_names,
+        "n_tested": len(FEATURES),
+        "features": features,
+        "violations": violations,
+    }
+
+
+def documents(
+    experiment_id: str, runs: int, user: str, now: datetime, seed: int
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(collection, a batch of documents): runs as ``drifts/service.create`` stores them
+    (and ``complete_check`` finishes a check's), chart data by the charts repository."""
+    rng = random.Random(seed)
+    step = HISTORY / runs
+    batches: dict[str, list[dict[str, Any]]] = {
+        "drifts": [],
+        "feature_results": [],
+        "check_runs": [],
+    }
+    for i in range(runs):
+        created = _ms(now - HISTORY + step * i)
+        newest = i >= runs - 3  # the last few still run
+        status = "Running" if newest else ("Failed" if rng.random() < 0.05 else "Completed")
+        check = i % CHECK_SHARE == 0 and status == "Completed"
+        report = report_for(rng, i) if check else None
+        drift = bool(report["dataset_drift"]) if report else rng.random() < 0.3
+        run: dict[str, Any] = {
+            "_id": str(uuid.uuid4()),
+            "experiment_id": experiment_id,
+            "schema_version": SCHEMA_VERSION,
+            "created_at": created,
+            "updated_at": created,
+            "finished_at": None if status == "Running" else created,
+            "created_by": user,
+            "job_status": status,
+            "model": "m1",
+            "tags": ["nightly"],
+            "drift_detected": status == "Completed" and drift,
+            "parameters": {"window": 500, "detector": "ks"},
+            "concept_drift": None,
+            "data_drift": {"drift": drift, "parameters": {}} if status == "Completed" else None,
+            "error": {"type": "Boom", "message": "x"} if status == "Failed" else None,
+        }
+        if report is not None:
+            run["parameters"] = {"check": {"baseline_id": "b", "rows": 1000, "mode": "reduced"}}
+            batches["feature_results"] += feature_documents(run, report)
+            batches["check_runs"].append(check_run_document(run, report))
+        batches["drifts"].append(run)
+        for name, docs in batches.items():
+            if len(docs) >= BATCH:
+                yield name, docs
+                batches[name] = []
+    for name, docs in batches.items():
+        if docs:
+            yield name, docs
+
+
+@dataclass
+class Query:
+    label: str
+    method: str
+    path: str
+    params: dict[str, Any]
+    body: Any = None
+
+
+def queries(window_1d: dict[str, str]) -> list[Query]:
+    charts = "/charts"
+    return [
+        Query("runs page (50 newest)", "POST", "/drift/search", {"page_size": 50}, {}),
+        Query("runs page, model m1", "POST", "/drift/search", {"page_size": 50}, {"model": "m1"}),
+        Query("timeline (30 days)", "GET", charts + "/timeline", {}),
+        Query("timeline (1 day)", "GET", charts + "/timeline", dict(window_1d)),
+        Query("feature f19 history (30 days)", "GET", charts + "/features/f19", {}),
+        Query("feature f19 history (1 day)", "GET", charts + "/features/f19", dict(window_1d)),
+        Query("heatmap (50 runs x 30 features)", "GET", charts + "/heatmap", {}),
+        Query("violations (30 days)", "GET", charts + "/violations", {}),
+    ]
+
+
+async def time_query(
+    http: httpx2.AsyncClient, base: str, q: Query, repeats: int, budget: float
+) -> list[float]:
+    url = base + q.path
+    for _ in range(2):  # warm-up
+        (await http.request(q.method, url, params=q.params, json=q.body)).raise_for_status()
+    times: list[float] = []
+    deadline = time.perf_counter() + budget
+    while len(times) < repeats and (len(times) < 5 or time.perf_counter() < deadline):
+        t0 = time.perf_counter()
+        response = await http.request(q.method, url, params=q.params, json=q.body)
+        times.append((time.perf_counter() - t0) * 1000)
+        response.raise_for_status()
+    return times
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def _plan(node: dict[str, Any]) -> str:
+    """The stage chain of a winning plan, e.g. ``SORT <- FETCH <- IXSCAN(index)``."""
+    parts = []
+    while node:
+        stage = node.get("stage", "?")
+        if stage == "IXSCAN":
+            stage = f"IXSCAN({node.get('indexName')})"
+        parts.append(stage)
+        node = node.get("inputStage") or {}
+    return " <- ".join(parts)
+
+
+def _winning(explained: dict[str, Any]) -> dict[str, Any]:
+    planner = explained.get("queryPlanner")
+    if planner is None:
+        for stage in explained.get("stages", []):
+            if "$cursor" in stage:
+                planner = stage["$cursor"]["queryPlanner"]
+                break
+    return dict((planner or {}).get("winningPlan") or {})
+
+
+async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
+    """The plan of each query the routes above send (built by the same functions)."""
+    w = window(None, None, DEFAULT_BUCKETS, now)
+    recent = await chart_queries.last_check_runs(db, exp, None, 50, now)
+    aggregations = [
+        (
+            "drifts",
+            "timeline",
+            timeline_pipeline(exp, None, w.start, w.end, w.expression("created_at")),
+        ),
+        (
+            "feature_results",
+            "feature history",
+            chart_queries.feature_history_pipeline(exp, "f19", None, w),
+        ),
+        ("check_runs", "violations", chart_queries.violations_pipeline(exp, None, w)),
+        (
+            "feature_results",
+            "heatmap: cells of the top features",
+            chart_queries.heatmap_pipeline(exp, None, recent, 30),
+        ),
+    ]
+    lines = []
+    finds = [
+        ("drifts", "runs page", {"experiment_id": exp}, {"created_at": -1, "_id": -1}),
+        (
+            "drifts",
+            "runs page, model m1",
+            {"experiment_id": exp, "model": "m1"},
+            {"created_at": -1, "_id": -1},
+        ),
+        (
+            "check_runs",
+            "heatmap: last check runs (last day)",
+            {"experiment_id": exp, "created_at": {"$gte": now - timedelta(days=1)}},
+            {"created_at": -1, "_id": -1},
+        ),
+    ]
+    for collection, label, flt, sort in finds:
+        explained = await db.command(
+            "explain", {"find": collection, "filter": flt, "sort": sort, "limit": 50}
+        )
+        lines.append(f"- {label} (`{collection}`): {_plan(_winning(explained))}")
+    count = await db.command("explain", {"count": "drifts", "query": {"experiment_id": exp}})
+    lines.append(f"- runs page total (`drifts` count): {_plan(_winning(count))}")
+    for collection, label, pipeline in aggregations:
+        explained = await db.command(
+            "explain", {"aggregate": collection, "pipeline": pipeline, "cursor": {}}
+        )
+        lines.append(f"- {label} (`{collection}`): {_plan(_winning(explained))}")
+    return lines
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?"
+    )
+    pkgs = ", ".join(f"{p} {version(p)}" for p in ("fastapi", "pymongo", "secantusdb"))
+    return (
+        f"nproc {len(os.sched_getaffinity(0))}, CPU {model}, Python {platform.python_version()}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {pkgs}"
+    )
+
+
+async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -> str:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(base_url=base, headers=headers, timeout=600) as http:
+        user = (await http.post("/api/v1/user")).raise_for_status().json()["id"]
+        experiments = {}
+        for size in (args.small, args.big):
+            body = {"name": f"bench-{size}-{uuid.uuid4().hex[:6]}"}
+            experiments[size] = (
+                (await http.post("/api/v1/experiment", json=body)).raise_for_status().json()["id"]
+            )
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
+    db = client[DATABASE]
+    now = datetime.now(UTC)
+    inserted: dict[str, int] = {}
+    t0 = time.perf_counter()
+    for size, exp in experiments.items():
+        for collection, docs in documents(exp, size, user, now, seed=size):
+            await db[collection].insert_many(docs, ordered=False)
+            inserted[collection] = inserted.get(collection, 0) + len(docs)
+    fill = time.perf_counter() - t0
+    print(f"filled in {fill:.0f} s: {inserted}", file=sys.stderr)
+
+    day = {"from": (now - timedelta(days=1)).isoformat(), "to": now.isoformat()}
+    results: dict[tuple[str, int], list[float]] = {}
+    async with httpx2.AsyncClient(headers=headers, timeout=600) as http:
+        for q in queries(day):
+            for size, exp in experiments.items():
+                prefix = f"{base}/api/v1/experiment/{exp}"
+                results[(q.label, size)] = await time_query(
+                    http, prefix, q, args.repeats, args.budget
+                )
+                print(f"done: {q.label}, {size} runs", file=sys.stderr)
+    plans = await explain_all(db, experiments[args.big], now)
+    await client.close()
+
+    small, big = args.small, args.big
+    lines = [
+        f"Machine: {machine()}. Data: {big:,} and {small:,} runs over the last 365 days "
+        f"(every {CHECK_SHARE}th a check with {len(FEATURES)} features), inserted in {fill:.0f} s "
+        f"({', '.join(f'{n:,} {c}' for c, n in inserted.items())}). Each query: 2 warm-up "
+        f"requests, then up to {args.repeats} sequential ones (at least 5, at most "
+        f"{args.budget:g} s); milliseconds over HTTP on loopback.",
+        "",
+        f"| query | {small:,} runs: median | p95 | {big:,} runs: median | p95 | ratio | n |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    verdicts = []
+    for q in queries(day):
+        a, b = results[(q.label, small)], results[(q.label, big)]
+        ratio = statistics.median(b) / statistics.median(a)
+        lines.append(
+            f"| {q.label} | {statistics.median(a):.1f} | {p95(a):.1f} "
+            f"| {statistics.median(b):.1f} | {p95(b):.1f} | {ratio:.1f}x | {len(b)} |"
+        )
+        met = ratio <= 2 and p95(b) < 200
+        verdicts.append(f"- {q.label}: {'met' if met else 'MISSED'}")
+    lines += [
+        "",
+        "Target (100k at most 2x the cost of 100, p95 under 200 ms) per query:",
+        "",
+        *verdicts,
+        "",
+        f"Query plans on the {big:,}-run experiment (`explain`, winning plan, outermost stage "
+        "first):",
+        "",
+        *plans,
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10,000 runs instead of 100,000")
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args()
+    args.small, args.big = 100, 10_000 if args.quick else 100_000
+    args.repeats, args.budget = 20, 60.0
+    with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp, JWTIssuer() as issuer:
+        work = Path(tmp)
+        mongo = start_mongodb(free_port(), work / "db", log_path=work / "secantus.log")
+        env = {
+            **os.environ,
+            "DRIFT_MODE": "development",
+            "DRIFT_MONGODB_URL": mongo.url,
+            "DRIFT_MONGODB_DATABASE": DATABASE,
+            "DRIFT_TRUSTED_ISSUERS": issuer.url,
+            "DRIFT_ALLOW_INSECURE_ISSUERS": "true",
+            "DRIFT_SECRETS_DIR": str(work / "no-secrets"),
+            "DRIFT_LOG_LEVEL": "warning",
+            # The filled runs are old and some Running: the sweeper must not rewrite them.
+            "DRIFT_RUN_TIMEOUT_SECONDS": str(10 * 365 * 86400),
+            # A 100k-run page can take seconds on SecantusDB; it must not time out.
+            "DRIFT_MONGODB_TIMEOUT_SECONDS": "300",
+        }
+        backend = start_backend(free_port(), env, work / "backend.log")
+        try:
+            token = issuer.token("bench-user", expires_in=7200)
+            report = asyncio.run(run(args, mongo.url, backend.url, token))
+        finally:
+            backend.stop()
+            mongo.stop()
+    print(report)
+    if not args.no_docs and not args.quick:
+        write_section(HEADING, "dashboard_queries", report)
+
+
+if __name__ == "__main__":
+    main()
