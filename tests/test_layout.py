@@ -36,6 +36,8 @@ OWNERS: dict[str, str] = {
     "batches.chunks": "checks",
     "meta": "devstack",
     "idempotency_keys": "idempotency",
+    "events": "events",
+    "event_counters": "events",
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.

@@ -208,6 +208,14 @@ ROUTES: list[RouteSpec] = [
         params=lambda case: {"model": "az-model"},
     ),
     RouteSpec("GET", DRIFT + "/report", 200, need=Level.Read),
+    # Event streams, filtered to the case's experiment (not followed, so the answer ends).
+    RouteSpec(
+        "GET",
+        PREFIX + "/events",
+        200,
+        need=Level.Read,
+        params=lambda case: {"experiment": case.experiment["id"], "follow": "false"},
+    ),
 ]
 
 

@@ -39,6 +39,9 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("experiment_id", ASC), ("created_at", DESC)), False),  # list, newest first
         ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),  # check default
     ],
+    "events": [
+        ((("experiment_id", ASC), ("_id", ASC)), False),  # a filtered stream's replay
+    ],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete
     ],

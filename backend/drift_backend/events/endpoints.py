@@ -7,21 +7,21 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Collection
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from pymongo.errors import PyMongoError
 
 from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
-from drift_backend.api.responses import errors
+from drift_backend.api.responses import _error_response
 from drift_backend.auth.caller import Caller
 from drift_backend.auth.permissions import Level
 from drift_backend.errors import ValidationFailed
 from drift_backend.events import repository, service
 from drift_backend.events.access import ReadAccess
 from drift_backend.events.hub import EventHub, Subscriber
-from drift_backend.events.schemas import Event
-from drift_backend.events.sse import PING, EventStreamResponse, frame, retry_hint
+from drift_backend.events.schemas import Event, EventType
+from drift_backend.events.sse import MEDIA_TYPE, PING, EventStreamResponse, frame, retry_hint
 from drift_backend.experiments.service import get_for
 from drift_backend.settings import Settings
 from drift_backend.store.database import Database
@@ -34,12 +34,45 @@ MAX_EXPERIMENTS = 100
 #: What ``EventSource`` is told to wait before reconnecting, in milliseconds.
 RETRY_MS = 1000
 
+
+def _inlined(schema: Any, defs: dict[str, Any]) -> Any:
+    """``schema`` with its local ``$ref``s replaced by what they name (a self-contained
+    schema, as the content of a media type needs)."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {key: _inlined(value, defs) for key, value in schema.items() if key != "$defs"}
+    if isinstance(schema, list):
+        return [_inlined(item, defs) for item in schema]
+    return schema
+
+
+def _event_schema() -> dict[str, Any]:
+    """One SSE block as OpenAPI 3.1 tools read a ``text/event-stream`` schema: its fields,
+    ``data`` being the JSON of an :class:`Event`."""
+    event = Event.model_json_schema()
+    return {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "The event's number (decimal)."},
+            "event": {"type": "string", "enum": [str(kind) for kind in EventType]},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": _inlined(event, event.get("$defs", {})),
+            },
+            "retry": {"type": "integer", "minimum": 0},
+        },
+    }
+
+
 STREAM_DOC = {
-    "model": Event,
     "description": (
         "A `text/event-stream`: per event `id:` (its number), `event:` (its type) and one "
         "`data:` line of JSON (`Event`); `: ping` comments keep an idle stream alive."
     ),
+    "content": {MEDIA_TYPE: {"schema": _event_schema()}},
 }
 
 
@@ -131,9 +164,11 @@ async def _frames(
 
 @router.get(
     "/events",
+    status_code=200,
     response_class=EventStreamResponse,
     response_model=None,
-    responses={200: STREAM_DOC, **errors(404)},
+    # Its errors are JSON, not the stream's media type that errors() would give them.
+    responses={200: STREAM_DOC, 404: _error_response(404)},
 )
 async def stream_events(
     request: Request,
