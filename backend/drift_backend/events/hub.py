@@ -105,6 +105,12 @@ class EventHub:
         self._started = asyncio.Event()
         self._pending: dict[int, Document] = {}
         self._gap_since: float | None = None
+        self._bell: Doorbell | None = None
+
+    @property
+    def watching(self) -> bool:
+        """Whether a change stream wakes the tailer (else it polls)."""
+        return self._bell is not None and self._bell.live
 
     # Streams ---------------------------------------------------------------------------------
     async def subscribe(
@@ -132,14 +138,14 @@ class EventHub:
     # The tailer ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Tail the collection until ``stop`` is set."""
-        bell = Doorbell(repository.collection(self.db), streams=self.change_streams)
+        self._bell = bell = Doorbell(repository.collection(self.db), streams=self.change_streams)
         listener = asyncio.create_task(bell.run(stop))
         try:
             while not stop.is_set():
                 bell.clear()  # before looking: a ring during the look is kept
                 try:
                     if not self._started.is_set():
-                        await self._start()
+                        await self.start()
                     await self.poll()
                 except Exception:  # the database may be away for a while: look again later
                     raise_if_cancelled()
@@ -150,7 +156,7 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
-    async def _start(self) -> None:
+    async def start(self) -> None:
         """Begin after the newest stored event (or the counter, when every event expired)."""
         newest = await repository.newest_seq(self.db)
         self.frontier = newest if newest is not None else await repository.counter_value(self.db)
