@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pymongo.errors import PyMongoError
 
 from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
-from drift_backend.api.responses import _error_response
+from drift_backend.api.responses import DESCRIPTIONS, REF
 from drift_backend.auth.caller import Caller
 from drift_backend.auth.permissions import Level
 from drift_backend.errors import ValidationFailed
@@ -73,6 +73,12 @@ STREAM_DOC = {
         "`data:` line of JSON (`Event`); `: ping` comments keep an idle stream alive."
     ),
     "content": {MEDIA_TYPE: {"schema": _event_schema()}},
+}
+
+#: Its errors are JSON, not the stream's media type that ``errors(404)`` would give them.
+NOT_FOUND_DOC = {
+    "description": DESCRIPTIONS[404],
+    "content": {"application/json": {"schema": {"$ref": f"{REF}ErrorBody"}}},
 }
 
 
@@ -167,8 +173,7 @@ async def _frames(
     status_code=200,
     response_class=EventStreamResponse,
     response_model=None,
-    # Its errors are JSON, not the stream's media type that errors() would give them.
-    responses={200: STREAM_DOC, 404: _error_response(404)},
+    responses={200: STREAM_DOC, 404: NOT_FOUND_DOC},
 )
 async def stream_events(
     request: Request,
