@@ -140,6 +140,7 @@ class EventHub:
         """Tail the collection until ``stop`` is set."""
         self._bell = bell = Doorbell(repository.collection(self.db), streams=self.change_streams)
         listener = asyncio.create_task(bell.run(stop))
+        failing = False
         try:
             while not stop.is_set():
                 bell.clear()  # before looking: a ring during the look is kept
@@ -147,9 +148,12 @@ class EventHub:
                     if not self._started.is_set():
                         await self.start()
                     await self.poll()
+                    failing = False
                 except Exception:  # the database may be away for a while: look again later
                     raise_if_cancelled()
-                    log.warning("reading new events failed", exc_info=True)
+                    level = logging.DEBUG if failing else logging.WARNING  # once per outage
+                    log.log(level, "reading new events failed", exc_info=True)
+                    failing = True
                 await bell.wait(self.poll_seconds, stop)
         finally:
             listener.cancel()
