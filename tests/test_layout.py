@@ -38,6 +38,8 @@ OWNERS: dict[str, str] = {
     "idempotency_keys": "idempotency",
     "feature_results": "charts",
     "check_runs": "charts",
+    "events": "events",
+    "event_counters": "events",
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.

@@ -35,6 +35,8 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         proxy_headers=True,
         log_level="info",
+        # Event streams stay open until their client leaves: shutdown stops waiting for them.
+        timeout_graceful_shutdown=5,
     )
 
 

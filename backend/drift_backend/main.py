@@ -28,6 +28,9 @@ from drift_backend.checks.service import CHECK_KIND
 from drift_backend.context import AppContext
 from drift_backend.drifts.endpoints import router as drifts_router
 from drift_backend.drifts.sweeper import sweep_forever
+from drift_backend.events import service as events
+from drift_backend.events.endpoints import router as events_router
+from drift_backend.events.hub import EventHub
 from drift_backend.experiments.endpoints import router as experiments_router
 from drift_backend.idempotency.middleware import Idempotency
 from drift_backend.jobs.handlers import JobKind
@@ -52,6 +55,7 @@ async def _create_indexes(context: AppContext) -> None:
     while True:
         try:
             await ensure_indexes(context.db)
+            await events.prepare(context.db, context.settings.events_ttl_seconds)
         except Exception:  # MongoDB may start after us; readiness says 503 meanwhile
             raise_if_cancelled()
             log.warning("creating indexes failed; retrying in %.1f s", delay, exc_info=True)
@@ -98,6 +102,21 @@ def build_context(settings: Settings) -> AppContext:
     )
 
 
+def _event_hub(context: AppContext) -> EventHub:
+    """The process's one tailer of the events, shared by all its streams."""
+    settings = context.settings
+    return EventHub(
+        context.db,
+        poll_seconds=settings.events_poll_seconds,
+        queue_size=settings.events_queue_size,
+        max_streams=settings.events_max_streams,
+        # Longer than any insert may take (each operation is bounded by the timeout): a
+        # hole in the numbers that lasts longer is an event that will never appear.
+        gap_seconds=settings.mongodb_timeout_seconds + 1.0,
+        change_streams=settings.change_streams,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     settings.check()
 
@@ -105,6 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = build_context(settings)
         app.state.context = context
+        app.state.event_hub = hub = _event_hub(context)
+        stop_events = asyncio.Event()
         tasks = [
             asyncio.create_task(_create_indexes(context)),
             asyncio.create_task(
@@ -112,6 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
                     context.db, settings.run_timeout_seconds, settings.sweep_interval_seconds
                 )
             ),
+            asyncio.create_task(hub.run(stop_events)),
         ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
@@ -125,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
                     )
                 yield
         finally:
+            stop_events.set()
             for task in tasks:
                 task.cancel()
             await _within_bound("background work", list(tasks))
@@ -150,6 +173,7 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(baselines_router)
     v1.include_router(checks_router)
     v1.include_router(charts_router)
+    v1.include_router(events_router)
     app.include_router(v1)
     app.include_router(health.router)
     # Added first, so it runs inside BodySizeLimit: the bodies it fingerprints are limited too.

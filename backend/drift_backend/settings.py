@@ -121,6 +121,21 @@ class Settings(BaseSettings):
     #: (a replica set); off, or on a standalone mongod, they poll.
     change_streams: bool = True
 
+    # Event streams (GET /api/v1/events)
+    #: How long events are kept for replay after ``Last-Event-ID`` (a TTL on each event).
+    events_ttl_seconds: float = Field(default=24 * 3600.0, ge=1)
+    #: A ``: ping`` comment goes out on a stream that has had nothing else for this long.
+    events_keepalive_seconds: float = Field(default=15.0, gt=0)
+    #: How often the shared tailer looks for new events (at once on a change stream's ring).
+    events_poll_seconds: float = Field(default=0.5, gt=0)
+    #: Events waiting for one slow client; one more and its stream is closed (it reconnects
+    #: with ``Last-Event-ID`` and replays).
+    events_queue_size: int = Field(default=1000, ge=1)
+    #: Open streams per process; one more is answered 503 with ``Retry-After``.
+    events_max_streams: int = Field(default=1000, ge=1)
+    #: How long a stream reuses a read-permission decision on an experiment.
+    events_permission_cache_seconds: float = Field(default=5.0, ge=0)
+
     # Limits
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     #: Baseline and check uploads (data batches) may be this large.

@@ -18,6 +18,7 @@ from drift_monitor._auth import (
 from drift_monitor._client import Client
 from drift_monitor._config import Settings
 from drift_monitor._data import StderrProgress
+from drift_monitor._events import Event, EventType
 from drift_monitor._exceptions import (
     APIError,
     AuthenticationError,
@@ -85,6 +86,8 @@ __all__ = [
     "DriftMonitor",
     "DriftMonitorError",
     "DriftResult",
+    "Event",
+    "EventType",
     "Experiment",
     "ExperimentExists",
     "ExperimentNotFound",

@@ -24,6 +24,7 @@ from drift_monitor._data import (
     encode,
     json_body,
 )
+from drift_monitor._events import READ_TIMEOUT, Event, stream_events
 from drift_monitor._exceptions import (
     AuthenticationError,
     CheckTimeout,
@@ -712,6 +713,31 @@ class Client:
                 )
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, interval)
+
+    # Events ---------------------------------------------------------------------------------
+    def events(
+        self,
+        experiment: str | Iterable[str] | None = None,
+        last_event_id: str | None = None,
+        *,
+        follow: bool = True,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> Iterator[Event]:
+        """Run and check events the caller may read, as they happen (``GET /events``).
+
+        ``experiment`` limits them to one or several experiments; ``last_event_id`` (an
+        earlier :attr:`Event.id`) first replays what came after it and is still kept. The
+        iterator reconnects after a dropped connection (and when the server ends the
+        stream), resuming after the last event it gave; with ``follow=False`` it ends once
+        the kept events are through. Stop it with ``close()`` or by leaving the loop.
+        """
+        return stream_events(
+            self,
+            experiment=experiment,
+            last_event_id=last_event_id,
+            follow=follow,
+            read_timeout=read_timeout,
+        )
 
     def _upload_timeout(self, wait: float) -> httpx2.Timeout:
         timeout = self.settings.timeout

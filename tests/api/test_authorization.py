@@ -220,6 +220,14 @@ ROUTES: list[RouteSpec] = [
         need=Level.Read,
         params=lambda case: {"format": "csv"},
     ),
+    # Event streams, filtered to the case's experiment (not followed, so the answer ends).
+    RouteSpec(
+        "GET",
+        PREFIX + "/events",
+        200,
+        need=Level.Read,
+        params=lambda case: {"experiment": case.experiment["id"], "follow": "false"},
+    ),
 ]
 
 

@@ -56,6 +56,9 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("experiment_id", ASC), ("created_at", DESC)), False),
         ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),
     ],
+    "events": [
+        ((("experiment_id", ASC), ("_id", ASC)), False),  # a filtered stream's replay
+    ],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete
     ],

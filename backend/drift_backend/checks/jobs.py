@@ -20,6 +20,7 @@ from drift_backend.checks.engine import run_check
 from drift_backend.checks.reduce import ReducedBatch
 from drift_backend.drifts import service as drifts
 from drift_backend.drifts.schemas import JobStatus
+from drift_backend.events import service as events
 from drift_backend.jobs.handlers import JobFailed, JobKind, WorkerContext
 from drift_backend.jobs.queue import Claim
 
@@ -155,6 +156,8 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     completed = await drifts.complete_check(
         ctx.db, drift_id, dataset_drift=bool(stored["dataset_drift"]), summary=summary
     )
+    if completed:
+        await events.check_finished(ctx.db, run, stored)
     if not completed and await drifts.find(ctx.db, drift_id) is None:
         await service.delete_report(ctx.db, drift_id)  # the run was deleted meanwhile
     if not ctx.settings.keep_batches:

@@ -219,6 +219,9 @@ def start_backend(
         "--log-level",
         "warning",
         "--no-access-log",
+        # Event streams stay open until their client leaves: shutdown stops waiting for them.
+        "--timeout-graceful-shutdown",
+        "5",
         "--workers",
         str(workers),
     ]

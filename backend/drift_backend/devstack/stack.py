@@ -163,6 +163,8 @@ def run_dev_stack(port: int, data_dir: Path, mongo_port: int, oidc_port: int) ->
             ),
             flush=True,
         )
-        config = uvicorn.Config(app, host=LOCALHOST, port=port, log_level="warning")
+        config = uvicorn.Config(
+            app, host=LOCALHOST, port=port, log_level="warning", timeout_graceful_shutdown=5
+        )  # open event streams must not hold Ctrl-C
         uvicorn.Server(config).run()
     print("stopped", file=sys.stderr)

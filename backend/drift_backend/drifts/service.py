@@ -15,6 +15,8 @@ from pymongo import ReturnDocument
 
 from drift_backend.drifts.schemas import SCHEMA_VERSION, JobStatus
 from drift_backend.errors import Conflict, NotFound
+from drift_backend.events import service as events
+from drift_backend.events.schemas import EventType
 from drift_backend.schemas import utcnow
 from drift_backend.store.changes import wait_for_document
 from drift_backend.store.database import Database
@@ -113,6 +115,9 @@ async def create(
         **fields,
     }
     await db.drifts.insert_one(doc)
+    await events.run_event(db, EventType.run_created, doc)
+    if JobStatus(doc["job_status"]).terminal:  # reported already finished
+        await events.run_event(db, EventType.run_finished, doc)
     return doc
 
 
@@ -143,6 +148,10 @@ async def replace(
         return_document=ReturnDocument.AFTER,
     )
     if doc is not None:
+        finished = JobStatus(doc["job_status"]).terminal
+        await events.run_event(
+            db, EventType.run_finished if finished else EventType.run_updated, doc
+        )
         return doc
     current = await get(db, experiment_id, drift_id)
     if all(current.get(key) == value for key, value in fields.items()):
@@ -200,7 +209,7 @@ async def complete_check(
     """Finish a server check's Running run as Completed with the report's ``summary``;
     False when it is no longer Running (finished by an earlier attempt, swept, deleted)."""
     now = utcnow()
-    result = await db.drifts.update_one(
+    doc = await db.drifts.find_one_and_update(
         {"_id": drift_id, "job_status": JobStatus.Running},
         {
             "$set": {
@@ -213,15 +222,19 @@ async def complete_check(
                 "updated_at": now,
             }
         },
+        return_document=ReturnDocument.AFTER,
     )
-    return result.matched_count == 1
+    if doc is None:
+        return False
+    await events.run_event(db, EventType.run_finished, doc)
+    return True
 
 
 async def fail(db: Database, drift_id: str, error: dict[str, str]) -> bool:
     """Finish a Running run as Failed with ``error`` (``{type, message}``); False when it
     is no longer Running."""
     now = utcnow()
-    result = await db.drifts.update_one(
+    doc = await db.drifts.find_one_and_update(
         {"_id": drift_id, "job_status": JobStatus.Running},
         {
             "$set": {
@@ -231,8 +244,12 @@ async def fail(db: Database, drift_id: str, error: dict[str, str]) -> bool:
                 "updated_at": now,
             }
         },
+        return_document=ReturnDocument.AFTER,
     )
-    return result.matched_count == 1
+    if doc is None:
+        return False
+    await events.run_event(db, EventType.run_finished, doc)
+    return True
 
 
 async def wait_finished(
@@ -249,21 +266,31 @@ async def wait_finished(
 
 
 async def fail_stale_runs(db: Database, timeout_seconds: float) -> int:
-    """Mark Running runs without an update for ``timeout_seconds`` as Failed (Timeout)."""
+    """Mark Running runs without an update for ``timeout_seconds`` as Failed (Timeout).
+
+    One run at a time, so that each replica's sweep announces exactly the runs it failed."""
     now = utcnow()
     cutoff = now - timedelta(seconds=timeout_seconds)
-    result = await db.drifts.update_many(
-        {"job_status": JobStatus.Running, "updated_at": {"$lt": cutoff}},
-        {
-            "$set": {
-                "job_status": JobStatus.Failed,
-                "updated_at": now,
-                "finished_at": now,
-                "error": {
-                    "type": "Timeout",
-                    "message": f"no update for {timeout_seconds:g} s; marked Failed by the server",
-                },
-            }
-        },
-    )
-    return result.modified_count
+    failed = 0
+    while True:
+        doc = await db.drifts.find_one_and_update(
+            {"job_status": JobStatus.Running, "updated_at": {"$lt": cutoff}},
+            {
+                "$set": {
+                    "job_status": JobStatus.Failed,
+                    "updated_at": now,
+                    "finished_at": now,
+                    "error": {
+                        "type": "Timeout",
+                        "message": (
+                            f"no update for {timeout_seconds:g} s; marked Failed by the server"
+                        ),
+                    },
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            return failed
+        failed += 1
+        await events.run_event(db, EventType.run_finished, doc)

@@ -94,6 +94,9 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", DESCENDING)]
         ),
     ],
+    # Run and check events (events/): a stream's replay of some experiments, in order. Their
+    # TTL index takes its option from the settings, so events/repository.py makes it.
+    "events": [IndexModel([("experiment_id", ASCENDING), ("_id", ASCENDING)])],
     # GridFS bucket of queued check batches: an experiment's are dropped when it is deleted.
     "batches.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
     "batches.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],

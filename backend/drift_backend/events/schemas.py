@@ -1,0 +1,34 @@
+"""What an event is on the wire: the JSON of an SSE ``data:`` line."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class EventType(StrEnum):
+    run_created = "run.created"
+    run_updated = "run.updated"
+    run_finished = "run.finished"
+    check_finished = "check.finished"
+
+
+class Event(BaseModel):
+    """One event. The SSE frame repeats ``id`` (as ``id:``) and ``type`` (as ``event:``)."""
+
+    id: str = Field(description="Sequence number (decimal); orders events across replicas.")
+    type: EventType
+    experiment_id: str
+    run_id: str
+    model: str
+    time: datetime
+    payload: dict[str, Any] = Field(
+        description=(
+            "Runs: `status`, `drift_detected`, `concept_drift`, `data_drift`. Checks: "
+            "`status`, `drift_detected`, `drifted_features` (a count), `n_tested`, "
+            "`violations`."
+        )
+    )
