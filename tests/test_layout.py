@@ -40,6 +40,7 @@ OWNERS: dict[str, str] = {
     "check_runs": "charts",
     "events": "events",
     "event_counters": "events",
+    "notifications": "notify",
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.

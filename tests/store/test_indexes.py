@@ -59,6 +59,10 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "events": [
         ((("experiment_id", ASC), ("_id", ASC)), False),  # a filtered stream's replay
     ],
+    "notifications": [
+        # an experiment's delivery log, newest first
+        ((("experiment_id", ASC), ("created_at", DESC), ("_id", DESC)), False),
+    ],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete
     ],

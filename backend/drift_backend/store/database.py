@@ -100,6 +100,9 @@ INDEXES: dict[str, list[IndexModel]] = {
     # GridFS bucket of queued check batches: an experiment's are dropped when it is deleted.
     "batches.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
     "batches.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
+    "notifications": [
+        IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
+    ],
 }
 
 

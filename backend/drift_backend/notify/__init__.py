@@ -1,0 +1,1 @@
+"""Notifications: where alerts go (targets) and their durable delivery (the outbox)."""
