@@ -3,6 +3,7 @@ and a JWT-signing test issuer, all on loopback. Each API test gets its own datab
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -127,28 +128,37 @@ async def _drop(settings: Settings) -> None:
     await mongo.close()
 
 
+@contextlib.asynccontextmanager
+async def in_process_backend(
+    mongodb: ManagedProcess, issuer: JWTIssuer, oidc_provider: ManagedProcess, **overrides: Any
+) -> AsyncIterator[Api]:
+    """A backend served in process (its lifespan entered) on a fresh database, dropped after."""
+    settings = make_settings(mongodb, [issuer.url, oidc_provider.url], **overrides)
+    app = create_app(settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://testserver")
+    try:
+        yield Api(http, issuer, settings)
+    finally:
+        await http.aclose()
+        await lifespan.__aexit__(None, None, None)
+        await _drop(settings)
+
+
 @pytest.fixture
 async def api_factory(
     mongodb: ManagedProcess, issuer: JWTIssuer, oidc_provider: ManagedProcess
 ) -> AsyncIterator[Any]:
     """Build in-process backends with setting overrides; each on a fresh database."""
-    made: list[tuple[Any, Settings]] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def build(**overrides: Any) -> Api:
-        settings = make_settings(mongodb, [issuer.url, oidc_provider.url], **overrides)
-        app = create_app(settings)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        made.append((lifespan, settings))
-        http = httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=app), base_url="http://testserver"
-        )
-        return Api(http, issuer, settings)
+        async def build(**overrides: Any) -> Api:
+            return await stack.enter_async_context(
+                in_process_backend(mongodb, issuer, oidc_provider, **overrides)
+            )
 
-    yield build
-    for lifespan, settings in made:
-        await lifespan.__aexit__(None, None, None)
-        await _drop(settings)
+        yield build
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from drift_backend.devstack.services import ManagedProcess
 from drift_backend.store.database import Database, connect
 
-from tests.conftest import Api
+from tests.conftest import Api, in_process_backend
 
 
 @pytest.fixture(scope="module")
@@ -19,22 +19,8 @@ async def shared_api(
     mongodb: ManagedProcess, issuer: Any, oidc_provider: ManagedProcess
 ) -> AsyncIterator[Api]:
     """One backend (own database) for every test of a module; tests must not assume it empty."""
-    import httpx2
-    from drift_backend.main import create_app
-
-    from tests.conftest import _drop, make_settings
-
-    settings = make_settings(mongodb, [issuer.url, oidc_provider.url])
-    app = create_app(settings)
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://testserver")
-    try:
-        yield Api(http, issuer, settings)
-    finally:
-        await http.aclose()
-        await lifespan.__aexit__(None, None, None)
-        await _drop(settings)
+    async with in_process_backend(mongodb, issuer, oidc_provider) as api:
+        yield api
 
 
 @pytest.fixture

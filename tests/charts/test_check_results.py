@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx2
 import numpy as np
 import pytest
 from drift_backend.charts import repository as charts
 from drift_backend.devstack.services import ManagedProcess
-from drift_backend.main import create_app
 from drift_backend.store.database import Database, connect
 
-from tests.conftest import Api, _drop, make_settings
+from tests.conftest import Api, in_process_backend
 
 PREFIX = "/api/v1"
 
@@ -23,23 +21,15 @@ PREFIX = "/api/v1"
 async def worker_api(
     mongodb: ManagedProcess, issuer: Any, oidc_provider: ManagedProcess
 ) -> AsyncIterator[tuple[Api, Database]]:
-    settings = make_settings(
-        mongodb, [issuer.url, oidc_provider.url], embedded_worker=True, job_lease_seconds=5
-    )
-    app = create_app(settings)
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://testserver")
-    api = Api(http, issuer, settings)
-    await api.register("alice")
-    client = connect(settings.mongodb_url.get_secret_value())
-    try:
-        yield api, client[settings.mongodb_database]
-    finally:
-        await client.close()
-        await http.aclose()
-        await lifespan.__aexit__(None, None, None)
-        await _drop(settings)
+    async with in_process_backend(
+        mongodb, issuer, oidc_provider, embedded_worker=True, job_lease_seconds=5
+    ) as api:
+        await api.register("alice")
+        client = connect(api.settings.mongodb_url.get_secret_value())
+        try:
+            yield api, client[api.settings.mongodb_database]
+        finally:
+            await client.close()
 
 
 def columns(seed: int, n: int, shift: float = 0.0) -> dict[str, Any]:
