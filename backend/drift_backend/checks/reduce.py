@@ -95,11 +95,18 @@ def exact_batch(table: pa.Table, profile: Profile, *, rows: bool = True) -> Redu
 def encode(batch: ReducedBatch) -> bytes:
     """Arrow IPC: one row per numerical feature, the summary JSON in the schema metadata."""
     names = list(batch.numeric)
+    arrays = [batch.numeric[n].values for n in names]
+    # One concatenation and an offsets array: building the list column from a Python list of
+    # arrays converts element-wise and took half of a 1,000-feature upload's encoding time.
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum([a.size for a in arrays], out=offsets[1:])
+    flat = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.float64)
+    values = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float64()))
     table = pa.table(
         {
             "name": pa.array(names, pa.string()),
             "exact": pa.array([batch.numeric[n].exact for n in names], pa.bool_()),
-            "values": pa.array([batch.numeric[n].values for n in names], pa.list_(pa.float64())),
+            "values": values,
         }
     )
     metadata = {_SUMMARY_KEY: batch.summary.model_dump_json().encode()}
