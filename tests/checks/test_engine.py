@@ -3,12 +3,18 @@ decision rules (correction, effect-size floor, dataset share)."""
 
 from __future__ import annotations
 
+import bson
 import numpy as np
 import pyarrow as pa
 import pytest
 from drift_backend.baselines.profile import build_profile
 from drift_backend.checks.config import DriftConfig
-from drift_backend.checks.engine import run_check
+from drift_backend.checks.engine import (
+    FOLDED,
+    HISTOGRAM_CATEGORIES,
+    HISTOGRAM_LABEL_CHARS,
+    run_check,
+)
 from scipy import stats as sps
 
 RUNS = 200
@@ -258,3 +264,46 @@ def test_alpha_sets_the_level_of_p_value_tests() -> None:
         {"alpha": above, "correction": "none", "features": {"x0": {"threshold": below}}}
     )
     assert run_check(profile, current, own).features[0].drifted is False
+
+
+def test_categorical_histograms_fold_the_rare_categories_and_keep_every_count() -> None:
+    rng = np.random.default_rng(5)
+    values = [f"v{i:03d}" for i in range(300)]
+    weights = np.linspace(1.0, 0.01, 300)
+    weights /= weights.sum()
+    reference = pa.table({"c": rng.choice(values, 20_000, p=weights).tolist()})
+    current = pa.table({"c": rng.choice(values, 20_000, p=weights).tolist() + ["new"] * 50})
+    report = run_check(build_profile(reference), current, DriftConfig())
+    histogram = report.features[0].histogram
+    assert histogram is not None
+    assert histogram.categories is not None
+    assert len(histogram.categories) == HISTOGRAM_CATEGORIES
+    assert histogram.categories[-1] == FOLDED
+    assert histogram.folded == len(set(reference.column("c").to_pylist()) | {"new"}) - (
+        HISTOGRAM_CATEGORIES - 1
+    )
+    # Nothing is lost: the folded cell holds the rest of both samples.
+    assert sum(histogram.reference) == 20_000
+    assert sum(histogram.current) == 20_050
+    # The most frequent category is shown, the rarest ones are folded.
+    assert "v000" in histogram.categories
+    assert "v299" not in histogram.categories
+
+
+def test_a_report_of_the_widest_categorical_batch_fits_one_document() -> None:
+    """1,000 columns (``DRIFT_MAX_BATCH_COLUMNS``) of 300 distinct 200-character values:
+    unfolded, the histograms alone would be over 60 MB; MongoDB stores at most 16 MB."""
+    rng = np.random.default_rng(6)
+    labels = [f"{i:03d}" + "x" * 197 for i in range(300)]
+    ref_column = pa.array(rng.choice(labels, 600).tolist())
+    cur_column = pa.array(rng.choice(labels, 600).tolist())
+    names = [f"c{i}" for i in range(1000)]
+    reference = pa.table({n: ref_column for n in names})
+    current = pa.table({n: cur_column for n in names})
+    report = run_check(build_profile(reference), current, DriftConfig())
+    assert report.n_tested == 1000
+    size = len(bson.encode(report.model_dump(mode="json")))
+    assert size < 16 * 1024 * 1024
+    labels_shown = report.features[0].histogram.categories  # type: ignore[union-attr]
+    assert labels_shown is not None
+    assert all(len(label) <= HISTOGRAM_LABEL_CHARS for label in labels_shown)

@@ -72,6 +72,14 @@ HISTOGRAM_TESTS = {
     "kl_div": by_profile.kl_div_counts,
 }
 UNSEEN_OTHER = "__unseen_other__"
+#: A report's categorical histogram shows at most this many cells: a report of 1,000
+#: features with thousands of categories each would not fit MongoDB's 16 MB document (and
+#: no chart shows that many bars). The test itself always runs on every category.
+HISTOGRAM_CATEGORIES = 50
+#: ... and cuts each category label there (a label is display, not data: values may be long).
+HISTOGRAM_LABEL_CHARS = 120
+#: The cell holding the categories a histogram folds together.
+FOLDED = "__folded__"
 
 
 class Histogram(BaseModel):
@@ -81,6 +89,9 @@ class Histogram(BaseModel):
     categories: list[str] | None = None
     reference: list[float]
     current: list[float]
+    #: How many categories the last cell (``__folded__``) holds: those with the smallest
+    #: share on both sides, past the first ``HISTOGRAM_CATEGORIES - 1``.
+    folded: int = 0
 
 
 class FeatureReport(BaseModel):
@@ -315,6 +326,30 @@ def _numeric_effect(
     return None
 
 
+def _labels(categories: list[str]) -> list[str]:
+    cut = HISTOGRAM_LABEL_CHARS
+    return [c if len(c) <= cut else c[: cut - 1] + "\u2026" for c in categories]
+
+
+def _category_histogram(categories: list[str], ref: FloatArray, cur: FloatArray) -> Histogram:
+    """The histogram of a categorical feature, its least frequent categories folded into one
+    cell past ``HISTOGRAM_CATEGORIES`` (the cells kept stay in their order)."""
+    if len(categories) <= HISTOGRAM_CATEGORIES:
+        return Histogram(
+            categories=_labels(categories), reference=ref.tolist(), current=cur.tolist()
+        )
+    share = np.maximum(ref / max(float(ref.sum()), 1.0), cur / max(float(cur.sum()), 1.0))
+    keep = np.sort(np.argsort(-share, kind="stable")[: HISTOGRAM_CATEGORIES - 1])
+    rest = np.ones(len(categories), dtype=bool)
+    rest[keep] = False
+    return Histogram(
+        categories=[*_labels([categories[i] for i in keep]), FOLDED],
+        reference=[*ref[keep].tolist(), float(ref[rest].sum())],
+        current=[*cur[keep].tolist(), float(cur[rest].sum())],
+        folded=int(rest.sum()),
+    )
+
+
 def _categorical(
     feature: FeatureProfile, counts: FeatureCounts, config: DriftConfig
 ) -> tuple[TestResult, float | None, Histogram, bool]:
@@ -347,7 +382,7 @@ def _categorical(
     return (
         result,
         effect,
-        Histogram(categories=categories, reference=ref.tolist(), current=cur.tolist()),
+        _category_histogram(categories, ref, cur),
         True,  # exact counts on both sides
     )
 
