@@ -23,8 +23,11 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the API with settings from DRIFT_* variables and secret files."""
     import uvicorn
 
+    from drift_backend import logs
+
     try:
-        load_settings().check()
+        settings = load_settings()
+        settings.check()
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
     uvicorn.run(
@@ -34,7 +37,7 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         proxy_headers=True,
-        log_level="info",
+        log_config=logs.config(settings.log_level),
         # Event streams stay open until their client leaves: shutdown stops waiting for them.
         timeout_graceful_shutdown=5,
     )

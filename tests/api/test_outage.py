@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import io
 import json
 import logging
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from drift_backend import logs
 from drift_backend.devstack.services import LOCALHOST, ManagedProcess, free_port, start_mongodb
 from drift_backend.jobs.handlers import JobKind, WorkerContext
 from drift_backend.jobs.queue import DONE, Claim, JobQueue
+from drift_backend.logs import RequestIdFilter
 from drift_backend.main import create_app
 from drift_backend.settings import Mode, Settings
 from drift_backend.store.database import connect
@@ -277,6 +282,10 @@ def faulty_backend(
         finally:
             await client.close()
 
+    @app.get("/test/log")
+    async def log_line() -> None:
+        logging.getLogger("drift_backend.test").warning("a line logged while handling")
+
     with ThreadedServer(app) as server:
         yield Backend(server, issuer)
 
@@ -403,3 +412,36 @@ async def test_a_job_keeps_running_through_failed_heartbeats(
         ctx.pool.shutdown()
         await client.drop_database(db.name)
         await client.close()
+
+
+def test_every_log_line_of_a_request_carries_its_id(faulty_backend: Backend) -> None:
+    """The server's logging configuration (``drift_backend.logs``): any logger, any line."""
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(logging.Formatter(logs.FORMAT))
+    logger = logging.getLogger("drift_backend.test")
+    logger.addHandler(handler)
+    try:
+        answer = faulty_backend.connection().call("GET", "/test/log")
+        logger.warning("a line outside any request")
+    finally:
+        logger.removeHandler(handler)
+    inside, outside = lines.getvalue().splitlines()
+    assert f"[{answer.headers['x-request-id']}] a line logged while handling" in inside
+    assert "[-] a line outside any request" in outside
+
+
+def test_the_serve_and_worker_logging_configuration_loads() -> None:
+    code = (
+        "import logging, logging.config\n"
+        "from drift_backend import logs\n"
+        "logging.config.dictConfig(logs.config('info'))\n"
+        "logging.getLogger('drift_backend.x').warning('configured')\n"
+        "logging.getLogger('drift_backend.x').debug('too detailed')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "WARNING drift_backend.x [-] configured" in done.stderr
+    assert "too detailed" not in done.stderr

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from drift_backend.api.request_id import current_request_id
 from drift_backend.errors import APIError, ServiceUnavailable
+from drift_backend.logs import current_request_id
 from drift_backend.store.database import database_unavailable
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,10 @@ import json
 import logging
 import re
 import uuid
-from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from drift_backend.logs import request_id_context
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,6 @@ HEADER = b"x-request-id"
 #: Ids taken from callers: bounded, and only characters that are harmless in a header, a log
 #: line or a URL (UUIDs, ULIDs, base64 and the ids proxies generate all fit).
 SANE_ID = re.compile(r"[A-Za-z0-9._:@+/=-]{1,128}")
-
-_current: ContextVar[str | None] = ContextVar("request_id", default=None)
-
-
-def current_request_id() -> str | None:
-    """The id of the request being handled, for log lines (None outside a request)."""
-    return _current.get()
 
 
 def _incoming(scope: Scope) -> str | None:
@@ -56,7 +50,7 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         request_id = _incoming(scope) or uuid.uuid4().hex
-        token = _current.set(request_id)
+        token = request_id_context.set(request_id)
         started = finished = False
 
         async def send_with_id(message: Message) -> None:
@@ -89,7 +83,7 @@ class RequestIds:
                 raise
             await _internal_error(send_with_id, request_id)
         finally:
-            _current.reset(token)
+            request_id_context.reset(token)
 
 
 async def _internal_error(send: Send, request_id: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from drift_backend import logs
 from drift_backend.devstack.sandbox import load_demo_data, load_identities, sandbox_dir
 from drift_backend.devstack.services import (
     LOCALHOST,
@@ -164,7 +165,11 @@ def run_dev_stack(port: int, data_dir: Path, mongo_port: int, oidc_port: int) ->
             flush=True,
         )
         config = uvicorn.Config(
-            app, host=LOCALHOST, port=port, log_level="warning", timeout_graceful_shutdown=5
-        )  # open event streams must not hold Ctrl-C
+            app,
+            host=LOCALHOST,
+            port=port,
+            log_config=logs.config("warning"),
+            timeout_graceful_shutdown=5,  # open event streams must not hold Ctrl-C
+        )
         uvicorn.Server(config).run()
     print("stopped", file=sys.stderr)

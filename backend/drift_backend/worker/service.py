@@ -61,14 +61,13 @@ async def running_worker(
 
 async def serve_worker(settings: Settings, processes: int, kinds: Mapping[str, JobKind]) -> None:
     """The ``worker`` command: run until SIGTERM or SIGINT, then finish the jobs in hand."""
-    import logging
+    import logging.config
     import signal
 
+    from drift_backend import logs
     from drift_backend.store.database import connect, ensure_indexes
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
-    )
+    logging.config.dictConfig(logs.config(settings.log_level))
     mongo = connect(
         settings.mongodb_url.get_secret_value(), timeout_seconds=settings.mongodb_timeout_seconds
     )
