@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from drift_backend import logs
 from drift_backend.devstack.services import LOCALHOST, ManagedProcess, free_port, start_mongodb
+from drift_backend.drifts.sweeper import sweep_forever
 from drift_backend.jobs.handlers import JobKind, WorkerContext
 from drift_backend.jobs.queue import DONE, Claim, JobQueue
 from drift_backend.logs import RequestIdFilter
@@ -445,3 +446,38 @@ def test_the_serve_and_worker_logging_configuration_loads() -> None:
     )
     assert "WARNING drift_backend.x [-] configured" in done.stderr
     assert "too detailed" not in done.stderr
+
+
+async def test_the_sweeper_warns_once_per_outage_and_says_when_it_is_back(
+    own_mongodb: ManagedProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="drift_backend.drifts.sweeper")
+
+    def failures(level: int) -> list[logging.LogRecord]:
+        return [
+            r
+            for r in caplog.records
+            if r.levelno == level and r.getMessage() == "stale-run sweep failed"
+        ]
+
+    async def until(condition: Any) -> None:
+        deadline = time.monotonic() + RECOVERY  # a hang guard, not a timing threshold
+        while not condition():
+            assert time.monotonic() < deadline, caplog.text
+            await asyncio.sleep(0.05)
+
+    client = connect(own_mongodb.url, timeout_seconds=0.3)
+    sweeping = asyncio.create_task(
+        sweep_forever(client[f"sweep_{uuid.uuid4().hex[:8]}"], 60.0, 0.05)
+    )
+    try:
+        with stopped(own_mongodb):
+            await until(lambda: len(failures(logging.DEBUG)) >= 2)
+        await until(lambda: "stale-run sweep works again" in caplog.messages)
+    finally:
+        sweeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeping
+        await client.close()
+    assert len(failures(logging.WARNING)) == 1
+    assert failures(logging.WARNING)[0].exc_info is not None

@@ -17,12 +17,19 @@ log = logging.getLogger(__name__)
 
 
 async def sweep_forever(db: Database, timeout_seconds: float, interval_seconds: float) -> None:
+    failing = False
     while True:
         try:
             failed = await fail_stale_runs(db, timeout_seconds)
             if failed:
                 log.info("marked %d stale drift runs as Failed (Timeout)", failed)
-        except Exception:  # the database may be briefly away; try again next round
+            if failing:
+                log.warning("stale-run sweep works again")
+            failing = False
+        except Exception:  # the database may be away for a while; try again next round
             raise_if_cancelled()
-            log.warning("stale-run sweep failed", exc_info=True)
+            # A warning with its traceback once per outage, not every round of it.
+            level = logging.DEBUG if failing else logging.WARNING
+            log.log(level, "stale-run sweep failed", exc_info=True)
+            failing = True
         await asyncio.sleep(interval_seconds)

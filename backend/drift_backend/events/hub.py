@@ -148,6 +148,8 @@ class EventHub:
                     if not self._started.is_set():
                         await self.start()
                     await self.poll()
+                    if failing:
+                        log.warning("reading new events works again")
                     failing = False
                 except Exception:  # the database may be away for a while: look again later
                     raise_if_cancelled()
