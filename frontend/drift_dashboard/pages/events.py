@@ -22,7 +22,7 @@ from fastapi import APIRouter, Header, Query
 from starlette.responses import JSONResponse, Response
 
 from drift_dashboard.api import ApiError, error_message
-from drift_dashboard.deps import ContextDep, SessionDep
+from drift_dashboard.deps import ApiDep, ContextDep, SessionDep
 from drift_dashboard.relay import RelayResponse
 
 router = APIRouter()
@@ -46,15 +46,14 @@ def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -
 async def relay_events(
     context: ContextDep,
     session: SessionDep,
+    api: ApiDep,
     experiment: Annotated[list[str] | None, Query(max_length=4096)] = None,
     last_event_id: Annotated[str | None, Query(max_length=32)] = None,
     last_event_id_header: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=32)
     ] = None,
 ) -> Response:
-    assert context.keeper is not None
     assert context.backend is not None
-    token = await context.keeper.access_token(session)
     params = [("experiment", value) for value in experiment or []]
     if last_event_id is not None:
         params.append(("last_event_id", last_event_id))
@@ -63,7 +62,7 @@ async def relay_events(
         headers["Last-Event-ID"] = last_event_id_header
     try:
         upstream = await context.backend.open_stream(
-            "/events", token, params=params, headers=headers
+            "/events", api.token, params=params, headers=headers
         )
     except ApiError as exc:
         return _refusal(503, exc.detail, {"Retry-After": RETRY_AFTER_SECONDS})
