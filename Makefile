@@ -6,7 +6,7 @@ PORT ?= 8000
 DATA_DIR ?= .data
 
 .PHONY: run test lint typecheck pytest sync uv frontend-assets benchmark benchmark-checks \
-	benchmark-wide benchmark-dashboard
+	benchmark-wide benchmark-dashboard screenshots
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
@@ -55,3 +55,8 @@ benchmark-wide: sync
 # The experiment page and chart routes at 100,000 runs against 100 (QUICK=1: 10,000 runs).
 benchmark-dashboard: sync
 	$(UV) run --frozen python benchmarks/dashboard_queries.py $(if $(QUICK),--quick)
+
+# The README's dashboard screenshots (docs/screenshots/): a local stack on free ports with the
+# sandbox data, chromium at /usr/bin/chromium. Not part of `make test`.
+screenshots: sync frontend-assets
+	$(UV) run --frozen python scripts/screenshots.py

@@ -1,7 +1,9 @@
 """The layout rules a newcomer relies on:
 
 - one collection has one owner: a MongoDB collection is read and written only by the package
-  that owns it (``OWNERS``); others call that package's service;
+  that owns it (``OWNERS``); others call that package's service. The dashboard
+  (``frontend/drift_dashboard``) is scanned too: it owns its sessions and touches no backend
+  collection, and the backend never touches the dashboard's;
 - ``worker/`` and ``checks/`` do not import each other and no service imports the web layer
   (the import-linter contracts in ``pyproject.toml``, run here and by ``make lint``).
 """
@@ -20,6 +22,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "backend" / "drift_backend"
+#: The dashboard: its files are scanned as ``drift_dashboard/...`` (an owner of that name).
+DASHBOARD = ROOT / "frontend" / "drift_dashboard"
+DASHBOARD_OWNER = "drift_dashboard"
 
 #: Collection -> the package (directory under ``drift_backend/``) that owns it. A new
 #: collection gets its line here.
@@ -41,6 +46,8 @@ OWNERS: dict[str, str] = {
     "events": "events",
     "event_counters": "events",
     "notifications": "notify",
+    # dashboard part: the dashboard's server-side sessions (frontend/drift_dashboard/sessions.py)
+    "dashboard_sessions": DASHBOARD_OWNER,
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.
@@ -55,6 +62,8 @@ EXEMPT: dict[tuple[str, str], str] = {
 DYNAMIC_ALLOWED = {"store/database.py"}
 
 _DATABASE_ATTRIBUTES = set(dir(AsyncDatabase))
+#: Names a MongoDB client goes by, as in ``mongo[database][collection]``.
+_CLIENT_NAMES = {"mongo", "client", "mongo_client"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,12 @@ def _is_db(node: ast.expr) -> bool:
     return (isinstance(node, ast.Name) and node.id == "db") or (
         isinstance(node, ast.Attribute) and node.attr == "db"
     )
+
+
+def _is_client(node: ast.expr) -> bool:
+    """``mongo``, ``context.mongo``, ``client``..."""
+    name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
+    return name in _CLIENT_NAMES
 
 
 def _constants(tree: ast.Module) -> dict[str, str]:
@@ -104,11 +119,13 @@ def _string(node: ast.expr | None, constants: dict[str, str]) -> str | None:
     return None
 
 
-def accesses(source: str, path: str) -> list[Access]:
+def accesses(source: str, path: str, imported: dict[str, str] | None = None) -> list[Access]:
     """Every collection ``source`` reaches: ``db.<name>``, ``db["<name>"]``,
-    ``db.get_collection("<name>")`` and GridFS buckets (``<bucket>.files``/``.chunks``)."""
+    ``mongo[<database>]["<name>"]``, ``db.get_collection("<name>")`` and GridFS buckets
+    (``<bucket>.files``/``.chunks``). ``imported``: string constants the module imports
+    from its package (``from drift_dashboard.sessions import COLLECTION``)."""
     tree = ast.parse(source)
-    constants = _constants(tree)
+    constants = {**(imported or {}), **_constants(tree)}
     found: list[Access] = []
 
     def add(name: str | None, node: ast.AST) -> None:
@@ -122,7 +139,11 @@ def accesses(source: str, path: str) -> list[Access]:
         if isinstance(node, ast.Attribute) and _is_db(node.value):
             if node.attr not in _DATABASE_ATTRIBUTES:
                 add(node.attr, node)
-        elif isinstance(node, ast.Subscript) and _is_db(node.value):
+        elif (isinstance(node, ast.Subscript) and _is_db(node.value)) or (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Subscript)
+            and _is_client(node.value.value)
+        ):
             add(_string(node.slice, constants), node)
         elif isinstance(node, ast.Call):
             func = node.func
@@ -163,18 +184,72 @@ def violations(found: list[Access]) -> list[str]:
     return problems
 
 
-def _backend_accesses() -> list[Access]:
-    found = []
-    for file in sorted(PACKAGE.rglob("*.py")):
-        path = file.relative_to(PACKAGE).as_posix()
-        found.extend(accesses(file.read_text(), path))
+def _imports(tree: ast.Module, package: Path) -> dict[str, str]:
+    """String constants ``tree`` imports by name from modules of ``package``."""
+    found: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(package.name):
+            parts = (node.module or "").split(".")[1:]
+            module = package.joinpath(*parts).with_suffix(".py")
+            if module.is_file():
+                constants = _constants(ast.parse(module.read_text()))
+                for alias in node.names:
+                    if alias.name in constants:
+                        found[alias.asname or alias.name] = constants[alias.name]
     return found
+
+
+def _package_accesses(package: Path, prefix: str = "") -> list[Access]:
+    found = []
+    for file in sorted(package.rglob("*.py")):
+        path = prefix + file.relative_to(package).as_posix()
+        source = file.read_text()
+        found.extend(accesses(source, path, _imports(ast.parse(source), package)))
+    return found
+
+
+def _backend_accesses() -> list[Access]:
+    return _package_accesses(PACKAGE)
+
+
+def _dashboard_accesses() -> list[Access]:
+    return _package_accesses(DASHBOARD, f"{DASHBOARD_OWNER}/")
 
 
 def test_every_collection_is_used_only_by_its_owner() -> None:
     found = _backend_accesses()
     assert {a.collection for a in found} >= {"users", "experiments", "drifts", "jobs"}
     assert violations(found) == []
+
+
+def test_the_dashboard_uses_only_its_own_collections() -> None:
+    found = _dashboard_accesses()
+    assert {a.collection for a in found} == {"dashboard_sessions"}
+    assert violations(found) == []
+    # ... and nothing of the backend's reaches them.
+    assert not [a for a in _backend_accesses() if a.collection == "dashboard_sessions"]
+
+
+@pytest.mark.parametrize(
+    ("source", "path", "allowed"),
+    [
+        # The backend may not touch the dashboard's sessions ...
+        ("async def f(db):\n    await db.dashboard_sessions.find_one({})\n", "users/x.py", False),
+        # ... nor the dashboard a backend collection, however it names it.
+        ("async def f(db):\n    await db.drifts.find_one({})\n", "drift_dashboard/x.py", False),
+        ("def f(mongo, name):\n    return mongo[name]['users']\n", "drift_dashboard/x.py", False),
+        # Its own, through the client as app.py does: fine.
+        (
+            "C = 'dashboard_sessions'\ndef f(mongo, name):\n    return mongo[name][C]\n",
+            "drift_dashboard/app.py",
+            True,
+        ),
+    ],
+)
+def test_the_scan_keeps_backend_and_dashboard_collections_apart(
+    source: str, path: str, allowed: bool
+) -> None:
+    assert (violations(accesses(source, path)) == []) is allowed
 
 
 def test_no_allowance_outlives_its_reason() -> None:

@@ -3,6 +3,8 @@
 Secret files live in ``DRIFT_SECRETS_DIR`` (``/run/secrets`` by default, as Docker secrets
 mount them); a file named after a setting (``mongodb_url``) provides its value. The settings
 object is created once in the entry point and injected; nothing imports a global instance.
+The dashboard's settings (frontend/drift_dashboard/settings.py) repeat the secret files and
+the production refusal on purpose (it says why); one test checks both.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ JSON error shape), so pages can show a friendly 403/404 page instead of a stack 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +28,42 @@ class BackendClient:
 
     def __init__(self, base_url: str, timeout: float) -> None:
         self.http = httpx2.AsyncClient(base_url=base_url + API_PREFIX, timeout=timeout)
+        # Event streams get a pool of their own: each holds its connection for as long as a
+        # browser watches, and must never starve the page calls of connections. No read
+        # timeout (an idle stream is normal; the backend pings it); the backend bounds how
+        # many streams it serves (503).
+        self.streams = httpx2.AsyncClient(
+            base_url=base_url + API_PREFIX,
+            timeout=httpx2.Timeout(timeout, read=None),
+            limits=httpx2.Limits(max_connections=None, max_keepalive_connections=0),
+        )
 
     def bind(self, token: str | None) -> Api:
         return Api(self.http, token)
 
+    async def open_stream(
+        self,
+        path: str,
+        token: str | None,
+        *,
+        params: Sequence[tuple[str, str]],
+        headers: dict[str, str],
+    ) -> httpx2.Response:
+        """A streamed GET (its body not read yet): the caller reads and closes it. A backend
+        that cannot be reached is an :class:`ApiError` 503, as for page calls."""
+        headers = {"Accept": "text/event-stream", **headers}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        query = httpx2.QueryParams(tuple(params))
+        request = self.streams.build_request("GET", path, params=query, headers=headers)
+        try:
+            return await self.streams.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            raise ApiError(503, f"the backend could not be reached ({type(exc).__name__})") from exc
+
     async def aclose(self) -> None:
         await self.http.aclose()
+        await self.streams.aclose()
 
 
 @dataclass
@@ -64,7 +95,7 @@ class Api:
         except httpx2.HTTPError as exc:
             raise ApiError(503, f"the backend could not be reached ({type(exc).__name__})") from exc
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _message(response))
+            raise ApiError(response.status_code, error_message(response))
         return response
 
     async def get(self, path: str, **kwargs: Any) -> Any:
@@ -84,7 +115,8 @@ class Api:
         )
 
 
-def _message(response: httpx2.Response) -> str:
+def error_message(response: httpx2.Response) -> str:
+    """The backend's message of an error answer (its body read)."""
     try:
         body = response.json()
     except ValueError:

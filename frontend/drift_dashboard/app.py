@@ -30,6 +30,7 @@ from drift_dashboard.pages import (
     auth,
     baselines,
     charts,
+    events,
     experiment,
     experiments,
     permissions,
@@ -87,7 +88,17 @@ def create_app(settings: DashboardSettings) -> FastAPI:
 
     app.include_router(vendor.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (auth, experiments, experiment, charts, runs, baselines, permissions, account):
+    for module in (
+        auth,
+        experiments,
+        experiment,
+        charts,
+        runs,
+        baselines,
+        permissions,
+        account,
+        events,
+    ):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)

@@ -3,6 +3,16 @@
 Like the backend's settings: secret files live in ``DRIFT_DASHBOARD_SECRETS_DIR``
 (``/run/secrets`` by default) and are named after the setting (``client_secret``). The
 settings object is created in the entry point and injected; nothing imports a global one.
+
+Why the secret-file source, the ``dev-only-`` marker, ``Mode`` and the production refusal
+are written here again rather than imported from ``drift_backend.settings``: the dashboard is
+a distribution of its own (``drift-dashboard``) that is deployed without the backend (whose
+dependencies are numpy, scipy, pyarrow...), so it imports nothing of it
+(tests/dashboard/test_pages.py checks that), and the backend may not import the dashboard
+(an import-linter contract). A third package for some thirty lines would cost a workspace
+member and a lockfile entry. The copies are kept equal by one test that runs both services'
+settings through the same cases (tests/dashboard/test_settings.py,
+``test_both_services_read_secret_files_and_refuse_development_secrets``).
 """
 
 from __future__ import annotations

@@ -186,6 +186,15 @@ ROUTES: list[RouteSpec] = [
     ),
     RouteSpec("POST", DRIFT + "/heartbeat", 200, need=Level.Edit),
     RouteSpec("DELETE", DRIFT, 204, need=Level.Edit),
+    # The last run per experiment (dashboard part): everyone gets 200, unreadable ones are
+    # left out of the answer (tests/api/test_latest_runs.py checks which).
+    RouteSpec(
+        "GET",
+        PREFIX + "/drift/latest",
+        200,
+        fixed=_everyone(200),
+        params=lambda case: {"experiment": case.experiment["id"]},
+    ),
     # Baselines and server-side checks.
     RouteSpec(
         "POST",

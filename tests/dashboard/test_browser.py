@@ -5,12 +5,11 @@ session cookie, tokens kept off the browser, CSP, CSRF, and axe-core accessibili
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.dashboard.conftest import AXE, Stack, unique
+from tests.dashboard.conftest import Stack, Visitor, unique
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -26,42 +25,6 @@ def seeded(stack: Stack) -> dict[str, str]:
     stack.create("bob", names["bob_private"])
     stack.create("bob", names["bob_public"], public=True)
     return names
-
-
-class Visitor:
-    """A browser context (its own cookies) with the console's CSP complaints collected."""
-
-    def __init__(self, browser: Any, stack: Stack, *, bypass_csp: bool = False) -> None:
-        self.stack = stack
-        # bypass_csp only for axe-core, which the test injects as an inline script.
-        self.context = browser.new_context(bypass_csp=bypass_csp)
-        # The development provider's login page pulls a stylesheet from a CDN: not needed.
-        self.context.route("https://**", lambda route: route.abort())
-        self.page = self.context.new_page()
-        self.console: list[str] = []
-        self.page.on("console", lambda message: self.console.append(message.text))
-
-    def goto(self, path: str) -> Any:
-        return self.page.goto(self.stack.url + path)
-
-    def login(self, subject: str) -> None:
-        self.goto("/login?next=/experiments")
-        assert self.page.url.startswith(self.stack.issuer)
-        self.page.locator(f'button[name="sub"][value="{subject}"]').click()
-        self.page.wait_for_url(f"{self.stack.url}/experiments")
-
-    def csp_violations(self) -> list[str]:
-        return [text for text in self.console if "Content Security Policy" in text]
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def visitor(browser: Any, stack: Stack) -> Iterator[Visitor]:
-    made = Visitor(browser, stack)
-    yield made
-    made.close()
 
 
 def _names_on_page(visitor: Visitor) -> set[str]:
@@ -220,12 +183,6 @@ def test_axe_finds_no_serious_violation(browser: Any, stack: Stack, scheme: str)
     visitor.login("alice")
     for path in ("/experiments", "/account", "/experiments/new"):
         visitor.goto(path)
-        visitor.page.add_script_tag(path=str(AXE))
-        result = visitor.page.evaluate("async () => await axe.run(document)")
-        bad = [
-            (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        bad = visitor.axe_serious()
         assert bad == [], f"{path} ({scheme}): {bad}"
     visitor.close()

@@ -5,7 +5,10 @@ server-side check with its report, a grant through the permissions form."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +19,7 @@ import httpx2
 import numpy as np
 import pytest
 
-from tests.dashboard.conftest import AXE, Stack, unique
+from tests.dashboard.conftest import Stack, Visitor, unique
 
 EMBEDDED_WORKER = True  # the check below runs on the server
 
@@ -86,47 +89,6 @@ def seeded(stack: Stack) -> Seeded:
         check = checked.json()
         assert check["job_status"] == "Completed", check
     return Seeded(experiment, runs, check, baseline)
-
-
-class Visitor:
-    """A browser context of its own (cookies), optionally without JavaScript."""
-
-    def __init__(
-        self, browser: Any, stack: Stack, *, javascript: bool = True, bypass_csp: bool = False
-    ) -> None:
-        self.stack = stack
-        self.context = browser.new_context(java_script_enabled=javascript, bypass_csp=bypass_csp)
-        self.context.route("https://**", lambda route: route.abort())
-        # Marks when htmx's event stream is open (an init script: not subject to the CSP).
-        self.context.add_init_script(
-            "document.addEventListener('htmx:sseOpen', () => { window.__sseOpen = true; });"
-        )
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(20_000)
-        self.console: list[str] = []
-        self.page.on("console", lambda message: self.console.append(message.text))
-
-    def goto(self, path: str) -> Any:
-        return self.page.goto(self.stack.url + path)
-
-    def login(self, subject: str) -> None:
-        self.goto("/login?next=/experiments")
-        self.page.locator(f'button[name="sub"][value="{subject}"]').click()
-        self.page.wait_for_url(f"{self.stack.url}/experiments")
-
-    def csp_violations(self) -> list[str]:
-        return [text for text in self.console if "Content Security Policy" in text]
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def alice(browser: Any, stack: Stack) -> Iterator[Visitor]:
-    visitor = Visitor(browser, stack)
-    visitor.login("alice")
-    yield visitor
-    visitor.close()
 
 
 @pytest.fixture
@@ -414,62 +376,47 @@ def test_axe_finds_no_serious_violation_on_experiment_and_run_pages(
             visitor.page.evaluate(
                 "() => document.querySelectorAll('details').forEach(d => { d.open = true; })"
             )
-            visitor.page.add_script_tag(path=str(AXE))
-            result = visitor.page.evaluate("async () => await axe.run(document)")
-            bad = [
-                (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-                for v in result["violations"]
-                if v["impact"] in ("serious", "critical")
-            ]
+            bad = visitor.axe_serious()
             assert bad == [], f"{path} ({scheme}): {bad}"
     finally:
         visitor.close()
 
 
-def _wait_for_stream(visitor: Visitor, has_relay: bool) -> None:
-    """With the real relay, the page's stream must be open before the run changes: a first
-    connection replays nothing."""
-    if has_relay:
-        visitor.page.wait_for_function("() => window.__sseOpen === true")
+CLIENT_SCRIPT = """
+from drift_monitor import DriftMonitor
+
+with DriftMonitor(EXPERIMENT, "live-model", tags=["from-a-script"]) as monitor:
+    monitor.data(True, {"psi": 0.31})
+"""
 
 
-def test_new_runs_appear_without_reloading(alice: Visitor, stack: Stack, seeded: Seeded) -> None:
-    cookies = {c["name"]: c["value"] for c in alice.context.cookies()}
-    with httpx2.stream(
-        "GET",
-        f"{stack.url}/events?experiment={seeded.experiment['id']}",
-        cookies=cookies,
-        timeout=10,
-    ) as relay:
-        has_relay = relay.status_code != 404
-    held: list[Any] = []
-    if not has_relay:
-        # The lead's /events relay is not on this branch: the browser's stream request is
-        # held at its network layer and answered, once the run exists, with the event the
-        # relay would pass on. What is tested is the page's own wiring: the event makes
-        # the page fetch the runs table again from the dashboard.
-        alice.context.route("**/events?*", lambda route: held.append(route))
-    alice.goto(seeded.url)
-    _wait_for_stream(alice, has_relay)
-    before = len(_run_rows(alice))
-    headers = {"Authorization": f"Bearer {stack.token('alice')}"}
-    made = httpx2.post(
-        f"{stack.url}/api/v1/experiment/{seeded.experiment['id']}/drift",
-        json={"job_status": "Completed", "model": "live-model"},
-        headers=headers,
-        timeout=30,
+def test_new_runs_appear_without_reloading(alice: Visitor, stack: Stack, tmp_path: Path) -> None:
+    """Create an experiment in the browser, run a client script (the SDK) against it, and
+    watch its run appear through the relay without reloading."""
+    name = unique("live")
+    alice.page.get_by_role("link", name="New experiment").click()
+    alice.page.get_by_label("Name", exact=True).fill(name)
+    alice.page.get_by_role("button", name="Create").click()
+    alice.page.wait_for_url(f"{stack.url}/experiments/*")
+    alice.wait_for_live_updates()
+    assert _run_rows(alice) == []
+    script = f"EXPERIMENT = {name!r}\n{CLIENT_SCRIPT}"
+    env = {
+        **os.environ,
+        "DRIFT_MONITOR_URL": stack.url,
+        "DRIFT_MONITOR_TOKEN": stack.token("alice"),
+        "DRIFT_MONITOR_SPOOL_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
-    assert made.status_code == 201
-    if not has_relay:
-        alice.page.wait_for_function("() => true")  # lets the held request arrive
-        assert held, "the page opened no event stream"
-        held[0].fulfill(
-            status=200,
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"},
-            body=f"retry: 600000\nid: 1\nevent: run.created\ndata: {json.dumps(made.json())}\n\n",
-        )
-    alice.page.locator("#runs tbody tr", has_text="live-model").wait_for()
-    assert len(_run_rows(alice)) == before + 1
+    assert done.returncode == 0, done.stderr
+    row = alice.page.locator("#runs tbody tr", has_text="live-model")
+    row.wait_for()
+    # The run started (Running) and finished: the table ends up showing it Completed.
+    alice.page.locator("#runs tbody tr", has_text="Completed").wait_for()
+    assert len(_run_rows(alice)) == 1
+    assert alice.csp_violations() == []
 
 
 def test_a_running_run_s_page_shows_it_finished_without_reloading(
@@ -480,19 +427,8 @@ def test_a_running_run_s_page_shows_it_finished_without_reloading(
     made = httpx2.post(base, json={"job_status": "Running", "model": "slow"}, headers=headers)
     assert made.status_code == 201
     run = made.json()
-    cookies = {c["name"]: c["value"] for c in alice.context.cookies()}
-    with httpx2.stream(
-        "GET",
-        f"{stack.url}/events?experiment={seeded.experiment['id']}",
-        cookies=cookies,
-        timeout=10,
-    ) as relay:
-        has_relay = relay.status_code != 404
-    held: list[Any] = []
-    if not has_relay:  # as in test_new_runs_appear_without_reloading
-        alice.context.route("**/events?*", lambda route: held.append(route))
     alice.goto(f"{seeded.url}/runs/{run['id']}")
-    _wait_for_stream(alice, has_relay)
+    alice.wait_for_live_updates()
     assert "Running" in alice.page.locator("h2").first.inner_text()
     finished = httpx2.put(
         f"{base}/{run['id']}",
@@ -505,15 +441,6 @@ def test_a_running_run_s_page_shows_it_finished_without_reloading(
         timeout=30,
     )
     assert finished.status_code == 200
-    if not has_relay:
-        alice.page.wait_for_function("() => true")
-        assert held, "the page opened no event stream"
-        event = {"run_id": run["id"], "type": "run.finished"}
-        held[0].fulfill(
-            status=200,
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"},
-            body=f"retry: 600000\nid: 2\nevent: run.finished\ndata: {json.dumps(event)}\n\n",
-        )
     alice.page.locator("h2", has_text="Completed").wait_for()
     assert "psi" in alice.page.locator('section[aria-label="Data drift"]').inner_text()
     assert alice.csp_violations() == []

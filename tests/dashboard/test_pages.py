@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import ast
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2
 import pytest
 from drift_dashboard.pages.account import client_snippet
-from drift_dashboard.pages.experiments import decode_cursor
+from drift_dashboard.pages.experiments import decode_cursor, relative_time
 
 from tests.dashboard.conftest import Stack, unique
 
 PACKAGE = Path(__file__).resolve().parents[2] / "frontend" / "drift_dashboard"
 ROW = re.compile(r'<th scope="row"><a href="/experiments/[^"]+">([^<]+)</a>')
 NEXT = re.compile(r'<a href="([^"]+)" rel="next">')
+PREV = re.compile(r'<a href="([^"]+)" rel="prev">')
 
 
 @pytest.fixture
@@ -24,15 +26,24 @@ def http(stack: Stack) -> httpx2.Client:
     return httpx2.Client(base_url=stack.url, timeout=30)
 
 
-def _walk(http: httpx2.Client, url: str) -> list[list[str]]:
+def _walk(http: httpx2.Client, url: str, link: re.Pattern[str] = NEXT) -> list[list[str]]:
+    """Each page's rows, following ``link`` (next, or prev) from ``url`` until it is gone."""
     pages: list[list[str]] = []
     while url:
         response = http.get(url.replace("&amp;", "&"))
         assert response.status_code == 200, response.text
         pages.append(ROW.findall(response.text))
-        found = NEXT.search(response.text)
+        found = link.search(response.text)
         url = found.group(1) if found else ""
     return pages
+
+
+def _last_page_url(http: httpx2.Client, url: str) -> str:
+    while True:
+        found = NEXT.search(http.get(url.replace("&amp;", "&")).text)
+        if found is None:
+            return url
+        url = found.group(1)
 
 
 @pytest.mark.parametrize("sort", ["name", "newest"])
@@ -44,16 +55,21 @@ def test_keyset_pages_cover_every_row_once(stack: Stack, http: httpx2.Client, so
     ) as api:
         assert api.post("/user").status_code in (201, 409)
         made = []
-        for i in range(23):
+        for i in range(43):
             name = f"{prefix}-{i:02d}"
             assert api.post("/experiment", json={"name": name, "public": True}).status_code == 201
             made.append(name)
     # Anonymous: public experiments, searched by name prefix.
-    pages = _walk(http, f"/experiments?q={prefix}&sort={sort}")
-    assert [len(page) for page in pages] == [20, 3]
+    first = f"/experiments?q={prefix}&sort={sort}"
+    pages = _walk(http, first)
+    assert [len(page) for page in pages] == [20, 20, 3]
     rows = [name for page in pages for name in page]
     assert sorted(rows) == made
     assert rows == (made if sort == "name" else made[::-1])
+    # "Previous page" (keyset backward, before=) from the last page gives the same pages.
+    assert 'rel="prev"' not in http.get(first).text
+    back = _walk(http, _last_page_url(http, first), PREV)
+    assert back == pages[::-1]
 
 
 def test_a_bad_cursor_is_the_first_page(http: httpx2.Client) -> None:
@@ -120,3 +136,62 @@ def test_invalid_parameters_are_a_friendly_422(http: httpx2.Client) -> None:
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("text/html")
     assert "Invalid request" in response.text
+
+
+def _row(html: str, name: str) -> str:
+    (row,) = [part for part in html.split("<tr>") if f">{name}</a>" in part]
+    return row.split("</tr>")[0]
+
+
+def test_each_row_shows_the_last_run_its_state_and_whether_it_drifted(
+    stack: Stack, http: httpx2.Client
+) -> None:
+    prefix = unique("last")
+    names = {key: f"{prefix}-{key}" for key in ("drifted", "running", "calm", "empty")}
+    token = stack.token("alice")
+    with httpx2.Client(
+        base_url=f"{stack.url}/api/v1", headers={"Authorization": f"Bearer {token}"}
+    ) as api:
+        assert api.post("/user").status_code in (201, 409)
+        ids = {}
+        for key, name in names.items():
+            made = api.post("/experiment", json={"name": name, "public": True})
+            ids[key] = made.json()["id"]
+
+        def run(key: str, **body: object) -> None:
+            made = api.post(f"/experiment/{ids[key]}/drift", json={"model": "m", **body})
+            assert made.status_code == 201, made.text
+
+        run("drifted", job_status="Completed", drift_detected=True)
+        run("running", job_status="Completed", drift_detected=True)
+        run("running", job_status="Running")  # the last one: not finished yet
+        run("calm", job_status="Failed", error={"type": "E", "message": "x"})
+        run("calm", job_status="Completed")
+    html = http.get("/experiments", params={"q": prefix}).text
+    drifted = _row(html, names["drifted"])
+    assert "status-completed" in drifted
+    assert '<span class="badge drifted">Yes</span>' in drifted
+    assert "just now" in drifted  # relative, beside the absolute time
+    assert re.search(r'<time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d</time>', drifted)
+    running = _row(html, names["running"])
+    assert "status-running" in running
+    assert "not yet" in running
+    calm = _row(html, names["calm"])
+    assert "status-completed" in calm
+    assert '<span class="badge ok">No</span>' in calm
+    assert "No runs" in _row(html, names["empty"])
+
+
+def test_relative_times() -> None:
+    now = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+    ago = {
+        timedelta(seconds=5): "just now",
+        timedelta(minutes=3): "3 min ago",
+        timedelta(hours=5, minutes=59): "5 h ago",
+        timedelta(days=1): "1 day ago",
+        timedelta(days=9): "9 days ago",
+        timedelta(days=800): "2 years ago",
+    }
+    for delta, text in ago.items():
+        assert relative_time((now - delta).isoformat(), now) == text
+    assert relative_time("not a time", now) == ""

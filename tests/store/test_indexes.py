@@ -27,7 +27,8 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "drifts": [
         ((("experiment_id", ASC), ("created_at", DESC)), False),  # run search, newest first
         ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),  # by model
-        # the runs page's sort, (created_at, _id), walked in index order (MongoDB)
+        # the runs page's sort, (created_at, _id), walked in index order (MongoDB); and each
+        # experiment's last run (drifts/latest.py: its first entry)
         ((("experiment_id", ASC), ("created_at", DESC), ("_id", DESC)), False),
         ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC), ("_id", DESC)), False),
         ((("tags", ASC),), False),  # search by tag

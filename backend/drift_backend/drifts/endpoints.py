@@ -2,18 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 
 from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
 from drift_backend.api.listing import PageDep, search_page
 from drift_backend.api.responses import PAGINATED, errors
 from drift_backend.auth.permissions import Level
 from drift_backend.checks import service as checks
-from drift_backend.drifts import service
-from drift_backend.drifts.schemas import Drift, DriftCreate, DriftReplace
+from drift_backend.drifts import latest, service
+from drift_backend.drifts.schemas import Drift, DriftCreate, DriftReplace, LatestRuns
 from drift_backend.drifts.timestamps import reported_time
 from drift_backend.errors import ValidationFailed
-from drift_backend.experiments.service import get_for
+from drift_backend.experiments.service import get_for, readable_ids
 
 router = APIRouter(tags=["drifts"])
 ExperimentId = Annotated[str, "experiment id"]
@@ -139,3 +139,42 @@ async def delete_drift(
     await service.delete(db, experiment_id, drift_id)
     await checks.delete_report(db, drift_id)  # a server check's report goes with its run
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# The last run per experiment (the dashboard's experiments list) ----------------------------
+#: Longer than any experiment id (UUIDs); longer ones are refused, not looked up.
+MAX_ID_LENGTH = 128
+
+
+def _latest_ids(values: list[str]) -> list[str]:
+    """``experiment`` may repeat and each may list ids separated by commas."""
+    ids = list(dict.fromkeys(part.strip() for value in values for part in value.split(",")))
+    ids = [item for item in ids if item]
+    if not ids:
+        raise ValidationFailed("experiment", "name at least one experiment id")
+    if len(ids) > latest.MAX_EXPERIMENTS:
+        raise ValidationFailed("experiment", f"at most {latest.MAX_EXPERIMENTS} experiments")
+    if any(len(item) > MAX_ID_LENGTH for item in ids):
+        raise ValidationFailed("experiment", f"an id is at most {MAX_ID_LENGTH} characters")
+    return ids
+
+
+@router.get("/drift/latest", response_model=LatestRuns)
+async def latest_runs(
+    caller: CallerDep,
+    db: DbDep,
+    experiment: Annotated[
+        list[str],
+        Query(
+            description=(
+                "Experiment ids (repeat it, or separate by commas; at most "
+                f"{latest.MAX_EXPERIMENTS})."
+            )
+        ),
+    ],
+) -> dict[str, Any]:
+    """The last run (newest ``created_at``) of each experiment named, in the order named;
+    `run` is null for an experiment without runs. Experiments the caller may not read, and
+    unknown ids, are left out (as a search leaves them out)."""
+    ids = await readable_ids(db, _latest_ids(experiment), caller)
+    return {"items": await latest.last_runs(db, ids)}

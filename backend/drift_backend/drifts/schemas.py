@@ -100,3 +100,17 @@ class Drift(BaseModel):
     data_drift: DriftResult | None
     error: RunError | None
     created_by: str | None
+
+
+# The last run per experiment (GET /drift/latest; the dashboard's experiments list) --------
+class LatestRun(BaseModel):
+    experiment_id: str
+    #: None when the experiment has no runs yet.
+    run: Drift | None
+
+
+class LatestRuns(BaseModel):
+    """One item per experiment asked about that the caller may read, in the order asked;
+    the others (unknown, or not readable) are left out."""
+
+    items: list[LatestRun]

@@ -155,3 +155,14 @@ async def revoke(db: Database, doc: dict[str, Any], entity: str) -> dict[str, An
     if not has_manager(remaining):
         raise Conflict("cannot remove the last Manage entry of an experiment")
     return await update(db, doc, {"permissions": remaining})
+
+
+async def readable_ids(db: Database, experiment_ids: list[str], caller: Caller) -> list[str]:
+    """Those of ``experiment_ids`` the caller may read, in the order given (one query; an
+    unknown id is left out like an unreadable one, as :func:`get_for` answers 404 to both)."""
+    readable = set()
+    found = db.experiments.find({"_id": {"$in": experiment_ids}}, {"permissions": 1, "public": 1})
+    async for doc in found:
+        if level_of(doc, caller.identity, caller.user_id) is not None:
+            readable.add(doc["_id"])
+    return [item for item in experiment_ids if item in readable]

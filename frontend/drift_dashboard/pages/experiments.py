@@ -3,7 +3,11 @@
 The backend's ``POST /experiment/search`` takes a filter and page/sort parameters; we page by
 keyset, not by page number: the next page is "after the last row's (sort value, id)", sent
 as a filter, so a page costs the same however deep it is and rows added meanwhile do not
-shift it. The cursor travels in the URL (``after=``), so paging works without JavaScript.
+shift it. The previous page is "before the first row's": the same filter the other way,
+asked for in the reversed order and turned round. The cursor travels in the URL (``after=``
+or ``before=``), so paging works without JavaScript.
+
+Each row shows its experiment's last run (``GET /drift/latest``, one call for the page).
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from drift_dashboard.api import ApiError
+from drift_dashboard.api import Api, ApiError
 from drift_dashboard.deps import ApiDep, LoggedInDep
 from drift_dashboard.templating import render
 
@@ -62,14 +67,18 @@ def decode_cursor(text: str | None) -> tuple[str, str] | None:
     return None
 
 
-def search_filter(q: str, sort: SortOption, after: tuple[str, str] | None) -> dict[str, Any]:
+def search_filter(
+    q: str, sort: SortOption, after: tuple[str, str] | None, *, backward: bool = False
+) -> dict[str, Any]:
+    """The search for a page: rows after the cursor in the sort's order, or before it
+    (``backward``) when paging back."""
     parts: list[dict[str, Any]] = []
     if q:
         # A name prefix (the backend's filters have no text search): [q, q + max char).
         parts.append({"name": {"$gte": q, "$lt": q + "\U0010ffff"}})
     if after is not None:
         value, last_id = after
-        op = "$lt" if sort.descending else "$gt"
+        op = "$lt" if sort.descending != backward else "$gt"
         parts.append(
             {
                 "$or": [
@@ -88,6 +97,45 @@ async def home() -> Response:
     return RedirectResponse("/experiments", status_code=302)
 
 
+def relative_time(text: str, now: datetime | None = None) -> str:
+    """``3 min ago``, ``5 h ago``, ``2 days ago``, for an ISO 8601 time with an offset."""
+    try:
+        then = datetime.fromisoformat(text)
+    except ValueError:
+        return ""
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - then).total_seconds()
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400 * 365, "year"), (86400, "day"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            count = int(seconds // size)
+            plural = "s" if count != 1 and unit in ("day", "year") else ""
+            return f"{count} {unit}{plural} ago"
+    return "just now"
+
+
+async def last_runs(api: Api, experiments: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Experiment id -> its last run (None: no runs); None when the backend cannot say (the
+    list still renders, without the column's values)."""
+    if not experiments:
+        return {}
+    try:
+        answer = await api.get(
+            "/drift/latest", params=[("experiment", exp["id"]) for exp in experiments]
+        )
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+        return None
+    return {item["experiment_id"]: item["run"] for item in answer.get("items", [])}
+
+
+def _url(**params: str | None) -> str:
+    return "/experiments?" + urlencode({k: v for k, v in params.items() if v})
+
+
 @router.get("/experiments")
 async def list_experiments(
     request: Request,
@@ -95,41 +143,50 @@ async def list_experiments(
     q: Annotated[str, Query(max_length=128)] = "",
     sort: Annotated[str, Query(max_length=16)] = "newest",
     after: Annotated[str | None, Query(max_length=1024)] = None,
+    before: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> Response:
     q = q.strip()
     option = SORTS.get(sort) or SORTS["newest"]
     sort = sort if sort in SORTS else "newest"
-    cursor = decode_cursor(after)
+    backward_from = decode_cursor(before)
+    cursor = backward_from or decode_cursor(after)
+    backward = backward_from is not None
+    descending = option.descending != backward
     page = await api.search(
         "/experiment/search",
-        search_filter(q, option, cursor),
+        search_filter(q, option, cursor, backward=backward),
         page=1,
         page_size=PAGE_SIZE,
         sort_by=option.field,
-        order_by="desc" if option.descending else "asc",
+        order_by="desc" if descending else "asc",
     )
-    next_url = None
-    if page.has_next and page.items:
-        params = {"q": q, "sort": sort, "after": encode_cursor(page.items[-1], option)}
-        next_url = "/experiments?" + urlencode({k: v for k, v in params.items() if v})
-    first_url = None
-    if cursor is not None:
-        first_url = "/experiments?" + urlencode(
-            {k: v for k, v in {"q": q, "sort": sort}.items() if v}
-        )
-    # TODO(pages helper): last run, its state and whether it drifted per row. The backend
-    # has no cheap per-experiment "latest run" (it would be one drift search per row); add
-    # it with the chart aggregations (one query for a page of experiment ids).
+    rows = page.items[::-1] if backward else page.items
+    # Paging forward, there is more after this page when the backend says so, and something
+    # before it when we came from a cursor; paging back, the other way round.
+    more_after = page.has_next if not backward else True
+    more_before = cursor is not None if not backward else page.has_next
+    next_url = prev_url = first_url = None
+    if more_after and rows:
+        next_url = _url(q=q, sort=sort, after=encode_cursor(rows[-1], option))
+    if more_before and rows:
+        prev_url = _url(q=q, sort=sort, before=encode_cursor(rows[0], option))
+        first_url = _url(q=q, sort=sort)
+    if cursor is not None and not rows:  # paged past the end (rows went away): start over
+        first_url = _url(q=q, sort=sort)
+    latest = await last_runs(api, rows)
     return render(
         request,
         "experiments/list.html",
         title="Experiments",
-        experiments=page.items,
+        experiments=rows,
+        latest=latest,
+        relative_time=relative_time,
         total=page.total,
         q=q,
         sort=sort,
         sorts=SORTS,
         next_url=next_url,
+        prev_url=prev_url,
         first_url=first_url,
         anonymous=api.anonymous,
     )
