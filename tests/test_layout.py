@@ -41,6 +41,8 @@ OWNERS: dict[str, str] = {
     "events": "events",
     "event_counters": "events",
     "notifications": "notify",
+    "alert_targets": "notify",
+    "deliveries": "notify",
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.
