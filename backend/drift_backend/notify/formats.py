@@ -161,12 +161,12 @@ def alertmanager_body(message: AlertMessage, base_url: str | None) -> list[dict[
             "severity": message.severity,
             "rule_id": message.rule_id,
         },
-        "annotations": {
-            "summary": message.summary,
-            "features": _clip(", ".join(f.name for f in message.features), 1000),
-        },
+        "annotations": {"summary": message.summary},
         "startsAt": _iso(message.starts_at),
     }
+    if message.features:
+        names = ", ".join(feature.name for feature in message.features)
+        alert["annotations"]["features"] = _clip(names, 1000)
     if message.run_id:
         alert["annotations"]["run_id"] = message.run_id
     if message.status == "resolved":
