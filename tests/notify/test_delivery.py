@@ -137,7 +137,9 @@ async def test_retry_after_is_honoured(setup: Setup, receiver: Receiver) -> None
 async def test_a_4xx_fails_at_once_and_410_disables_the_target(
     setup: Setup, receiver: Receiver
 ) -> None:
-    target = await setup.target(name="hook", kind="webhook", url=receiver.url(), secret=new_secret())
+    target = await setup.target(
+        name="hook", kind="webhook", url=receiver.url(), secret=new_secret()
+    )
     await service.enqueue(setup.db, message(setup.experiment, "n-400"))
     await service.enqueue(setup.db, message(setup.experiment, "n-410"))
     deliverer = setup.deliverer()
@@ -158,9 +160,7 @@ async def test_a_4xx_fails_at_once_and_410_disables_the_target(
     assert "410" in response.json()["disabled_reason"]
 
 
-async def test_a_worker_killed_mid_delivery_loses_nothing(
-    setup: Setup, receiver: Receiver
-) -> None:
+async def test_a_worker_killed_mid_delivery_loses_nothing(setup: Setup, receiver: Receiver) -> None:
     await setup.target(name="hook", kind="webhook", url=receiver.url(), secret=new_secret())
     await service.enqueue(setup.db, message(setup.experiment, "n-kill"))
     # Long timeouts: the first worker is killed while its request is in flight.
@@ -185,9 +185,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
     assert logged["deliveries"][0]["attempts"] == 2
 
 
-async def test_the_worker_loop_delivers_in_the_background(
-    setup: Setup, receiver: Receiver
-) -> None:
+async def test_the_worker_loop_delivers_in_the_background(setup: Setup, receiver: Receiver) -> None:
     await setup.target(name="hook", kind="webhook", url=receiver.url(), secret=new_secret())
     settings = setup.api.settings.model_copy(update={"delivery_poll_seconds": 0.05})
     async with running_deliveries(setup.db, settings):
@@ -196,14 +194,10 @@ async def test_the_worker_loop_delivers_in_the_background(
     assert request.headers["webhook-id"] == "n-loop"
 
 
-async def test_deliveries_go_to_the_named_targets_only(
-    setup: Setup, receiver: Receiver
-) -> None:
+async def test_deliveries_go_to_the_named_targets_only(setup: Setup, receiver: Receiver) -> None:
     one = await setup.target(name="one", kind="zapier", url=receiver.url("/one"))
     await setup.target(name="two", kind="zapier", url=receiver.url("/two"))
-    await service.enqueue(
-        setup.db, message(setup.experiment, "n-named", target_ids=(one["id"],))
-    )
+    await service.enqueue(setup.db, message(setup.experiment, "n-named", target_ids=(one["id"],)))
     await service.enqueue(setup.db, message(setup.experiment, "n-all"))
     deliverer = setup.deliverer()
     await deliverer.expand()
@@ -222,9 +216,7 @@ async def test_deliveries_go_to_the_named_targets_only(
     }
 
 
-async def test_slack_gets_at_most_one_message_per_second(
-    setup: Setup, receiver: Receiver
-) -> None:
+async def test_slack_gets_at_most_one_message_per_second(setup: Setup, receiver: Receiver) -> None:
     await setup.target(name="slack", kind="slack", url=receiver.url("/services/T/B/x"))
     await service.enqueue(setup.db, message(setup.experiment, "s-1"))
     await service.enqueue(setup.db, message(setup.experiment, "s-2"))

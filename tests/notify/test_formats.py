@@ -47,7 +47,8 @@ def test_slack_body_stays_within_limits_for_1000_drifted_features() -> None:
 def test_slack_body_of_a_few_features_lists_them_all() -> None:
     body = slack_body(message(EXPERIMENT, "n"), None)
     text = json.dumps(body)
-    assert "`age`" in text and "`income`" in text
+    assert "`age`" in text
+    assert "`income`" in text
     assert "more" not in text
     assert "Open in Drift Monitor" not in text  # no public base URL, no link
 
@@ -73,9 +74,7 @@ def test_alertmanager_body_shape() -> None:
         }
     ]
     ended = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
-    [resolved] = alertmanager_body(
-        message(EXPERIMENT, "n", status="resolved", ends_at=ended), BASE
-    )
+    [resolved] = alertmanager_body(message(EXPERIMENT, "n", status="resolved", ends_at=ended), BASE)
     assert resolved["endsAt"] == "2026-12-01T13:00:00Z"
 
 
@@ -99,7 +98,7 @@ def test_webhook_request_is_signed_per_standard_webhooks() -> None:
     secret = new_secret()
     now = datetime.now(UTC)
     target = {"kind": "webhook", "url": "https://hooks.example.org/x", "secret": secret}
-    url, body, headers = render(target, message(EXPERIMENT, "n-7"), BASE, now)
+    _url, body, headers = render(target, message(EXPERIMENT, "n-7"), BASE, now)
     assert headers["webhook-id"] == "n-7"
     assert headers["webhook-timestamp"] == str(int(now.timestamp()))
     verified = Webhook(secret).verify(body, headers)
