@@ -9,9 +9,10 @@ import asyncio
 import json
 from datetime import datetime, timedelta
 
+from drift_backend.main import job_kinds
 from drift_backend.notify import service
-from drift_backend.notify.delivery_loop import running_deliveries
 from drift_backend.schemas import utcnow
+from drift_backend.worker.service import running_worker
 from standardwebhooks.webhooks import Webhook
 
 from tests.notify.conftest import Setup, message, new_secret
@@ -185,10 +186,10 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(setup: Setup, receiver
     assert logged["deliveries"][0]["attempts"] == 2
 
 
-async def test_the_worker_loop_delivers_in_the_background(setup: Setup, receiver: Receiver) -> None:
+async def test_the_worker_delivers_beside_its_jobs(setup: Setup, receiver: Receiver) -> None:
     await setup.target(name="hook", kind="webhook", url=receiver.url(), secret=new_secret())
     settings = setup.api.settings.model_copy(update={"delivery_poll_seconds": 0.05})
-    async with running_deliveries(setup.db, settings):
+    async with running_worker(setup.db, settings, job_kinds(), processes=1):
         await service.enqueue(setup.db, message(setup.experiment, "n-loop"))
         [request] = await receiver.wait_for(1)
     assert request.headers["webhook-id"] == "n-loop"

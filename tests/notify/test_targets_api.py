@@ -11,7 +11,7 @@ import pytest
 from drift_backend.errors import ValidationFailed
 from drift_backend.notify import service
 from drift_backend.notify.targets import check_url
-from drift_backend.settings import Settings
+from drift_backend.settings import Mode, Settings
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import Api
@@ -123,7 +123,7 @@ async def test_targets_on_non_global_addresses_are_refused_at_creation(
 
 
 async def test_https_is_required_outside_development() -> None:
-    production = Settings(mode="production", outbound_allow=["10.0.0.0/8"])
+    production = Settings(mode=Mode.production, outbound_allow=["10.0.0.0/8"])
     await check_url("zapier", "https://93.184.215.14/hook", production)
     with pytest.raises(ValidationFailed, match="must be https"):
         await check_url("zapier", "http://93.184.215.14/hook", production)
