@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Response, status
 from drift_backend.api.deps import CallerDep, ContextDep
 from drift_backend.api.responses import errors
 from drift_backend.auth.permissions import Level
+from drift_backend.errors import ValidationFailed
 from drift_backend.experiments.service import get_for
 from drift_backend.notify import service, targets
 from drift_backend.notify.delivery_loop import outbound_for
@@ -68,6 +69,9 @@ async def patch_target(
     await get_for(context.db, experiment_id, caller, Level.Manage)
     doc = await targets.get(context.db, experiment_id, target_id)
     changes = body.model_dump(exclude_unset=True)
+    for required in ("name", "url", "enabled"):
+        if required in changes and changes[required] is None:
+            raise ValidationFailed(required, "may not be null")
     if body.secret is not None:
         changes["secret"] = body.secret.get_secret_value()
     updated = await targets.update(context.db, context.settings, doc, changes)
