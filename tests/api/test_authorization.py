@@ -19,6 +19,8 @@ from drift_backend.auth.permissions import Level
 from drift_backend.checks.engine import Report
 from drift_backend.idempotency.keys import applies_to
 from drift_backend.main import create_app
+from drift_backend.notify import service as notify
+from drift_backend.notify.message import AlertMessage
 from drift_backend.store.database import connect
 
 from tests.conftest import Api, make_settings
@@ -85,6 +87,7 @@ class Case:
     baseline: dict[str, Any]
     #: notify: an alert target of the experiment (its URL refused at delivery: never sent).
     target_id: str = ""
+    notification_id: str = ""
 
 
 Body = Callable[[Case], Any]
@@ -247,6 +250,7 @@ ROUTES: list[RouteSpec] = [
     RouteSpec("DELETE", TARGET, 204, need=Level.Manage),
     RouteSpec("POST", TARGET + "/test", 200, need=Level.Manage),
     RouteSpec("GET", EXP + "/notifications", 200, need=Level.Read),
+    RouteSpec("POST", EXP + "/notifications/{notification_id}/redeliver", 202, need=Level.Manage),
 ]
 
 
@@ -368,9 +372,25 @@ async def _make_case(api: Api, users: dict[str, str], public: bool) -> Case:
                 "updated_at": now,
             }
         )
+        # notify: a queued notification (for the delivery log and its redeliver).
+        notification_id = uuid.uuid4().hex
+        await notify.enqueue(
+            client[api.settings.mongodb_database],
+            AlertMessage(
+                dedup_key=notification_id,
+                experiment_id=experiment["id"],
+                experiment_name=experiment["name"],
+                rule_id="az-rule",
+                rule_name="az rule",
+                model="az-model",
+                status="firing",
+                starts_at=now,
+                summary="az",
+            ),
+        )
     finally:
         await client.close()
-    return Case(api, users, experiment, drift, public, baseline.json(), target_id)
+    return Case(api, users, experiment, drift, public, baseline.json(), target_id, notification_id)
 
 
 async def _state(case: Case) -> tuple[Any, Any]:
@@ -422,6 +442,7 @@ async def test_authorization_matrix(
         drift_id=case.drift["id"],
         baseline_id=case.baseline["id"],
         target_id=case.target_id,
+        notification_id=case.notification_id,
     )
     kwargs: dict[str, Any] = {}
     if route.body is not None:

@@ -243,3 +243,28 @@ async def test_deleting_the_experiment_deletes_its_targets_and_notifications(
     for collection in ("alert_targets", "notifications", "deliveries"):
         left = await setup.db[collection].count_documents({})
         assert left == 0, (collection, json.dumps(left))
+
+
+async def test_a_finished_delivery_can_be_sent_again(setup: Setup, receiver: Receiver) -> None:
+    await setup.target(name="hook", kind="webhook", url=receiver.url(), secret=new_secret())
+    await service.enqueue(setup.db, message(setup.experiment, "n-again"))
+    deliverer = setup.deliverer()
+    await deliverer.expand()
+    receiver.reply(Reply(400, b"not now"))
+    assert await deliverer.deliver_one()
+    [delivery] = (await setup.log())[0]["deliveries"]
+    assert delivery["state"] == "failed"
+
+    url = f"{PREFIX}/experiment/{setup.experiment['id']}/notifications/n-again/redeliver"
+    again = await setup.api.request("POST", url, "alice")
+    assert again.status_code == 202, again.text
+    [delivery] = again.json()["deliveries"]
+    assert delivery["state"] == "pending"
+    assert delivery["attempts"] == 0
+    assert len(delivery["history"]) == 1  # the failed attempt stays in the record
+    assert await deliverer.deliver_one()
+    assert [r.headers["webhook-id"] for r in receiver.requests] == ["n-again", "n-again"]
+    assert (await setup.log())[0]["state"] == "delivered"
+
+    missing = url.replace("n-again", "n-nothing")
+    assert (await setup.api.request("POST", missing, "alice")).status_code == 404

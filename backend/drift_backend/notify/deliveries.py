@@ -126,3 +126,13 @@ async def counts(db: Database) -> dict[str, int]:
 
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     await db.deliveries.delete_many({"experiment_id": experiment_id})
+
+
+async def redeliver(db: Database, notification_id: str, now: datetime) -> int:
+    """Send a notification's finished deliveries again (a manual redeliver): due now, with a
+    fresh retry schedule and age; the history stays. How many were finished."""
+    result = await db.deliveries.update_many(
+        {"notification_id": notification_id, "state": {"$in": sorted(FINAL)}},
+        {"$set": {"state": PENDING, "due_at": now, "attempts": 0, "created_at": now}},
+    )
+    return result.modified_count

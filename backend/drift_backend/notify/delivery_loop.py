@@ -78,7 +78,13 @@ class Deliverer:
     async def deliver_one(self, now: datetime | None = None) -> bool:
         """Claim one due delivery and deliver it; False when none is due."""
         now = now or self.clock()
-        claimed = await deliveries.claim(self.db, now, self.settings.delivery_lease_seconds)
+        # A lease shorter than a request would let a second worker send while the first
+        # still waits for its answer.
+        lease = max(
+            self.settings.delivery_lease_seconds,
+            self.settings.delivery_total_timeout_seconds + 5,
+        )
+        claimed = await deliveries.claim(self.db, now, lease)
         if claimed is None:
             return False
         notification = await repository.get(self.db, claimed["notification_id"])

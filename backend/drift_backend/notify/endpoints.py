@@ -18,6 +18,7 @@ from drift_backend.notify import service, targets
 from drift_backend.notify.delivery_loop import outbound_for
 from drift_backend.notify.message import AlertMessage, FeatureAlert
 from drift_backend.notify.schemas import (
+    Notification,
     NotificationPage,
     Target,
     TargetCreate,
@@ -168,3 +169,19 @@ async def list_notifications(
     attempts, last answer, history). Keyset-paginated: pass ``next`` as ``before``."""
     await get_for(context.db, experiment_id, caller, Level.Read)
     return await service.delivery_log(context.db, experiment_id, before, limit)
+
+
+@router.post(
+    "/experiment/{experiment_id}/notifications/{notification_id}/redeliver",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Notification,
+    responses=errors(403, 404),
+)
+async def redeliver_notification(
+    experiment_id: str, notification_id: str, caller: CallerDep, context: ContextDep
+) -> Any:
+    """Send the notification again to every target whose delivery has finished (delivered,
+    failed or refused), with the same ``webhook-id`` and a fresh retry schedule; deliveries
+    still pending are left as they are. The workers send it; the answer is its log entry."""
+    await get_for(context.db, experiment_id, caller, Level.Manage)
+    return await service.redeliver(context.db, experiment_id, notification_id)

@@ -8,7 +8,7 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from drift_backend.errors import ValidationFailed
+from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.notify import deliveries, repository, targets
 from drift_backend.notify.message import AlertMessage
 from drift_backend.notify.schemas import attempt_to_api
@@ -37,10 +37,21 @@ async def delivery_counts(db: Database) -> dict[str, int]:
 
 
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
-    """An experiment's targets, notifications and deliveries (the experiment is deleted)."""
+    """An experiment's targets, notifications and deliveries (the experiment is deleted).
+    Deliveries last: a delivery loop handing out a notification meanwhile may still add some."""
+    await repository.delete_for_experiment(db, experiment_id)
     await targets.delete_for_experiment(db, experiment_id)
     await deliveries.delete_for_experiment(db, experiment_id)
-    await repository.delete_for_experiment(db, experiment_id)
+
+
+async def redeliver(db: Database, experiment_id: str, notification_id: str) -> dict[str, Any]:
+    """Send a notification again to the targets whose delivery has finished (delivered,
+    failed or refused), with the same ``webhook-id``; its log entry."""
+    doc = await repository.get(db, notification_id)
+    if doc is None or doc["experiment_id"] != experiment_id:
+        raise NotFound(f"no notification {notification_id!r} in this experiment")
+    await deliveries.redeliver(db, notification_id, utcnow())
+    return (await _items(db, [doc]))[0]
 
 
 def encode_cursor(doc: Document) -> str:
@@ -96,6 +107,11 @@ async def delivery_log(
     docs = await repository.page(db, experiment_id, after, limit + 1)
     more = len(docs) > limit
     docs = docs[:limit]
+    items = await _items(db, docs)
+    return {"items": items, "next": encode_cursor(docs[-1]) if more and docs else None}
+
+
+async def _items(db: Database, docs: list[Document]) -> list[dict[str, Any]]:
     found = await deliveries.for_notifications(db, [doc["_id"] for doc in docs])
     by_notification: dict[str, list[Document]] = {}
     for doc in found:
@@ -117,4 +133,4 @@ async def delivery_log(
                 "deliveries": [_delivery(d) for d in own],
             }
         )
-    return {"items": items, "next": encode_cursor(docs[-1]) if more and docs else None}
+    return items
