@@ -235,3 +235,21 @@ async def test_slack_gets_at_most_one_message_per_second(setup: Setup, receiver:
     assert {d["attempts"] for d in log.values()} == {1}  # a put-back is no attempt
     blocks = json.loads(receiver.requests[0].body)["blocks"]
     assert blocks[0]["type"] == "header"
+
+
+async def test_alertmanager_receives_v2_alerts_with_its_credentials(
+    setup: Setup, receiver: Receiver
+) -> None:
+    await setup.target(name="am", kind="alertmanager", url=receiver.url("/am/"), secret="token-1")
+    await service.enqueue(setup.db, message(setup.experiment, "n-am"))
+    deliverer = setup.deliverer()
+    await deliverer.expand()
+    assert await deliverer.deliver_one()
+    [request] = receiver.requests
+    assert request.path == "/am/api/v2/alerts"
+    assert request.headers["authorization"] == "Bearer token-1"
+    [alert] = json.loads(request.body)
+    assert alert["labels"]["alertname"] == "dataset drift"
+    assert alert["labels"]["model"] == "churn-model"
+    assert alert["labels"]["experiment"] == setup.experiment["name"]
+    assert alert["startsAt"] == "2026-12-01T12:00:00Z"

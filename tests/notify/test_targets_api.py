@@ -268,3 +268,31 @@ async def test_a_finished_delivery_can_be_sent_again(setup: Setup, receiver: Rec
 
     missing = url.replace("n-again", "n-nothing")
     assert (await setup.api.request("POST", missing, "alice")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/hook",
+        "http://[::ffff:127.0.0.1]:{port}/hook",
+        "http://[::1]:{port}/hook",
+        "http://localhost:{port}/hook",
+    ],
+)
+async def test_unsafe_addresses_are_refused_at_delivery(
+    setup: Setup, receiver: Receiver, url: str
+) -> None:
+    """Stored as they might have been before the operator narrowed the allow list."""
+    target = await setup.target(name="hook", kind="zapier", url=receiver.url())
+    await setup.db.alert_targets.update_one(
+        {"_id": target["id"]}, {"$set": {"url": url.format(port=receiver.port)}}
+    )
+    await service.enqueue(setup.db, message(setup.experiment, "n-unsafe"))
+    deliverer = setup.deliverer(outbound_allow=[])
+    await deliverer.expand()
+    assert await deliverer.deliver_one()
+    assert receiver.requests == []
+    [delivery] = (await setup.log())[0]["deliveries"]
+    assert delivery["state"] == "refused"
+    assert "not a global address" in delivery["last"]["error"]
