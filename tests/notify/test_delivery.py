@@ -253,3 +253,36 @@ async def test_alertmanager_receives_v2_alerts_with_its_credentials(
     assert alert["labels"]["model"] == "churn-model"
     assert alert["labels"]["experiment"] == setup.experiment["name"]
     assert alert["startsAt"] == "2026-12-01T12:00:00Z"
+
+
+async def test_a_target_disabled_or_deleted_after_queueing_gets_nothing(
+    setup: Setup, receiver: Receiver
+) -> None:
+    one = await setup.target(name="one", kind="zapier", url=receiver.url("/one"))
+    two = await setup.target(name="two", kind="zapier", url=receiver.url("/two"))
+    await service.enqueue(setup.db, message(setup.experiment, "n-late"))
+    deliverer = setup.deliverer()
+    await deliverer.expand()
+    base = f"/api/v1/experiment/{setup.experiment['id']}/alert-targets"
+    patched = await setup.api.request(
+        "PATCH", f"{base}/{one['id']}", "alice", json={"enabled": False}
+    )
+    assert patched.status_code == 200
+    assert (await setup.api.request("DELETE", f"{base}/{two['id']}", "alice")).status_code == 204
+    while await deliverer.deliver_one():
+        pass
+    assert receiver.requests == []
+    [logged] = await setup.log()
+    assert logged["state"] == "failed"
+    errors = sorted(d["last"]["error"] for d in logged["deliveries"])
+    assert errors == ["the target is disabled", "the target was deleted"]
+
+
+async def test_an_experiment_without_targets_logs_no_targets(setup: Setup) -> None:
+    await service.enqueue(setup.db, message(setup.experiment, "n-nowhere"))
+    [queued] = await setup.log()
+    assert queued["state"] == "queued"
+    await setup.deliverer().expand()
+    [logged] = await setup.log()
+    assert logged["state"] == "no_targets"
+    assert logged["deliveries"] == []

@@ -88,12 +88,10 @@ class Deliverer:
         if claimed is None:
             return False
         notification = await repository.get(self.db, claimed["notification_id"])
-        found = await targets.by_ids(self.db, [claimed["target_id"]])
-        target = found.get(claimed["target_id"])
-        if notification is None or target is None or not target.get("enabled", True):
-            why = "target deleted" if target is None else "target disabled"
-            why = "notification deleted" if notification is None else why
-            await deliveries.finish(self.db, claimed, deliveries.FAILED, _note(now, why))
+        target = await targets.by_id(self.db, claimed["target_id"])
+        why = _unsendable(notification, target)
+        if why is not None or notification is None or target is None:
+            await deliveries.finish(self.db, claimed, deliveries.FAILED, _note(now, str(why)))
             return True
         if target["kind"] == "slack":
             opens = await targets.reserve_send_slot(
@@ -165,6 +163,17 @@ class Deliverer:
                 raise_if_cancelled()
                 log.warning("delivering a notification failed", exc_info=True)
             await _wait(stop, self.settings.delivery_poll_seconds)
+
+
+def _unsendable(notification: Document | None, target: Document | None) -> str | None:
+    """Why a claimed delivery cannot be sent any more (None when it can)."""
+    if notification is None:
+        return "the notification was deleted"
+    if target is None:
+        return "the target was deleted"
+    if not target.get("enabled", True):
+        return "the target is disabled"
+    return None
 
 
 def _note(now: datetime, error: str) -> dict[str, object]:

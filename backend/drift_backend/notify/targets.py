@@ -182,9 +182,8 @@ async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     await db.alert_targets.delete_many({"experiment_id": experiment_id})
 
 
-async def by_ids(db: Database, target_ids: list[str]) -> dict[str, Document]:
-    cursor = db.alert_targets.find({"_id": {"$in": target_ids}})
-    return {doc["_id"]: doc async for doc in cursor}
+async def by_id(db: Database, target_id: str) -> Document | None:
+    return await db.alert_targets.find_one({"_id": target_id})
 
 
 async def reserve_send_slot(
