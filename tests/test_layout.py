@@ -46,6 +46,8 @@ OWNERS: dict[str, str] = {
     "events": "events",
     "event_counters": "events",
     "notifications": "notify",
+    "alert_targets": "notify",
+    "deliveries": "notify",
     # dashboard part: the dashboard's server-side sessions (frontend/drift_dashboard/sessions.py)
     "dashboard_sessions": DASHBOARD_OWNER,
 }

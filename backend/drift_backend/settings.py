@@ -58,6 +58,8 @@ def _split_list(value: object) -> object:
 
 
 ListSetting = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+#: notify/: a list of numbers, given the same ways.
+FloatListSetting = Annotated[list[float], NoDecode, BeforeValidator(_split_list)]
 
 
 class Settings(BaseSettings):
@@ -137,6 +139,36 @@ class Settings(BaseSettings):
     events_max_streams: int = Field(default=1000, ge=1)
     #: How long a stream reuses a read-permission decision on an experiment.
     events_permission_cache_seconds: float = Field(default=5.0, ge=0)
+
+    # Alert targets and notification delivery (notify/)
+    #: Networks (CIDR) and host names outbound requests may reach although they are not
+    #: globally routable (an Alertmanager inside the cluster, a receiver on loopback); they
+    #: may also be plain http outside development (alertmanager and webhook targets).
+    outbound_allow: ListSetting = Field(default_factory=list)
+    #: The dashboard's public base URL, for the run links in notifications (none: no links).
+    public_base_url: str | None = None
+    #: Deliver queued notifications in every worker (beside the job runner).
+    delivery_enabled: bool = True
+    #: Deliveries one worker sends at once.
+    delivery_concurrency: int = Field(default=4, ge=1, le=64)
+    delivery_poll_seconds: float = Field(default=1.0, gt=0)
+    #: A claimed delivery is another worker's to send again after this long (a killed worker).
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    #: Waits before each retry (the Standard Webhooks schedule), each with +-20 % jitter;
+    #: after the last the delivery has failed.
+    delivery_retry_seconds: FloatListSetting = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    #: No retry is made later than this after the notification was queued.
+    delivery_max_age_seconds: float = Field(default=24 * 3600.0, gt=0)
+    delivery_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    delivery_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: All of one request: connecting, sending, the answer.
+    delivery_total_timeout_seconds: float = Field(default=15.0, gt=0)
+    #: How much of a receiver's answer is read (the rest is dropped unread).
+    delivery_max_response_bytes: int = Field(default=65_536, ge=1)
+    #: Slack takes one message per second per incoming webhook.
+    delivery_slack_interval_seconds: float = Field(default=1.0, ge=0)
 
     # Limits
     max_body_bytes: int = Field(default=1_048_576, gt=0)

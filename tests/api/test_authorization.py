@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from drift_backend.auth.permissions import Level
 from drift_backend.checks.engine import Report
 from drift_backend.idempotency.keys import applies_to
 from drift_backend.main import create_app
+from drift_backend.notify import service as notify
+from drift_backend.notify.message import AlertMessage
 from drift_backend.store.database import connect
 
 from tests.conftest import Api, make_settings
@@ -38,6 +41,7 @@ EXP = PREFIX + "/experiment/{experiment_id}"
 DRIFT = EXP + "/drift/{drift_id}"
 BASELINE = EXP + "/baseline/{baseline_id}"
 CHARTS = EXP + "/charts"
+TARGET = EXP + "/alert-targets/{target_id}"  # notify
 
 READ_GROUP = "urn:az:group:readers"
 EDIT_GROUP = "urn:az:group:editors"
@@ -81,6 +85,9 @@ class Case:
     drift: dict[str, Any]
     public: bool
     baseline: dict[str, Any]
+    #: notify: an alert target of the experiment (its URL refused at delivery: never sent).
+    target_id: str = ""
+    notification_id: str = ""
 
 
 Body = Callable[[Case], Any]
@@ -237,6 +244,22 @@ ROUTES: list[RouteSpec] = [
         need=Level.Read,
         params=lambda case: {"experiment": case.experiment["id"], "follow": "false"},
     ),
+    # notify: alert targets (Manage to change, Read to see) and the delivery log.
+    RouteSpec("GET", EXP + "/alert-targets", 200, need=Level.Read),
+    RouteSpec(
+        "POST",
+        EXP + "/alert-targets",
+        201,
+        need=Level.Manage,
+        # A global address literal: nothing to resolve, nothing sent.
+        body=lambda case: {"name": "az", "kind": "zapier", "url": "https://93.184.215.14/x"},
+    ),
+    RouteSpec("GET", TARGET, 200, need=Level.Read),
+    RouteSpec("PATCH", TARGET, 200, need=Level.Manage, body=lambda case: {"name": "renamed"}),
+    RouteSpec("DELETE", TARGET, 204, need=Level.Manage),
+    RouteSpec("POST", TARGET + "/test", 200, need=Level.Manage),
+    RouteSpec("GET", EXP + "/notifications", 200, need=Level.Read),
+    RouteSpec("POST", EXP + "/notifications/{notification_id}/redeliver", 202, need=Level.Manage),
 ]
 
 
@@ -339,13 +362,44 @@ async def _make_case(api: Api, users: dict[str, str], public: bool) -> Case:
     assert baseline.status_code == 201, baseline.text
     # A finished check's report, as a worker would have stored it.
     client = connect(api.settings.mongodb_url.get_secret_value())
+    target_id = uuid.uuid4().hex
     try:
         await client[api.settings.mongodb_database].reports.insert_one(
             {"_id": drift["id"], **EMPTY_REPORT.model_dump(mode="json")}
         )
+        # notify: a target as stored; its loopback URL is refused by the test route at once.
+        now = datetime.now(UTC)
+        await client[api.settings.mongodb_database].alert_targets.insert_one(
+            {
+                "_id": target_id,
+                "experiment_id": experiment["id"],
+                "name": "az-target",
+                "kind": "zapier",
+                "url": "http://127.0.0.1:9/hook",
+                "enabled": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        # notify: a queued notification (for the delivery log and its redeliver).
+        notification_id = uuid.uuid4().hex
+        await notify.enqueue(
+            client[api.settings.mongodb_database],
+            AlertMessage(
+                dedup_key=notification_id,
+                experiment_id=experiment["id"],
+                experiment_name=experiment["name"],
+                rule_id="az-rule",
+                rule_name="az rule",
+                model="az-model",
+                status="firing",
+                starts_at=now,
+                summary="az",
+            ),
+        )
     finally:
         await client.close()
-    return Case(api, users, experiment, drift, public, baseline.json())
+    return Case(api, users, experiment, drift, public, baseline.json(), target_id, notification_id)
 
 
 async def _state(case: Case) -> tuple[Any, Any]:
@@ -396,6 +450,8 @@ async def test_authorization_matrix(
         experiment_id=case.experiment["id"],
         drift_id=case.drift["id"],
         baseline_id=case.baseline["id"],
+        target_id=case.target_id,
+        notification_id=case.notification_id,
     )
     kwargs: dict[str, Any] = {}
     if route.body is not None:

@@ -63,6 +63,15 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "notifications": [
         # an experiment's delivery log, newest first
         ((("experiment_id", ASC), ("created_at", DESC), ("_id", DESC)), False),
+        ((("state", ASC), ("created_at", ASC)), False),  # queued, not yet handed to targets
+    ],
+    "alert_targets": [
+        ((("experiment_id", ASC), ("created_at", ASC)), False),  # an experiment's targets
+    ],
+    "deliveries": [
+        ((("state", ASC), ("due_at", ASC)), False),  # claim the longest-due; counts by state
+        ((("notification_id", ASC),), False),  # the delivery log's deliveries
+        ((("experiment_id", ASC),), False),  # an experiment's, on delete
     ],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete

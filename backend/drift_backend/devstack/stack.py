@@ -128,6 +128,8 @@ def run_dev_stack(port: int, data_dir: Path, mongo_port: int, oidc_port: int) ->
             allow_insecure_issuers=True,
             admin_entitlements=identities["admin_entitlements"],
             embedded_worker=True,
+            # notify: alert targets may be local receivers (loopback), nothing else private.
+            outbound_allow=["127.0.0.0/8", "::1/128"],
         )
         if asyncio.run(_prepare_database(settings, oidc.url, sandbox)):
             print("loaded the sandbox demo data (users alice, bob, admin; 4 experiments)")

@@ -50,6 +50,8 @@ class AlertMessage:
     values: dict[str, float] = field(default_factory=dict)
     #: The experiment's targets to send to; ``None`` means all of them.
     target_ids: tuple[str, ...] | None = None
+    #: Alertmanager's ``severity`` label (``warning``, ``critical``, ...).
+    severity: str = "warning"
 
     @property
     def group_key(self) -> str:

@@ -100,8 +100,19 @@ INDEXES: dict[str, list[IndexModel]] = {
     # GridFS bucket of queued check batches: an experiment's are dropped when it is deleted.
     "batches.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
     "batches.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
+    # notify: the delivery log (newest first), notifications not yet handed to targets.
     "notifications": [
         IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("state", ASCENDING), ("created_at", ASCENDING)]),
+    ],
+    # notify: an experiment's targets, in creation order.
+    "alert_targets": [IndexModel([("experiment_id", ASCENDING), ("created_at", ASCENDING)])],
+    # notify: claim the longest-due delivery, count by state (/metrics), a notification's
+    # deliveries (the log), an experiment's (delete).
+    "deliveries": [
+        IndexModel([("state", ASCENDING), ("due_at", ASCENDING)]),
+        IndexModel([("notification_id", ASCENDING)]),
+        IndexModel([("experiment_id", ASCENDING)]),
     ],
 }
 

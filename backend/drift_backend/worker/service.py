@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from drift_backend.jobs.handlers import JobKind, WorkerContext
 from drift_backend.jobs.queue import JobQueue
+from drift_backend.notify.delivery_loop import running_deliveries
 from drift_backend.settings import Settings
 from drift_backend.store.database import Database
 from drift_backend.worker.runner import POLL_SECONDS, run_worker
@@ -51,7 +52,11 @@ async def running_worker(
         )
     )
     try:
-        yield task
+        async with contextlib.AsyncExitStack() as beside:
+            # notify: alert deliveries go out from every worker, beside its jobs.
+            if settings.delivery_enabled:
+                await beside.enter_async_context(running_deliveries(db, settings))
+            yield task
     finally:
         stop.set()
         with contextlib.suppress(Exception):
