@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     #: How long a stream reuses a read-permission decision on an experiment.
     events_permission_cache_seconds: float = Field(default=5.0, ge=0)
 
+    # Alerts (rules part, issue 9): how often each worker looks for alert groups whose time
+    # has come (group_wait, repeat_interval, keep_firing_for, no_run deadlines, silences).
+    alerts_tick_seconds: float = Field(default=5.0, gt=0, le=3600)
+
     # Limits
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     #: Baseline and check uploads (data batches) may be this large.

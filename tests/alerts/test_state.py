@@ -60,7 +60,8 @@ def test_one_drifting_run_fires_once_and_a_clean_one_resolves() -> None:
 def test_for_runs_needs_that_many_runs_in_a_row() -> None:
     timing = Timing(for_runs=3, group_wait=0, group_interval=0)
     g, notices = play([(0, True), (1, True), (2, False), (3, True), (4, True)], timing)
-    assert g.state is State.pending and g.streak == 2
+    assert g.state is State.pending
+    assert g.streak == 2
     assert notices == []
     g, notices = play([(5, True)], timing, g)
     assert g.state is State.firing
@@ -77,7 +78,8 @@ def test_a_pending_group_that_stops_holding_says_nothing() -> None:
 def test_group_wait_delays_the_first_notification_to_a_tick() -> None:
     timing = Timing(group_wait=30, group_interval=0)
     g, notices = play([(0, True)], timing)
-    assert notices == [] and g.state is State.firing
+    assert notices == []
+    assert g.state is State.firing
     assert g.due_at == T0 + timedelta(seconds=30)
     g, notices = play([(10, None), (20, True)], timing, g)
     assert notices == []
@@ -90,7 +92,8 @@ def test_resolved_within_group_wait_says_nothing_at_all() -> None:
     timing = Timing(group_wait=30, group_interval=0)
     g, notices = play([(0, True), (10, False), (30, None), (60, None)], timing)
     assert notices == []
-    assert g.state is State.resolved and g.due_at is None
+    assert g.state is State.resolved
+    assert g.due_at is None
 
 
 def test_repeat_interval_repeats_while_firing_and_nothing_between() -> None:
@@ -108,11 +111,14 @@ def test_group_interval_holds_the_resolution_back_and_a_return_continues_the_epi
     timing = Timing(group_wait=0, group_interval=300, repeat_interval=3600)
     g, notices = play([(0, True), (60, False)], timing)
     assert said(notices) == [(0, "firing")]
-    assert g.state is State.resolved and g.due_at == T0 + timedelta(seconds=300)
+    assert g.state is State.resolved
+    assert g.due_at == T0 + timedelta(seconds=300)
     # Back before the resolution went out: receivers never heard it end, nothing to say.
     g, notices = play([(120, True), (300, None)], timing, g)
     assert notices == []
-    assert g.state is State.firing and g.episode == 1 and g.active_at == T0
+    assert g.state is State.firing
+    assert g.episode == 1
+    assert g.active_at == T0
     # Resolved for real: said after group_interval.
     g, notices = play([(400, False), (500, None), (700, None)], timing, g)
     assert said(notices) == [(400, "resolved")]
@@ -120,9 +126,14 @@ def test_group_interval_holds_the_resolution_back_and_a_return_continues_the_epi
 
 def test_flapping_without_keep_firing_for_makes_one_episode_per_flap_said() -> None:
     timing = Timing(group_wait=0, group_interval=0)
-    g, notices = play([(0, True), (1, False), (2, True), (3, False)], timing)
+    _g, notices = play([(0, True), (1, False), (2, True), (3, False)], timing)
     assert said(notices) == [(0, "firing"), (1, "resolved"), (2, "firing"), (3, "resolved")]
-    assert [n.dedup_key("r", "m") for _, n in notices] == ["r:m:1:1", "r:m:1:2", "r:m:2:1", "r:m:2:2"]
+    assert [n.dedup_key("r", "m") for _, n in notices] == [
+        "r:m:1:1",
+        "r:m:1:2",
+        "r:m:2:1",
+        "r:m:2:2",
+    ]
 
 
 def test_keep_firing_for_rides_out_flapping() -> None:
@@ -130,11 +141,13 @@ def test_keep_firing_for_rides_out_flapping() -> None:
     events: list[Event] = [(0, True), (60, False), (120, True), (180, False), (240, True)]
     g, notices = play(events, timing)
     assert said(notices) == [(0, "firing")]
-    assert g.state is State.firing and g.keep_firing_since is None
+    assert g.state is State.firing
+    assert g.keep_firing_since is None
     # Stops holding for good: still firing until keep_firing_for has passed, then resolved
     # by a tick (no run needed).
     g, notices = play([(300, False), (600, False), (899, None)], timing, g)
-    assert notices == [] and g.state is State.firing
+    assert notices == []
+    assert g.state is State.firing
     assert g.due_at == T0 + timedelta(seconds=900)
     g, notices = play([(900, None)], timing, g)
     assert said(notices) == [(900, "resolved")]
@@ -143,7 +156,7 @@ def test_keep_firing_for_rides_out_flapping() -> None:
 
 def test_send_resolved_off_ends_the_episode_quietly() -> None:
     timing = Timing(group_wait=0, group_interval=0, send_resolved=False)
-    g, notices = play([(0, True), (1, False), (2, True)], timing)
+    _g, notices = play([(0, True), (1, False), (2, True)], timing)
     assert said(notices) == [(0, "firing"), (2, "firing")]
     assert [n.episode for _, n in notices] == [1, 2]
 
@@ -151,7 +164,9 @@ def test_send_resolved_off_ends_the_episode_quietly() -> None:
 def test_a_silence_holds_notifications_back_until_it_ends() -> None:
     until = T0 + timedelta(seconds=100)
     g, notices = play([(0, True), (10, True)], PROMPT, mute=Mute("silenced", until))
-    assert notices == [] and g.state is State.firing and g.muted == "silenced"
+    assert notices == []
+    assert g.state is State.firing
+    assert g.muted == "silenced"
     assert g.due_at == until
     g, notices = play([(100, None)], PROMPT, g)
     assert said(notices) == [(100, "firing")]
@@ -167,7 +182,8 @@ def test_a_group_resolved_while_silenced_before_it_was_said_says_nothing() -> No
 def test_an_inhibited_group_looks_again_later() -> None:
     timing = Timing(group_wait=0, group_interval=60)
     g, notices = play([(0, True)], timing, mute=Mute("inhibited"))
-    assert notices == [] and g.muted == "inhibited"
+    assert notices == []
+    assert g.muted == "inhibited"
     assert g.due_at == T0 + timedelta(seconds=60)
     g, notices = play([(60, None)], timing, g)
     assert said(notices) == [(60, "firing")]
@@ -184,7 +200,8 @@ def test_no_run_trips_after_its_deadline_and_a_run_resolves_it() -> None:
     timing = Timing(group_wait=0, group_interval=0, no_run_within=60)
     g = Group(last_seen=T0)
     g, notices = play([(59, None)], timing, g)
-    assert notices == [] and g.due_at == T0 + timedelta(seconds=60)
+    assert notices == []
+    assert g.due_at == T0 + timedelta(seconds=60)
     g, notices = play([(60, None), (90, None)], timing, g)
     assert said(notices) == [(60, "firing")]
     assert notices[0][1].detail is not None

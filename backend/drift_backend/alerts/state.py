@@ -133,7 +133,8 @@ def overdue(group: Group, timing: Timing, now: datetime) -> bool:
 
 
 def _no_run_detail(group: Group, timing: Timing, now: datetime) -> Detail:
-    assert group.last_seen is not None and timing.no_run_within is not None
+    assert group.last_seen is not None
+    assert timing.no_run_within is not None
     quiet = (now - group.last_seen).total_seconds()
     return Detail(
         summary=f"no run for {quiet:.0f} s (allowed: {timing.no_run_within:g} s)",
