@@ -41,6 +41,10 @@ OWNERS: dict[str, str] = {
     "events": "events",
     "event_counters": "events",
     "notifications": "notify",
+    # Alerts, rules part.
+    "alert_rules": "alerts",
+    "alert_groups": "alerts",
+    "silences": "alerts",
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.

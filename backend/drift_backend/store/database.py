@@ -103,6 +103,17 @@ INDEXES: dict[str, list[IndexModel]] = {
     "notifications": [
         IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
     ],
+    # Alerts, rules part (alerts/): an experiment's rules; groups by due time (the worker's
+    # tick), by experiment and state (the alerts route), firing ones (the metrics' count),
+    # by rule (a rule changed or deleted); an experiment's active silences.
+    "alert_rules": [IndexModel([("experiment_id", ASCENDING), ("created_at", ASCENDING)])],
+    "alert_groups": [
+        IndexModel([("due_at", ASCENDING)]),
+        IndexModel([("experiment_id", ASCENDING), ("state", ASCENDING)]),
+        IndexModel([("state", ASCENDING)]),
+        IndexModel([("rule_id", ASCENDING)]),
+    ],
+    "silences": [IndexModel([("experiment_id", ASCENDING), ("ends_at", ASCENDING)])],
 }
 
 
