@@ -35,7 +35,8 @@ async def test_a_rule_gets_alertmanager_defaults(api: Api, exp: dict[str, Any]) 
     assert r.status_code == 201, r.text
     rule = r.json()
     assert rule["condition"] == {"type": "dataset_drift"}
-    assert rule["models"] == [] and rule["tags"] == []
+    assert rule["models"] == []
+    assert rule["tags"] == []
     assert rule["for_runs"] == 1
     assert rule["keep_firing_for"] == 0
     assert (rule["group_wait"], rule["group_interval"], rule["repeat_interval"]) == (
