@@ -273,3 +273,62 @@ async def test_the_firing_count_by_experiment(alerts_api: Api, alerts_db: Databa
         await evaluated(db, run["id"])
     counts = await eventually(lambda: firing_count(db), lambda c: exp["id"] in c, "firing")
     assert counts[exp["id"]] == 2
+
+
+async def test_no_run_on_every_model_watches_the_models_run_so_far(
+    alerts_api: Api, alerts_db: Database
+) -> None:
+    api, db = alerts_api, alerts_db
+    exp = await _experiment(api)
+    await _run(api, exp, "seen-before")
+    await _rule(api, exp, condition={"type": "no_run", "within_seconds": 1})
+    [message] = await sent(db, exp["id"], 1)
+    assert message["model"] == "seen-before"
+    assert message["status"] == "firing"
+
+
+async def test_an_outbox_left_by_a_dead_worker_is_handed_over_once(
+    alerts_api: Api, alerts_db: Database
+) -> None:
+    """A worker that wrote its decision and died before handing the notification to notify:
+    the tick finds the group due and hands it over, once, however often it is looked at."""
+    from drift_backend.alerts import repository
+    from drift_backend.alerts.groups import to_fields
+    from drift_backend.alerts.state import Detail, Group, Notice, State
+
+    api, db = alerts_api, alerts_db
+    exp = await _experiment(api)
+    rule = await _rule(api, exp, condition={"type": "run_failed"})
+    run = await _run(api, exp, "m1", job_status="Failed", error={"type": "E", "message": "x"})
+    await evaluated(db, run["id"])
+    [first] = await sent(db, exp["id"], 1)
+    # As the dead worker left it: the next decision (resolved) written, not handed over.
+    now = datetime.now(UTC)
+    rule_doc = await repository.find_rule(db, rule["id"])
+    assert rule_doc is not None
+    notice = Notice(
+        status="resolved",
+        episode=1,
+        n=2,
+        starts_at=first["starts_at"],
+        ends_at=now,
+        detail=Detail(summary="run completed", run_id="later-run"),
+        run_id="later-run",
+    )
+    entry = evaluation.outbox_entry(notice, rule_doc, "m1", {"name": exp["name"]})
+    current = await repository.get_group(db, f"{rule['id']}:m1")
+    assert current is not None
+    group = Group(state=State.resolved, episode=1, sent=2, active_at=first["starts_at"])
+    fields = {**to_fields(group), "outbox": [entry], "due_at": now}
+    assert await repository.save_group(db, current["_id"], current["version"], fields)
+
+    docs = await sent(db, exp["id"], 2)
+    assert [d["_id"] for d in docs] == [f"{rule['id']}:m1:1:1", f"{rule['id']}:m1:1:2"]
+    assert docs[1]["status"] == "resolved"
+    await eventually(
+        lambda: repository.get_group(db, f"{rule['id']}:m1"),
+        lambda g: g is not None and g["outbox"] == [],
+        "the outbox cleared",
+    )
+    await asyncio.gather(evaluation.tick(db), evaluation.evaluate_run(db, run["id"]))
+    assert len(await notify.notifications(db, exp["id"])) == 2

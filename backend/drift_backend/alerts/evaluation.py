@@ -49,7 +49,7 @@ CLAIM_SECONDS = 60.0
 TICK_BATCH = 200
 _REPORT_CONDITIONS = frozenset({"dataset_drift", "feature_drift", "violations"})
 
-__all__ = ["EVALUATE_JOB", "EVALUATE_KIND", "evaluate_run", "tick"]
+__all__ = ["EVALUATE_JOB", "EVALUATE_KIND", "evaluate_run", "outbox_entry", "tick"]
 
 
 def timing(rule: Mapping[str, Any]) -> Timing:
@@ -138,7 +138,11 @@ def _message(
     )
 
 
-def _stored(message: AlertMessage) -> Document:
+def outbox_entry(
+    notice: Notice, rule: Document, model: str, experiment: Document | None
+) -> Document:
+    """A decided notification as the group's outbox keeps it until ``notify`` has it."""
+    message = _message(notice, rule, model, experiment)
     out = asdict(message)
     out["features"] = [dict(f) for f in out["features"]]
     out["target_ids"] = list(message.target_ids) if message.target_ids is not None else None
@@ -185,7 +189,7 @@ async def _decide(
     new, notices = step(group, observation, now, timing(rule), mute)
     experiment = await lookups.get_experiment() if notices else None
     outbox = list(doc["outbox"]) if doc else []
-    outbox += [_stored(_message(n, rule, model, experiment)) for n in notices]
+    outbox += [outbox_entry(n, rule, model, experiment) for n in notices]
     fields = to_fields(new)
     fields["outbox"] = outbox
     if last_run is not None:
