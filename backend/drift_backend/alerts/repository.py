@@ -106,6 +106,11 @@ async def claim_due(db: Database, now: datetime, until: datetime) -> Document | 
     )
 
 
+async def wake_groups_of_rule(db: Database, rule_id: str, now: datetime) -> None:
+    """The rule's timing changed: its groups work out their due times again now."""
+    await db.alert_groups.update_many({"rule_id": rule_id}, {"$set": {"due_at": now}})
+
+
 async def delete_group(db: Database, group_id: str) -> None:
     await db.alert_groups.delete_one({"_id": group_id})
 

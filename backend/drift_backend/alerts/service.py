@@ -124,6 +124,8 @@ async def _change(db: Database, experiment_id: str, rule_id: str, fields: Docume
         # What the groups' state says no longer describes the rule: start afresh.
         await repository.delete_groups_of_rule(db, rule_id)
         await _seed_no_run(db, after, now)
+    else:  # the same state under new timing: due times are worked out again
+        await repository.wake_groups_of_rule(db, rule_id, now)
     return rule_out(after)
 
 
