@@ -332,3 +332,21 @@ async def test_an_outbox_left_by_a_dead_worker_is_handed_over_once(
     )
     await asyncio.gather(evaluation.tick(db), evaluation.evaluate_run(db, run["id"]))
     assert len(await notify.notifications(db, exp["id"])) == 2
+
+
+async def test_changing_a_rules_condition_starts_afresh_and_timing_keeps_state(
+    alerts_api: Api, alerts_db: Database
+) -> None:
+    api, db = alerts_api, alerts_db
+    exp = await _experiment(api)
+    rule = await _rule(api, exp, condition={"type": "run_failed"})
+    run = await _run(api, exp, "m1", job_status="Failed", error={"type": "E", "message": "x"})
+    await evaluated(db, run["id"])
+    url = f"/api/v1/experiment/{exp['id']}/alert-rules/{rule['id']}"
+    r = await api.request("PATCH", url, "alice", json={"name": "renamed", "repeat_interval": 60})
+    assert r.status_code == 200, r.text
+    [alert] = await _alerts(api, exp)
+    assert (alert["state"], alert["rule_name"]) == ("firing", "renamed")
+    r = await api.request("PATCH", url, "alice", json={"models": ["m2"]})
+    assert r.status_code == 200, r.text
+    assert await _alerts(api, exp) == []
