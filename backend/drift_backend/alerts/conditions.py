@@ -35,13 +35,18 @@ def _finished_at(run: Run) -> datetime:
     return value
 
 
+def _first(*values: Any) -> Any:
+    return next((value for value in values if value is not None), None)
+
+
 def _feature(result: Mapping[str, Any], kind: str = "drift") -> FeatureAlert:
     return FeatureAlert(
         name=str(result["feature"]),
         kind=kind,
         test=result.get("test"),
         statistic=result.get("statistic"),
-        p_value=result.get("p_value_adjusted", result.get("p_value")),
+        # The corrected p-value is what the drift decision was made on.
+        p_value=_first(result.get("p_value_adjusted"), result.get("p_value")),
         distance=result.get("distance"),
         threshold=result.get("threshold"),
     )
