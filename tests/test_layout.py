@@ -50,6 +50,10 @@ OWNERS: dict[str, str] = {
     "deliveries": "notify",
     # dashboard part: the dashboard's server-side sessions (frontend/drift_dashboard/sessions.py)
     "dashboard_sessions": DASHBOARD_OWNER,
+    # Alerts, rules part.
+    "alert_rules": "alerts",
+    "alert_groups": "alerts",
+    "silences": "alerts",
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.

@@ -72,14 +72,21 @@ def worker(processes: int | None) -> None:
     """Run drift-check jobs from the shared queue until SIGTERM or Ctrl-C."""
     import asyncio
 
-    from drift_backend.main import job_kinds
+    from drift_backend.main import job_kinds, worker_periodic
     from drift_backend.worker.service import serve_worker
 
     settings = load_settings()
     problems = [p for p in settings.production_problems() if "ISSUER" not in p.upper()]
     if settings.mode == "production" and problems:
         raise click.ClickException("refusing to start in production mode: " + "; ".join(problems))
-    asyncio.run(serve_worker(settings, processes or settings.worker_processes, job_kinds()))
+    asyncio.run(
+        serve_worker(
+            settings,
+            processes or settings.worker_processes,
+            job_kinds(),
+            worker_periodic(settings),
+        )
+    )
 
 
 @main.command("dev-token")

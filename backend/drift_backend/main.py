@@ -13,6 +13,9 @@ from typing import Any
 import httpx2
 from fastapi import APIRouter, FastAPI
 
+from drift_backend.alerts.endpoints import router as alerts_router
+from drift_backend.alerts.evaluation import EVALUATE_JOB, EVALUATE_KIND
+from drift_backend.alerts.evaluation import tick as alerts_tick
 from drift_backend.api import health
 from drift_backend.api.errors import install_error_handlers
 from drift_backend.api.limits import BodySizeLimit
@@ -40,7 +43,7 @@ from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import connect, ensure_indexes
 from drift_backend.users.cache import UserCache
 from drift_backend.users.endpoints import router as users_router
-from drift_backend.worker.service import running_worker
+from drift_backend.worker.service import Periodic, running_worker
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -48,7 +51,12 @@ API_PREFIX = "/api/v1"
 
 def job_kinds() -> Mapping[str, JobKind]:
     """Every kind of job a worker runs, by the ``kind`` its producer enqueues it under."""
-    return {CHECK_KIND: CHECK_JOB}
+    return {CHECK_KIND: CHECK_JOB, EVALUATE_KIND: EVALUATE_JOB}
+
+
+def worker_periodic(settings: Settings) -> list[Periodic]:
+    """What every worker does on a clock besides its jobs: the alerts' tick."""
+    return [Periodic("alerts tick", settings.alerts_tick_seconds, alerts_tick)]
 
 
 async def _create_indexes(context: AppContext) -> None:
@@ -144,7 +152,9 @@ def create_app(settings: Settings) -> FastAPI:
             async with contextlib.AsyncExitStack() as stack:
                 if settings.embedded_worker:
                     await stack.enter_async_context(
-                        running_worker(context.db, settings, job_kinds())
+                        running_worker(
+                            context.db, settings, job_kinds(), periodic=worker_periodic(settings)
+                        )
                     )
                 yield
         finally:
@@ -176,6 +186,7 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(charts_router)
     v1.include_router(events_router)
     v1.include_router(notify_router)  # notify: alert targets, delivery log
+    v1.include_router(alerts_router)
     app.include_router(v1)
     app.include_router(health.router)
     # Added first, so it runs inside BodySizeLimit: the bodies it fingerprints are limited too.

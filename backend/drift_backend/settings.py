@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     delivery_max_response_bytes: int = Field(default=65_536, ge=1)
     #: Slack takes one message per second per incoming webhook.
     delivery_slack_interval_seconds: float = Field(default=1.0, ge=0)
+    # Alerts (rules part, issue 9): how often each worker looks for alert groups whose time
+    # has come (group_wait, repeat_interval, keep_firing_for, no_run deadlines, silences).
+    alerts_tick_seconds: float = Field(default=5.0, gt=0, le=3600)
 
     # Limits
     max_body_bytes: int = Field(default=1_048_576, gt=0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -42,6 +42,26 @@ DRIFT = EXP + "/drift/{drift_id}"
 BASELINE = EXP + "/baseline/{baseline_id}"
 CHARTS = EXP + "/charts"
 TARGET = EXP + "/alert-targets/{target_id}"  # notify
+
+# Alerts, rules part.
+ALERT_RULES = EXP + "/alert-rules"
+ALERT_RULE = ALERT_RULES + "/{rule_id}"
+ALERT_RULE_BODY = {"name": "az-rule", "condition": {"type": "run_failed"}}
+
+
+def _silence() -> dict[str, Any]:
+    ends = datetime.now(UTC) + timedelta(hours=1)
+    return {"model": "az-model", "ends_at": ends.isoformat()}
+
+
+async def _alert_ids(case: Case) -> dict[str, str]:
+    """A rule and a silence of the case's experiment, for the routes that address one."""
+    base = f"{PREFIX}/experiment/{case.experiment['id']}"
+    rule = await case.api.request("POST", f"{base}/alert-rules", "admin", json=ALERT_RULE_BODY)
+    silence = await case.api.request("POST", f"{base}/silences", "admin", json=_silence())
+    assert rule.status_code == silence.status_code == 201, (rule.text, silence.text)
+    return {"rule_id": rule.json()["id"], "silence_id": silence.json()["id"]}
+
 
 READ_GROUP = "urn:az:group:readers"
 EDIT_GROUP = "urn:az:group:editors"
@@ -260,6 +280,17 @@ ROUTES: list[RouteSpec] = [
     RouteSpec("POST", TARGET + "/test", 200, need=Level.Manage),
     RouteSpec("GET", EXP + "/notifications", 200, need=Level.Read),
     RouteSpec("POST", EXP + "/notifications/{notification_id}/redeliver", 202, need=Level.Manage),
+    # Alerts, rules part: rules (Manage to change), silences (Edit), alerts now.
+    RouteSpec("GET", ALERT_RULES, 200, need=Level.Read),
+    RouteSpec("POST", ALERT_RULES, 201, need=Level.Manage, body=lambda case: ALERT_RULE_BODY),
+    RouteSpec("GET", ALERT_RULE, 200, need=Level.Read),
+    RouteSpec("PUT", ALERT_RULE, 200, need=Level.Manage, body=lambda case: ALERT_RULE_BODY),
+    RouteSpec("PATCH", ALERT_RULE, 200, need=Level.Manage, body=lambda case: {"for_runs": 2}),
+    RouteSpec("DELETE", ALERT_RULE, 204, need=Level.Manage),
+    RouteSpec("GET", EXP + "/silences", 200, need=Level.Read),
+    RouteSpec("POST", EXP + "/silences", 201, need=Level.Edit, body=lambda case: _silence()),
+    RouteSpec("DELETE", EXP + "/silences/{silence_id}", 204, need=Level.Edit),
+    RouteSpec("GET", EXP + "/alerts", 200, need=Level.Read),
 ]
 
 
@@ -446,12 +477,15 @@ async def test_authorization_matrix(
     subject = CALLER_SUBJECTS[caller]
     if caller == "unregistered":
         subject = f"az-unregistered-{uuid.uuid4().hex[:8]}"
+    wants_ids = "{rule_id}" in route.path or "{silence_id}" in route.path
+    alert_ids = await _alert_ids(case) if wants_ids else {}
     url = route.path.replace("{feature:path}", "x/y").format(
         experiment_id=case.experiment["id"],
         drift_id=case.drift["id"],
         baseline_id=case.baseline["id"],
         target_id=case.target_id,
         notification_id=case.notification_id,
+        **alert_ids,
     )
     kwargs: dict[str, Any] = {}
     if route.body is not None:

@@ -15,6 +15,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2
@@ -82,6 +83,14 @@ class World:
     def _drift(self, http: httpx2.Client) -> None:
         self.ids["drift_id"] = self._post(http, "/drift", 201, json={"model": "m"})
 
+    def _alerts(self, http: httpx2.Client) -> None:
+        """Alerts, rules part: a rule and a silence to address."""
+        rule = {"name": "r", "condition": {"type": "run_failed"}}
+        self.ids["rule_id"] = self._post(http, "/alert-rules", 201, json=rule)
+        ends = datetime.now(UTC) + timedelta(days=30)
+        silence = {"model": "m", "ends_at": ends.isoformat()}
+        self.ids["silence_id"] = self._post(http, "/silences", 201, json=silence)
+
     def build(self) -> None:
         """A fresh experiment with a baseline, a Running drift run and a finished check."""
         with self._http() as http:
@@ -94,6 +103,7 @@ class World:
             csv = {"content": REFERENCE, "headers": {"Content-Type": "text/csv"}}
             params = {"model": "m", "wait": 30}
             self.ids["checked_id"] = self._post(http, "/check", 200, params=params, **csv)
+            self._alerts(http)
 
     def use_real_ids(self, case: schemathesis.Case[Any]) -> None:
         """Most generated ids become real ones; a stable quarter stays random (404s)."""
@@ -123,6 +133,10 @@ class World:
                 self._baseline(http)
         elif method == "DELETE" and path.endswith("/experiment/{experiment_id}"):
             self.build()
+        elif "/alert-rules" in path or "/silences" in path:  # alerts, rules part
+            if method == "DELETE" and path.endswith("/alert-rules/{rule_id}"):
+                with self._http() as http:
+                    self._alerts(http)
         elif method in {"PUT", "PATCH", "DELETE"} and "{drift_id}" not in path:
             body = response.json()
             entries = body if isinstance(body, list) else body.get("permissions", [])

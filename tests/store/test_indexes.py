@@ -73,6 +73,19 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("notification_id", ASC),), False),  # the delivery log's deliveries
         ((("experiment_id", ASC),), False),  # an experiment's, on delete
     ],
+    # Alerts, rules part (alerts/).
+    "alert_rules": [
+        ((("experiment_id", ASC), ("created_at", ASC)), False),  # an experiment's rules
+    ],
+    "alert_groups": [
+        ((("due_at", ASC),), False),  # the worker's tick claims groups whose time has come
+        ((("experiment_id", ASC), ("state", ASC)), False),  # the alerts route
+        ((("state", ASC),), False),  # firing groups by experiment (metrics)
+        ((("rule_id", ASC),), False),  # a rule's groups when it changes or goes
+    ],
+    "silences": [
+        ((("experiment_id", ASC), ("ends_at", ASC)), False),  # an experiment's active silences
+    ],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete
     ],

@@ -10,6 +10,7 @@ import pyarrow as pa
 from cachetools import LRUCache
 from gridfs.errors import NoFile
 
+from drift_backend.alerts import trigger as alerts
 from drift_backend.baselines import repository as baselines
 from drift_backend.baselines.model import BatchSummary, Profile
 from drift_backend.baselines.repository import StoredProfile
@@ -120,6 +121,8 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     run = await drifts.find(ctx.db, drift_id)
     if run is None or run["job_status"] != JobStatus.Running:
         await service.drop_batch(ctx.db, payload["batch_file"])
+        if run is not None:  # an earlier attempt may have died before queueing this
+            await alerts.run_finished(ctx.db, run)
         return  # deleted or already finished (by an earlier attempt): nothing left to do
     baseline_id = payload["baseline_id"]
     if not await baselines.exists(ctx.db, baseline_id):

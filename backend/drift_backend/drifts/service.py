@@ -13,6 +13,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from drift_backend.alerts import trigger as alerts
 from drift_backend.drifts.schemas import SCHEMA_VERSION, JobStatus
 from drift_backend.errors import Conflict, NotFound
 from drift_backend.events import service as events
@@ -54,6 +55,12 @@ CLIENT_FIELDS = (
     "data_drift",
     "error",
 )
+
+
+async def _finished(db: Database, doc: dict[str, Any]) -> None:
+    """After a write that finished a run: its event, and its alert evaluation queued."""
+    await events.run_event(db, EventType.run_finished, doc)
+    await alerts.run_finished(db, doc)
 
 
 def to_api(doc: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +124,7 @@ async def create(
     await db.drifts.insert_one(doc)
     await events.run_event(db, EventType.run_created, doc)
     if JobStatus(doc["job_status"]).terminal:  # reported already finished
-        await events.run_event(db, EventType.run_finished, doc)
+        await _finished(db, doc)
     return doc
 
 
@@ -148,14 +155,17 @@ async def replace(
         return_document=ReturnDocument.AFTER,
     )
     if doc is not None:
-        finished = JobStatus(doc["job_status"]).terminal
-        await events.run_event(
-            db, EventType.run_finished if finished else EventType.run_updated, doc
-        )
+        if JobStatus(doc["job_status"]).terminal:
+            await _finished(db, doc)
+        else:
+            await events.run_event(db, EventType.run_updated, doc)
         return doc
     current = await get(db, experiment_id, drift_id)
     if all(current.get(key) == value for key, value in fields.items()):
-        return current  # an idempotent retry of the write that finished the run
+        # An idempotent retry of the write that finished the run: queued once, again in
+        # case the first try died before it could.
+        await alerts.run_finished(db, current)
+        return current
     raise Conflict(
         f"drift run is {current['job_status']}; a finished run cannot change "
         "(status moves Running to Completed or Failed, never back)"
@@ -192,6 +202,12 @@ async def run_ids(db: Database, experiment_id: str) -> list[str]:
     ]
 
 
+async def models(db: Database, experiment_id: str) -> list[str]:
+    """The models the experiment has runs of (an alert rule on every model watches them)."""
+    found: list[str] = await db.drifts.distinct("model", {"experiment_id": experiment_id})
+    return sorted(found)
+
+
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     await db.drifts.delete_many({"experiment_id": experiment_id})
 
@@ -226,7 +242,7 @@ async def complete_check(
     )
     if doc is None:
         return False
-    await events.run_event(db, EventType.run_finished, doc)
+    await _finished(db, doc)
     return True
 
 
@@ -248,7 +264,7 @@ async def fail(db: Database, drift_id: str, error: dict[str, str]) -> bool:
     )
     if doc is None:
         return False
-    await events.run_event(db, EventType.run_finished, doc)
+    await _finished(db, doc)
     return True
 
 
@@ -293,4 +309,4 @@ async def fail_stale_runs(db: Database, timeout_seconds: float) -> int:
         if doc is None:
             return failed
         failed += 1
-        await events.run_event(db, EventType.run_finished, doc)
+        await _finished(db, doc)

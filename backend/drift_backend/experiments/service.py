@@ -6,6 +6,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from drift_backend.alerts import service as alerts
 from drift_backend.auth.caller import Caller
 from drift_backend.auth.permissions import Level, has_manager, level_of
 from drift_backend.baselines.service import delete_experiment_baselines
@@ -75,6 +76,11 @@ async def get_for(db: Database, experiment_id: str, caller: Caller, need: Level)
     return doc
 
 
+async def find(db: Database, experiment_id: str) -> dict[str, Any] | None:
+    """An experiment by id, unchecked (for the server's own jobs, which hold only its id)."""
+    return await db.experiments.find_one({"_id": experiment_id})
+
+
 async def create(db: Database, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
     user = caller.registered()
     now = utcnow()
@@ -134,6 +140,7 @@ async def delete(db: Database, experiment_id: str) -> None:
         await checks.delete_reports(db, drift_ids[start : start + 1000])
     await delete_experiment_baselines(db, experiment_id)
     await notify.delete_for_experiment(db, experiment_id)  # alert targets, notifications
+    await alerts.delete_for_experiment(db, experiment_id)
     await db.experiments.delete_one({"_id": experiment_id})
 
 

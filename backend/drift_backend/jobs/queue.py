@@ -50,9 +50,13 @@ class JobQueue:
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
 
-    async def enqueue(self, kind: str, payload: dict[str, Any], *, drift_id: str) -> str:
+    async def enqueue(
+        self, kind: str, payload: dict[str, Any], *, drift_id: str, job_id: str | None = None
+    ) -> str:
+        """Queue a job; a given ``job_id`` makes it once-only (a second enqueue under the same
+        id raises ``DuplicateKeyError``)."""
         now = utcnow()
-        job_id = str(uuid.uuid4())
+        job_id = job_id or str(uuid.uuid4())
         await self.jobs.insert_one(
             {
                 "_id": job_id,

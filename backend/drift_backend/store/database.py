@@ -114,6 +114,17 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("notification_id", ASCENDING)]),
         IndexModel([("experiment_id", ASCENDING)]),
     ],
+    # Alerts, rules part (alerts/): an experiment's rules; groups by due time (the worker's
+    # tick), by experiment and state (the alerts route), firing ones (the metrics' count),
+    # by rule (a rule changed or deleted); an experiment's active silences.
+    "alert_rules": [IndexModel([("experiment_id", ASCENDING), ("created_at", ASCENDING)])],
+    "alert_groups": [
+        IndexModel([("due_at", ASCENDING)]),
+        IndexModel([("experiment_id", ASCENDING), ("state", ASCENDING)]),
+        IndexModel([("state", ASCENDING)]),
+        IndexModel([("rule_id", ASCENDING)]),
+    ],
+    "silences": [IndexModel([("experiment_id", ASCENDING), ("ends_at", ASCENDING)])],
 }
 
 

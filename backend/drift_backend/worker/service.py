@@ -8,16 +8,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 from drift_backend.jobs.handlers import JobKind, WorkerContext
 from drift_backend.jobs.queue import JobQueue
 from drift_backend.notify.delivery_loop import running_deliveries
 from drift_backend.settings import Settings
+from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import Database
 from drift_backend.worker.runner import POLL_SECONDS, run_worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """Work a worker does every ``every_seconds`` besides its jobs (the alerts' tick: groups
+    whose time has come), handed in by the composition root like the job kinds."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[Database], Awaitable[object]]
+
+
+async def _every(db: Database, periodic: Periodic, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await periodic.run(db)
+        except Exception:  # the database may be briefly away; the next round tries again
+            raise_if_cancelled()
+            log.warning("periodic %s failed", periodic.name, exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), periodic.every_seconds)
 
 
 @contextlib.asynccontextmanager
@@ -28,6 +54,7 @@ async def running_worker(
     *,
     processes: int | None = None,
     poll_seconds: float = POLL_SECONDS,
+    periodic: Sequence[Periodic] = (),
 ) -> AsyncIterator[asyncio.Task[None]]:
     """A worker loop running in the background until the block ends."""
     size = processes or settings.worker_processes
@@ -51,6 +78,7 @@ async def running_worker(
             stop=stop,
         )
     )
+    rounds = [asyncio.create_task(_every(db, p, stop)) for p in periodic]
     try:
         async with contextlib.AsyncExitStack() as beside:
             # notify: alert deliveries go out from every worker, beside its jobs.
@@ -61,10 +89,18 @@ async def running_worker(
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, timeout=30)
+        for round_ in rounds:
+            round_.cancel()
+        await asyncio.gather(*rounds, return_exceptions=True)
         ctx.pool.shutdown(wait=False, cancel_futures=True)  # the pool now: it may be a new one
 
 
-async def serve_worker(settings: Settings, processes: int, kinds: Mapping[str, JobKind]) -> None:
+async def serve_worker(
+    settings: Settings,
+    processes: int,
+    kinds: Mapping[str, JobKind],
+    periodic: Sequence[Periodic] = (),
+) -> None:
     """The ``worker`` command: run until SIGTERM or SIGINT, then finish the jobs in hand."""
     import logging.config
     import signal
@@ -83,7 +119,7 @@ async def serve_worker(settings: Settings, processes: int, kinds: Mapping[str, J
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with running_worker(db, settings, kinds, processes=processes):
+        async with running_worker(db, settings, kinds, processes=processes, periodic=periodic):
             print(f"worker running with {processes} statistics processes", flush=True)
             await stop.wait()
     finally:

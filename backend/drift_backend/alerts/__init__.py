@@ -1,0 +1,1 @@
+"""Alert rules: conditions, state per (rule, model), grouping and timing, silences."""
