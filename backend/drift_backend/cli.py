@@ -73,7 +73,12 @@ def worker(processes: int | None) -> None:
     from drift_backend.worker.service import serve_worker
 
     settings = load_settings()
-    problems = [p for p in settings.production_problems() if "ISSUER" not in p.upper()]
+    # A worker verifies no tokens and serves no /metrics.
+    problems = [
+        p
+        for p in settings.production_problems()
+        if "ISSUER" not in p.upper() and "METRICS_TOKEN" not in p.upper()
+    ]
     if settings.mode == "production" and problems:
         raise click.ClickException("refusing to start in production mode: " + "; ".join(problems))
     asyncio.run(serve_worker(settings, processes or settings.worker_processes, job_kinds()))
