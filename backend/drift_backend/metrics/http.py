@@ -1,7 +1,7 @@
 """HTTP requests and their latency by route template and status, per process, as a pure
 ASGI middleware (request bodies and event streams pass through it untouched).
 
-The route label is the matched route's template (``/api/v1/experiment/{experiment_id}``),
+The route label is the route's template (``/api/v1/experiment/{experiment_id}``),
 never the raw path: a path with an id in it would make a series per id. A request no route
 matched (an unknown path, or one refused before routing) is counted under ``unmatched``.
 """
@@ -9,6 +9,8 @@ matched (an unknown path, or one refused before routing) is counted under ``unma
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -18,7 +20,7 @@ from prometheus_client import (
     Counter,
     Histogram,
 )
-from starlette.routing import Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED = "unmatched"
@@ -49,20 +51,32 @@ class HttpInstruments:
         )
 
 
-def route_template(scope: Scope) -> str:
-    """The template of the route that handled the request; when routing did not run (the
-    body-size limit answered first), the route the path would have matched."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if isinstance(path, str):
-        return path
-    app = scope.get("app")
-    for candidate in getattr(app, "routes", ()):
-        matches = getattr(candidate, "matches", None)
-        path = getattr(candidate, "path", None)
-        if matches is not None and isinstance(path, str) and matches(scope)[0] is Match.FULL:
-            return path
-    return UNMATCHED
+def _endpoints(routes: Iterable[Any]) -> Iterator[str]:
+    """The full path template of every endpoint, through included routers (recent FastAPI
+    keeps them nested, and a nested route's own ``path`` lacks the router's prefix)."""
+    for route in routes:
+        path = getattr(route, "path", None)
+        if isinstance(path, str) and getattr(route, "methods", None) is not None:
+            yield path
+        elif hasattr(route, "effective_route_contexts"):
+            yield from _endpoints(route.effective_route_contexts())
+        elif isinstance(path, str) and hasattr(route, "path_regex"):  # a mount, a websocket
+            yield path
+
+
+class RouteTemplates:
+    """Path -> the template of the route it matches, from the app's own route table (so a
+    request refused before routing, by the body-size limit, still gets its route)."""
+
+    def __init__(self, routes: Iterable[Any]) -> None:
+        templates = dict.fromkeys(_endpoints(routes))
+        self.patterns = [(compile_path(path)[0], path) for path in templates]
+
+    def __call__(self, path: str) -> str:
+        for pattern, template in self.patterns:
+            if pattern.match(path):
+                return template
+        return UNMATCHED
 
 
 class HttpMetrics:
@@ -71,6 +85,14 @@ class HttpMetrics:
     def __init__(self, app: ASGIApp, instruments: HttpInstruments) -> None:
         self.app = app
         self.instruments = instruments
+        self._templates: RouteTemplates | None = None
+
+    def _route(self, scope: Scope) -> str:
+        if self._templates is None:  # the routes are all there once requests arrive
+            self._templates = RouteTemplates(getattr(scope.get("app"), "routes", ()))
+        path = str(scope.get("path", ""))
+        root = str(scope.get("root_path", ""))
+        return self._templates(path.removeprefix(root) if root else path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,6 +112,6 @@ class HttpMetrics:
             await self.app(scope, receive, send_status)
         finally:
             method = str(scope.get("method", "?"))
-            route = route_template(scope)
+            route = self._route(scope)
             self.instruments.requests.labels(method, route, str(status)).inc()
             self.instruments.latency.labels(method, route).observe(time.perf_counter() - started)
