@@ -66,30 +66,30 @@ async def test_development_without_a_token_is_open(api: Api) -> None:
 
 
 @pytest.fixture
-async def app_client() -> AsyncIterator[Callable[[Settings], Any]]:
-    """Build a backend from whole settings (its database, if any, is the test's to drop)."""
-    made: list[Any] = []
+async def app_client() -> AsyncIterator[Callable[..., Any]]:
+    """Build a backend from whole settings; ``drop=True`` drops its database afterwards
+    (once the backend stopped: its event tailer holds the database until then)."""
+    made: list[tuple[Any, Settings | None]] = []
 
-    async def build(settings: Settings) -> httpx2.AsyncClient:
+    async def build(settings: Settings, *, drop: bool = False) -> httpx2.AsyncClient:
         app = create_app(settings)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
-        made.append(lifespan)
+        made.append((lifespan, settings if drop else None))
         return httpx2.AsyncClient(
             transport=httpx2.ASGITransport(app=app), base_url="http://testserver"
         )
 
     yield build
-    for lifespan in made:
+    for lifespan, settings in made:
         await lifespan.__aexit__(None, None, None)
+        if settings is not None:
+            await _drop(settings)
 
 
 @pytest.fixture
-async def production_api(
-    mongodb: ManagedProcess, app_client: Callable[[Settings], Any]
-) -> AsyncIterator[Callable[..., Any]]:
+def production_api(mongodb: ManagedProcess, app_client: Callable[..., Any]) -> Callable[..., Any]:
     """A backend in production mode (on the test database server) with a metrics token."""
-    made: list[Settings] = []
 
     async def build(**overrides: Any) -> httpx2.AsyncClient:
         settings = Settings(
@@ -99,13 +99,10 @@ async def production_api(
             trusted_issuers=["https://issuer.example.org"],
             **overrides,
         )
-        made.append(settings)
-        client: httpx2.AsyncClient = await app_client(settings)
+        client: httpx2.AsyncClient = await app_client(settings, drop=True)
         return client
 
-    yield build
-    for settings in made:
-        await _drop(settings)
+    return build
 
 
 async def test_production_needs_the_token(production_api: Callable[..., Any]) -> None:
@@ -158,7 +155,7 @@ def test_production_refuses_to_start_without_a_fit_token(token: str | None) -> N
 
 
 async def test_database_down_answers_up_zero_with_the_process_metrics(
-    app_client: Callable[[Settings], Any],
+    app_client: Callable[..., Any],
 ) -> None:
     # Nothing listens on this port: every MongoDB operation fails within the bound.
     settings = Settings(
