@@ -102,3 +102,20 @@ async def scrape(api: Api, **headers: str) -> Series:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain; version=")
     return parse(r.text)
+
+
+@pytest.fixture
+async def raw_db() -> AsyncIterator[Any]:
+    """``raw_db(api)``: a PyMongo handle on the api's database, to call a source directly."""
+    from drift_backend.store.database import connect
+
+    clients: list[Any] = []
+
+    def open_db(api: Api) -> Any:
+        client = connect(api.settings.mongodb_url.get_secret_value())
+        clients.append(client)
+        return client[api.settings.mongodb_database]
+
+    yield open_db
+    for client in clients:
+        await client.close()
