@@ -76,6 +76,37 @@ async def check(api: Api, experiment_id: str, model: str, shift: float) -> dict[
     return dict(r.json())
 
 
+@pytest.fixture(scope="module")
+async def checked(worker_api: Api) -> dict[str, Any]:
+    """One experiment, two models: m1's newest check drifts (after a clean one), m2's not."""
+    api = worker_api
+    exp = await api.experiment("alice")
+    # One drifted feature of three is dataset drift at this share.
+    r = await api.request(
+        "PATCH",
+        f"/api/v1/experiment/{exp['id']}",
+        "alice",
+        json={"drift_config": {"drift_share": 0.3}},
+    )
+    assert r.status_code == 200, r.text
+    # m1's 3,000 reference rows get distance tests, m2's 800 p-value tests (automatic choice).
+    await baseline(api, exp["id"], "m1")
+    await baseline(api, exp["id"], "m2", n=800)
+    await check(api, exp["id"], "m1", shift=0.0)
+    drifting = await check(api, exp["id"], "m1", shift=0.6)
+    clean = await check(api, exp["id"], "m2", shift=0.0)
+    reports = {}
+    assert drifting["drift_detected"] is True
+    assert clean["drift_detected"] is False
+    for model, run in (("m1", drifting), ("m2", clean)):
+        r = await api.request(
+            "GET", f"/api/v1/experiment/{exp['id']}/drift/{run['id']}/report", "alice"
+        )
+        assert r.status_code == 200, r.text
+        reports[model] = r.json()
+    return {"experiment": exp, "runs": {"m1": drifting, "m2": clean}, "reports": reports}
+
+
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 

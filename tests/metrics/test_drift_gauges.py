@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
-from tests.metrics.conftest import baseline, check, scrape, select
+from tests.metrics.conftest import scrape, select
 
 FEATURE_FAMILIES = (
     "drift_monitor_feature_drifted",
@@ -19,36 +19,6 @@ FEATURE_FAMILIES = (
     "drift_monitor_feature_distance",
 )
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-@pytest.fixture(scope="module")
-async def checked(worker_api: Api) -> dict[str, Any]:
-    """One experiment, two models: m1's newest check drifts (after a clean one), m2's not."""
-    api = worker_api
-    exp = await api.experiment("alice")
-    # One drifted feature of three is dataset drift at this share.
-    r = await api.request(
-        "PATCH",
-        f"/api/v1/experiment/{exp['id']}",
-        "alice",
-        json={"drift_config": {"drift_share": 0.3}},
-    )
-    assert r.status_code == 200, r.text
-    for model in ("m1", "m2"):
-        await baseline(api, exp["id"], model)
-    await check(api, exp["id"], "m1", shift=0.0)
-    drifting = await check(api, exp["id"], "m1", shift=0.6)
-    clean = await check(api, exp["id"], "m2", shift=0.0)
-    reports = {}
-    assert drifting["drift_detected"] is True
-    assert clean["drift_detected"] is False
-    for model, run in (("m1", drifting), ("m2", clean)):
-        r = await api.request(
-            "GET", f"/api/v1/experiment/{exp['id']}/drift/{run['id']}/report", "alice"
-        )
-        assert r.status_code == 200, r.text
-        reports[model] = r.json()
-    return {"experiment": exp, "runs": {"m1": drifting, "m2": clean}, "reports": reports}
 
 
 async def test_dataset_gauges_follow_the_newest_check(
