@@ -20,6 +20,11 @@ from tests.metrics.conftest import parse, scrape, select
 TOKEN = "metrics-token-for-the-tests-0123456789"
 
 
+def settings_of(**values: Any) -> Settings:
+    """Settings as the environment gives them (strings, validated by pydantic)."""
+    return Settings(**values)
+
+
 async def test_requests_counted_by_route_template_and_status(api: Api) -> None:
     exp = await api.experiment("alice") if await api.register("alice") else None
     assert exp is not None
@@ -92,7 +97,7 @@ def production_api(mongodb: ManagedProcess, app_client: Callable[..., Any]) -> C
     """A backend in production mode (on the test database server) with a metrics token."""
 
     async def build(**overrides: Any) -> httpx2.AsyncClient:
-        settings = Settings(
+        settings = settings_of(
             mode="production",
             mongodb_url=mongodb.url,
             mongodb_database=f"test_{uuid.uuid4().hex[:12]}",
@@ -137,14 +142,14 @@ async def test_token_from_a_file(production_api: Callable[..., Any], tmp_path: P
 
 def test_token_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="metrics_token_file"):
-        Settings(metrics_token_file=tmp_path / "absent")
+        settings_of(metrics_token_file=tmp_path / "absent")
 
 
 @pytest.mark.parametrize(
     "token", [None, "short", "dev-only-metrics-token-from-the-sandbox"], ids=str
 )
 def test_production_refuses_to_start_without_a_fit_token(token: str | None) -> None:
-    settings = Settings(
+    settings = settings_of(
         mode="production",
         mongodb_url="mongodb://drift:s3cret@mongo:27017/",
         trusted_issuers=["https://issuer.example.org"],
@@ -158,7 +163,7 @@ async def test_database_down_answers_up_zero_with_the_process_metrics(
     app_client: Callable[..., Any],
 ) -> None:
     # Nothing listens on this port: every MongoDB operation fails within the bound.
-    settings = Settings(
+    settings = settings_of(
         mode="development",
         mongodb_url=f"mongodb://127.0.0.1:{free_port()}/",
         mongodb_timeout_seconds=0.5,
