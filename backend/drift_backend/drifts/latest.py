@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from drift_backend.drifts.schemas import JobStatus
@@ -32,22 +31,27 @@ async def newest_per_model(db: Database, experiment_id: str) -> list[dict[str, A
     """``[{model, last_run_at, drift_detected}]``, the most recently run model first:
     ``last_run_at`` is the newest run's time (any status), ``drift_detected`` the newest
     Completed run's decision (None while a model has none)."""
-    newest = await db.drifts.aggregate(
-        newest_per_model_pipeline(experiment_id, {"last_run_at": "created_at"})
-    )
-    last_runs: dict[str, datetime] = {row["_id"]: row["last_run_at"] async for row in newest}
-    completed = await db.drifts.aggregate(
-        newest_per_model_pipeline(
-            experiment_id,
-            {"drift_detected": "drift_detected"},
-            job_status=str(JobStatus.Completed),
+    fields = {"last_run_at": "created_at", "job_status": "job_status", "detected": "drift_detected"}
+    newest = await db.drifts.aggregate(newest_per_model_pipeline(experiment_id, fields))
+    rows = []
+    async for row in newest:
+        detected: bool | None = bool(row.get("detected"))
+        if row.get("job_status") != JobStatus.Completed:
+            # Usually the newest run is the Completed one; else the newest Completed run,
+            # walking the same index from the newest (one look-up per such model).
+            completed = await db.drifts.find_one(
+                {
+                    "experiment_id": experiment_id,
+                    "model": row["_id"],
+                    "job_status": str(JobStatus.Completed),
+                },
+                {"drift_detected": 1},
+                sort=[("created_at", -1)],
+            )
+            detected = bool(completed.get("drift_detected")) if completed else None
+        rows.append(
+            {"model": row["_id"], "last_run_at": row["last_run_at"], "drift_detected": detected}
         )
-    )
-    detected = {row["_id"]: bool(row["drift_detected"]) async for row in completed}
-    rows = [
-        {"model": model, "last_run_at": at, "drift_detected": detected.get(model)}
-        for model, at in last_runs.items()
-    ]
     rows.sort(key=lambda row: (row["last_run_at"], row["model"]), reverse=True)
     return rows
 
