@@ -14,10 +14,10 @@ from drift_backend.metrics.families import Sample
 from drift_backend.metrics.service import Scraper
 from drift_backend.metrics.sources import (
     Limits,
-    delivery_samples,
+    alerts_firing_source,
+    deliveries_source,
     drift_gauges,
     feature_samples,
-    firing_samples,
 )
 from drift_backend.store.database import Database
 
@@ -88,11 +88,20 @@ def test_feature_samples_skip_what_a_test_does_not_give() -> None:
     assert feature_samples("e", "m", untestable) == []
 
 
-def test_alert_and_delivery_series_render() -> None:
-    samples = [
-        *delivery_samples({"delivered": 7, "failed": 1, "pending": 2}),
-        *firing_samples(3),
-    ]
+async def test_alert_and_delivery_sources_render_their_services_counts() -> None:
+    async def delivery_counts(db: Database) -> dict[str, int]:
+        return {"delivered": 7, "failed": 1, "pending": 2}
+
+    async def firing_count(db: Database) -> int:
+        return 3
+
+    scraper = Scraper(
+        limits=Limits(),
+        cache_seconds=0,
+        read_timeout_seconds=5,
+        sources=[deliveries_source(delivery_counts), alerts_firing_source(firing_count)],
+    )
+    samples = await scraper.samples(None)  # type: ignore[arg-type]
     series = parse(render(samples, []).decode())
     deliveries = {
         dict(k)["outcome"]: v for k, v in select(series, "drift_monitor_deliveries").items()

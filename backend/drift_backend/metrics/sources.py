@@ -131,19 +131,6 @@ async def drift_gauges(db: Database, limits: Limits) -> list[Sample]:
     return samples
 
 
-#: What every scrape reads, in order.
-SOURCES: tuple[Source, ...] = (runs_by_status, job_queue, drift_gauges)
-
-# Alerts and notify (issue 9) are built beside this; their sources join SOURCES when they
-# land, as (their services' names as agreed):
-#
-#     async def deliveries_by_outcome(db: Database, limits: Limits) -> list[Sample]:
-#         return delivery_samples(await notify.delivery_counts(db))
-#
-#     async def alerts_firing(db: Database, limits: Limits) -> list[Sample]:
-#         return firing_samples(await alerts.firing_count(db))
-
-
 def delivery_samples(counts: Mapping[str, int]) -> list[Sample]:
     """``drift_monitor_deliveries{outcome}`` from deliveries counted by outcome."""
     return [Sample(f.DELIVERIES, (outcome,), float(n)) for outcome, n in sorted(counts.items())]
@@ -152,3 +139,30 @@ def delivery_samples(counts: Mapping[str, int]) -> list[Sample]:
 def firing_samples(count: int) -> list[Sample]:
     """``drift_monitor_alerts_firing`` from the number of (rule, model) alerts firing."""
     return [Sample(f.ALERTS_FIRING, (), float(count))]
+
+
+def deliveries_source(count: Callable[[Database], Awaitable[Mapping[str, int]]]) -> Source:
+    """The source of ``drift_monitor_deliveries`` from notify's count of deliveries by
+    outcome (``notify.service.delivery_counts``)."""
+
+    async def deliveries_by_outcome(db: Database, limits: Limits) -> list[Sample]:
+        return delivery_samples(await count(db))
+
+    return deliveries_by_outcome
+
+
+def alerts_firing_source(count: Callable[[Database], Awaitable[int]]) -> Source:
+    """The source of ``drift_monitor_alerts_firing`` from the alerts' count of firing
+    (rule, model) states (``alerts.service.firing_count``)."""
+
+    async def alerts_firing(db: Database, limits: Limits) -> list[Sample]:
+        return firing_samples(await count(db))
+
+    return alerts_firing
+
+
+#: What every scrape reads, in order. The alerts and notify parts (issue 9) join here when
+#: they land: ``alerts_firing_source(alerts.service.firing_count)`` and
+#: ``deliveries_source(notify.service.delivery_counts)``; until then their series are not
+#: exposed at all (no zeros that would look like a quiet system).
+SOURCES: tuple[Source, ...] = (runs_by_status, job_queue, drift_gauges)
