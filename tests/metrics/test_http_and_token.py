@@ -32,12 +32,16 @@ async def test_requests_counted_by_route_template_and_status(api: Api) -> None:
     for experiment_id in (exp["id"], missing):
         await api.request("GET", f"/api/v1/experiment/{experiment_id}", "alice")
     await api.http.get(f"/no/such/path/{missing}")
+    await api.http.request("BREW", f"/api/v1/experiment/{missing}")
     series = await scrape(api)
     requests = select(series, "drift_monitor_http_requests_total")
     routes = {dict(labels)["route"] for labels in requests}
     template = "/api/v1/experiment/{experiment_id}"
     assert template in routes
     assert "unmatched" in routes
+    methods = {dict(labels)["method"] for labels in requests}
+    assert "other" in methods
+    assert "BREW" not in methods
     assert not any(exp["id"] in route or missing in route for route in routes), routes
     by_status = {
         dict(labels)["status"]: value
@@ -47,7 +51,7 @@ async def test_requests_counted_by_route_template_and_status(api: Api) -> None:
     }
     assert by_status == {"200": 1.0, "404": 1.0}
     (count,) = select(
-        series, "drift_monitor_http_request_duration_seconds_count", route=template
+        series, "drift_monitor_http_request_duration_seconds_count", route=template, method="GET"
     ).values()
     assert count == 2.0
     # The process's own collectors come along (per process, as the HTTP ones).

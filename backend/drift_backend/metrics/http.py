@@ -2,8 +2,9 @@
 ASGI middleware (request bodies and event streams pass through it untouched).
 
 The route label is the route's template (``/api/v1/experiment/{experiment_id}``),
-never the raw path: a path with an id in it would make a series per id. A request no route
-matched (an unknown path, or one refused before routing) is counted under ``unmatched``.
+never the raw path: a path with an id in it would make a series per id. A path no route
+matches is counted under ``unmatched``, a method outside HTTP's usual ones under ``other``:
+what clients send can never add series.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED = "unmatched"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: Seconds; API calls take milliseconds, checks that ``wait`` up to a minute.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -111,7 +113,8 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            method = str(scope.get("method", "?"))
+            method = str(scope.get("method", ""))
+            method = method if method in METHODS else "other"
             route = self._route(scope)
             self.instruments.requests.labels(method, route, str(status)).inc()
             self.instruments.latency.labels(method, route).observe(time.perf_counter() - started)
