@@ -185,13 +185,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _read_metrics_token_file(self) -> Settings:
-        if self.metrics_token is None and self.metrics_token_file is not None:
+    def _read_metrics_token(self) -> Settings:
+        text = self.metrics_token.get_secret_value() if self.metrics_token is not None else ""
+        if not text.strip() and self.metrics_token_file is not None:
             try:
-                text = self.metrics_token_file.read_text(encoding="utf-8").strip()
+                text = self.metrics_token_file.read_text(encoding="utf-8")
             except OSError as error:
                 raise ValueError(f"metrics_token_file: cannot read it ({error})") from None
-            self.metrics_token = SecretStr(text)
+        # A file's trailing newline is no part of the token; an empty one is no token.
+        text = text.strip()
+        self.metrics_token = SecretStr(text) if text else None
         return self
 
     @classmethod

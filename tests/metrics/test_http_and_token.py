@@ -144,6 +144,13 @@ async def test_token_from_a_file(production_api: Callable[..., Any], tmp_path: P
     assert r.status_code == 200
 
 
+def test_an_empty_token_is_no_token() -> None:
+    assert settings_of(metrics_token="").metrics_token is None
+    token = settings_of(metrics_token=f" {TOKEN}\n").metrics_token
+    assert token is not None
+    assert token.get_secret_value() == TOKEN
+
+
 def test_token_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="metrics_token_file"):
         settings_of(metrics_token_file=tmp_path / "absent")
