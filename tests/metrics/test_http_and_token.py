@@ -189,3 +189,18 @@ async def test_database_down_answers_up_zero_with_the_process_metrics(
     assert select(series, "drift_monitor_up") == {(): 0.0}
     assert select(series, "drift_monitor_runs") == {}
     assert select(series, "drift_monitor_http_requests_total", route="/health/live")
+
+
+def test_a_worker_needs_no_metrics_token() -> None:
+    from drift_backend.cli import worker_production_problems
+
+    settings = settings_of(
+        mode="production",
+        mongodb_url="mongodb://drift:s3cret@mongo:27017/",
+        trusted_issuers=["https://issuer.example.org"],
+    )
+    assert any("METRICS_TOKEN" in problem for problem in settings.production_problems())
+    assert worker_production_problems(settings) == []
+    # What a worker does need is still checked.
+    dev_url = settings_of(mode="production", mongodb_url="mongodb://drift:dev-only-x@mongo:27017/")
+    assert worker_production_problems(dev_url)
