@@ -88,12 +88,19 @@ def test_feature_samples_skip_what_a_test_does_not_give() -> None:
     assert feature_samples("e", "m", untestable) == []
 
 
-async def test_alert_and_delivery_sources_render_their_services_counts() -> None:
-    async def delivery_counts(db: Database) -> dict[str, int]:
-        return {"delivered": 7, "failed": 1, "pending": 2}
+async def test_alert_and_delivery_sources_render_their_services_counts(
+    worker_api: Api, raw_db: Any
+) -> None:
+    exp = await worker_api.experiment("alice")
+    quiet = await worker_api.experiment("alice")
 
-    async def firing_count(db: Database) -> int:
-        return 3
+    async def delivery_counts(db: Database) -> dict[str, int]:
+        return {"pending": 2, "sending": 0, "delivered": 7, "failed": 1, "refused": 0}
+
+    async def firing_count(db: Database) -> dict[str, int]:
+        # By experiment id, as alerts.service.firing_count answers; a deleted experiment's
+        # id (no name to show) is left out.
+        return {exp["id"]: 3, quiet["id"]: 0, "gone": 1}
 
     scraper = Scraper(
         limits=Limits(),
@@ -101,13 +108,20 @@ async def test_alert_and_delivery_sources_render_their_services_counts() -> None
         read_timeout_seconds=5,
         sources=[deliveries_source(delivery_counts), alerts_firing_source(firing_count)],
     )
-    samples = await scraper.samples(None)  # type: ignore[arg-type]
+    samples = await scraper.samples(raw_db(worker_api))
     series = parse(render(samples, []).decode())
     deliveries = {
-        dict(k)["outcome"]: v for k, v in select(series, "drift_monitor_deliveries").items()
+        dict(k)["state"]: v for k, v in select(series, "drift_monitor_deliveries").items()
     }
-    assert deliveries == {"delivered": 7.0, "failed": 1.0, "pending": 2.0}
-    assert select(series, "drift_monitor_alerts_firing") == {(): 3.0}
+    assert deliveries == {
+        "pending": 2.0,
+        "sending": 0.0,
+        "delivered": 7.0,
+        "failed": 1.0,
+        "refused": 0.0,
+    }
+    firing = select(series, "drift_monitor_alerts_firing")
+    assert firing == {(("experiment", exp["name"]),): 3.0}
 
 
 async def test_caps_keep_the_drifted_features_and_count_what_they_leave_out(

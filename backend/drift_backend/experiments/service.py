@@ -56,6 +56,14 @@ def metrics_settings(doc: dict[str, Any]) -> dict[str, Any]:
     return {"features": True, **(doc.get("metrics") or {})}
 
 
+async def names(db: Database, experiment_ids: list[str]) -> dict[str, str]:
+    """Experiment id -> name, for the ids that exist (``/metrics`` labels by name)."""
+    if not experiment_ids:
+        return {}
+    cursor = db.experiments.find({"_id": {"$in": experiment_ids}}, {"name": 1})
+    return {doc["_id"]: doc["name"] async for doc in cursor}
+
+
 async def metrics_scope(db: Database, limit: int) -> tuple[list[dict[str, Any]], int]:
     """For ``/metrics``: up to ``limit`` experiments by name (``{id, name, features}``), and
     how many there are in all."""

@@ -89,9 +89,15 @@ FEATURE_DRIFTED = Family(
     "1 when the feature drifted in the newest check of the model, else 0",
     FEATURE_LABELS,
 )
-# Alerts and their delivery (issue 9): filled from alerts/ and notify/ (sources.py).
-DELIVERIES = Family("drift_monitor_deliveries", "Alert deliveries by outcome", ("outcome",))
-ALERTS_FIRING = Family("drift_monitor_alerts_firing", "Alerts firing now")
+# Alerts and their delivery (issue 9): from alerts/ and notify/ (sources.py).
+DELIVERIES = Family(
+    "drift_monitor_deliveries",
+    "Alert deliveries by state (pending, sending, delivered, failed, refused)",
+    ("state",),
+)
+ALERTS_FIRING = Family(
+    "drift_monitor_alerts_firing", "Alert groups (rule, model) firing now", ("experiment",)
+)
 
 FAMILIES: tuple[Family, ...] = (
     UP,

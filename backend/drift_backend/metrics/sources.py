@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from drift_backend.charts import service as charts
-from drift_backend.drifts import latest as drifts
+from drift_backend.drifts import summary as drifts
 from drift_backend.experiments import service as experiments
 from drift_backend.jobs.queue import queue_stats
 from drift_backend.metrics import families as f
@@ -132,37 +132,39 @@ async def drift_gauges(db: Database, limits: Limits) -> list[Sample]:
 
 
 def delivery_samples(counts: Mapping[str, int]) -> list[Sample]:
-    """``drift_monitor_deliveries{outcome}`` from deliveries counted by outcome."""
-    return [Sample(f.DELIVERIES, (outcome,), float(n)) for outcome, n in sorted(counts.items())]
-
-
-def firing_samples(count: int) -> list[Sample]:
-    """``drift_monitor_alerts_firing`` from the number of (rule, model) alerts firing."""
-    return [Sample(f.ALERTS_FIRING, (), float(count))]
+    """``drift_monitor_deliveries{state}`` from deliveries counted by state."""
+    return [Sample(f.DELIVERIES, (state,), float(n)) for state, n in sorted(counts.items())]
 
 
 def deliveries_source(count: Callable[[Database], Awaitable[Mapping[str, int]]]) -> Source:
     """The source of ``drift_monitor_deliveries`` from notify's count of deliveries by
-    outcome (``notify.service.delivery_counts``)."""
+    state (``notify.service.delivery_counts``)."""
 
-    async def deliveries_by_outcome(db: Database, limits: Limits) -> list[Sample]:
+    async def deliveries_by_state(db: Database, limits: Limits) -> list[Sample]:
         return delivery_samples(await count(db))
 
-    return deliveries_by_outcome
+    return deliveries_by_state
 
 
-def alerts_firing_source(count: Callable[[Database], Awaitable[int]]) -> Source:
-    """The source of ``drift_monitor_alerts_firing`` from the alerts' count of firing
-    (rule, model) states (``alerts.service.firing_count``)."""
+def alerts_firing_source(count: Callable[[Database], Awaitable[Mapping[str, int]]]) -> Source:
+    """The source of ``drift_monitor_alerts_firing{experiment}`` from the alerts' count of
+    firing (rule, model) groups by experiment id (``alerts.service.firing_count``),
+    labelled by the experiments' names: never an id as a label."""
 
     async def alerts_firing(db: Database, limits: Limits) -> list[Sample]:
-        return firing_samples(await count(db))
+        by_id = {key: n for key, n in (await count(db)).items() if n}
+        names = await experiments.names(db, list(by_id)[: limits.max_experiments])
+        return [
+            Sample(f.ALERTS_FIRING, (names[key],), float(n))
+            for key, n in sorted(by_id.items())
+            if key in names
+        ]
 
     return alerts_firing
 
 
 #: What every scrape reads, in order. The alerts and notify parts (issue 9) join here when
-#: they land: ``alerts_firing_source(alerts.service.firing_count)`` and
+#: they are merged: ``alerts_firing_source(alerts.service.firing_count)`` and
 #: ``deliveries_source(notify.service.delivery_counts)``; until then their series are not
 #: exposed at all (no zeros that would look like a quiet system).
 SOURCES: tuple[Source, ...] = (runs_by_status, job_queue, drift_gauges)
