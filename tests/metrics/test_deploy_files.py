@@ -75,10 +75,10 @@ def test_rules_file_has_the_expected_groups_and_alerts() -> None:
     # drift detected, a job failing or stale, the queue backing up, no run for a model
     assert {
         "DatasetDriftDetected",
-        "CheckJobsFailing",
+        "JobsFailing",
         "DriftRunsFailing",
-        "CheckJobStale",
-        "CheckQueueBackingUp",
+        "JobStale",
+        "JobQueueBackingUp",
         "NoRunForModel",
     } <= alerts
     for group in doc["groups"]:

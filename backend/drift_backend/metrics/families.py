@@ -40,14 +40,16 @@ OMITTED = Family(
     ("kind",),
 )
 RUNS = Family("drift_monitor_runs", "Drift runs by job status", ("status",))
-JOBS = Family("drift_monitor_jobs", "Check jobs by status (queued, running, failed)", ("status",))
+JOBS = Family(
+    "drift_monitor_jobs", "Queued work (drift checks and other job kinds) by status", ("status",)
+)
 JOBS_STALE = Family(
     "drift_monitor_jobs_stale",
-    "Running check jobs whose lease expired (their worker died or stalled)",
+    "Running jobs whose lease expired (their worker died or stalled)",
 )
 QUEUE_OLDEST_AGE = Family(
     "drift_monitor_job_queue_oldest_age_seconds",
-    "Age of the oldest queued check job (0 when none waits)",
+    "Age of the oldest queued job (0 when none waits)",
 )
 DATASET_DRIFT = Family(
     "drift_monitor_dataset_drift",
