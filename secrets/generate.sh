@@ -13,3 +13,5 @@ random() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 make_secret mongodb_root_password "$(random)"
 make_secret mongodb_app_password "$(random)"
 make_secret mongodb_url "mongodb://drift:$(cat mongodb_app_password)@mongodb:27017/drift_monitor?authSource=drift_monitor"
+# The bearer token Prometheus sends to the backend's /metrics (docs/metrics.md).
+make_secret metrics_token "$(random)"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from drift_backend.settings import ConfigurationError, load_settings
+from drift_backend.settings import ConfigurationError, Settings, load_settings
 
 
 @click.group()
@@ -61,6 +61,16 @@ def dev(port: int, data_dir: Path, mongo_port: int, oidc_port: int) -> None:
     run_dev_stack(port, data_dir, mongo_port, oidc_port)
 
 
+def worker_production_problems(settings: Settings) -> list[str]:
+    """What stops a worker in production: the API's problems but those of what a worker
+    does not do (verify tokens, serve /metrics)."""
+    return [
+        problem
+        for problem in settings.production_problems()
+        if "ISSUER" not in problem.upper() and "METRICS_TOKEN" not in problem.upper()
+    ]
+
+
 @main.command()
 @click.option(
     "--processes",
@@ -76,7 +86,7 @@ def worker(processes: int | None) -> None:
     from drift_backend.worker.service import serve_worker
 
     settings = load_settings()
-    problems = [p for p in settings.production_problems() if "ISSUER" not in p.upper()]
+    problems = worker_production_problems(settings)
     if settings.mode == "production" and problems:
         raise click.ClickException("refusing to start in production mode: " + "; ".join(problems))
     asyncio.run(

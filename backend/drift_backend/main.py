@@ -37,7 +37,9 @@ from drift_backend.events.hub import EventHub
 from drift_backend.experiments.endpoints import router as experiments_router
 from drift_backend.idempotency.middleware import Idempotency
 from drift_backend.jobs.handlers import JobKind
-from drift_backend.notify.endpoints import router as notify_router  # notify: alert targets
+from drift_backend.metrics import endpoints as metrics
+from drift_backend.metrics.http import HttpMetrics
+from drift_backend.notify.endpoints import router as notify_router
 from drift_backend.settings import Settings
 from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import connect, ensure_indexes
@@ -189,6 +191,8 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(alerts_router)
     app.include_router(v1)
     app.include_router(health.router)
+    # Prometheus /metrics (metrics/): the route, its HTTP middleware below.
+    metrics_state = metrics.install(app, settings)
     # Added first, so it runs inside BodySizeLimit: the bodies it fingerprints are limited too.
     app.add_middleware(Idempotency)
     install_openapi(app)
@@ -197,6 +201,8 @@ def create_app(settings: Settings) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         upload_bytes=settings.max_upload_bytes,
     )
+    # Inside RequestIds only: every answer (413s included) is counted by route template.
+    app.add_middleware(HttpMetrics, instruments=metrics_state.http)
     # Keep this the last middleware added, so it is the outermost: every answer (413s from
     # the body limit included) gets an id, and nothing escapes it as a plain-text 500.
     app.add_middleware(RequestIds)

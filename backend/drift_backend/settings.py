@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -38,6 +38,8 @@ DEFAULT_ALGORITHMS = [
     "EdDSA",
 ]
 ASYMMETRIC_ALGORITHMS = frozenset(DEFAULT_ALGORITHMS) | {"ES512", "Ed25519"}
+#: Production's shortest /metrics token (``secrets/generate.sh`` makes 43 characters).
+MIN_METRICS_TOKEN_LENGTH = 16
 
 
 class Mode(StrEnum):
@@ -186,6 +188,24 @@ class Settings(BaseSettings):
     # Logging
     log_level: str = "info"
 
+    # Prometheus /metrics (metrics/; docs/metrics.md)
+    #: The bearer token a scraper sends to ``/metrics`` (secret file ``metrics_token``).
+    #: Production refuses to start without one; in development ``/metrics`` is open without.
+    metrics_token: SecretStr | None = None
+    #: A file holding that token, for a secret mounted elsewhere than DRIFT_SECRETS_DIR (the
+    #: same file Prometheus' ``bearer_token_file`` reads); read once at start-up.
+    metrics_token_file: Path | None = None
+    #: How long a scrape's MongoDB readings are reused: scrapes of several Prometheus
+    #: servers (or a short interval) within it cost the database nothing more.
+    metrics_cache_seconds: float = Field(default=5.0, ge=0)
+    #: The whole MongoDB part of one scrape gets this long; then ``drift_monitor_up 0``.
+    metrics_read_timeout_seconds: float = Field(default=5.0, gt=0)
+    #: Caps on one scrape's drift series: experiments (by name), models per experiment
+    #: (most recently checked first) and features per (experiment, model) (drifted first).
+    metrics_max_experiments: int = Field(default=500, ge=1)
+    metrics_max_models: int = Field(default=50, ge=1)
+    metrics_max_features: int = Field(default=100, ge=0)
+
     @field_validator("trusted_issuers")
     @classmethod
     def _strip_issuer_slash(cls, value: list[str]) -> list[str]:
@@ -200,6 +220,19 @@ class Settings(BaseSettings):
                 f"only asymmetric signature algorithms are allowed, not {', '.join(bad)}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _read_metrics_token(self) -> Settings:
+        text = self.metrics_token.get_secret_value() if self.metrics_token is not None else ""
+        if not text.strip() and self.metrics_token_file is not None:
+            try:
+                text = self.metrics_token_file.read_text(encoding="utf-8")
+            except OSError as error:
+                raise ValueError(f"metrics_token_file: cannot read it ({error})") from None
+        # A file's trailing newline is no part of the token; an empty one is no token.
+        text = text.strip()
+        self.metrics_token = SecretStr(text) if text else None
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -236,6 +269,15 @@ class Settings(BaseSettings):
             problems.append("DRIFT_MONGODB_URL is a development-only secret from sandbox/")
         if self.allow_insecure_issuers:
             problems.append("DRIFT_ALLOW_INSECURE_ISSUERS is set")
+        # Prometheus /metrics (metrics/): never open in production.
+        metrics_token = self.metrics_token.get_secret_value() if self.metrics_token else ""
+        if len(metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+            problems.append(
+                "DRIFT_METRICS_TOKEN (secret file metrics_token) is missing or shorter than "
+                f"{MIN_METRICS_TOKEN_LENGTH} characters: /metrics would be open"
+            )
+        elif DEV_SECRET_MARKER in metrics_token:
+            problems.append("DRIFT_METRICS_TOKEN is a development-only secret from sandbox/")
         return problems
 
     def check(self) -> None:

@@ -1,7 +1,7 @@
 """Alerts to a real receiver, the whole way: a drifting check fires one signed notification
 with Flare's fields; another drifting check within ``repeat_interval`` sends nothing; a clean
-check sends the resolution. The rule, the worker's evaluation and tick, the outbox and the
-delivery loop are all the service's own; only the receiver is ours on loopback."""
+check sends the resolution. The rule, the worker's evaluation and tick, the outbox, the
+delivery loop and /metrics are all the service's own; only the receiver is ours on loopback."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from drift_backend.devstack.services import ManagedProcess
 from drift_backend.store.database import Database, connect
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook
 
 from tests.alerts.conftest import evaluated, eventually
@@ -107,6 +108,18 @@ async def test_a_drifting_check_reaches_the_webhook_once_then_its_resolution(
     assert body["exception"] is None
     assert body["run_id"] == drifting["id"]
     first_id = request.headers["webhook-id"]
+
+    await _delivered(api, exp["id"], 1)
+    # What /metrics says meanwhile: the alert firing, its delivery done.
+    scraped = await api.request("GET", "/metrics")
+    assert scraped.status_code == 200, scraped.text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+    }
+    assert samples[("drift_monitor_alerts_firing", (("experiment", exp["name"]),))] == 1
+    assert samples[("drift_monitor_deliveries", (("state", "delivered"),))] == 1
 
     again = await _check(api, exp, shift=0.6, seed=3)
     await evaluated(db, again["id"])

@@ -343,6 +343,33 @@ def test_every_v1_route_is_in_the_matrix() -> None:
     assert in_matrix - in_app == set(), "matrix names routes the app does not have"
 
 
+#: Routes outside /api/v1, each with why the matrix above (OIDC callers, experiment levels)
+#: does not apply to it.
+OUTSIDE_V1: dict[tuple[str, str], str] = {
+    ("GET", "/health/live"): "liveness for orchestrators: open, says nothing",
+    ("GET", "/health/ready"): "readiness for load balancers: open, says nothing",
+    ("GET", "/docs/oauth2-redirect"): "FastAPI's static page for the docs' OAuth2 login",
+    # Its own bearer token (DRIFT_METRICS_TOKEN), not an OIDC one: tests/metrics/
+    # test_http_and_token.py covers 401 without it and 200 with it outside development.
+    ("GET", "/metrics"): "Prometheus scrapes, with the metrics token",
+}
+
+
+def test_routes_outside_v1_are_the_listed_ones() -> None:
+    settings = make_settings(
+        type("P", (), {"url": "mongodb://127.0.0.1:9"})(),
+        ["http://127.0.0.1:9"],
+    )
+    outside = {
+        (method, path)
+        for path, methods in _walk(create_app(settings).routes)
+        if not path.startswith(PREFIX)
+        for method in methods
+        if method != "HEAD"
+    }
+    assert outside == set(OUTSIDE_V1)
+
+
 def test_matrix_covers_every_caller() -> None:
     for route in ROUTES:
         if route.need is None:

@@ -84,8 +84,10 @@ async def test_private_by_default_and_response_shape(api: Api) -> None:
         "updated_at",
         "drift_config",
         "default_baselines",
+        "metrics",
     }
     assert exp["default_baselines"] == []
+    assert exp["metrics"] == {"features": True}
     assert exp["drift_config"]["correction"] == "bh"
     assert uuid.UUID(exp["id"])
     assert exp["permissions"] == [{"entity": user["id"], "level": "Manage"}]

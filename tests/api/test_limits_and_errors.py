@@ -239,6 +239,8 @@ GOOD_PRODUCTION: dict[str, Any] = {
     "mode": "production",
     "mongodb_url": "mongodb://drift:s3cret@mongo:27017/?authSource=admin",
     "trusted_issuers": ["https://aai.egi.eu/auth/realms/egi"],
+    # Prometheus /metrics (metrics/): production needs its token.
+    "metrics_token": "a-metrics-token-of-43-characters-0123456789",
 }
 
 

@@ -134,3 +134,11 @@ def test_untrusted_certificate_is_not_silently_accepted(proxy: Proxy) -> None:
 def test_unrouted_paths_are_not_forwarded(proxy: Proxy) -> None:
     with proxy.client() as http:
         assert http.get("/admin").status_code == 404
+
+
+def test_metrics_are_not_routed(proxy: Proxy, live_backend: ThreadedServer) -> None:
+    # Prometheus scrapes the replicas directly (deploy/prometheus/); the backend behind
+    # this proxy answers /metrics (openly: development mode), the proxy does not route it.
+    assert httpx2.get(f"{live_backend.url}/metrics").status_code == 200
+    with proxy.client() as http:
+        assert http.get("/metrics").status_code == 404

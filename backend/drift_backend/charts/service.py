@@ -102,3 +102,17 @@ async def violations(
             for row in checks
         ],
     }
+
+
+async def latest_checks(db: Database, experiment_id: str) -> dict[str, dict[str, Any]]:
+    """Model -> its newest check run (``run_id``, ``created_at``, ``drift_share``,
+    ``dataset_drift``), for ``/metrics``."""
+    return {row.pop("_id"): row for row in await queries.latest_checks(db, experiment_id)}
+
+
+async def top_features(db: Database, run_id: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Up to ``limit`` feature results of a check run, drifted first, then by name, and how
+    many were left out: under a cap the drifted features are the ones to keep."""
+    results = await queries.run_features(db, run_id)
+    results.sort(key=lambda doc: (not doc.get("drifted"), str(doc.get("feature"))))
+    return results[:limit], max(0, len(results) - limit)

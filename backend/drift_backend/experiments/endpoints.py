@@ -88,7 +88,7 @@ async def patch_experiment(
             raise ValidationFailed(
                 "default_baselines", f"no baseline {entry['baseline_id']} in this experiment"
             )
-    for key in ("name", "public", "permissions", "drift_config", "default_baselines"):
+    for key in ("name", "public", "permissions", "drift_config", "default_baselines", "metrics"):
         if key in changes and changes[key] is None:
             changes.pop(key)
     if not changes:

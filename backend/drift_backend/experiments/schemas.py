@@ -46,6 +46,15 @@ class DefaultBaseline(BaseModel):
     baseline_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+class MetricsSettings(BaseModel):
+    """What ``/metrics`` shows of the experiment (docs/metrics.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: Per-feature series (p-value, distance, drifted per feature and model); off bounds
+    #: the series of a wide experiment to its per-model ones.
+    features: bool = True
+
+
 class ExperimentPatch(RequestModel):
     name: Name | None = None
     description: Description | None = None
@@ -55,6 +64,9 @@ class ExperimentPatch(RequestModel):
     drift_config: DriftConfig | None = None
     #: The baseline each model's checks use when a check names none.
     default_baselines: Annotated[list[DefaultBaseline], Field(max_length=1000)] | None = None
+    #: What /metrics shows of this experiment (``{"features": false}`` drops its per-feature
+    #: series).
+    metrics: MetricsSettings | None = None
 
 
 class Experiment(BaseModel):
@@ -67,6 +79,7 @@ class Experiment(BaseModel):
     permissions: list[Permission]
     drift_config: DriftConfig
     default_baselines: list[DefaultBaseline]
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
 class PermissionGrant(RequestModel):

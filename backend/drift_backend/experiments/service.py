@@ -49,7 +49,31 @@ def to_api(doc: dict[str, Any]) -> dict[str, Any]:
         ],
         "drift_config": doc.get("drift_config") or {},
         "default_baselines": doc.get("default_baselines", []),
+        "metrics": metrics_settings(doc),
     }
+
+
+def metrics_settings(doc: dict[str, Any]) -> dict[str, Any]:
+    """The experiment's /metrics settings, defaults filled in (older documents have none)."""
+    return {"features": True, **(doc.get("metrics") or {})}
+
+
+async def names(db: Database, experiment_ids: list[str]) -> dict[str, str]:
+    """Experiment id -> name, for the ids that exist (``/metrics`` labels by name)."""
+    if not experiment_ids:
+        return {}
+    cursor = db.experiments.find({"_id": {"$in": experiment_ids}}, {"name": 1})
+    return {doc["_id"]: doc["name"] async for doc in cursor}
+
+
+async def metrics_scope(db: Database, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """For ``/metrics``: up to ``limit`` experiments by name (``{id, name, features}``), and
+    how many there are in all."""
+    cursor = db.experiments.find({}, {"name": 1, "metrics": 1}).sort("name", 1).limit(limit)
+    found = [
+        {"id": doc["_id"], "name": doc["name"], **metrics_settings(doc)} async for doc in cursor
+    ]
+    return found, await db.experiments.count_documents({})
 
 
 def normalise_permissions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

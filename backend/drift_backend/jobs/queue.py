@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -161,3 +161,32 @@ class JobQueue:
 async def delete_for_runs(db: Database, drift_ids: list[str]) -> None:
     """The jobs of deleted drift runs (whatever their state: a running one finds its run gone)."""
     await db.jobs.delete_many({"drift_id": {"$in": drift_ids}})
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """What ``/metrics`` reports of the queue (``metrics/sources.py``)."""
+
+    queued: int
+    running: int
+    failed: int
+    #: Running jobs whose lease expired: their worker died or stalled, and no other has
+    #: claimed them again yet.
+    stale: int
+    oldest_queued_at: datetime | None
+
+
+async def queue_stats(db: Database, now: datetime) -> QueueStats:
+    """Counts by status on the (status, ...) indexes; done jobs are not counted (they only
+    grow, and nobody waits on them)."""
+    jobs = db.jobs
+    oldest = await jobs.find_one(
+        {"status": QUEUED}, {"created_at": 1}, sort=[("created_at", ASCENDING)]
+    )
+    return QueueStats(
+        queued=await jobs.count_documents({"status": QUEUED}),
+        running=await jobs.count_documents({"status": RUNNING}),
+        failed=await jobs.count_documents({"status": FAILED}),
+        stale=await jobs.count_documents({"status": RUNNING, "lease_until": {"$lt": now}}),
+        oldest_queued_at=oldest["created_at"] if oldest else None,
+    )
