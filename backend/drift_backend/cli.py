@@ -142,6 +142,8 @@ def export_command(path: Path, compress: bool | None) -> None:
     """Write every collection of DRIFT_MONGODB_DATABASE to PATH (JSON lines)."""
     import asyncio
 
+    from pymongo.errors import PyMongoError
+
     from drift_backend.backup import export_database
     from drift_backend.backup.fileformat import open_for_writing
 
@@ -167,6 +169,9 @@ def export_command(path: Path, compress: bool | None) -> None:
 
     try:
         asyncio.run(run())
+    except (OSError, PyMongoError) as error:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"export failed: {error}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -180,6 +185,8 @@ def export_command(path: Path, compress: bool | None) -> None:
 def import_command(path: Path, force: bool) -> None:
     """Load an export file (plain or gzip) into DRIFT_MONGODB_DATABASE and build its indexes."""
     import asyncio
+
+    from pymongo.errors import PyMongoError
 
     from drift_backend.backup import BackupError, import_database
     from drift_backend.backup.fileformat import open_for_reading
@@ -201,6 +208,8 @@ def import_command(path: Path, force: bool) -> None:
         asyncio.run(run())
     except BackupError as error:
         raise click.ClickException(str(error)) from None
+    except (OSError, PyMongoError) as error:
+        raise click.ClickException(f"import failed: {error}") from None
 
 
 if __name__ == "__main__":

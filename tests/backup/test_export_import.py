@@ -185,3 +185,14 @@ async def test_damaged_files_are_refused_with_the_reason(
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_to_a_missing_directory_says_so_and_leaves_nothing(
+    mongodb: ManagedProcess, tmp_path: Path
+) -> None:
+    target = tmp_path / "missing" / "backup.jsonl.gz"
+    result = cli(mongodb, f"test_{uuid.uuid4().hex[:12]}", "export", str(target))
+    assert result.returncode != 0
+    assert "export failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not target.parent.exists()
