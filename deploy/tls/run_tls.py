@@ -31,6 +31,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--ping-port", type=int, default=8082)
     parser.add_argument("--data-dir", type=Path, default=Path(".data"))
+    parser.add_argument("--oidc-port", type=int, default=9400)
+    parser.add_argument("--mongo-port", type=int, default=27117)
     args = parser.parse_args(argv)
     data = args.data_dir.resolve()
     local_cert.main([str(data / "tls")])
@@ -62,6 +64,10 @@ def main(argv: list[str]) -> int:
             str(args.port),
             "--data-dir",
             str(data),
+            "--oidc-port",
+            str(args.oidc_port),
+            "--mongo-port",
+            str(args.mongo_port),
         ]
     )
 
