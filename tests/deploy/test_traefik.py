@@ -39,6 +39,7 @@ TRAEFIK = Path(sys.executable).parent / "traefik"
 SHORT_TIMEOUT = "2s"
 STREAM_SECONDS = 5.0
 KEEPALIVE_SECONDS = 0.5
+TEST_UPLOAD_LIMIT = 65536
 
 
 def _load_helper() -> ModuleType:
@@ -133,6 +134,15 @@ def proxy(
                 },
                 health_interval="500ms",
             )
+            # The one change to the dynamic configuration: a small API upload limit, so an
+            # oversized upload is quick to send (the real limit is checked against the
+            # settings in test_body_limits_match_the_backend_settings).
+            routes_file = tmp / "dynamic" / "common" / "routes.yml"
+            routes = yaml.safe_load(routes_file.read_text())
+            routes["http"]["middlewares"]["upload-limit"]["buffering"]["maxRequestBodyBytes"] = (
+                TEST_UPLOAD_LIMIT
+            )
+            routes_file.write_text(yaml.safe_dump(routes, sort_keys=False))
             log = (tmp / "traefik.log").open("wb")
             process = subprocess.Popen(
                 [str(TRAEFIK), f"--configFile={config}"], stdout=log, stderr=subprocess.STDOUT
@@ -290,6 +300,24 @@ def test_an_oversized_body_is_refused_at_the_proxy(proxy: Proxy) -> None:
         )
     assert too_big.status_code == 413
     assert fits.status_code != 413  # the dashboard's own answer (no session, no CSRF token)
+
+
+def test_an_oversized_api_upload_is_refused_at_the_proxy(proxy: Proxy) -> None:
+    with proxy.client() as http:
+        too_big = http.post(
+            "/api/v1/experiment/x/baseline",
+            content=b"x" * (TEST_UPLOAD_LIMIT + 1),
+            headers={"content-type": "text/csv"},
+        )
+        fits = http.post(
+            "/api/v1/experiment/x/baseline",
+            content=b"x" * (TEST_UPLOAD_LIMIT - 1),
+            headers={"content-type": "text/csv"},
+        )
+    assert too_big.status_code == 413
+    assert "x-replica" not in too_big.headers  # refused by Traefik, before any backend
+    assert fits.status_code != 413
+    assert fits.headers["x-replica"] in {"a", "b"}  # the backend's own answer (no token)
 
 
 def test_event_stream_stays_open_past_the_proxy_timeouts(proxy: Proxy) -> None:
