@@ -168,10 +168,12 @@ def test_lets_encrypt_resolver_covers_every_router() -> None:
     assert flags["certificatesResolvers.letsencrypt.acme.storage"] == "/acme/acme.json"
     assert flags["entryPoints.web.http.redirections.entryPoint.scheme"] == "https"
     assert "${DRIFT_DOMAIN" in flags["entryPoints.websecure.http.tls.domains[0].main"]
-    # ... and so every router, all on websecure with TLS, gets its certificate from it.
+    # ... and so every router, all on websecure, gets its certificate from it: Traefik gives
+    # a router the entry point's TLS (resolver included) only when the router has no `tls`
+    # of its own (pkg/server/aggregator.go, applyModel: `if cp.TLS == nil`).
     for name, router in _routes()["http"]["routers"].items():
         assert router["entryPoints"] == ["websecure"], name
-        assert "tls" in router, name
+        assert "tls" not in router, name
     # Production loads the common routes only, not the development certificate.
     mounts = _prod()["services"]["traefik"]["volumes"]
     assert not any("local-tls" in mount for mount in mounts)
