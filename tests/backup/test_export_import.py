@@ -103,7 +103,12 @@ async def test_export_import_round_trip_loses_nothing(
     ) as source:
         made = await populate(source)
         source_db = source.settings.mongodb_database
+        # A dashboard session holds a user's tokens: never written to a backup.
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb.url)
+        await client[source_db]["dashboard_sessions"].insert_one({"tokens": {"a": "secret"}})
+        await client.close()
         before = await snapshot(mongodb.url, source_db)
+        del before["dashboard_sessions"]
         dump = tmp_path / "backup.jsonl.gz"
         exported = cli(mongodb, source_db, "export", str(dump))
         assert exported.returncode == 0, exported.stderr

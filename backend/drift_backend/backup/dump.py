@@ -22,6 +22,10 @@ from pymongo.errors import ConfigurationError, OperationFailure
 from drift_backend.backup.fileformat import FORMAT, VERSION, dumps, dumps_plain
 from drift_backend.store.database import Database
 
+#: Not exported: the dashboard's sessions hold users' OIDC access and refresh tokens, which
+#: do not belong in backup files, and a restored session is of no use (users log in again).
+EXCLUDED = frozenset({"dashboard_sessions"})
+
 #: Documents per round trip: large enough to stream quickly, small enough that a batch of
 #: GridFS chunks (255 KiB each) stays well under the server's 16 MiB reply.
 BATCH_SIZE = 32
@@ -35,11 +39,11 @@ class ExportSummary:
 
 async def collections_of(db: Database) -> list[dict[str, Any]]:
     """Name, creation options and indexes of every collection (views and ``system.*``
-    collections are the server's own and not exported)."""
+    collections are the server's own and not exported, nor are ``EXCLUDED`` ones)."""
     found = []
     async for info in await db.list_collections(filter={"type": "collection"}):
         name = info["name"]
-        if name.startswith("system."):
+        if name.startswith("system.") or name in EXCLUDED:
             continue
         indexes = []
         async for index in await db[name].list_indexes():
