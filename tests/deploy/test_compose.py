@@ -145,7 +145,9 @@ def test_workers_and_backends_scale_with_compose() -> None:
             assert "container_name" not in services[service], (name, service)
             assert "ports" not in services[service], (name, service)
         assert services["worker"]["command"][:2] == ["drift-monitor-server", "worker"]
-        assert services["worker"]["networks"] == ["data"]  # the database only
+        # The database, and outbound for alert deliveries; never behind the proxy.
+        assert services["worker"]["networks"] == ["data", "egress"]
+        assert _load(name)["networks"]["egress"] == {}
     # Traefik's backend slots are compose's replica names under the project's fixed name.
     assert _prod()["name"] == _dev()["name"] == "drift-monitor"
     servers = _routes()["http"]["services"]["backend"]["loadBalancer"]["servers"]
