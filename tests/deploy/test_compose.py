@@ -113,6 +113,9 @@ def test_production_mongodb_has_auth_a_key_file_and_a_least_privilege_app_user()
     for name in ("backend", "worker", "backup", "frontend"):
         assert "mongodb_url" in services[name]["secrets"], name
     for name in ("backend", "worker", "backup"):
+        # Production mode refuses to start without a /metrics token (docs/metrics.md).
+        assert "metrics_token" in services[name]["secrets"], name
+    for name in ("backend", "worker", "backup"):
         assert services[name]["environment"]["DRIFT_MODE"] == "production"
     assert services["frontend"]["environment"]["DRIFT_DASHBOARD_MODE"] == "production"
 

@@ -256,6 +256,10 @@ def test_untrusted_certificate_is_not_silently_accepted(proxy: Proxy) -> None:
 
 
 def test_metrics_and_unknown_paths_are_not_forwarded_to_the_backend(proxy: Proxy) -> None:
+    # Where the backend serves /metrics (open in development mode), it does so only directly.
+    direct = httpx2.get(f"{proxy.replicas['a'].url}/metrics")
+    if direct.status_code == 200:
+        assert "# TYPE" in direct.text
     with proxy.client() as http:
         for path in ("/metrics", "/admin"):
             response = http.get(path)
