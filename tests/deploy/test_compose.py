@@ -368,7 +368,8 @@ def test_service_images_check_their_health(dockerfile: str) -> None:
     assert "--no-dev" in text  # production images without the test tools
 
 
-def test_build_context_keeps_secrets_out() -> None:
-    ignored = (ROOT / ".dockerignore").read_text().split()
+@pytest.mark.parametrize("ignore", [".dockerignore", "tests/deploy/Dockerfile.dockerignore"])
+def test_build_context_keeps_secrets_out(ignore: str) -> None:
+    ignored = (ROOT / ignore).read_text().split()
     assert "secrets/" in ignored
     assert ".env" in ignored
