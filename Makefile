@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PORT ?= 8000
 DATA_DIR ?= .data
 
-.PHONY: run test lint typecheck pytest sync uv frontend-assets benchmark benchmark-checks \
+.PHONY: run run-tls test lint typecheck pytest sync uv frontend-assets benchmark benchmark-checks \
 	benchmark-wide benchmark-dashboard screenshots
 
 uv:
@@ -27,6 +27,13 @@ $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
 
 run: sync frontend-assets
 	$(UV) run --frozen drift-monitor-server dev --port $(PORT) --data-dir $(DATA_DIR)
+
+# The same stack behind Traefik over HTTPS (reverse-proxy/ as in compose, a local
+# certificate in $(DATA_DIR)/tls): https://localhost:$(HTTPS_PORT)/ (deploy/tls/run_tls.py).
+HTTPS_PORT ?= 8443
+run-tls: sync frontend-assets
+	$(UV) run --frozen python deploy/tls/run_tls.py --port $(PORT) --https-port $(HTTPS_PORT) \
+		--data-dir $(DATA_DIR)
 
 lint: sync
 	$(UV) run --frozen ruff check .

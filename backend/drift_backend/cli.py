@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from drift_backend.settings import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from pymongo import AsyncMongoClient
+
+    from drift_backend.store.database import Database
 
 
 @click.group()
@@ -126,6 +132,101 @@ def dev_token(user: str, data_dir: Path) -> None:
         ) from None
     click.echo(f"# access token for {user} (expires in {token.get('expires_in')} s)", err=True)
     click.echo(token["access_token"])
+
+
+# Backups and moves (issue 11): the whole database as versioned JSON lines (backup/).
+def _backup_database() -> tuple[AsyncMongoClient[dict[str, Any]], Database]:
+    """A client without the service's per-operation bound (an export reads for as long as
+    the database is large) and the configured database."""
+    from pymongo import AsyncMongoClient
+
+    settings = load_settings()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongodb_url.get_secret_value(), tz_aware=True, uuidRepresentation="standard"
+    )
+    return client, client[settings.mongodb_database]
+
+
+@main.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--gzip/--no-gzip",
+    "compress",
+    default=None,
+    help="Compress with gzip (default: when PATH ends in .gz).",
+)
+def export_command(path: Path, compress: bool | None) -> None:
+    """Write every collection of DRIFT_MONGODB_DATABASE to PATH (JSON lines)."""
+    import asyncio
+
+    from pymongo.errors import PyMongoError
+
+    from drift_backend.backup import export_database
+    from drift_backend.backup.fileformat import open_for_writing
+
+    compress = path.suffix == ".gz" if compress is None else compress
+    # Written beside PATH and renamed when complete: a backup directory never holds half a
+    # file under a final name.
+    partial = path.with_name(path.name + ".partial")
+
+    async def run() -> None:
+        client, db = _backup_database()
+        try:
+            with open_for_writing(partial, compress=compress) as out:
+                summary = await export_database(db, out)
+        finally:
+            await client.close()
+        partial.replace(path)
+        total = sum(summary.counts.values())
+        how = "one snapshot" if summary.snapshot else "no snapshot read: see docs/deploy.md"
+        click.echo(
+            f"exported {total} documents of {len(summary.counts)} collections ({how}) to {path}",
+            err=True,
+        )
+
+    try:
+        asyncio.run(run())
+    except (OSError, PyMongoError) as error:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"export failed: {error}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--force", is_flag=True, help="Replace the exported collections in a non-empty database."
+)
+def import_command(path: Path, force: bool) -> None:
+    """Load an export file (plain or gzip) into DRIFT_MONGODB_DATABASE and build its indexes."""
+    import asyncio
+
+    from pymongo.errors import PyMongoError
+
+    from drift_backend.backup import BackupError, import_database
+    from drift_backend.backup.fileformat import open_for_reading
+
+    async def run() -> None:
+        client, db = _backup_database()
+        try:
+            with open_for_reading(path) as source:
+                summary = await import_database(db, source, force=force)
+        finally:
+            await client.close()
+        click.echo(
+            f"imported {sum(summary.counts.values())} documents of {len(summary.counts)} "
+            f"collections and {summary.indexes} indexes from {path}",
+            err=True,
+        )
+
+    try:
+        asyncio.run(run())
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    except (OSError, PyMongoError) as error:
+        raise click.ClickException(f"import failed: {error}") from None
 
 
 if __name__ == "__main__":
