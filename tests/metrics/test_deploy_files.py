@@ -117,20 +117,21 @@ def test_prometheus_config_scrapes_with_the_token_file_and_loads_the_rules() -> 
     assert config["global"]["scrape_timeout"] <= config["global"]["scrape_interval"]
 
 
-def test_compose_override_mounts_what_exists() -> None:
-    override = yaml.safe_load((DEPLOY / "compose.yml").read_text())
-    root = yaml.safe_load((ROOT / "compose.yml").read_text())
-    prometheus = override["services"]["prometheus"]
+def test_the_observability_profile_mounts_what_exists() -> None:
+    prod = yaml.safe_load((ROOT / "compose.prod.yml").read_text())
+    prometheus = prod["services"]["prometheus"]
+    grafana = prod["services"]["grafana"]
+    assert prometheus["profiles"] == grafana["profiles"] == ["observability"]
     assert prometheus["secrets"] == ["metrics_token"]
-    assert "metrics_token" in root["secrets"]
-    assert "metrics_token" in root["services"]["backend"]["secrets"]
-    for service in override["services"].values():
+    assert "metrics_token" in prod["secrets"]
+    assert "metrics_token" in prod["services"]["backend"]["secrets"]
+    for service in (prometheus, grafana):
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), source
-    # Only loopback: Grafana is not published to the network.
-    assert all(p.startswith("127.0.0.1:") for p in override["services"]["grafana"]["ports"])
+    # Only loopback: Grafana is not published to the network; Prometheus not at all.
+    assert all(p.startswith("127.0.0.1:") for p in grafana["ports"])
     assert "ports" not in prometheus
     provisioning = DEPLOY / "grafana" / "provisioning"
     datasource = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
