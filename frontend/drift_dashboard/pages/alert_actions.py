@@ -30,6 +30,7 @@ Short = Annotated[str, Form(max_length=256)]
 Long = Annotated[str, Form(max_length=4096)]
 Num = Annotated[str, Form(max_length=32)]
 BASE = "/experiments/{}/alerts"
+SECTION_OF = {"rule": "rules", "silence": "silences", "target": "targets"}
 
 
 def number(text: str) -> Any:
@@ -79,6 +80,9 @@ async def refused(
 ) -> Response:
     if exc.status not in SHOWN:
         raise exc
+    if exc.status == 403:
+        # The caller's level hides that form: show the refusal on its section's list.
+        which = SECTION_OF.get(which, which)
     outcome = Outcome(
         problems={which: Problem.of(exc)},
         forms={which: form} if form is not None else {},
