@@ -468,6 +468,12 @@ def test_in_the_browser_a_rule_and_a_webhook_target(
         assert visitor.csp_violations() == []
     finally:
         visitor.close()
+    with api_client(stack, "alice") as api:  # a silence, so axe sees that table too
+        silenced = api.post(
+            f"/experiment/{experiment['id']}/silences",
+            json={"model": "m1", "ends_at": utc_in(hours=1) + ":00+00:00", "comment": "axe"},
+        )
+        assert silenced.status_code == 201, silenced.text
     # axe-core is injected as an inline script: a context that bypasses the CSP, both schemes.
     for scheme in ("light", "dark"):
         checker = Visitor(browser, stack, bypass_csp=True)
