@@ -468,12 +468,24 @@ def test_in_the_browser_a_rule_and_a_webhook_target(
         assert visitor.csp_violations() == []
     finally:
         visitor.close()
-    with api_client(stack, "alice") as api:  # a silence, so axe sees that table too
+    # A silence, a firing alert and its delivery, so axe sees every table (and the header's
+    # badge) too.
+    base = f"/experiment/{experiment['id']}"
+    with api_client(stack, "alice") as api:
         silenced = api.post(
-            f"/experiment/{experiment['id']}/silences",
-            json={"model": "m1", "ends_at": utc_in(hours=1) + ":00+00:00", "comment": "axe"},
+            f"{base}/silences",
+            json={"model": "m9", "ends_at": utc_in(hours=1) + ":00+00:00", "comment": "axe"},
         )
         assert silenced.status_code == 201, silenced.text
+        rule = {"name": "failed", "condition": {"type": "run_failed"}, "group_wait": 0}
+        assert api.post(f"{base}/alert-rules", json=rule).status_code == 201
+        failed = api.post(f"{base}/drift", json={"job_status": "Failed", "model": "m1"})
+        assert failed.status_code == 201, failed.text
+        eventually(
+            lambda: api.get(f"{base}/notifications").json()["items"],
+            lambda items: bool(items) and items[0]["state"] == "delivered",
+            "the firing alert delivered",
+        )
     # axe-core is injected as an inline script: a context that bypasses the CSP, both schemes.
     for scheme in ("light", "dark"):
         checker = Visitor(browser, stack, bypass_csp=True)
