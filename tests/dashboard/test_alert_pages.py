@@ -355,6 +355,24 @@ def test_a_firing_alert_on_the_tab_the_header_and_the_list_then_the_log(
     assert hits[0].headers["webhook-id"] == hits[1].headers["webhook-id"]
 
 
+def test_a_disabled_target_can_be_enabled_again(
+    stack: Stack, alice_http: Browserless, receiver: Receiver
+) -> None:
+    experiment = stack.create("alice", unique("gone"))
+    base = f"/experiment/{experiment['id']}/alert-targets"
+    with api_client(stack, "alice") as api:
+        made = api.post(base, json={"name": "old hook", "kind": "zapier", "url": receiver.url()})
+        assert made.status_code == 201, made.text
+        target_id = made.json()["id"]
+        assert api.patch(f"{base}/{target_id}", json={"enabled": False}).status_code == 200
+        shown = alice_http.get(page_of(experiment)).text
+        assert 'class="badge failed">disabled' in shown
+        enabled = alice_http.post(f"{page_of(experiment)}/targets/enable", {"target_id": target_id})
+        assert enabled.status_code == 303, enabled.text
+        assert api.get(f"{base}/{target_id}").json()["enabled"] is True
+    assert "Enable again" not in alice_http.get(page_of(experiment)).text
+
+
 def test_the_log_explains_a_cursor_it_did_not_give_out(
     stack: Stack, alice_http: Browserless
 ) -> None:

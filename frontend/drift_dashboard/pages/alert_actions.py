@@ -262,6 +262,27 @@ async def delete_target(
     return back(experiment_id, "target-deleted", "targets")
 
 
+@router.post("/experiments/{experiment_id}/alerts/targets/enable")
+async def enable_target(
+    request: Request,
+    api: ApiDep,
+    session: SessionDep,
+    user: LoggedInDep,
+    experiment_id: ExperimentId,
+    target_id: ItemId,
+) -> Response:
+    """Resume a target that stopped on its own (a receiver answered 410 Gone)."""
+    try:
+        await api.request(
+            "PATCH",
+            f"/experiment/{experiment_id}/alert-targets/{target_id}",
+            json={"enabled": True},
+        )
+    except ApiError as exc:
+        return await refused(request, api, session, experiment_id, exc, "targets")
+    return back(experiment_id, "target-enabled", "targets")
+
+
 @router.post("/experiments/{experiment_id}/alerts/targets/test")
 async def test_target(
     request: Request,

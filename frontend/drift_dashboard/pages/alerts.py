@@ -84,6 +84,7 @@ DONE = {
     "silence-expired": "Silence expired.",
     "target-created": "Target created.",
     "target-deleted": "Target deleted.",
+    "target-enabled": "Target enabled again: new notifications go to it.",
     "redelivered": "Queued again: the workers deliver it shortly, with the same webhook-id.",
 }
 
