@@ -17,9 +17,13 @@ API_PREFIX = "/api/v1"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(
+        self, status: int, detail: str, errors: list[dict[str, str]] | None = None
+    ) -> None:
         self.status = status
         self.detail = detail
+        #: A 422's ``errors``: ``{field, reason}`` each, so a form can show them beside itself.
+        self.errors = errors or []
         super().__init__(f"backend answered {status}: {detail}")
 
 
@@ -95,7 +99,7 @@ class Api:
         except httpx2.HTTPError as exc:
             raise ApiError(503, f"the backend could not be reached ({type(exc).__name__})") from exc
         if response.status_code >= 400:
-            raise ApiError(response.status_code, error_message(response))
+            raise ApiError(response.status_code, error_message(response), field_errors(response))
         return response
 
     async def get(self, path: str, **kwargs: Any) -> Any:
@@ -124,3 +128,19 @@ def error_message(response: httpx2.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])
     return response.reason_phrase
+
+
+def field_errors(response: httpx2.Response) -> list[dict[str, str]]:
+    """The ``errors`` of an error answer (a 422's fields and reasons), else none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    found = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(found, list):
+        return []
+    return [
+        {"field": str(item.get("field", "")), "reason": str(item.get("reason", ""))}
+        for item in found
+        if isinstance(item, dict)
+    ]

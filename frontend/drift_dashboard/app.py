@@ -27,6 +27,8 @@ from drift_dashboard.headers import SecurityHeadersMiddleware
 from drift_dashboard.oidc import TokenKeeper, make_oauth
 from drift_dashboard.pages import (
     account,
+    alert_actions,
+    alerts,
     auth,
     baselines,
     charts,
@@ -98,6 +100,8 @@ def create_app(settings: DashboardSettings) -> FastAPI:
         permissions,
         account,
         events,
+        alerts,  # the Alerts tab (issue 9)
+        alert_actions,
     ):
         app.include_router(module.router)
 

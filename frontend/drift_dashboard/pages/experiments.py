@@ -12,6 +12,7 @@ Each row shows its experiment's last run (``GET /drift/latest``, one call for th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -25,6 +26,7 @@ from starlette.responses import RedirectResponse, Response
 
 from drift_dashboard.api import Api, ApiError
 from drift_dashboard.deps import ApiDep, LoggedInDep
+from drift_dashboard.pages.scope import firing_count
 from drift_dashboard.templating import render
 
 router = APIRouter()
@@ -132,6 +134,24 @@ async def last_runs(api: Api, experiments: list[dict[str, Any]]) -> dict[str, An
     return {item["experiment_id"]: item["run"] for item in answer.get("items", [])}
 
 
+#: Alert calls in flight at once for one list page (a page has at most PAGE_SIZE rows).
+ALERT_CALLS = 8
+
+
+async def firing_alerts(api: Api, experiments: list[dict[str, Any]]) -> dict[str, int | None]:
+    """Experiment id -> how many of its alert groups fire now (None: the backend could not
+    say), from ``GET .../alerts?state=firing`` per row, at most ALERT_CALLS at once."""
+    gate = asyncio.Semaphore(ALERT_CALLS)
+
+    async def one(experiment_id: str) -> int | None:
+        async with gate:
+            return await firing_count(api, experiment_id)
+
+    ids = [str(exp["id"]) for exp in experiments]
+    counts = await asyncio.gather(*(one(i) for i in ids))
+    return dict(zip(ids, counts, strict=True))
+
+
 def _url(**params: str | None) -> str:
     return "/experiments?" + urlencode({k: v for k, v in params.items() if v})
 
@@ -173,13 +193,14 @@ async def list_experiments(
         first_url = _url(q=q, sort=sort)
     if cursor is not None and not rows:  # paged past the end (rows went away): start over
         first_url = _url(q=q, sort=sort)
-    latest = await last_runs(api, rows)
+    latest, firing = await asyncio.gather(last_runs(api, rows), firing_alerts(api, rows))
     return render(
         request,
         "experiments/list.html",
         title="Experiments",
         experiments=rows,
         latest=latest,
+        firing=firing,
         relative_time=relative_time,
         total=page.total,
         q=q,

@@ -39,6 +39,8 @@ class ExperimentScope:
     experiment: dict[str, Any]
     level: str | None
     user_id: str | None
+    #: Alert groups firing now (the header's badge); None when the backend cannot say.
+    firing: int | None = None
 
     @property
     def id(self) -> str:
@@ -47,6 +49,10 @@ class ExperimentScope:
     @property
     def can_manage(self) -> bool:
         return self.level == "Manage"
+
+    @property
+    def can_edit(self) -> bool:
+        return RANK.get(self.level or "", 0) >= RANK["Edit"]
 
 
 async def backend_user_id(api: Api, session: Session) -> str | None:
@@ -87,15 +93,31 @@ async def load_scope(api: Api, session: Session, experiment_id: str) -> Experime
     """The experiment (a 404/403 from the backend becomes the friendly error page) and the
     caller's level on it."""
     if api.anonymous:
-        experiment = await api.get(f"/experiment/{experiment_id}")
-        return ExperimentScope(experiment, level_of(experiment, None, []), None)
-    experiment, user_id, entitlements = await asyncio.gather(
+        experiment, firing = await asyncio.gather(
+            api.get(f"/experiment/{experiment_id}"), firing_count(api, experiment_id)
+        )
+        return ExperimentScope(experiment, level_of(experiment, None, []), None, firing)
+    experiment, user_id, entitlements, firing = await asyncio.gather(
         api.get(f"/experiment/{experiment_id}"),
         backend_user_id(api, session),
         api.get("/entitlement"),
+        firing_count(api, experiment_id),
     )
     items = [str(e) for e in entitlements.get("items", [])]
-    return ExperimentScope(experiment, level_of(experiment, user_id, items), user_id)
+    return ExperimentScope(experiment, level_of(experiment, user_id, items), user_id, firing)
+
+
+async def firing_count(api: Api, experiment_id: str) -> int | None:
+    """How many of the experiment's alert groups fire now; None when the backend cannot
+    say (a backend without alerts, an error): the header then shows no badge rather than
+    failing the page."""
+    try:
+        alerts = await api.get(f"/experiment/{experiment_id}/alerts", params={"state": "firing"})
+    except ApiError as exc:
+        if exc.status == 401:
+            raise
+        return None
+    return len(alerts) if isinstance(alerts, list) else None
 
 
 async def backend_allows_manage(api: Api, experiment_id: str) -> bool:
