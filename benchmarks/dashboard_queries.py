@@ -13,35 +13,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the JWT test issuer lives in tests/support
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx2  # noqa: E402
-from drift_backend.charts import queries as chart_queries  # noqa: E402
-from drift_backend.charts.buckets import DEFAULT_BUCKETS, window  # noqa: E402
-from drift_backend.charts.repository import check_run_document, feature_documents  # noqa: E402
-from drift_backend.devstack.services import free_port, start_backend, start_mongodb  # noqa: E402
-from drift_backend.drifts.schemas import SCHEMA_VERSION  # noqa: E402
-from drift_backend.drifts.timeline import timeline_pipeline  # noqa: E402
-from pymongo import AsyncMongoClient  # noqa: E402
+import httpx2
+from drift_backend.charts import queries as chart_queries
+from drift_backend.charts.buckets import DEFAULT_BUCKETS, window
+from drift_backend.charts.repository import check_run_document, feature_documents
+from drift_backend.devstack.services import free_port, start_backend
+from drift_backend.drifts.schemas import SCHEMA_VERSION
+from drift_backend.drifts.timeline import timeline_pipeline
+from pymongo import AsyncMongoClient
 
-from benchmarks._docs import write_section  # noqa: E402
-from tests.support.jwt_issuer import JWTIssuer  # noqa: E402
+from benchmarks._docs import write_section
+from benchmarks._harness import machine, register, stack
 
 HEADING = "## Dashboard queries: 100,000 runs against 100"
 DATABASE = "drift_benchmark_dashboard"
@@ -263,28 +258,14 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
     return lines
 
 
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?"
-    )
-    pkgs = ", ".join(f"{p} {version(p)}" for p in ("fastapi", "pymongo", "secantusdb"))
-    return (
-        f"nproc {len(os.sched_getaffinity(0))}, CPU {model}, Python {platform.python_version()}, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {pkgs}"
-    )
+PACKAGES = ("fastapi", "pymongo", "secantusdb")
 
 
 async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -> str:
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx2.AsyncClient(base_url=base, headers=headers, timeout=600) as http:
-        user = (await http.post("/api/v1/user")).raise_for_status().json()["id"]
-        experiments = {}
-        for size in (args.small, args.big):
-            body = {"name": f"bench-{size}-{uuid.uuid4().hex[:6]}"}
-            experiments[size] = (
-                (await http.post("/api/v1/experiment", json=body)).raise_for_status().json()["id"]
-            )
+    sizes = [args.small, args.big]
+    user, ids = await register(base, token, [f"bench-{size}" for size in sizes])
+    experiments = dict(zip(sizes, ids, strict=True))
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
     db = client[DATABASE]
     now = datetime.now(UTC)
@@ -312,7 +293,7 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
 
     small, big = args.small, args.big
     lines = [
-        f"Machine: {machine()}. Data: {big:,} and {small:,} runs over the last 365 days "
+        f"Machine: {machine(PACKAGES)}. Data: {big:,} and {small:,} runs over the last 365 days "
         f"(every {CHECK_SHARE}th a check with {len(FEATURES)} features), inserted in {fill:.0f} s "
         f"({', '.join(f'{n:,} {c}' for c, n in inserted.items())}). Each query: 2 warm-up "
         f"requests, then up to {args.repeats} sequential ones (at least 5, at most "
@@ -352,30 +333,21 @@ def main() -> None:
     args = parser.parse_args()
     args.small, args.big = 100, 10_000 if args.quick else 100_000
     args.repeats, args.budget = 20, 60.0
-    with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp, JWTIssuer() as issuer:
-        work = Path(tmp)
-        mongo = start_mongodb(free_port(), work / "db", log_path=work / "secantus.log")
-        env = {
-            **os.environ,
-            "DRIFT_MODE": "development",
-            "DRIFT_MONGODB_URL": mongo.url,
-            "DRIFT_MONGODB_DATABASE": DATABASE,
-            "DRIFT_TRUSTED_ISSUERS": issuer.url,
-            "DRIFT_ALLOW_INSECURE_ISSUERS": "true",
-            "DRIFT_SECRETS_DIR": str(work / "no-secrets"),
-            "DRIFT_LOG_LEVEL": "warning",
+    with stack() as bench:
+        env = bench.backend_env(
+            DATABASE,
+            DRIFT_LOG_LEVEL="warning",
             # The filled runs are old and some Running: the sweeper must not rewrite them.
-            "DRIFT_RUN_TIMEOUT_SECONDS": str(10 * 365 * 86400),
+            DRIFT_RUN_TIMEOUT_SECONDS=str(10 * 365 * 86400),
             # A 100k-run page can take seconds on SecantusDB; it must not time out.
-            "DRIFT_MONGODB_TIMEOUT_SECONDS": "300",
-        }
-        backend = start_backend(free_port(), env, work / "backend.log")
+            DRIFT_MONGODB_TIMEOUT_SECONDS="300",
+        )
+        backend = start_backend(free_port(), env, bench.work / "backend.log")
         try:
-            token = issuer.token("bench-user", expires_in=7200)
-            report = asyncio.run(run(args, mongo.url, backend.url, token))
+            token = bench.issuer.token("bench-user", expires_in=7200)
+            report = asyncio.run(run(args, bench.mongo.url, backend.url, token))
         finally:
             backend.stop()
-            mongo.stop()
     print(report)
     if not args.no_docs and not args.quick:
         write_section(HEADING, "dashboard_queries", report)

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from drift_dashboard.api import Api
@@ -93,6 +93,20 @@ class RunFilters:
     @property
     def active(self) -> bool:
         return bool(self.query())
+
+
+async def get_run_filters(
+    model: Text = "",
+    status: Annotated[str, Query(max_length=16)] = "",
+    tags: Text = "",
+    start: Annotated[str, Query(alias="from", max_length=32)] = "",
+    end: Annotated[str, Query(alias="to", max_length=32)] = "",
+) -> RunFilters:
+    """The runs filters of the URL (what the filter form sends), checked."""
+    return RunFilters.parse(model, status, tags, start, end)
+
+
+RunFiltersDep = Annotated[RunFilters, Depends(get_run_filters)]
 
 
 def runs_filter(filters: RunFilters, after: tuple[str, str] | None) -> dict[str, Any]:
@@ -198,16 +212,11 @@ async def show_experiment(
     api: ApiDep,
     session: SessionDep,
     experiment_id: ExperimentId,
-    model: Text = "",
-    status: Annotated[str, Query(max_length=16)] = "",
-    tags: Text = "",
-    start: Annotated[str, Query(alias="from", max_length=32)] = "",
-    end: Annotated[str, Query(alias="to", max_length=32)] = "",
+    filters: RunFiltersDep,
     after: Annotated[str | None, Query(max_length=1024)] = None,
     feature: Text = "",
 ) -> Response:
     scope = await load_scope(api, session, experiment_id)
-    filters = RunFilters.parse(model, status, tags, start, end)
     # Independent backend calls: the page waits for the slowest, not for their sum.
     runs, board = await asyncio.gather(
         load_runs(api, experiment_id, filters, after),
@@ -233,15 +242,10 @@ async def runs_table(
     request: Request,
     api: ApiDep,
     experiment_id: ExperimentId,
-    model: Text = "",
-    status: Annotated[str, Query(max_length=16)] = "",
-    tags: Text = "",
-    start: Annotated[str, Query(alias="from", max_length=32)] = "",
-    end: Annotated[str, Query(alias="to", max_length=32)] = "",
+    filters: RunFiltersDep,
     after: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> Response:
     """The runs table alone: what the live updates swap in when a run starts or ends."""
-    filters = RunFilters.parse(model, status, tags, start, end)
     runs = await load_runs(api, experiment_id, filters, after)
     return render(
         request,
