@@ -41,6 +41,7 @@ OWNERS: dict[str, str] = {
     "events": "events",
     "event_counters": "events",
     "notifications": "notify",
+    "run_counts": "charts",  # perf: the run timeline's hourly counts
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from drift_backend.charts import queries
+from drift_backend.charts import queries, run_counts
 from drift_backend.charts.buckets import Window
 from drift_backend.drifts import timeline as drift_timeline
 from drift_backend.store.database import Database
+
+HOUR = timedelta(hours=1)
+STATES = run_counts.STATES
 
 
 def window_doc(window: Window) -> dict[str, Any]:
@@ -24,15 +27,36 @@ def window_doc(window: Window) -> dict[str, Any]:
 async def timeline(
     db: Database, experiment_id: str, model: str | None, window: Window
 ) -> dict[str, Any]:
-    rows = await drift_timeline.run_counts(
-        db, experiment_id, model, window.start, window.end, window.expression("created_at")
-    )
+    """Whole hours from the hourly counts (``run_counts``), the partial hours at the window's
+    edges (and windows cut finer than hours) by counting their runs."""
+    first = run_counts.hour_of(window.start)
+    if first < window.start:
+        first += HOUR
+    last = run_counts.hour_of(window.end)
+    by_runs = [(window.start, window.end)]
+    totals: dict[datetime, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATES, 0))
+    if window.step >= HOUR and first < last:
+        # Hour-sized or larger buckets align to whole hours: each hour lies in one bucket.
+        rows = await run_counts.hourly(
+            db, experiment_id, model, first, last, window.expression("hour")
+        )
+        for row in rows:
+            for state in STATES:
+                totals[row["_id"]][state] += row[state]
+        by_runs = [(window.start, first), (last, window.end)]
+    for start, end in by_runs:
+        if start >= end:
+            continue
+        rows = await drift_timeline.run_counts(
+            db, experiment_id, model, start, end, window.expression("created_at")
+        )
+        for row in rows:
+            for state in STATES:
+                totals[row["_id"]][state] += row[state]
     buckets = [
-        {
-            "start": row["_id"],
-            **{key: row[key] for key in ("drifted", "not_drifted", "failed", "running")},
-        }
-        for row in rows
+        {"start": start, **counts}
+        for start, counts in sorted(totals.items())
+        if any(counts.values())
     ]
     return {"window": window_doc(window), "buckets": buckets}
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from drift_backend.charts import run_counts
 from drift_backend.drifts.schemas import SCHEMA_VERSION, JobStatus
 from drift_backend.errors import Conflict, NotFound
 from drift_backend.events import service as events
@@ -115,6 +116,7 @@ async def create(
         **fields,
     }
     await db.drifts.insert_one(doc)
+    await run_counts.record_created(db, doc)
     await events.run_event(db, EventType.run_created, doc)
     if JobStatus(doc["job_status"]).terminal:  # reported already finished
         await events.run_event(db, EventType.run_finished, doc)
@@ -149,6 +151,7 @@ async def replace(
     )
     if doc is not None:
         finished = JobStatus(doc["job_status"]).terminal
+        await run_counts.record_changed(db, doc)
         await events.run_event(
             db, EventType.run_finished if finished else EventType.run_updated, doc
         )
@@ -176,9 +179,10 @@ async def heartbeat(db: Database, experiment_id: str, drift_id: str) -> dict[str
 
 async def delete(db: Database, experiment_id: str, drift_id: str) -> None:
     """The run alone; what hangs off it (a check's report) is its owner's to delete."""
-    result = await db.drifts.delete_one({"_id": drift_id, "experiment_id": experiment_id})
-    if result.deleted_count == 0:
+    doc = await db.drifts.find_one_and_delete({"_id": drift_id, "experiment_id": experiment_id})
+    if doc is None:
         raise NotFound(f"drift run {drift_id} not found in experiment {experiment_id}")
+    await run_counts.record_deleted(db, doc)
 
 
 async def find(db: Database, drift_id: str) -> dict[str, Any] | None:
@@ -226,6 +230,7 @@ async def complete_check(
     )
     if doc is None:
         return False
+    await run_counts.record_changed(db, doc)
     await events.run_event(db, EventType.run_finished, doc)
     return True
 
@@ -248,6 +253,7 @@ async def fail(db: Database, drift_id: str, error: dict[str, str]) -> bool:
     )
     if doc is None:
         return False
+    await run_counts.record_changed(db, doc)
     await events.run_event(db, EventType.run_finished, doc)
     return True
 
@@ -293,4 +299,5 @@ async def fail_stale_runs(db: Database, timeout_seconds: float) -> int:
         if doc is None:
             return failed
         failed += 1
+        await run_counts.record_changed(db, doc)
         await events.run_event(db, EventType.run_finished, doc)

@@ -103,6 +103,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     "notifications": [
         IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
     ],
+    # perf: the run timeline's hourly counts (charts/run_counts.py), read by hour ranges.
+    "run_counts": [
+        IndexModel([("experiment_id", ASCENDING), ("hour", ASCENDING)]),
+        IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("hour", ASCENDING)]),
+    ],
 }
 
 
