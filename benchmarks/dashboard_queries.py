@@ -28,11 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx2
 from drift_backend.charts import queries as chart_queries
+from drift_backend.charts import run_counts
 from drift_backend.charts.buckets import DEFAULT_BUCKETS, window
 from drift_backend.charts.repository import check_run_document, feature_documents
 from drift_backend.devstack.services import free_port, start_backend
 from drift_backend.drifts.schemas import SCHEMA_VERSION
 from drift_backend.drifts.timeline import timeline_pipeline
+from drift_backend.store.keyset import keyset_page
 from pymongo import AsyncMongoClient
 
 from benchmarks._docs import write_section
@@ -146,13 +148,25 @@ class Query:
     path: str
     params: dict[str, Any]
     body: Any = None
+    #: Follow this many ``next`` cursors first (a keyset page further back).
+    pages_back: int = 0
 
 
 def queries(window_1d: dict[str, str]) -> list[Query]:
     charts = "/charts"
     return [
-        Query("runs page (50 newest)", "POST", "/drift/search", {"page_size": 50}, {}),
-        Query("runs page, model m1", "POST", "/drift/search", {"page_size": 50}, {"model": "m1"}),
+        Query("runs page (keyset, 50 newest)", "POST", "/drift/page", {"limit": 50}, {}),
+        Query(
+            "runs page (keyset), model m1", "POST", "/drift/page", {"limit": 50}, {"model": "m1"}
+        ),
+        Query("runs page (keyset), 3rd page", "POST", "/drift/page", {"limit": 50}, {}, 2),
+        Query(
+            "v1 drift/search (50 newest, with total)",
+            "POST",
+            "/drift/search",
+            {"page_size": 50},
+            {},
+        ),
         Query("timeline (30 days)", "GET", charts + "/timeline", {}),
         Query("timeline (1 day)", "GET", charts + "/timeline", dict(window_1d)),
         Query("feature f19 history (30 days)", "GET", charts + "/features/f19", {}),
@@ -166,6 +180,11 @@ async def time_query(
     http: httpx2.AsyncClient, base: str, q: Query, repeats: int, budget: float
 ) -> list[float]:
     url = base + q.path
+    params = dict(q.params)
+    for _ in range(q.pages_back):
+        page = await http.request(q.method, url, params=params, json=q.body)
+        params["after"] = page.raise_for_status().json()["next"]
+    q = Query(q.label, q.method, q.path, params, q.body)
     for _ in range(2):  # warm-up
         (await http.request(q.method, url, params=q.params, json=q.body)).raise_for_status()
     times: list[float] = []
@@ -205,15 +224,67 @@ def _winning(explained: dict[str, Any]) -> dict[str, Any]:
     return dict((planner or {}).get("winningPlan") or {})
 
 
+class Recorder:
+    """A collection that remembers the filters of the finds sent through it."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+        self.filters: list[dict[str, Any]] = []
+
+    def find(self, flt: dict[str, Any], *args: Any) -> Any:
+        self.filters.append(flt)
+        return self.collection.find(flt, *args)
+
+
+async def keyset_examined(db: Any, exp: str, now: datetime) -> tuple[int, int]:
+    """(finds, documents examined) of the newest keyset page of 50 on SecantusDB: each find
+    the page sends, explained with ``executionStats``."""
+    recorder = Recorder(db.drifts)
+    await keyset_page(recorder, {"experiment_id": exp}, after=None, before=None, limit=50, now=now)
+    examined = 0
+    for flt in recorder.filters:
+        explained = await db.command(
+            "explain",
+            {"find": "drifts", "filter": flt, "sort": {"created_at": -1, "_id": -1}, "limit": 51},
+            verbosity="executionStats",
+        )
+        examined += int(explained["executionStats"]["totalDocsExamined"])
+    return len(recorder.filters), examined
+
+
+async def search_examined(db: Any, exp: str) -> int:
+    explained = await db.command(
+        "explain",
+        {
+            "find": "drifts",
+            "filter": {"experiment_id": exp},
+            "sort": {"created_at": -1, "_id": -1},
+            "limit": 50,
+        },
+        verbosity="executionStats",
+    )
+    return int(explained["executionStats"]["totalDocsExamined"])
+
+
 async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
     """The plan of each query the routes above send (built by the same functions)."""
     w = window(None, None, DEFAULT_BUCKETS, now)
     recent = await chart_queries.last_check_runs(db, exp, None, 50, now)
+    first = run_counts.hour_of(w.start) + timedelta(hours=1)
     aggregations = [
         (
+            "run_counts",
+            "timeline: whole hours",
+            run_counts.hourly_pipeline(
+                exp, None, first, run_counts.hour_of(w.end), w.expression("hour")
+            ),
+        ),
+        (
             "drifts",
-            "timeline",
-            timeline_pipeline(exp, None, w.start, w.end, w.expression("created_at")),
+            "timeline: the partial hours at the edges",
+            timeline_pipeline(
+                exp, None, run_counts.hour_of(w.end), w.end, w.expression("created_at")
+            ),
         ),
         (
             "feature_results",
@@ -229,13 +300,13 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
     ]
     lines = []
     finds = [
-        ("drifts", "runs page", {"experiment_id": exp}, {"created_at": -1, "_id": -1}),
         (
             "drifts",
-            "runs page, model m1",
-            {"experiment_id": exp, "model": "m1"},
+            "runs page (keyset): its first window, the last hour",
+            {"experiment_id": exp, "created_at": {"$gte": now - timedelta(hours=1)}},
             {"created_at": -1, "_id": -1},
         ),
+        ("drifts", "v1 drift/search page", {"experiment_id": exp}, {"created_at": -1, "_id": -1}),
         (
             "check_runs",
             "heatmap: last check runs (last day)",
@@ -249,7 +320,7 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         )
         lines.append(f"- {label} (`{collection}`): {_plan(_winning(explained))}")
     count = await db.command("explain", {"count": "drifts", "query": {"experiment_id": exp}})
-    lines.append(f"- runs page total (`drifts` count): {_plan(_winning(count))}")
+    lines.append(f"- v1 drift/search total (`drifts` count): {_plan(_winning(count))}")
     for collection, label, pipeline in aggregations:
         explained = await db.command(
             "explain", {"aggregate": collection, "pipeline": pipeline, "cursor": {}}
@@ -277,6 +348,12 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
             inserted[collection] = inserted.get(collection, 0) + len(docs)
     fill = time.perf_counter() - t0
     print(f"filled in {fill:.0f} s: {inserted}", file=sys.stderr)
+    # The timeline's hourly counts of runs stored behind the backend's back: what start-up
+    # (or `drift-monitor-server rebuild-run-counts`) does for existing data.
+    t0 = time.perf_counter()
+    hours = await run_counts.rebuild(db)
+    rebuilt = time.perf_counter() - t0
+    print(f"run counts rebuilt in {rebuilt:.0f} s: {hours} documents", file=sys.stderr)
 
     day = {"from": (now - timedelta(days=1)).isoformat(), "to": now.isoformat()}
     results: dict[tuple[str, int], list[float]] = {}
@@ -289,6 +366,8 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
                 )
                 print(f"done: {q.label}, {size} runs", file=sys.stderr)
     plans = await explain_all(db, experiments[args.big], now)
+    examined = {size: await keyset_examined(db, exp, now) for size, exp in experiments.items()}
+    v1_examined = await search_examined(db, experiments[args.big])
     await client.close()
 
     small, big = args.small, args.big
@@ -297,7 +376,8 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
         f"(every {CHECK_SHARE}th a check with {len(FEATURES)} features), inserted in {fill:.0f} s "
         f"({', '.join(f'{n:,} {c}' for c, n in inserted.items())}). Each query: 2 warm-up "
         f"requests, then up to {args.repeats} sequential ones (at least 5, at most "
-        f"{args.budget:g} s); milliseconds over HTTP on loopback.",
+        f"{args.budget:g} s); milliseconds over HTTP on loopback. The timeline's hourly run "
+        f"counts were rebuilt from the runs in {rebuilt:.0f} s ({hours:,} documents).",
         "",
         f"| query | {small:,} runs: median | p95 | {big:,} runs: median | p95 | ratio | n |",
         "|---|--:|--:|--:|--:|--:|--:|",
@@ -322,6 +402,16 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
         "first):",
         "",
         *plans,
+        "",
+        "Documents SecantusDB examined (`explain` with `executionStats`) for the newest runs "
+        "page of 50:",
+        "",
+        *(
+            f"- keyset page, {size:,} runs: {finds} find(s), {n:,} documents examined"
+            for size, (finds, n) in examined.items()
+        ),
+        f"- v1 `drift/search` page, {big:,} runs: {v1_examined:,} documents examined "
+        "(plus its count, as many again)",
     ]
     return "\n".join(lines)
 
