@@ -159,7 +159,7 @@ def queries(window_1d: dict[str, str]) -> list[Query]:
         Query(
             "runs page (keyset), model m1", "POST", "/drift/page", {"limit": 50}, {"model": "m1"}
         ),
-        Query("runs page (keyset), 3rd page", "POST", "/drift/page", {"limit": 50}, {}, 2),
+        Query("runs page (keyset), 2nd page", "POST", "/drift/page", {"limit": 50}, {}, 1),
         Query(
             "v1 drift/search (50 newest, with total)",
             "POST",
@@ -270,13 +270,14 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
     """The plan of each query the routes above send (built by the same functions)."""
     w = window(None, None, DEFAULT_BUCKETS, now)
     recent = await chart_queries.last_check_runs(db, exp, None, 50, now)
-    first = run_counts.hour_of(w.start) + timedelta(hours=1)
+    quarter = run_counts.GRAINS[0]
+    first = run_counts.floor(w.start, quarter) + quarter
     aggregations = [
         (
             "run_counts",
-            "timeline: whole hours",
-            run_counts.hourly_pipeline(
-                exp, None, first, run_counts.hour_of(w.end), w.expression("hour")
+            "timeline: whole 6-hour spans",
+            run_counts.spans_pipeline(
+                exp, None, quarter, first, run_counts.floor(w.end, quarter), w.expression("start")
             ),
         ),
         (

@@ -1,4 +1,5 @@
-"""The timeline's hourly run counts (``run_counts``) against a direct count of the runs:
+"""The timeline's run counts (``run_counts``, per hour and per 6 hours) against a direct
+count of the runs:
 equal after every kind of state change, each counted exactly once however often it is
 retried; a failed count never fails the run's write; rebuild repairs; the timeline route
 answers the same buckets from the counts as from the runs."""
@@ -21,13 +22,22 @@ from tests.charts.conftest import PREFIX, add_run
 from tests.conftest import Api
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 FAR = datetime(2200, 1, 1, tzinfo=UTC)
-HOUR_BUCKET = {"$dateTrunc": {"date": "$created_at", "unit": "hour", "timezone": "UTC"}}
 
 
-async def direct(db: Database, exp: str, model: str | None = None) -> dict[Any, dict[str, int]]:
-    """Runs per hour by state, counted from the runs themselves."""
-    rows = await direct_counts(db, exp, model, EPOCH, FAR, HOUR_BUCKET)
+def grain_bucket(grain: timedelta) -> dict[str, Any]:
+    hours = int(grain.total_seconds() // 3600)
+    return {
+        "$dateTrunc": {"date": "$created_at", "unit": "hour", "binSize": hours, "timezone": "UTC"}
+    }
+
+
+async def direct(
+    db: Database, exp: str, model: str | None, grain: timedelta
+) -> dict[Any, dict[str, int]]:
+    """Runs per span of ``grain`` by state, counted from the runs themselves."""
+    rows = await direct_counts(db, exp, model, EPOCH, FAR, grain_bucket(grain))
     return {
         row["_id"]: {s: row[s] for s in run_counts.STATES}
         for row in rows
@@ -35,10 +45,12 @@ async def direct(db: Database, exp: str, model: str | None = None) -> dict[Any, 
     }
 
 
-async def counted(db: Database, exp: str, model: str | None = None) -> dict[Any, dict[str, int]]:
-    """The same from the hourly counts, checked against their own per-run markers."""
+async def counted(
+    db: Database, exp: str, model: str | None, grain: timedelta
+) -> dict[Any, dict[str, int]]:
+    """The same from the counts, checked against their own per-run markers."""
     totals: dict[Any, Counter[str]] = {}
-    query: dict[str, Any] = {"experiment_id": exp}
+    query: dict[str, Any] = {"experiment_id": exp, "grain": int(grain.total_seconds())}
     if model is not None:
         query["model"] = model
     async for doc in db.run_counts.find(query):
@@ -46,16 +58,16 @@ async def counted(db: Database, exp: str, model: str | None = None) -> dict[Any,
         assert {s: doc.get(s, 0) for s in run_counts.STATES} == {
             s: marks[s] for s in run_counts.STATES
         }, doc
-        totals.setdefault(doc["hour"], Counter()).update(marks)
+        totals.setdefault(doc["start"], Counter()).update(marks)
     return {
         hour: {s: c[s] for s in run_counts.STATES} for hour, c in totals.items() if sum(c.values())
     }
 
 
 async def assert_counts_match(db: Database, exp: str) -> None:
-    assert await counted(db, exp) == await direct(db, exp)
-    for model in ("m1", "m2"):
-        assert await counted(db, exp, model) == await direct(db, exp, model)
+    for grain in run_counts.GRAINS:
+        for model in (None, "m1", "m2"):
+            assert await counted(db, exp, model, grain) == await direct(db, exp, model, grain)
 
 
 def drift_url(exp: str, run: str = "") -> str:
@@ -121,11 +133,11 @@ async def test_counts_follow_every_state_change_once(chart_api: Api, chart_db: D
     # The counting itself repeated (as a retried caller would): nothing changes.
     doc = await db.drifts.find_one({"_id": running[2]["id"]})
     assert doc is not None
-    before = await counted(db, exp)
+    before = await counted(db, exp, None, HOUR)
     await run_counts.record_created(db, doc)
     await run_counts.record_changed(db, doc)
     await run_counts.record_changed(db, doc)
-    assert await counted(db, exp) == before
+    assert await counted(db, exp, None, HOUR) == before
     await assert_counts_match(db, exp)
 
 
@@ -146,7 +158,9 @@ async def test_concurrent_runs_of_one_hour_are_all_counted(
         )
     )
     await assert_counts_match(db, exp)
-    assert (await counted(db, exp))[datetime(2026, 2, 1, 10, tzinfo=UTC)]["not_drifted"] == 12
+    assert (await counted(db, exp, None, HOUR))[datetime(2026, 2, 1, 10, tzinfo=UTC)][
+        "not_drifted"
+    ] == 12
 
 
 async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
@@ -157,8 +171,7 @@ async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
     await add_run(api, exp, "2026-03-01T08:00:00Z")
     # Break the hour's counts document: its markers are no longer a document, so every
     # update of it fails in the database.
-    key = f"{exp}|m1|2026-03-01T08:00:00+00:00"
-    await db.run_counts.update_one({"_id": key}, {"$set": {"runs": "broken"}})
+    await db.run_counts.update_many({"experiment_id": exp}, {"$set": {"runs": "broken"}})
     run = await add_run(api, exp, "2026-03-01T08:30:00Z", "Running")  # still 201
     r = await api.request(
         "PUT", drift_url(exp, run["id"]), "alice", json={"model": "m1", "job_status": "Failed"}
@@ -175,7 +188,7 @@ async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
     )
     await run_counts.rebuild(db)
     await assert_counts_match(db, exp)
-    assert await db.run_counts.count_documents({"experiment_id": exp}) == 1
+    assert await db.run_counts.count_documents({"experiment_id": exp}) == 2
 
 
 async def test_start_up_counts_runs_stored_before_the_counts_existed(
@@ -199,7 +212,7 @@ async def test_deleting_the_experiment_deletes_its_counts(
     api, db = chart_api, chart_db
     exp = (await api.experiment("alice"))["id"]
     await add_run(api, exp, "2026-05-01T00:00:00Z")
-    assert await db.run_counts.count_documents({"experiment_id": exp}) == 1
+    assert await db.run_counts.count_documents({"experiment_id": exp}) == 2  # hour, 6 hours
     r = await api.request("DELETE", f"{PREFIX}/experiment/{exp}", "alice")
     assert r.status_code == 204, r.text
     assert await db.run_counts.count_documents({"experiment_id": exp}) == 0
@@ -212,6 +225,8 @@ async def test_deleting_the_experiment_deletes_its_counts(
         ("2026-06-01T00:00:00Z", "2026-06-30T00:00:00Z", 200),  # 6-hour buckets, whole hours
         ("2026-05-20T07:10:00Z", "2026-07-01T00:00:00Z", 10),  # 7-day buckets
         ("2026-06-02T00:00:00Z", "2026-06-02T06:00:00Z", 200),  # minute buckets: runs alone
+        ("2026-06-01T01:10:00Z", "2026-06-03T23:20:00Z", 30),  # 2-hour buckets: hours, runs
+        ("2026-05-31T22:00:00Z", "2026-06-04T01:00:00Z", 120),  # 1-hour buckets
     ],
 )
 async def test_the_timeline_from_counts_equals_counting_the_runs(

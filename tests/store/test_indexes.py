@@ -63,10 +63,10 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         # an experiment's delivery log, newest first
         ((("experiment_id", ASC), ("created_at", DESC), ("_id", DESC)), False),
     ],
-    # perf: the run timeline's hourly counts, of every model or one
+    # perf: the run timeline's counts per hour and per 6 hours, of every model or one
     "run_counts": [
-        ((("experiment_id", ASC), ("hour", ASC)), False),
-        ((("experiment_id", ASC), ("model", ASC), ("hour", ASC)), False),
+        ((("experiment_id", ASC), ("grain", ASC), ("start", ASC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("grain", ASC), ("start", ASC)), False),
     ],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +13,6 @@ from drift_backend.charts.buckets import Window
 from drift_backend.drifts import timeline as drift_timeline
 from drift_backend.store.database import Database
 
-HOUR = timedelta(hours=1)
 STATES = run_counts.STATES
 
 
@@ -27,29 +28,35 @@ def window_doc(window: Window) -> dict[str, Any]:
 async def timeline(
     db: Database, experiment_id: str, model: str | None, window: Window
 ) -> dict[str, Any]:
-    """Whole hours from the hourly counts (``run_counts``), the partial hours at the window's
-    edges (and windows cut finer than hours) by counting their runs."""
-    first = run_counts.hour_of(window.start)
-    if first < window.start:
-        first += HOUR
-    last = run_counts.hour_of(window.end)
-    by_runs = [(window.start, window.end)]
-    totals: dict[datetime, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATES, 0))
-    if window.step >= HOUR and first < last:
-        # Hour-sized or larger buckets align to whole hours: each hour lies in one bucket.
-        rows = await run_counts.hourly(
-            db, experiment_id, model, first, last, window.expression("hour")
-        )
-        for row in rows:
-            for state in STATES:
-                totals[row["_id"]][state] += row[state]
-        by_runs = [(window.start, first), (last, window.end)]
-    for start, end in by_runs:
+    """The window covered by the largest counted spans (``run_counts``) that fit its step,
+    what is left at its edges by smaller ones, the rest (less than an hour at each edge, or
+    a window cut finer than hours) by counting its runs; the parts are read concurrently."""
+    parts: list[Awaitable[list[dict[str, Any]]]] = []
+
+    def cover(start: datetime, end: datetime, grains: tuple[timedelta, ...]) -> None:
         if start >= end:
-            continue
-        rows = await drift_timeline.run_counts(
-            db, experiment_id, model, start, end, window.expression("created_at")
-        )
+            return
+        usable = [g for g in grains if window.step % g == timedelta(0)]
+        if not usable:
+            bucket = window.expression("created_at")
+            parts.append(drift_timeline.run_counts(db, experiment_id, model, start, end, bucket))
+            return
+        grain, smaller = usable[0], tuple(usable[1:])
+        first = run_counts.floor(start, grain)
+        if first < start:
+            first += grain
+        last = run_counts.floor(end, grain)
+        if first >= last:
+            cover(start, end, smaller)
+            return
+        bucket = window.expression("start")
+        parts.append(run_counts.spans(db, experiment_id, model, grain, first, last, bucket))
+        cover(start, first, smaller)
+        cover(last, end, smaller)
+
+    cover(window.start, window.end, run_counts.GRAINS)
+    totals: dict[datetime, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATES, 0))
+    for rows in await asyncio.gather(*parts):
         for row in rows:
             for state in STATES:
                 totals[row["_id"]][state] += row[state]

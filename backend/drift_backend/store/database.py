@@ -103,10 +103,18 @@ INDEXES: dict[str, list[IndexModel]] = {
     "notifications": [
         IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
     ],
-    # perf: the run timeline's hourly counts (charts/run_counts.py), read by hour ranges.
+    # perf: the run timeline's counts per hour and per 6 hours (charts/run_counts.py), read
+    # by time ranges of one grain.
     "run_counts": [
-        IndexModel([("experiment_id", ASCENDING), ("hour", ASCENDING)]),
-        IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("hour", ASCENDING)]),
+        IndexModel([("experiment_id", ASCENDING), ("grain", ASCENDING), ("start", ASCENDING)]),
+        IndexModel(
+            [
+                ("experiment_id", ASCENDING),
+                ("model", ASCENDING),
+                ("grain", ASCENDING),
+                ("start", ASCENDING),
+            ]
+        ),
     ],
 }
 
