@@ -42,6 +42,7 @@ OWNERS: dict[str, str] = {
     "event_counters": "events",
     "notifications": "notify",
     "run_counts": "charts",  # perf: the run timeline's hourly counts
+    "run_count_marks": "charts",  # perf: where each run is counted
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.

@@ -48,20 +48,26 @@ async def direct(
 async def counted(
     db: Database, exp: str, model: str | None, grain: timedelta
 ) -> dict[Any, dict[str, int]]:
-    """The same from the counts, checked against their own per-run markers."""
-    totals: dict[Any, Counter[str]] = {}
-    query: dict[str, Any] = {"experiment_id": exp, "grain": int(grain.total_seconds())}
+    """The same from the counts; checked against the per-run markers too."""
+    query: dict[str, Any] = {"experiment_id": exp}
     if model is not None:
         query["model"] = model
-    async for doc in db.run_counts.find(query):
-        marks = Counter(doc.get("runs", {}).values())
-        assert {s: doc.get(s, 0) for s in run_counts.STATES} == {
-            s: marks[s] for s in run_counts.STATES
-        }, doc
-        totals.setdefault(doc["start"], Counter()).update(marks)
-    return {
-        hour: {s: c[s] for s in run_counts.STATES} for hour, c in totals.items() if sum(c.values())
+    totals: dict[Any, Counter[str]] = {}
+    async for doc in db.run_counts.find({**query, "grain": int(grain.total_seconds())}):
+        totals.setdefault(doc["start"], Counter()).update(
+            {s: doc.get(s, 0) for s in run_counts.STATES}
+        )
+    marked: dict[Any, Counter[str]] = {}
+    async for mark in db.run_count_marks.find(query):
+        start = run_counts.floor(mark["created_at"], grain)
+        marked.setdefault(start, Counter())[mark["state"]] += 1
+    found = {
+        start: {s: c[s] for s in run_counts.STATES}
+        for start, c in totals.items()
+        if any(c.values())
     }
+    assert found == {start: {s: c[s] for s in run_counts.STATES} for start, c in marked.items()}
+    return found
 
 
 async def assert_counts_match(db: Database, exp: str) -> None:
@@ -169,9 +175,10 @@ async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
     api, db = chart_api, chart_db
     exp = (await api.experiment("alice"))["id"]
     await add_run(api, exp, "2026-03-01T08:00:00Z")
-    # Break the hour's counts document: its markers are no longer a document, so every
-    # update of it fails in the database.
-    await db.run_counts.update_many({"experiment_id": exp}, {"$set": {"runs": "broken"}})
+    # Break the hour's counts documents: their counts are no longer numbers, so every $inc
+    # of them fails in the database.
+    broken = dict.fromkeys(run_counts.STATES, "broken")
+    await db.run_counts.update_many({"experiment_id": exp}, {"$set": broken})
     run = await add_run(api, exp, "2026-03-01T08:30:00Z", "Running")  # still 201
     r = await api.request(
         "PUT", drift_url(exp, run["id"]), "alice", json={"model": "m1", "job_status": "Failed"}
@@ -216,6 +223,7 @@ async def test_deleting_the_experiment_deletes_its_counts(
     r = await api.request("DELETE", f"{PREFIX}/experiment/{exp}", "alice")
     assert r.status_code == 204, r.text
     assert await db.run_counts.count_documents({"experiment_id": exp}) == 0
+    assert await db.run_count_marks.count_documents({"experiment_id": exp}) == 0
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,7 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("experiment_id", ASC), ("grain", ASC), ("start", ASC)), False),
         ((("experiment_id", ASC), ("model", ASC), ("grain", ASC), ("start", ASC)), False),
     ],
+    "run_count_marks": [((("experiment_id", ASC),), False)],  # an experiment's, on delete
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete
     ],

@@ -116,6 +116,9 @@ INDEXES: dict[str, list[IndexModel]] = {
             ]
         ),
     ],
+    # perf: where each run is counted (charts/run_counts.py); by run id, and an experiment's
+    # on delete.
+    "run_count_marks": [IndexModel([("experiment_id", ASCENDING)])],
 }
 
 
