@@ -11,33 +11,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the JWT test issuer lives in tests/support
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx2  # noqa: E402
-from drift_backend.devstack.services import (  # noqa: E402
-    ManagedProcess,
-    free_port,
-    start_backend,
-    start_mongodb,
-)
-from pymongo import AsyncMongoClient  # noqa: E402
+import httpx2
+from drift_backend.devstack.services import ManagedProcess, free_port, start_backend
+from pymongo import AsyncMongoClient
 
-from benchmarks._docs import DOCS, write_section  # noqa: E402
-from tests.support.jwt_issuer import JWTIssuer  # noqa: E402
+from benchmarks._docs import DOCS, write_section
+from benchmarks._harness import machine, register, stack
 
 HEADING = "## Drift-run creation: API vs raw PyMongo"
 DATABASE = "drift_benchmark"
@@ -220,27 +211,13 @@ def verdicts(rows: list[Row]) -> list[str]:
     return out
 
 
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?"
-    )
-    pkgs = ", ".join(
-        f"{p} {version(p)}" for p in ("fastapi", "uvicorn", "pymongo", "httpx2", "secantusdb")
-    )
-    return (
-        f"nproc {len(os.sched_getaffinity(0))}, CPU {model}, Python {platform.python_version()}, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {pkgs}"
-    )
+PACKAGES = ("fastapi", "uvicorn", "pymongo", "httpx2", "secantusdb")
 
 
 async def setup(base: str, token: str) -> dict[str, str]:
     """Register the benchmark user and create its experiment through the API."""
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
-        user = (await http.post(f"{base}/api/v1/user")).raise_for_status().json()
-        body = {"name": f"bench-{uuid.uuid4().hex[:8]}"}
-        exp = (await http.post(f"{base}/api/v1/experiment", json=body)).raise_for_status().json()
-    return {"token": token, "user": user["id"], "experiment": exp["id"]}
+    user, (experiment,) = await register(base, token, ["bench"])
+    return {"token": token, "user": user, "experiment": experiment}
 
 
 def main() -> None:
@@ -251,39 +228,26 @@ def main() -> None:
     args.warmup, args.seconds, args.repeats = (0.5, 1.0, 3) if args.quick else (2.0, 4.0, 5)
     plan = [("1 worker", 1, n) for n in (1, 16, 64)] + [("2 workers", 2, n) for n in (16, 64)]
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp, JWTIssuer() as issuer:
-        work = Path(tmp)
-        mongo = start_mongodb(free_port(), work / "db", log_path=work / "secantus.log")
-        token = issuer.token("bench-user", expires_in=3600)
+    with stack() as bench:
+        token = bench.issuer.token("bench-user", expires_in=3600)
         ctx: dict[str, str] = {}
-        try:
-            for workers in sorted({w for _, w, _ in plan}):
-                log = work / f"backend{workers}.log"
-                env = {
-                    **os.environ,
-                    "DRIFT_MODE": "development",
-                    "DRIFT_MONGODB_URL": mongo.url,
-                    "DRIFT_MONGODB_DATABASE": DATABASE,
-                    "DRIFT_TRUSTED_ISSUERS": issuer.url,
-                    "DRIFT_ALLOW_INSECURE_ISSUERS": "true",
-                    "DRIFT_SECRETS_DIR": str(work / "no-secrets"),
-                }
-                backend = start_backend(free_port(), env, log, workers=workers)
-                try:
-                    ctx = ctx or asyncio.run(setup(backend.url, token))
-                    for label, w, clients in plan:
-                        if w == workers:
-                            rows.append(Row(label, clients))
-                            asyncio.run(bench_row(rows[-1], backend, mongo, ctx, args))
-                            print(f"done: {label}, {clients} clients", file=sys.stderr)
-                finally:
-                    backend.stop()
-        finally:
-            mongo.stop()
+        for workers in sorted({w for _, w, _ in plan}):
+            log = bench.work / f"backend{workers}.log"
+            env = bench.backend_env(DATABASE)
+            backend = start_backend(free_port(), env, log, workers=workers)
+            try:
+                ctx = ctx or asyncio.run(setup(backend.url, token))
+                for label, w, clients in plan:
+                    if w == workers:
+                        rows.append(Row(label, clients))
+                        asyncio.run(bench_row(rows[-1], backend, bench.mongo, ctx, args))
+                        print(f"done: {label}, {clients} clients", file=sys.stderr)
+            finally:
+                backend.stop()
     mode = "quick" if args.quick else "full"
     report = "\n".join(
         [
-            f"Machine: {machine()}. Run: `{mode}` ({args.repeats} repeats x {args.seconds:g} s "
+            f"Machine: {machine(PACKAGES)}. Run: `{mode}` ({args.repeats} repeats x {args.seconds:g} s "
             f"per side after {args.warmup:g} s warm-up; medians).",
             "",
             tables(rows),

@@ -13,35 +13,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the JWT test issuer lives in tests/support
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx2  # noqa: E402
-from drift_backend.charts import queries as chart_queries  # noqa: E402
-from drift_backend.charts.buckets import DEFAULT_BUCKETS, window  # noqa: E402
-from drift_backend.charts.repository import check_run_document, feature_documents  # noqa: E402
-from drift_backend.devstack.services import free_port, start_backend, start_mongodb  # noqa: E402
-from drift_backend.drifts.schemas import SCHEMA_VERSION  # noqa: E402
-from drift_backend.drifts.timeline import timeline_pipeline  # noqa: E402
-from pymongo import AsyncMongoClient  # noqa: E402
+import httpx2
+from drift_backend.charts import queries as chart_queries
+from drift_backend.charts import run_counts
+from drift_backend.charts.buckets import DEFAULT_BUCKETS, window
+from drift_backend.charts.repository import check_run_document, feature_documents
+from drift_backend.devstack.services import free_port, start_backend
+from drift_backend.drifts.schemas import SCHEMA_VERSION
+from drift_backend.drifts.timeline import timeline_pipeline
+from drift_backend.store.keyset import keyset_page
+from pymongo import AsyncMongoClient
 
-from benchmarks._docs import write_section  # noqa: E402
-from tests.support.jwt_issuer import JWTIssuer  # noqa: E402
+from benchmarks._docs import write_section
+from benchmarks._harness import machine, register, stack
 
 HEADING = "## Dashboard queries: 100,000 runs against 100"
 DATABASE = "drift_benchmark_dashboard"
@@ -151,13 +148,25 @@ class Query:
     path: str
     params: dict[str, Any]
     body: Any = None
+    #: Follow this many ``next`` cursors first (a keyset page further back).
+    pages_back: int = 0
 
 
 def queries(window_1d: dict[str, str]) -> list[Query]:
     charts = "/charts"
     return [
-        Query("runs page (50 newest)", "POST", "/drift/search", {"page_size": 50}, {}),
-        Query("runs page, model m1", "POST", "/drift/search", {"page_size": 50}, {"model": "m1"}),
+        Query("runs page (keyset, 50 newest)", "POST", "/drift/page", {"limit": 50}, {}),
+        Query(
+            "runs page (keyset), model m1", "POST", "/drift/page", {"limit": 50}, {"model": "m1"}
+        ),
+        Query("runs page (keyset), 2nd page", "POST", "/drift/page", {"limit": 50}, {}, 1),
+        Query(
+            "v1 drift/search (50 newest, with total)",
+            "POST",
+            "/drift/search",
+            {"page_size": 50},
+            {},
+        ),
         Query("timeline (30 days)", "GET", charts + "/timeline", {}),
         Query("timeline (1 day)", "GET", charts + "/timeline", dict(window_1d)),
         Query("feature f19 history (30 days)", "GET", charts + "/features/f19", {}),
@@ -171,6 +180,11 @@ async def time_query(
     http: httpx2.AsyncClient, base: str, q: Query, repeats: int, budget: float
 ) -> list[float]:
     url = base + q.path
+    params = dict(q.params)
+    for _ in range(q.pages_back):
+        page = await http.request(q.method, url, params=params, json=q.body)
+        params["after"] = page.raise_for_status().json()["next"]
+    q = Query(q.label, q.method, q.path, params, q.body)
     for _ in range(2):  # warm-up
         (await http.request(q.method, url, params=q.params, json=q.body)).raise_for_status()
     times: list[float] = []
@@ -210,15 +224,68 @@ def _winning(explained: dict[str, Any]) -> dict[str, Any]:
     return dict((planner or {}).get("winningPlan") or {})
 
 
+class Recorder:
+    """A collection that remembers the filters of the finds sent through it."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+        self.filters: list[dict[str, Any]] = []
+
+    def find(self, flt: dict[str, Any], *args: Any) -> Any:
+        self.filters.append(flt)
+        return self.collection.find(flt, *args)
+
+
+async def keyset_examined(db: Any, exp: str, now: datetime) -> tuple[int, int]:
+    """(finds, documents examined) of the newest keyset page of 50 on SecantusDB: each find
+    the page sends, explained with ``executionStats``."""
+    recorder = Recorder(db.drifts)
+    await keyset_page(recorder, {"experiment_id": exp}, after=None, before=None, limit=50, now=now)
+    examined = 0
+    for flt in recorder.filters:
+        explained = await db.command(
+            "explain",
+            {"find": "drifts", "filter": flt, "sort": {"created_at": -1, "_id": -1}, "limit": 51},
+            verbosity="executionStats",
+        )
+        examined += int(explained["executionStats"]["totalDocsExamined"])
+    return len(recorder.filters), examined
+
+
+async def search_examined(db: Any, exp: str) -> int:
+    explained = await db.command(
+        "explain",
+        {
+            "find": "drifts",
+            "filter": {"experiment_id": exp},
+            "sort": {"created_at": -1, "_id": -1},
+            "limit": 50,
+        },
+        verbosity="executionStats",
+    )
+    return int(explained["executionStats"]["totalDocsExamined"])
+
+
 async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
     """The plan of each query the routes above send (built by the same functions)."""
     w = window(None, None, DEFAULT_BUCKETS, now)
     recent = await chart_queries.last_check_runs(db, exp, None, 50, now)
+    quarter = run_counts.GRAINS[0]
+    first = run_counts.floor(w.start, quarter) + quarter
     aggregations = [
         (
+            "run_counts",
+            "timeline: whole 6-hour spans",
+            run_counts.spans_pipeline(
+                exp, None, quarter, first, run_counts.floor(w.end, quarter), w.expression("start")
+            ),
+        ),
+        (
             "drifts",
-            "timeline",
-            timeline_pipeline(exp, None, w.start, w.end, w.expression("created_at")),
+            "timeline: the partial hours at the edges",
+            timeline_pipeline(
+                exp, None, run_counts.hour_of(w.end), w.end, w.expression("created_at")
+            ),
         ),
         (
             "feature_results",
@@ -234,13 +301,13 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
     ]
     lines = []
     finds = [
-        ("drifts", "runs page", {"experiment_id": exp}, {"created_at": -1, "_id": -1}),
         (
             "drifts",
-            "runs page, model m1",
-            {"experiment_id": exp, "model": "m1"},
+            "runs page (keyset): its first window, the last hour",
+            {"experiment_id": exp, "created_at": {"$gte": now - timedelta(hours=1)}},
             {"created_at": -1, "_id": -1},
         ),
+        ("drifts", "v1 drift/search page", {"experiment_id": exp}, {"created_at": -1, "_id": -1}),
         (
             "check_runs",
             "heatmap: last check runs (last day)",
@@ -254,7 +321,7 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         )
         lines.append(f"- {label} (`{collection}`): {_plan(_winning(explained))}")
     count = await db.command("explain", {"count": "drifts", "query": {"experiment_id": exp}})
-    lines.append(f"- runs page total (`drifts` count): {_plan(_winning(count))}")
+    lines.append(f"- v1 drift/search total (`drifts` count): {_plan(_winning(count))}")
     for collection, label, pipeline in aggregations:
         explained = await db.command(
             "explain", {"aggregate": collection, "pipeline": pipeline, "cursor": {}}
@@ -263,28 +330,14 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
     return lines
 
 
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?"
-    )
-    pkgs = ", ".join(f"{p} {version(p)}" for p in ("fastapi", "pymongo", "secantusdb"))
-    return (
-        f"nproc {len(os.sched_getaffinity(0))}, CPU {model}, Python {platform.python_version()}, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {pkgs}"
-    )
+PACKAGES = ("fastapi", "pymongo", "secantusdb")
 
 
 async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -> str:
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx2.AsyncClient(base_url=base, headers=headers, timeout=600) as http:
-        user = (await http.post("/api/v1/user")).raise_for_status().json()["id"]
-        experiments = {}
-        for size in (args.small, args.big):
-            body = {"name": f"bench-{size}-{uuid.uuid4().hex[:6]}"}
-            experiments[size] = (
-                (await http.post("/api/v1/experiment", json=body)).raise_for_status().json()["id"]
-            )
+    sizes = [args.small, args.big]
+    user, ids = await register(base, token, [f"bench-{size}" for size in sizes])
+    experiments = dict(zip(sizes, ids, strict=True))
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
     db = client[DATABASE]
     now = datetime.now(UTC)
@@ -296,6 +349,12 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
             inserted[collection] = inserted.get(collection, 0) + len(docs)
     fill = time.perf_counter() - t0
     print(f"filled in {fill:.0f} s: {inserted}", file=sys.stderr)
+    # The timeline's hourly counts of runs stored behind the backend's back: what start-up
+    # (or `drift-monitor-server rebuild-run-counts`) does for existing data.
+    t0 = time.perf_counter()
+    hours = await run_counts.rebuild(db)
+    rebuilt = time.perf_counter() - t0
+    print(f"run counts rebuilt in {rebuilt:.0f} s: {hours} documents", file=sys.stderr)
 
     day = {"from": (now - timedelta(days=1)).isoformat(), "to": now.isoformat()}
     results: dict[tuple[str, int], list[float]] = {}
@@ -308,15 +367,18 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
                 )
                 print(f"done: {q.label}, {size} runs", file=sys.stderr)
     plans = await explain_all(db, experiments[args.big], now)
+    examined = {size: await keyset_examined(db, exp, now) for size, exp in experiments.items()}
+    v1_examined = await search_examined(db, experiments[args.big])
     await client.close()
 
     small, big = args.small, args.big
     lines = [
-        f"Machine: {machine()}. Data: {big:,} and {small:,} runs over the last 365 days "
+        f"Machine: {machine(PACKAGES)}. Data: {big:,} and {small:,} runs over the last 365 days "
         f"(every {CHECK_SHARE}th a check with {len(FEATURES)} features), inserted in {fill:.0f} s "
         f"({', '.join(f'{n:,} {c}' for c, n in inserted.items())}). Each query: 2 warm-up "
         f"requests, then up to {args.repeats} sequential ones (at least 5, at most "
-        f"{args.budget:g} s); milliseconds over HTTP on loopback.",
+        f"{args.budget:g} s); milliseconds over HTTP on loopback. The timeline's hourly run "
+        f"counts were rebuilt from the runs in {rebuilt:.0f} s ({hours:,} documents).",
         "",
         f"| query | {small:,} runs: median | p95 | {big:,} runs: median | p95 | ratio | n |",
         "|---|--:|--:|--:|--:|--:|--:|",
@@ -341,6 +403,16 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
         "first):",
         "",
         *plans,
+        "",
+        "Documents SecantusDB examined (`explain` with `executionStats`) for the newest runs "
+        "page of 50:",
+        "",
+        *(
+            f"- keyset page, {size:,} runs: {finds} find(s), {n:,} documents examined"
+            for size, (finds, n) in examined.items()
+        ),
+        f"- v1 `drift/search` page, {big:,} runs: {v1_examined:,} documents examined "
+        "(plus its count, as many again)",
     ]
     return "\n".join(lines)
 
@@ -352,30 +424,21 @@ def main() -> None:
     args = parser.parse_args()
     args.small, args.big = 100, 10_000 if args.quick else 100_000
     args.repeats, args.budget = 20, 60.0
-    with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp, JWTIssuer() as issuer:
-        work = Path(tmp)
-        mongo = start_mongodb(free_port(), work / "db", log_path=work / "secantus.log")
-        env = {
-            **os.environ,
-            "DRIFT_MODE": "development",
-            "DRIFT_MONGODB_URL": mongo.url,
-            "DRIFT_MONGODB_DATABASE": DATABASE,
-            "DRIFT_TRUSTED_ISSUERS": issuer.url,
-            "DRIFT_ALLOW_INSECURE_ISSUERS": "true",
-            "DRIFT_SECRETS_DIR": str(work / "no-secrets"),
-            "DRIFT_LOG_LEVEL": "warning",
+    with stack() as bench:
+        env = bench.backend_env(
+            DATABASE,
+            DRIFT_LOG_LEVEL="warning",
             # The filled runs are old and some Running: the sweeper must not rewrite them.
-            "DRIFT_RUN_TIMEOUT_SECONDS": str(10 * 365 * 86400),
+            DRIFT_RUN_TIMEOUT_SECONDS=str(10 * 365 * 86400),
             # A 100k-run page can take seconds on SecantusDB; it must not time out.
-            "DRIFT_MONGODB_TIMEOUT_SECONDS": "300",
-        }
-        backend = start_backend(free_port(), env, work / "backend.log")
+            DRIFT_MONGODB_TIMEOUT_SECONDS="300",
+        )
+        backend = start_backend(free_port(), env, bench.work / "backend.log")
         try:
-            token = issuer.token("bench-user", expires_in=7200)
-            report = asyncio.run(run(args, mongo.url, backend.url, token))
+            token = bench.issuer.token("bench-user", expires_in=7200)
+            report = asyncio.run(run(args, bench.mongo.url, backend.url, token))
         finally:
             backend.stop()
-            mongo.stop()
     print(report)
     if not args.no_docs and not args.quick:
         write_section(HEADING, "dashboard_queries", report)

@@ -54,6 +54,8 @@ OWNERS: dict[str, str] = {
     "alert_rules": "alerts",
     "alert_groups": "alerts",
     "silences": "alerts",
+    "run_counts": "charts",  # perf: the run timeline's hourly counts
+    "run_count_marks": "charts",  # perf: where each run is counted
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.

@@ -105,6 +105,28 @@ def worker(processes: int | None) -> None:
     )
 
 
+@main.command("rebuild-run-counts")
+@click.option("--experiment", default=None, help="Only this experiment's runs (default: all).")
+def rebuild_run_counts(experiment: str | None) -> None:
+    """Recount the run timeline's hourly counts from the runs (a repair; run it while the
+    experiment's runs do not change)."""
+    import asyncio
+
+    from drift_backend.charts.run_counts import rebuild
+    from drift_backend.store.database import connect
+
+    settings = load_settings()
+
+    async def run() -> int:
+        client = connect(settings.mongodb_url.get_secret_value())
+        try:
+            return await rebuild(client[settings.mongodb_database], experiment)
+        finally:
+            await client.close()
+
+    click.echo(f"rebuilt {asyncio.run(run())} hourly run-count documents")
+
+
 @main.command("dev-token")
 @click.argument("user")
 @click.option("--data-dir", default=".data", show_default=True, type=click.Path(path_type=Path))

@@ -24,6 +24,7 @@ from drift_backend.api.responses import install_openapi
 from drift_backend.auth.issuers import IssuerClient
 from drift_backend.auth.tokens import TokenVerifier
 from drift_backend.baselines.endpoints import router as baselines_router
+from drift_backend.charts import run_counts
 from drift_backend.charts.endpoints import router as charts_router
 from drift_backend.checks.endpoints import router as checks_router
 from drift_backend.checks.jobs import CHECK_JOB
@@ -67,6 +68,8 @@ async def _create_indexes(context: AppContext) -> None:
         try:
             await ensure_indexes(context.db)
             await events.prepare(context.db, context.settings.events_ttl_seconds)
+            # perf: the timeline's run counts, for runs stored before they existed.
+            await run_counts.prepare(context.db)
         except Exception:  # MongoDB may start after us; readiness says 503 meanwhile
             raise_if_cancelled()
             log.warning("creating indexes failed; retrying in %.1f s", delay, exc_info=True)

@@ -196,6 +196,8 @@ ROUTES: list[RouteSpec] = [
     ),
     # Drift runs.
     RouteSpec("POST", EXP + "/drift/search", 200, need=Level.Read, body=lambda case: {}),
+    # perf: keyset pages of runs (the dashboard's runs table).
+    RouteSpec("POST", EXP + "/drift/page", 200, need=Level.Read, body=lambda case: {}),
     RouteSpec(
         "POST",
         EXP + "/drift",

@@ -1,5 +1,6 @@
 """The experiment pages over plain HTTP (no browser, no JavaScript) against the same-origin
-stack: runs paged by keyset through the "Older runs" links, filters kept in the URL, bad
+stack: runs paged by keyset through the "Older runs" links and back through "Newer runs",
+filters kept in the URL, bad
 filters explained instead of failing, the live-update fragment; and the pure helpers."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tests.dashboard.conftest import Stack, unique
 
 RUN_LINK = re.compile(r'<th scope="row"><a href="/experiments/[^/]+/runs/([^"]+)">')
 OLDER = re.compile(r'<a href="([^"]+)" rel="next">Older runs</a>')
+NEWER = re.compile(r'<a href="([^"]+)" rel="prev">Newer runs</a>')
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +39,23 @@ def public_runs(stack: Stack) -> tuple[dict[str, Any], list[str]]:
     return experiment, ids
 
 
-def _walk(http: httpx2.Client, url: str) -> list[list[str]]:
+def _walk(http: httpx2.Client, url: str, link: re.Pattern[str] = OLDER) -> list[list[str]]:
     pages = []
     while url:
         response = http.get(url.replace("&amp;", "&"))
         assert response.status_code == 200, response.text
         pages.append(RUN_LINK.findall(response.text))
-        found = OLDER.search(response.text)
+        found = link.search(response.text)
         url = found.group(1) if found else ""
     return pages
+
+
+def _last_page_url(http: httpx2.Client, url: str) -> str:
+    while True:
+        found = OLDER.search(http.get(url.replace("&amp;", "&")).text)
+        if not found:
+            return url
+        url = found.group(1)
 
 
 def test_runs_pages_by_keyset_cover_every_run_once_newest_first(
@@ -67,6 +77,9 @@ def test_runs_pages_by_keyset_cover_every_run_once_newest_first(
             runs = {run["id"]: run for run in found.json()}
         keys = [(runs[run]["created_at"], run) for run in seen]
         assert keys == sorted(keys, reverse=True)
+        # And back from the last page through the "Newer runs" links: the same pages.
+        last = _last_page_url(http, f"/experiments/{experiment['id']}")
+        assert _walk(http, last, NEWER) == list(reversed(pages))
 
 
 def test_filters_stay_in_the_paging_links(
@@ -81,7 +94,7 @@ def test_filters_stay_in_the_paging_links(
         assert sum(len(page) for page in m0) == 5  # i = 0, 6, 12, 18, 24
         page = http.get(f"{base}?model=m1")
         assert 'value="m1"' in page.text  # the form shows the filter it applied
-        assert "10 runs matching the filters" in page.text
+        assert "10 runs on this page, matching the filters" in page.text
 
 
 def test_bad_filters_are_explained_not_failed(
@@ -96,8 +109,10 @@ def test_bad_filters_are_explained_not_failed(
         assert page.status_code == 200
         assert "is not a date" in page.text
         assert "Unknown status" in page.text
-        assert "30 runs" in page.text  # both ignored
-        assert http.get(f"/experiments/{experiment['id']}?after=garbage").status_code == 200
+        assert "25 runs on this page, newest" in page.text  # both ignored
+        garbage = http.get(f"/experiments/{experiment['id']}?after=garbage")
+        assert garbage.status_code == 200  # a cursor the backend refuses: the newest runs
+        assert len(RUN_LINK.findall(garbage.text)) == 25
         nameless = http.get(f"/experiments/{experiment['id']}/charts/feature.csv")
         assert nameless.status_code == 422
         long = http.get(f"/experiments/{experiment['id']}", params={"model": "m" * 300})
@@ -131,17 +146,13 @@ def test_a_private_experiment_s_pages_are_not_found_anonymously(stack: Stack) ->
 
 def test_runs_filter_is_one_document_when_keys_differ() -> None:
     filters = RunFilters.parse("m1", "Failed", "a, b", "2026-01-01", "2026-01-31")
-    assert runs_filter(filters, None) == {
+    assert runs_filter(filters) == {
         "model": "m1",
         "job_status": "Failed",
         "tags": {"$all": ["a", "b"]},
         "created_at": {"$gte": "2026-01-01T00:00:00+00:00", "$lt": "2026-02-01T00:00:00+00:00"},
     }
-    assert runs_filter(RunFilters(), None) == {}
-    cursor = ("2026-01-02T00:00:00+00:00", "id-9")
-    paged = runs_filter(filters, cursor)
-    assert "$and" not in paged  # the cursor's $or is another key
-    assert paged["$or"][1] == {"created_at": {"$eq": cursor[0]}, "id": {"$lt": "id-9"}}
+    assert runs_filter(RunFilters()) == {}
 
 
 def test_run_filters_explain_what_they_ignore() -> None:

@@ -86,6 +86,12 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "silences": [
         ((("experiment_id", ASC), ("ends_at", ASC)), False),  # an experiment's active silences
     ],
+    # perf: the run timeline's counts per hour and per 6 hours, of every model or one
+    "run_counts": [
+        ((("experiment_id", ASC), ("grain", ASC), ("start", ASC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("grain", ASC), ("start", ASC)), False),
+    ],
+    "run_count_marks": [((("experiment_id", ASC),), False)],  # an experiment's, on delete
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Response
@@ -9,8 +10,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from drift_backend.api.deps import SettingsDep
 from drift_backend.errors import ValidationFailed
+from drift_backend.schemas import utcnow
 from drift_backend.settings import Settings
 from drift_backend.store.filters import FilterSchema, translate
+from drift_backend.store.keyset import Cursor, KeysetPage, keyset_page
 from drift_backend.store.pagination import Page
 
 Order = Literal["asc", "desc", "ascending", "descending"]
@@ -74,3 +77,58 @@ async def search_page(
     docs = [doc async for doc in cursor]
     response.headers["X-Pagination"] = page.header(total)
     return docs
+
+
+@dataclass(frozen=True)
+class Keyset:
+    after: Cursor | None
+    before: Cursor | None
+    limit: int
+
+
+def get_keyset(
+    settings: SettingsDep,
+    after: Annotated[
+        str | None, Query(max_length=512, description="A page's `next`: the rows older than it.")
+    ] = None,
+    before: Annotated[
+        str | None,
+        Query(max_length=512, description="A page's `previous`: the rows newer than it."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1)] = 25,
+) -> Keyset:
+    if limit > settings.max_page_size:
+        raise ValidationFailed("limit", f"must be at most {settings.max_page_size}")
+    if after is not None and before is not None:
+        raise ValidationFailed("before", "give 'after' or 'before', not both")
+    return Keyset(
+        Cursor.decode("after", after) if after is not None else None,
+        Cursor.decode("before", before) if before is not None else None,
+        limit,
+    )
+
+
+KeysetDep = Annotated[Keyset, Depends(get_keyset)]
+
+
+async def search_keyset(
+    collection: AsyncCollection[dict[str, Any]],
+    query: Any,
+    schema: FilterSchema,
+    scope: dict[str, Any],
+    keyset: Keyset,
+    settings: Settings,
+) -> KeysetPage:
+    """One keyset page (newest first) of ``collection`` matching the client's filter within
+    ``scope``: no count, so its cost is the page's, not everything that matches."""
+    client_filter = translate(
+        query, schema, max_depth=settings.max_filter_depth, max_nodes=settings.max_filter_nodes
+    )
+    return await keyset_page(
+        collection,
+        combine(scope, client_filter),
+        after=keyset.after,
+        before=keyset.before,
+        limit=keyset.limit,
+        now=utcnow(),
+    )

@@ -5,10 +5,11 @@ features x runs heatmap and constraint violations over time; JSON, or CSV with
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from drift_backend.api.deps import CallerDep, DbDep
 from drift_backend.api.responses import errors
@@ -64,8 +65,31 @@ def _aware(field: str, value: datetime | None) -> datetime | None:
     return value
 
 
-def _window(start: datetime | None, end: datetime | None, count: int) -> buckets.Window:
-    return buckets.window(_aware("from", start), _aware("to", end), count, utcnow())
+FormatQuery = Annotated[Format, Query(alias="format")]
+
+
+@dataclass(frozen=True)
+class ChartQuery:
+    """What a windowed chart (timeline, feature history, violations) is asked for."""
+
+    model: str | None
+    window: buckets.Window
+    fmt: str
+
+
+async def get_chart_query(
+    model: Model = None,
+    start: From = None,
+    end: To = None,
+    count: Annotated[Buckets, Query(alias="buckets")] = buckets.DEFAULT_BUCKETS,
+    fmt: FormatQuery = "json",
+) -> ChartQuery:
+    """``model``, the window from ``from``/``to``/``buckets`` (422 when unusable), ``format``."""
+    window = buckets.window(_aware("from", start), _aware("to", end), count, utcnow())
+    return ChartQuery(model, window, fmt)
+
+
+WindowDep = Annotated[ChartQuery, Depends(get_chart_query)]
 
 
 def _answer(
@@ -87,17 +111,12 @@ async def timeline(
     experiment_id: str,
     caller: CallerDep,
     db: DbDep,
-    model: Model = None,
-    start: From = None,
-    end: To = None,
-    count: Annotated[Buckets, Query(alias="buckets")] = buckets.DEFAULT_BUCKETS,
-    fmt: Annotated[Format, Query(alias="format")] = "json",
+    query: WindowDep,
 ) -> Any:
     """Runs per time bucket: drifted, not drifted, failed, running."""
     await get_for(db, experiment_id, caller, Level.Read)
-    window = _window(start, end, count)
-    data = await service.timeline(db, experiment_id, model, window)
-    return _answer(data, fmt, csv_export.timeline, "timeline")
+    data = await service.timeline(db, experiment_id, query.model, query.window)
+    return _answer(data, query.fmt, csv_export.timeline, "timeline")
 
 
 @router.get(
@@ -110,18 +129,13 @@ async def feature_history(
     feature: str,
     caller: CallerDep,
     db: DbDep,
-    model: Model = None,
-    start: From = None,
-    end: To = None,
-    count: Annotated[Buckets, Query(alias="buckets")] = buckets.DEFAULT_BUCKETS,
-    fmt: Annotated[Format, Query(alias="format")] = "json",
+    query: WindowDep,
 ) -> Any:
     """One feature's check results per time bucket: smallest p-value (or largest distance)
     against its threshold, and how many checks found it drifted."""
     await get_for(db, experiment_id, caller, Level.Read)
-    window = _window(start, end, count)
-    data = await service.feature_history(db, experiment_id, feature, model, window)
-    return _answer(data, fmt, csv_export.feature_history, "feature")
+    data = await service.feature_history(db, experiment_id, feature, query.model, query.window)
+    return _answer(data, query.fmt, csv_export.feature_history, "feature")
 
 
 @router.get(CHARTS + "/heatmap", response_model=Heatmap, responses={**CSV_RESPONSE, **errors(404)})
@@ -134,7 +148,7 @@ async def heatmap(
     features: Annotated[
         int, Query(ge=1, le=100, description="The M features drifted in most of them.")
     ] = 30,
-    fmt: Annotated[Format, Query(alias="format")] = "json",
+    fmt: FormatQuery = "json",
 ) -> Any:
     """The last check runs x the features that drifted most in them: one cell per run and
     feature with its p-value or distance and whether it drifted."""
@@ -150,14 +164,9 @@ async def violations(
     experiment_id: str,
     caller: CallerDep,
     db: DbDep,
-    model: Model = None,
-    start: From = None,
-    end: To = None,
-    count: Annotated[Buckets, Query(alias="buckets")] = buckets.DEFAULT_BUCKETS,
-    fmt: Annotated[Format, Query(alias="format")] = "json",
+    query: WindowDep,
 ) -> Any:
     """Constraint violations found by check runs per time bucket, by kind."""
     await get_for(db, experiment_id, caller, Level.Read)
-    window = _window(start, end, count)
-    data = await service.violations(db, experiment_id, model, window)
-    return _answer(data, fmt, csv_export.violations, "violations")
+    data = await service.violations(db, experiment_id, query.model, query.window)
+    return _answer(data, query.fmt, csv_export.violations, "violations")

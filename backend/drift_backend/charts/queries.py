@@ -4,11 +4,12 @@ kind), never the runs themselves."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from drift_backend.charts.buckets import Window
 from drift_backend.store.database import Database
+from drift_backend.store.keyset import keyset_page
 
 
 def scope(
@@ -24,6 +25,17 @@ def scope(
     return match
 
 
+#: The fields of ``feature_results`` a feature's history reads.
+HISTORY_FIELDS = (
+    "created_at",
+    "drifted",
+    "p_value",
+    "p_value_adjusted",
+    "distance",
+    "threshold",
+)
+
+
 def _count_if(condition: Any) -> dict[str, Any]:
     return {"$sum": {"$cond": [condition, 1, 0]}}
 
@@ -33,6 +45,8 @@ def feature_history_pipeline(
 ) -> list[dict[str, Any]]:
     return [
         {"$match": scope(experiment_id, model, window, feature=feature)},
+        # Only what the buckets need travels on (a report's feature carries more).
+        {"$project": dict.fromkeys(HISTORY_FIELDS, 1)},
         {
             "$group": {
                 "_id": window.expression("created_at"),
@@ -61,7 +75,14 @@ def violations_pipeline(
 ) -> list[dict[str, Any]]:
     return [
         {"$match": scope(experiment_id, model, window)},
-        {"$set": {"bucket": window.expression("created_at")}},
+        {
+            "$project": {
+                "_id": 0,
+                "bucket": window.expression("created_at"),
+                "violation_total": 1,
+                "violations": 1,
+            }
+        },
         {
             "$facet": {
                 "checks": [
@@ -95,31 +116,18 @@ async def violations(
     return result[0] if result else {"checks": [], "kinds": []}
 
 
-#: How far back the heatmap looks for its last runs, widening until it has enough: a bounded
-#: range of the (experiment, time) index costs what is in it, while "newest N of all" is
-#: sorted in memory by SecantusDB (it fetched and sorted all 9,500 check runs of the 100k-run
-#: benchmark experiment for 50 of them).
-RECENT_SPANS = (timedelta(days=1), timedelta(days=7), timedelta(days=30), timedelta(days=365))
-
-
 async def last_check_runs(
     db: Database, experiment_id: str, model: str | None, limit: int, now: datetime
 ) -> list[dict[str, Any]]:
-    """The newest ``limit`` check runs, newest first."""
-    found: list[dict[str, Any]] = []
-    for span in (*RECENT_SPANS, None):
-        match = scope(experiment_id, model)
-        if span is not None:
-            match["created_at"] = {"$gte": now - span}
-        cursor = (
-            db.check_runs.find(match, {"_id": 1, "model": 1, "created_at": 1, "dataset_drift": 1})
-            .sort([("created_at", -1), ("_id", -1)])
-            .limit(limit)
-        )
-        found = [doc async for doc in cursor]
-        if len(found) == limit:
-            break
-    return found
+    """The newest ``limit`` check runs, newest first: a keyset page, which reads widening
+    windows back from now until it has them (``store/keyset.py``), so it costs about
+    ``limit`` documents however many checks the experiment has. (Its first version asked
+    for the newest N of all, which SecantusDB sorted in memory: it fetched and sorted all
+    9,500 check runs of the 100k-run benchmark experiment for 50 of them.)"""
+    page = await keyset_page(
+        db.check_runs, scope(experiment_id, model), after=None, before=None, limit=limit, now=now
+    )
+    return page.items
 
 
 def heatmap_pipeline(

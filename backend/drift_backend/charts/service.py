@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Awaitable
+from datetime import datetime, timedelta
 from typing import Any
 
-from drift_backend.charts import queries
+from drift_backend.charts import queries, run_counts
 from drift_backend.charts.buckets import Window
 from drift_backend.drifts import timeline as drift_timeline
 from drift_backend.store.database import Database
+
+STATES = run_counts.STATES
 
 
 def window_doc(window: Window) -> dict[str, Any]:
@@ -24,15 +28,42 @@ def window_doc(window: Window) -> dict[str, Any]:
 async def timeline(
     db: Database, experiment_id: str, model: str | None, window: Window
 ) -> dict[str, Any]:
-    rows = await drift_timeline.run_counts(
-        db, experiment_id, model, window.start, window.end, window.expression("created_at")
-    )
+    """The window covered by the largest counted spans (``run_counts``) that fit its step,
+    what is left at its edges by smaller ones, the rest (less than an hour at each edge, or
+    a window cut finer than hours) by counting its runs; the parts are read concurrently."""
+    parts: list[Awaitable[list[dict[str, Any]]]] = []
+
+    def cover(start: datetime, end: datetime, grains: tuple[timedelta, ...]) -> None:
+        if start >= end:
+            return
+        usable = [g for g in grains if window.step % g == timedelta(0)]
+        if not usable:
+            bucket = window.expression("created_at")
+            parts.append(drift_timeline.run_counts(db, experiment_id, model, start, end, bucket))
+            return
+        grain, smaller = usable[0], tuple(usable[1:])
+        first = run_counts.floor(start, grain)
+        if first < start:
+            first += grain
+        last = run_counts.floor(end, grain)
+        if first >= last:
+            cover(start, end, smaller)
+            return
+        bucket = window.expression("start")
+        parts.append(run_counts.spans(db, experiment_id, model, grain, first, last, bucket))
+        cover(start, first, smaller)
+        cover(last, end, smaller)
+
+    cover(window.start, window.end, run_counts.GRAINS)
+    totals: dict[datetime, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATES, 0))
+    for rows in await asyncio.gather(*parts):
+        for row in rows:
+            for state in STATES:
+                totals[row["_id"]][state] += row[state]
     buckets = [
-        {
-            "start": row["_id"],
-            **{key: row[key] for key in ("drifted", "not_drifted", "failed", "running")},
-        }
-        for row in rows
+        {"start": start, **counts}
+        for start, counts in sorted(totals.items())
+        if any(counts.values())
     ]
     return {"window": window_doc(window), "buckets": buckets}
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from drift_backend.charts import run_counts
 from drift_backend.drifts.schemas import SCHEMA_VERSION
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database
@@ -70,6 +71,7 @@ async def load_demo_data(db: Database, directory: Path, issuer: str) -> bool:
         runs = _demo_runs(exp, experiment_id, owner, created, now, rng)
         if runs:
             await db.drifts.insert_many(runs)
+            await run_counts.rebuild(db, experiment_id)  # demo runs, written as stored
     await db.meta.update_one(
         {"_id": "sandbox"}, {"$set": {"version": DEMO_VERSION, "loaded_at": now}}, upsert=True
     )

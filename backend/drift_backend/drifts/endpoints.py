@@ -5,12 +5,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response, status
 
 from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
-from drift_backend.api.listing import PageDep, search_page
+from drift_backend.api.listing import KeysetDep, PageDep, search_keyset, search_page
 from drift_backend.api.responses import PAGINATED, errors
 from drift_backend.auth.permissions import Level
 from drift_backend.checks import service as checks
 from drift_backend.drifts import latest, service
-from drift_backend.drifts.schemas import Drift, DriftCreate, DriftReplace, LatestRuns
+from drift_backend.drifts.schemas import Drift, DriftCreate, DriftPage, DriftReplace, LatestRuns
 from drift_backend.drifts.timestamps import reported_time
 from drift_backend.errors import ValidationFailed
 from drift_backend.experiments.service import get_for, readable_ids
@@ -46,6 +46,31 @@ async def search_drifts(
         sort_fields=service.DRIFT_SORT_FIELDS,
     )
     return [service.to_api(doc) for doc in docs]
+
+
+@router.post(
+    "/experiment/{experiment_id}/drift/page", response_model=DriftPage, responses=errors(404)
+)
+async def page_drifts(
+    experiment_id: ExperimentId,
+    caller: CallerDep,
+    db: DbDep,
+    settings: SettingsDep,
+    keyset: KeysetDep,
+    query: Any = Body(default=None),
+) -> dict[str, Any]:
+    """Runs newest first, a page at a time by cursor (``after`` a page's ``next``, ``before``
+    its ``previous``), filtered like ``drift/search``. No total is counted, so a page costs
+    the same in an experiment of any size (the dashboard's runs table reads this)."""
+    await get_for(db, experiment_id, caller, Level.Read)
+    page = await search_keyset(
+        db.drifts, query, service.DRIFT_FILTER, {"experiment_id": experiment_id}, keyset, settings
+    )
+    return {
+        "items": [service.to_api(doc) for doc in page.items],
+        "next": page.next,
+        "previous": page.previous,
+    }
 
 
 @router.post(

@@ -102,6 +102,16 @@ class Drift(BaseModel):
     created_by: str | None
 
 
+class DriftPage(BaseModel):
+    """A keyset page of runs, newest first, without a count of all that match."""
+
+    items: list[Drift]
+    next: str | None = Field(description="`after` for the next (older) page; null on the last.")
+    previous: str | None = Field(
+        description="`before` for the previous (newer) page; null on the newest."
+    )
+
+
 # The last run per experiment (GET /drift/latest; the dashboard's experiments list) --------
 class LatestRun(BaseModel):
     experiment_id: str

@@ -14,6 +14,7 @@ from typing import Any
 from pymongo import ReturnDocument
 
 from drift_backend.alerts import trigger as alerts
+from drift_backend.charts import run_counts
 from drift_backend.drifts.schemas import SCHEMA_VERSION, JobStatus
 from drift_backend.errors import Conflict, NotFound
 from drift_backend.events import service as events
@@ -122,6 +123,7 @@ async def create(
         **fields,
     }
     await db.drifts.insert_one(doc)
+    await run_counts.record_created(db, doc)
     await events.run_event(db, EventType.run_created, doc)
     if JobStatus(doc["job_status"]).terminal:  # reported already finished
         await _finished(db, doc)
@@ -155,6 +157,7 @@ async def replace(
         return_document=ReturnDocument.AFTER,
     )
     if doc is not None:
+        await run_counts.record_changed(db, doc)
         if JobStatus(doc["job_status"]).terminal:
             await _finished(db, doc)
         else:
@@ -186,9 +189,10 @@ async def heartbeat(db: Database, experiment_id: str, drift_id: str) -> dict[str
 
 async def delete(db: Database, experiment_id: str, drift_id: str) -> None:
     """The run alone; what hangs off it (a check's report) is its owner's to delete."""
-    result = await db.drifts.delete_one({"_id": drift_id, "experiment_id": experiment_id})
-    if result.deleted_count == 0:
+    doc = await db.drifts.find_one_and_delete({"_id": drift_id, "experiment_id": experiment_id})
+    if doc is None:
         raise NotFound(f"drift run {drift_id} not found in experiment {experiment_id}")
+    await run_counts.record_deleted(db, doc)
 
 
 async def find(db: Database, drift_id: str) -> dict[str, Any] | None:
@@ -242,6 +246,7 @@ async def complete_check(
     )
     if doc is None:
         return False
+    await run_counts.record_changed(db, doc)
     await _finished(db, doc)
     return True
 
@@ -264,6 +269,7 @@ async def fail(db: Database, drift_id: str, error: dict[str, str]) -> bool:
     )
     if doc is None:
         return False
+    await run_counts.record_changed(db, doc)
     await _finished(db, doc)
     return True
 
@@ -309,4 +315,5 @@ async def fail_stale_runs(db: Database, timeout_seconds: float) -> int:
         if doc is None:
             return failed
         failed += 1
+        await run_counts.record_changed(db, doc)
         await _finished(db, doc)

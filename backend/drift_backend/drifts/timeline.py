@@ -3,6 +3,7 @@ counted in MongoDB over the ``(experiment_id[, model], created_at)`` index."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -54,3 +55,24 @@ async def run_counts(
     running."""
     pipeline = timeline_pipeline(experiment_id, model, start, end, bucket)
     return [doc async for doc in await db.drifts.aggregate(pipeline)]
+
+
+#: What the charts' run counts need of a run (``charts/run_counts.py`` rebuilds from these).
+STATE_FIELDS = {
+    "experiment_id": 1,
+    "model": 1,
+    "created_at": 1,
+    "job_status": 1,
+    "drift_detected": 1,
+}
+
+
+async def run_states(db: Database, experiment_id: str | None) -> AsyncIterator[dict[str, Any]]:
+    """Every run (of one experiment, or of all), with only :data:`STATE_FIELDS`."""
+    scope = {} if experiment_id is None else {"experiment_id": experiment_id}
+    async for doc in db.drifts.find(scope, STATE_FIELDS):
+        yield doc
+
+
+async def any_run(db: Database) -> bool:
+    return await db.drifts.find_one({}, {"_id": 1}) is not None

@@ -10,6 +10,7 @@ from drift_backend.alerts import service as alerts
 from drift_backend.auth.caller import Caller
 from drift_backend.auth.permissions import Level, has_manager, level_of
 from drift_backend.baselines.service import delete_experiment_baselines
+from drift_backend.charts import run_counts
 from drift_backend.checks import service as checks
 from drift_backend.drifts import service as drifts
 from drift_backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -159,6 +160,7 @@ async def delete(db: Database, experiment_id: str) -> None:
         await jobs.delete_for_runs(db, chunk)
     await checks.drop_batches_of(db, experiment_id)
     await drifts.delete_for_experiment(db, experiment_id)
+    await run_counts.delete_for_experiment(db, experiment_id)
     # Again: a check that finished its run just before the runs went saved its report first.
     for start in range(0, len(drift_ids), 1000):
         await checks.delete_reports(db, drift_ids[start : start + 1000])

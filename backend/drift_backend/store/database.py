@@ -125,6 +125,22 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("rule_id", ASCENDING)]),
     ],
     "silences": [IndexModel([("experiment_id", ASCENDING), ("ends_at", ASCENDING)])],
+    # perf: the run timeline's counts per hour and per 6 hours (charts/run_counts.py), read
+    # by time ranges of one grain.
+    "run_counts": [
+        IndexModel([("experiment_id", ASCENDING), ("grain", ASCENDING), ("start", ASCENDING)]),
+        IndexModel(
+            [
+                ("experiment_id", ASCENDING),
+                ("model", ASCENDING),
+                ("grain", ASCENDING),
+                ("start", ASCENDING),
+            ]
+        ),
+    ],
+    # perf: where each run is counted (charts/run_counts.py); by run id, and an experiment's
+    # on delete.
+    "run_count_marks": [IndexModel([("experiment_id", ASCENDING)])],
 }
 
 

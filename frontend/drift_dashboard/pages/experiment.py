@@ -2,9 +2,10 @@
 filters in the URL), the charts (each with its numbers as a table and a CSV link), and live
 updates of the runs table.
 
-The runs come from the backend's ``POST /experiment/{id}/drift/search``; the next page is
-"older than the last row's (created_at, id)", as the experiments list pages. A GET form
-carries the filters, so a filtered view is a link and works without JavaScript.
+The runs come from the backend's ``POST /experiment/{id}/drift/page``: keyset pages by the
+backend's cursors (``after``: older runs, ``before``: newer ones), without a count of all
+runs, so a page costs the same in an experiment of any size. A GET form carries the
+filters, so a filtered view is a link and works without JavaScript.
 """
 
 from __future__ import annotations
@@ -15,20 +16,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from drift_dashboard.api import Api
+from drift_dashboard.api import Api, ApiError
 from drift_dashboard.deps import ApiDep, SessionDep
 from drift_dashboard.pages import charts
-from drift_dashboard.pages.experiments import SortOption, decode_cursor, encode_cursor
 from drift_dashboard.pages.scope import ExperimentId, load_scope, render_in
 from drift_dashboard.templating import render
 
 router = APIRouter()
 PAGE_SIZE = 25
 STATUSES = ("Running", "Completed", "Failed")
-NEWEST = SortOption("Newest first", "created_at", True)
 MAX_TAGS = 8
 
 Text = Annotated[str, Query(max_length=256)]
@@ -95,7 +94,21 @@ class RunFilters:
         return bool(self.query())
 
 
-def runs_filter(filters: RunFilters, after: tuple[str, str] | None) -> dict[str, Any]:
+async def get_run_filters(
+    model: Text = "",
+    status: Annotated[str, Query(max_length=16)] = "",
+    tags: Text = "",
+    start: Annotated[str, Query(alias="from", max_length=32)] = "",
+    end: Annotated[str, Query(alias="to", max_length=32)] = "",
+) -> RunFilters:
+    """The runs filters of the URL (what the filter form sends), checked."""
+    return RunFilters.parse(model, status, tags, start, end)
+
+
+RunFiltersDep = Annotated[RunFilters, Depends(get_run_filters)]
+
+
+def runs_filter(filters: RunFilters) -> dict[str, Any]:
     """The backend search filter (its allow-listed fields and operators only)."""
     parts: list[dict[str, Any]] = []
     if filters.model:
@@ -113,16 +126,6 @@ def runs_filter(filters: RunFilters, after: tuple[str, str] | None) -> dict[str,
         created["$lt"] = end.isoformat()
     if created:
         parts.append({"created_at": created})
-    if after is not None:
-        value, last_id = after
-        parts.append(
-            {
-                "$or": [
-                    {"created_at": {"$lt": value}},
-                    {"created_at": {"$eq": value}, "id": {"$lt": last_id}},
-                ]
-            }
-        )
     if not parts:
         return {}
     if len(parts) == 1:
@@ -140,37 +143,57 @@ def runs_filter(filters: RunFilters, after: tuple[str, str] | None) -> dict[str,
 @dataclass
 class RunsPage:
     runs: list[dict[str, Any]]
-    total: int
     next_url: str | None
+    previous_url: str | None
     first_url: str | None
     refresh_url: str
 
 
-async def load_runs(
-    api: Api, experiment_id: str, filters: RunFilters, after: str | None
-) -> RunsPage:
-    cursor = decode_cursor(after)
-    page = await api.search(
-        f"/experiment/{experiment_id}/drift/search",
-        runs_filter(filters, cursor),
-        page=1,
-        page_size=PAGE_SIZE,
-        sort_by="created_at",
-        order_by="desc",
-    )
+#: The page asked for: ``("after", c)``, runs older than a page's last, or ``("before",
+#: c)``, newer than its first (the backend's opaque cursors); None: the newest runs.
+Cursor = tuple[str, str] | None
+
+
+async def load_runs(api: Api, experiment_id: str, filters: RunFilters, cursor: Cursor) -> RunsPage:
+    path = f"/experiment/{experiment_id}/drift/page"
+    body = runs_filter(filters)
+    params: dict[str, Any] = {"limit": PAGE_SIZE}
+    try:
+        page = await api.post(path, body, params={**params, **dict([cursor] if cursor else [])})
+    except ApiError as exc:
+        if exc.status != 422 or cursor is None:
+            raise
+        # A cursor the backend does not take (edited, or from another version): the newest.
+        cursor = None
+        page = await api.post(path, body, params=params)
     base = f"/experiments/{experiment_id}"
     query = filters.query()
-    next_url = None
-    if page.has_next and page.items:
-        next_url = f"{base}?" + urlencode({**query, "after": encode_cursor(page.items[-1], NEWEST)})
-    first_url = None
-    if cursor is not None:
-        first_url = f"{base}?{urlencode(query)}" if query else base
-    fragment = dict(query)
-    if after and cursor is not None:
-        fragment["after"] = after
-    refresh_url = f"{base}/runs-table" + (f"?{urlencode(fragment)}" if fragment else "")
-    return RunsPage(page.items, page.total, next_url, first_url, refresh_url)
+
+    def link(**more: str) -> str:
+        return f"{base}?{urlencode({**query, **more})}" if query or more else base
+
+    fragment = {**query, **dict([cursor] if cursor else [])}
+    return RunsPage(
+        runs=page["items"],
+        next_url=link(after=page["next"]) if page["next"] else None,
+        previous_url=link(before=page["previous"]) if page["previous"] else None,
+        first_url=link() if cursor is not None else None,
+        refresh_url=f"{base}/runs-table" + (f"?{urlencode(fragment)}" if fragment else ""),
+    )
+
+
+async def get_cursor(
+    after: Annotated[str | None, Query(max_length=1024)] = None,
+    before: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Cursor:
+    if after:
+        return ("after", after)
+    if before:
+        return ("before", before)
+    return None
+
+
+CursorDep = Annotated[Cursor, Depends(get_cursor)]
 
 
 def duration(run: dict[str, Any]) -> str:
@@ -198,19 +221,14 @@ async def show_experiment(
     api: ApiDep,
     session: SessionDep,
     experiment_id: ExperimentId,
-    model: Text = "",
-    status: Annotated[str, Query(max_length=16)] = "",
-    tags: Text = "",
-    start: Annotated[str, Query(alias="from", max_length=32)] = "",
-    end: Annotated[str, Query(alias="to", max_length=32)] = "",
-    after: Annotated[str | None, Query(max_length=1024)] = None,
+    filters: RunFiltersDep,
+    cursor: CursorDep,
     feature: Text = "",
 ) -> Response:
     scope = await load_scope(api, session, experiment_id)
-    filters = RunFilters.parse(model, status, tags, start, end)
     # Independent backend calls: the page waits for the slowest, not for their sum.
     runs, board = await asyncio.gather(
-        load_runs(api, experiment_id, filters, after),
+        load_runs(api, experiment_id, filters, cursor),
         charts.load_all(api, experiment_id, filters, feature.strip()),
     )
     return render_in(
@@ -233,16 +251,11 @@ async def runs_table(
     request: Request,
     api: ApiDep,
     experiment_id: ExperimentId,
-    model: Text = "",
-    status: Annotated[str, Query(max_length=16)] = "",
-    tags: Text = "",
-    start: Annotated[str, Query(alias="from", max_length=32)] = "",
-    end: Annotated[str, Query(alias="to", max_length=32)] = "",
-    after: Annotated[str | None, Query(max_length=1024)] = None,
+    filters: RunFiltersDep,
+    cursor: CursorDep,
 ) -> Response:
     """The runs table alone: what the live updates swap in when a run starts or ends."""
-    filters = RunFilters.parse(model, status, tags, start, end)
-    runs = await load_runs(api, experiment_id, filters, after)
+    runs = await load_runs(api, experiment_id, filters, cursor)
     return render(
         request,
         "experiment/_runs.html",

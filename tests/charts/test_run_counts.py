@@ -1,0 +1,261 @@
+"""The timeline's run counts (``run_counts``, per hour and per 6 hours) against a direct
+count of the runs:
+equal after every kind of state change, each counted exactly once however often it is
+retried; a failed count never fails the run's write; rebuild repairs; the timeline route
+answers the same buckets from the counts as from the runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from drift_backend.charts import run_counts
+from drift_backend.charts.buckets import window
+from drift_backend.drifts import service as drifts
+from drift_backend.drifts.timeline import run_counts as direct_counts
+from drift_backend.store.database import Database
+
+from tests.charts.conftest import PREFIX, add_run
+from tests.conftest import Api
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+FAR = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def grain_bucket(grain: timedelta) -> dict[str, Any]:
+    hours = int(grain.total_seconds() // 3600)
+    return {
+        "$dateTrunc": {"date": "$created_at", "unit": "hour", "binSize": hours, "timezone": "UTC"}
+    }
+
+
+async def direct(
+    db: Database, exp: str, model: str | None, grain: timedelta
+) -> dict[Any, dict[str, int]]:
+    """Runs per span of ``grain`` by state, counted from the runs themselves."""
+    rows = await direct_counts(db, exp, model, EPOCH, FAR, grain_bucket(grain))
+    return {
+        row["_id"]: {s: row[s] for s in run_counts.STATES}
+        for row in rows
+        if any(row[s] for s in run_counts.STATES)
+    }
+
+
+async def counted(
+    db: Database, exp: str, model: str | None, grain: timedelta
+) -> dict[Any, dict[str, int]]:
+    """The same from the counts; checked against the per-run markers too."""
+    query: dict[str, Any] = {"experiment_id": exp}
+    if model is not None:
+        query["model"] = model
+    totals: dict[Any, Counter[str]] = {}
+    async for doc in db.run_counts.find({**query, "grain": int(grain.total_seconds())}):
+        totals.setdefault(doc["start"], Counter()).update(
+            {s: doc.get(s, 0) for s in run_counts.STATES}
+        )
+    marked: dict[Any, Counter[str]] = {}
+    async for mark in db.run_count_marks.find(query):
+        start = run_counts.floor(mark["created_at"], grain)
+        marked.setdefault(start, Counter())[mark["state"]] += 1
+    found = {
+        start: {s: c[s] for s in run_counts.STATES}
+        for start, c in totals.items()
+        if any(c.values())
+    }
+    assert found == {start: {s: c[s] for s in run_counts.STATES} for start, c in marked.items()}
+    return found
+
+
+async def assert_counts_match(db: Database, exp: str) -> None:
+    for grain in run_counts.GRAINS:
+        for model in (None, "m1", "m2"):
+            assert await counted(db, exp, model, grain) == await direct(db, exp, model, grain)
+
+
+def drift_url(exp: str, run: str = "") -> str:
+    return f"{PREFIX}/experiment/{exp}/drift" + (f"/{run}" if run else "")
+
+
+async def test_counts_follow_every_state_change_once(chart_api: Api, chart_db: Database) -> None:
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    running = [
+        await add_run(api, exp, f"2026-01-01T0{h}:{m}0:00Z", "Running", model=f"m{1 + h % 2}")
+        for h in range(3)
+        for m in range(3)
+    ]
+    await add_run(api, exp, "2026-01-01T00:15:00Z", drift=True)
+    await add_run(api, exp, "2026-01-01T05:15:00Z", "Failed", model="m2")
+    await assert_counts_match(db, exp)
+
+    # An update that keeps a run Running moves nothing; finishing moves it once, and an
+    # identical retry of the finish (200, the same run) moves nothing more.
+    put = {"model": "m1", "job_status": "Running", "tags": ["x"]}
+    assert (
+        await api.request("PUT", drift_url(exp, running[0]["id"]), "alice", json=put)
+    ).is_success
+    finish = {"model": "m1", "job_status": "Completed", "drift_detected": True}
+    for _ in range(2):
+        r = await api.request("PUT", drift_url(exp, running[0]["id"]), "alice", json=finish)
+        assert r.status_code == 200, r.text
+    failed = {"model": "m2", "job_status": "Failed", "error": {"type": "E", "message": "x"}}
+    assert (
+        await api.request("PUT", drift_url(exp, running[1]["id"]), "alice", json=failed)
+    ).is_success
+    # A Running run whose model changes moves to the other model's counts (twice: once).
+    moved = {"model": "m2", "job_status": "Running"}
+    for _ in range(2):
+        r = await api.request("PUT", drift_url(exp, running[7]["id"]), "alice", json=moved)
+        assert r.status_code == 200, r.text
+    # Back to Running is refused, and counts nothing.
+    back = await api.request("PUT", drift_url(exp, running[1]["id"]), "alice", json=put)
+    assert back.status_code == 409
+    await assert_counts_match(db, exp)
+
+    # The server's own transitions, each tried twice (a retried job): counted once.
+    for _ in range(2):
+        await drifts.complete_check(db, running[2]["id"], dataset_drift=False, summary={})
+        await drifts.fail(db, running[3]["id"], {"type": "Boom", "message": "x"})
+    await assert_counts_match(db, exp)
+
+    # The sweeper: two stale runs fail once, however often it sweeps.
+    stale = datetime.now(UTC) - timedelta(days=1)
+    ids = [running[4]["id"], running[5]["id"]]
+    await db.drifts.update_many({"_id": {"$in": ids}}, {"$set": {"updated_at": stale}})
+    assert await drifts.fail_stale_runs(db, 3600) == 2
+    assert await drifts.fail_stale_runs(db, 3600) == 0
+    await assert_counts_match(db, exp)
+
+    # Deleting runs (Running and finished); a second delete is a 404 and counts nothing.
+    for run in (running[6], running[0]):
+        assert (await api.request("DELETE", drift_url(exp, run["id"]), "alice")).status_code == 204
+        assert (await api.request("DELETE", drift_url(exp, run["id"]), "alice")).status_code == 404
+    await assert_counts_match(db, exp)
+
+    # The counting itself repeated (as a retried caller would): nothing changes.
+    doc = await db.drifts.find_one({"_id": running[2]["id"]})
+    assert doc is not None
+    before = await counted(db, exp, None, HOUR)
+    await run_counts.record_created(db, doc)
+    await run_counts.record_changed(db, doc)
+    await run_counts.record_changed(db, doc)
+    assert await counted(db, exp, None, HOUR) == before
+    await assert_counts_match(db, exp)
+
+
+async def test_concurrent_runs_of_one_hour_are_all_counted(
+    chart_api: Api, chart_db: Database
+) -> None:
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    made = await asyncio.gather(
+        *(add_run(api, exp, f"2026-02-01T10:{i:02d}:00Z", "Running") for i in range(12))
+    )
+    finish = {"model": "m1", "job_status": "Completed"}
+    await asyncio.gather(
+        *(
+            api.request("PUT", drift_url(exp, run["id"]), "alice", json=finish)
+            for run in made
+            for _ in range(2)  # each finish sent twice at once
+        )
+    )
+    await assert_counts_match(db, exp)
+    assert (await counted(db, exp, None, HOUR))[datetime(2026, 2, 1, 10, tzinfo=UTC)][
+        "not_drifted"
+    ] == 12
+
+
+async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
+    chart_api: Api, chart_db: Database
+) -> None:
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    await add_run(api, exp, "2026-03-01T08:00:00Z")
+    # Break the hour's counts documents: their counts are no longer numbers, so every $inc
+    # of them fails in the database.
+    broken = dict.fromkeys(run_counts.STATES, "broken")
+    await db.run_counts.update_many({"experiment_id": exp}, {"$set": broken})
+    run = await add_run(api, exp, "2026-03-01T08:30:00Z", "Running")  # still 201
+    r = await api.request(
+        "PUT", drift_url(exp, run["id"]), "alice", json={"model": "m1", "job_status": "Failed"}
+    )
+    assert r.status_code == 200, r.text
+    assert (await api.request("DELETE", drift_url(exp, run["id"]), "alice")).status_code == 204
+    await add_run(api, exp, "2026-03-01T09:00:00Z", drift=True)
+
+    await run_counts.rebuild(db, exp)
+    await assert_counts_match(db, exp)
+    # A rebuild of everything gives the same, and drops hours whose runs are gone.
+    await db.drifts.delete_many(
+        {"experiment_id": exp, "created_at": {"$gte": datetime(2026, 3, 1, 9, tzinfo=UTC)}}
+    )
+    await run_counts.rebuild(db)
+    await assert_counts_match(db, exp)
+    assert await db.run_counts.count_documents({"experiment_id": exp}) == 2
+
+
+async def test_start_up_counts_runs_stored_before_the_counts_existed(
+    chart_api: Api, chart_db: Database
+) -> None:
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    for h in range(4):
+        await add_run(api, exp, f"2026-04-01T0{h}:00:00Z", "Failed" if h == 2 else "Completed")
+    await db.run_counts.delete_many({})  # a deployment from before the counts
+    await run_counts.prepare(db)
+    await assert_counts_match(db, exp)
+    written = await db.run_counts.count_documents({})
+    await run_counts.prepare(db)  # counts exist now: nothing to do
+    assert await db.run_counts.count_documents({}) == written
+
+
+async def test_deleting_the_experiment_deletes_its_counts(
+    chart_api: Api, chart_db: Database
+) -> None:
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    await add_run(api, exp, "2026-05-01T00:00:00Z")
+    assert await db.run_counts.count_documents({"experiment_id": exp}) == 2  # hour, 6 hours
+    r = await api.request("DELETE", f"{PREFIX}/experiment/{exp}", "alice")
+    assert r.status_code == 204, r.text
+    assert await db.run_counts.count_documents({"experiment_id": exp}) == 0
+    assert await db.run_count_marks.count_documents({"experiment_id": exp}) == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "buckets"),
+    [
+        ("2026-06-01T00:30:00Z", "2026-06-04T05:45:00Z", 30),  # 3-hour buckets, ragged edges
+        ("2026-06-01T00:00:00Z", "2026-06-30T00:00:00Z", 200),  # 6-hour buckets, whole hours
+        ("2026-05-20T07:10:00Z", "2026-07-01T00:00:00Z", 10),  # 7-day buckets
+        ("2026-06-02T00:00:00Z", "2026-06-02T06:00:00Z", 200),  # minute buckets: runs alone
+        ("2026-06-01T01:10:00Z", "2026-06-03T23:20:00Z", 30),  # 2-hour buckets: hours, runs
+        ("2026-05-31T22:00:00Z", "2026-06-04T01:00:00Z", 120),  # 1-hour buckets
+    ],
+)
+async def test_the_timeline_from_counts_equals_counting_the_runs(
+    chart_api: Api, chart_db: Database, start: str, end: str, buckets: int
+) -> None:
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    for i in range(40):
+        when = datetime(2026, 6, 1, tzinfo=UTC) + timedelta(minutes=97 * i)
+        status = ("Completed", "Failed", "Running", "Completed")[i % 4]
+        await add_run(api, exp, when.isoformat(), status, drift=i % 3 == 0, model=f"m{1 + i % 2}")
+    params = {"from": start, "to": end, "buckets": buckets}
+    r = await api.request(
+        "GET", f"{PREFIX}/experiment/{exp}/charts/timeline", "alice", params=params
+    )
+    assert r.status_code == 200, r.text
+    got = r.json()["buckets"]
+    w = window(datetime.fromisoformat(start), datetime.fromisoformat(end), buckets, FAR)
+    rows = await direct_counts(db, exp, None, w.start, w.end, w.expression("created_at"))
+    expected = [
+        {"start": row["_id"].isoformat(), **{s: row[s] for s in run_counts.STATES}} for row in rows
+    ]
+    assert got == expected
+    assert sum(sum(b[s] for s in run_counts.STATES) for b in got) > 0
