@@ -34,6 +34,7 @@ from drift_backend.events.hub import EventHub
 from drift_backend.experiments.endpoints import router as experiments_router
 from drift_backend.idempotency.middleware import Idempotency
 from drift_backend.jobs.handlers import JobKind
+from drift_backend.performance.endpoints import router as performance_router
 from drift_backend.settings import Settings
 from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import connect, ensure_indexes
@@ -174,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(checks_router)
     v1.include_router(charts_router)
     v1.include_router(events_router)
+    v1.include_router(performance_router)
     app.include_router(v1)
     app.include_router(health.router)
     # Added first, so it runs inside BodySizeLimit: the bodies it fingerprints are limited too.

@@ -138,6 +138,14 @@ class Settings(BaseSettings):
     #: How long a stream reuses a read-permission decision on an experiment.
     events_permission_cache_seconds: float = Field(default=5.0, ge=0)
 
+    # Model performance monitoring (perfmon part; docs/performance.md)
+    #: Rows per predictions, ground-truth or reference batch (the SDK splits larger ones).
+    performance_max_batch_rows: int = Field(default=100_000, gt=0)
+    #: A window whose labelled share of predictions is below this is marked incomplete.
+    performance_min_coverage: float = Field(default=0.8, ge=0, le=1)
+    #: Predictions still without a label are deleted this long after they were received.
+    performance_unlabelled_ttl_seconds: float = Field(default=30 * 86400.0, gt=0)
+
     # Limits
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     #: Baseline and check uploads (data batches) may be this large.

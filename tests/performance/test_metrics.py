@@ -96,10 +96,11 @@ def test_multiclass_equals_sklearn(seed: int) -> None:
     p = _proba(rng, n, k, y)
     pred = p.argmax(axis=1)
     pred[:5] = (pred[:5] + 1) % k  # some predictions disagree with the probabilities
-    out, labels, matrix = _classification(y, pred, p, k)
+    out, _labels, matrix = _classification(y, pred, p, k)
     assert matrix == skm.confusion_matrix(y, pred).tolist()
     assert out["accuracy"].value == pytest.approx(skm.accuracy_score(y, pred))
-    assert out["precision"].value is None and out["precision"].reason
+    assert out["precision"].value is None
+    assert out["precision"].reason
     for avg in ("macro", "weighted"):
         assert out[f"precision_{avg}"].value == pytest.approx(
             skm.precision_score(y, pred, average=avg)
@@ -119,7 +120,7 @@ def test_zero_division_and_absent_classes_as_sklearn() -> None:
     pred = np.array([0, 0, 0, 2, 0, 0, 2])
     out, _, _ = _classification(y, pred, None, 3)
     for avg in ("macro", "weighted"):
-        with pytest.warns(Warning):
+        with pytest.warns(Warning, match="ill-defined"):
             expected = skm.precision_score(y, pred, average=avg)
         assert out[f"precision_{avg}"].value == pytest.approx(expected)
         assert out[f"f1_{avg}"].value == pytest.approx(skm.f1_score(y, pred, average=avg))
@@ -143,7 +144,8 @@ def test_single_class_window_and_missing_probabilities() -> None:
 
 def test_no_labels_is_not_computable() -> None:
     out, labels, matrix = classification_metrics({}, ["0", "1"])
-    assert labels == [] and matrix == []
+    assert labels == []
+    assert matrix == []
     assert all(m.value is None and m.reason == "no labelled predictions" for m in out.values())
     assert all(m.value is None for m in regression_metrics({}).values())
 
@@ -166,7 +168,8 @@ def test_auc_of_continuous_scores_within_its_bound() -> None:
     out, _, _ = _classification(y, (score > 0.5).astype(int), p, 2)
     exact = skm.roc_auc_score(y, score)
     auc = out["roc_auc"]
-    assert auc.value is not None and auc.bound is not None
+    assert auc.value is not None
+    assert auc.bound is not None
     assert abs(auc.value - exact) <= auc.bound
 
 
@@ -191,7 +194,8 @@ def test_regression_equals_sklearn(seed: int) -> None:
 def test_regression_edge_cases() -> None:
     one = regression_metrics(regression_stats(np.array([1.0]), np.array([2.0]), 0.0))
     assert one["mae"].value == 1.0
-    assert one["r2"].value is None and one["r2"].reason
+    assert one["r2"].value is None
+    assert one["r2"].reason
     constant = np.full(5, 3.0)
     exact = regression_metrics(regression_stats(constant, constant, 3.0))
     assert exact["r2"].value == skm.r2_score(constant, constant)

@@ -13,6 +13,7 @@ from drift_backend.checks import service as checks
 from drift_backend.drifts import service as drifts
 from drift_backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from drift_backend.jobs import queue as jobs
+from drift_backend.performance import service as performance
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database
 from drift_backend.store.filters import BOOLEAN, STRING, TIMESTAMP, Field, FilterSchema
@@ -132,6 +133,7 @@ async def delete(db: Database, experiment_id: str) -> None:
     for start in range(0, len(drift_ids), 1000):
         await checks.delete_reports(db, drift_ids[start : start + 1000])
     await delete_experiment_baselines(db, experiment_id)
+    await performance.delete_for_experiment(db, experiment_id)
     await db.experiments.delete_one({"_id": experiment_id})
 
 

@@ -11,12 +11,12 @@ their hours, made when read.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
-
 from drift_backend.performance.metrics import AUC_BINS, ECE_BINS, EPS, class_order
 
 Stats = dict[str, Any]
@@ -162,9 +162,7 @@ def classification_stats(
     return stats
 
 
-def regression_stats(
-    y_true: np.ndarray, y_pred: np.ndarray, shift: float, sign: int = 1
-) -> Stats:
+def regression_stats(y_true: np.ndarray, y_pred: np.ndarray, shift: float, sign: int = 1) -> Stats:
     error = y_pred - y_true
     shifted = y_true - shift
     return {
@@ -182,3 +180,56 @@ def by_hour(keys: np.ndarray) -> Iterable[tuple[int, np.ndarray]]:
     """(hour, row mask) for each hour among ``keys``."""
     for key in np.unique(keys):
         yield int(key), keys == key
+
+
+def escape_tree(stats: Mapping[str, Any]) -> Stats:
+    """``stats`` with every key escaped, to be stored as a nested document."""
+    return {escape(k): escape_tree(v) if isinstance(v, Mapping) else v for k, v in stats.items()}
+
+
+def unescape_tree(stored: Mapping[str, Any]) -> Stats:
+    return add_into({}, stored, stored=True)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One label's effect on its prediction's hour: ``sign`` +1 adds the (prediction,
+    label) row, -1 takes a replaced label's row out again; ``first``: the prediction had
+    no label before (it counts towards the hour's labelled predictions)."""
+
+    hour: int
+    y_pred: Any
+    proba: list[float] | None
+    y_true: Any
+    lag: float
+    sign: int
+    first: bool = False
+
+
+def label_increments(
+    rows: list[Labelled], regression: bool, classes: list[str], shift: float
+) -> tuple[dict[int, dict[str, float | int]], dict[int, float]]:
+    """The ``$inc`` of each hour the ``rows`` touch, and each hour's longest label lag."""
+    groups: dict[tuple[int, int, bool], list[Labelled]] = {}
+    for row in rows:
+        groups.setdefault((row.hour, row.sign, row.proba is not None), []).append(row)
+    totals: dict[int, Stats] = {}
+    lag_max: dict[int, float] = {}
+    for (hour, sign, with_proba), group in groups.items():
+        total = totals.setdefault(hour, {})
+        y_true = np.array([r.y_true for r in group], dtype=np.float64 if regression else object)
+        y_pred = np.array([r.y_pred for r in group], dtype=np.float64 if regression else object)
+        if regression:
+            stats = regression_stats(y_true, y_pred, shift, sign)
+        else:
+            proba = np.array([r.proba for r in group]) if with_proba else None
+            stats = classification_stats(y_true, y_pred, proba, classes, sign)
+        add_into(total, {"s": stats})
+        lags = [r.lag for r in group]
+        add_into(
+            total,
+            {"n_lab": sum(sign for r in group if r.first), "lag_sum": sign * float(sum(lags))},
+        )
+        if sign > 0:
+            lag_max[hour] = max(lag_max.get(hour, 0.0), max(lags))
+    return {hour: flatten(total) for hour, total in totals.items()}, lag_max
