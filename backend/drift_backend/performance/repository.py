@@ -182,5 +182,6 @@ async def read_windows(
 
 
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
-    for name in (PREDICTIONS, WINDOWS, MODELS):
-        await db[name].delete_many({"experiment_id": experiment_id})
+    await db[PREDICTIONS].delete_many({"experiment_id": experiment_id})
+    await db[WINDOWS].delete_many({"experiment_id": experiment_id})
+    await db[MODELS].delete_many({"experiment_id": experiment_id})
