@@ -50,8 +50,10 @@ from drift_backend.performance.windows import (
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database, Document
 
-#: Ids looked up and labelled per round trip.
-LABEL_CHUNK = 5000
+#: Ids labelled per round of writes, and predictions inserted per write: each write is one
+#: database operation within the operation timeout (SecantusDB inserts ~2500 a second).
+LABEL_CHUNK = 1000
+WRITE_CHUNK = 1000
 #: Tries of a label chunk whose conditional writes lost a race to another writer.
 LABEL_ATTEMPTS = 5
 #: Unknown ids named in an answer (all are counted).
@@ -186,7 +188,11 @@ async def record_predictions(
         if proba is not None:
             item["p"] = proba[i].tolist()
         docs.append(item)
-    duplicates = await repository.insert_predictions(db, docs)
+    duplicates: set[int] = set()
+    # In chunks: each write is one database operation, bounded by the operation timeout.
+    for start in range(0, len(docs), WRITE_CHUNK):
+        found = await repository.insert_predictions(db, docs[start : start + WRITE_CHUNK])
+        duplicates.update(start + i for i in found)
     recorded = np.ones(len(docs), dtype=bool)
     recorded[list(duplicates)] = False
     hours, counts = np.unique(hour_keys(rows.times[recorded]), return_counts=True)
@@ -242,14 +248,18 @@ async def record_labels(
     label_times = rows.times.astype(object)
     counts = {"labelled": 0, "changed": 0, "unchanged": 0}
     unknown: list[str] = []
+    applied: list[Any] = []
     for start in range(0, len(rows.ids), LABEL_CHUNK):
         wanted: dict[str, tuple[str, Any, datetime]] = {}
         for i in range(start, min(start + LABEL_CHUNK, len(rows.ids))):
             key = repository.prediction_key(experiment_id, model, rows.ids[i])
             label = rows.y[i].item() if task is Task.regression else rows.y[i]
             wanted[key] = (rows.ids[i], label, label_times[i].replace(tzinfo=None))
-        missing = await _label_chunk(db, doc, wanted, counts)
+        missing = await _label_chunk(db, wanted, counts, applied)
         unknown.extend(wanted[key][0] for key in missing)
+    # The windows once per batch: a window's update costs O(classes x score bins) whatever
+    # the number of labels, so one per batch rather than one per chunk.
+    await _add_labels(db, doc, applied, counts)
     return {
         "received": len(rows.ids),
         **counts,
@@ -260,12 +270,12 @@ async def record_labels(
 
 async def _label_chunk(
     db: Database,
-    model_doc: Document,
     wanted: Mapping[str, tuple[str, Any, datetime]],
     counts: dict[str, int],
+    applied: list[Any],
 ) -> list[str]:
-    """Label the predictions of ``wanted`` (key -> (id, label, label time)); the keys of
-    those never predicted."""
+    """Label the predictions of ``wanted`` (key -> (id, label, label time)), adding the
+    writes that applied to ``applied``; the keys of those never predicted."""
     pending = dict(wanted)
     unknown: list[str] = []
     for attempt in range(LABEL_ATTEMPTS):
@@ -284,14 +294,14 @@ async def _label_chunk(
             planned[key] = (prediction, old, label, label_time)
         if not updates:
             return unknown
-        applied = await repository.set_labels(db, updates)
-        if applied == len(updates):
+        written = await repository.set_labels(db, updates)
+        if written == len(updates):
             done = list(planned)
         else:
             # Another writer changed some of these first: only ours carry our writer id.
             again = await repository.find_predictions(db, list(planned))
             done = [d["_id"] for d in again if writer in d.get("w", [])]
-        await _add_labels(db, model_doc, [planned[key] for key in done], counts)
+        applied.extend(planned[key] for key in done)
         pending = {key: pending[key] for key in planned if key not in set(done)}
         if not pending:
             return unknown
@@ -321,6 +331,8 @@ async def _add_labels(
             counts["changed"] += 1
             old_time = old["lt"].replace(tzinfo=None)
             rows.append(Labelled(**common, y_true=old["t"], lag=_lag(time, old_time), sign=-1))
+    if not rows:
+        return
     increments, lag_max = await asyncio.to_thread(
         label_increments,
         rows,
