@@ -80,14 +80,16 @@ async def test_bad_prediction_batches_name_the_field(setup: tuple[Api, str]) -> 
 async def test_unknown_model_and_bad_labels(setup: tuple[Api, str]) -> None:
     api, base = setup
     r = await post(api, base + "/ground-truth", {"columns": {"id": ["a"], "y_true": [1]}})
-    assert r.status_code == 404 and "model" in r.json()["message"]
+    assert r.status_code == 404
+    assert "model" in r.json()["message"]
     r = await api.request("GET", base + "/performance", "alice", params={"model": "m"})
-    assert r.status_code == 404 and "'m'" in r.json()["message"]
+    assert r.status_code == 404
+    assert "'m'" in r.json()["message"]
     r = await api.request("GET", base + "/performance", "alice")
     assert problem(r, 422) == "model"
 
     await post(api, base + "/predictions", {"columns": {"id": ["a"], "y_pred": [2.5]}})
-    bad = {"id": ["a"], "y_true": ["high"]}
+    bad: dict[str, Any] = {"id": ["a"], "y_true": ["high"]}
     assert problem(await post(api, base + "/ground-truth", {"columns": bad}), 422) == "y_true"
     bad = {"id": ["a"], "y_true": [1.0], "proba_x": [1.0]}
     assert problem(await post(api, base + "/ground-truth", {"columns": bad}), 422) == "proba_x"

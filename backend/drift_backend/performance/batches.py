@@ -22,6 +22,7 @@ from enum import StrEnum
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from drift_backend.baselines.ingest import BatchError
 
 MAX_ID_LENGTH = 128

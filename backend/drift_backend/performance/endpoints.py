@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
+
 from drift_backend.api.deps import CallerDep, ContextDep
 from drift_backend.api.responses import data_upload, errors
 from drift_backend.api.uploads import BatchRejected, read_table
@@ -19,8 +22,6 @@ from drift_backend.performance.schemas import (
     Reference,
 )
 from drift_backend.performance.windows import Window
-from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
 
 router = APIRouter(tags=["performance"])
 Model = Annotated[str, Query(min_length=1, max_length=256, description="the model's name")]

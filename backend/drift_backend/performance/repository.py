@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from drift_backend.performance.windows import hour_start
-from drift_backend.store.database import Database, Document
 from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
+
+from drift_backend.performance.windows import hour_start
+from drift_backend.store.database import Database, Document
 
 PREDICTIONS = "predictions"
 WINDOWS = "performance_windows"

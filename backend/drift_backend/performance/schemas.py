@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from drift_backend.performance.batches import Task
 from drift_backend.performance.windows import Window
 from drift_backend.schemas import Timestamp
-from pydantic import BaseModel, Field
 
 
 class MetricValue(BaseModel):

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+
 from drift_backend.performance.metrics import AUC_BINS, ECE_BINS, EPS, class_order
 
 Stats = dict[str, Any]
