@@ -6,7 +6,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -58,6 +58,7 @@ from drift_monitor._performance import (
     BATCH_ROWS,
     LabelsRecorded,
     PredictionsRecorded,
+    Values,
     add_labels,
     add_predictions,
     proba_columns,
@@ -610,12 +611,12 @@ class Client:
         self,
         experiment_id: str,
         model: str,
-        ids: Sequence[Any],
-        y_pred: Sequence[Any],
+        ids: Values,
+        y_pred: Values,
         proba: Any = None,
         *,
-        classes: Sequence[Any] | None = None,
-        times: Sequence[datetime] | None = None,
+        classes: Values | None = None,
+        times: Values | None = None,
         batch_size: int = BATCH_ROWS,
     ) -> PredictionsRecorded:
         """Record predictions of ``model``, each under an id unique per (experiment, model).
@@ -639,10 +640,10 @@ class Client:
         self,
         experiment: str,
         model: str,
-        ids: Sequence[Any],
-        y_true: Sequence[Any],
+        ids: Values,
+        y_true: Values,
         *,
-        times: Sequence[datetime] | None = None,
+        times: Values | None = None,
         batch_size: int = BATCH_ROWS,
     ) -> LabelsRecorded:
         """Record labels of earlier predictions of ``model`` in ``experiment`` (its id), from
@@ -662,11 +663,11 @@ class Client:
         self,
         experiment_id: str,
         model: str,
-        y_true: Sequence[Any],
-        y_pred: Sequence[Any],
+        y_true: Values,
+        y_pred: Values,
         proba: Any = None,
         *,
-        classes: Sequence[Any] | None = None,
+        classes: Values | None = None,
     ) -> dict[str, Any]:
         """Store ``model``'s labelled reference (its expected performance, shown beside each
         window); the answer holds its metrics. One request: at most the server's row limit."""

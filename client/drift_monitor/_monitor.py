@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -29,7 +29,7 @@ from drift_monitor._models import (
     RunError,
     User,
 )
-from drift_monitor._performance import LabelsRecorded, PredictionsRecorded
+from drift_monitor._performance import LabelsRecorded, PredictionsRecorded, Values
 from drift_monitor._serialize import to_jsonable
 from drift_monitor._spool import Kind, Spool
 
@@ -171,13 +171,13 @@ class DriftMonitor:
 
     def predictions(
         self,
-        ids: Sequence[Any],
-        y_pred: Sequence[Any],
+        ids: Values,
+        y_pred: Values,
         proba: Any = None,
         features: DataLike | None = None,
         *,
-        classes: Sequence[Any] | None = None,
-        times: Sequence[datetime] | None = None,
+        classes: Values | None = None,
+        times: Values | None = None,
     ) -> PredictionsRecorded:
         """Record this model's predictions under caller-chosen ids (unique per experiment
         and model), for metrics once :meth:`ground_truth` brings the labels. ``features``
@@ -193,7 +193,7 @@ class DriftMonitor:
         return recorded
 
     def ground_truth(
-        self, ids: Sequence[Any], y_true: Sequence[Any], *, times: Sequence[datetime] | None = None
+        self, ids: Values, y_true: Values, *, times: Values | None = None
     ) -> LabelsRecorded:
         """Labels of this model's earlier predictions (any process may send them, also
         :meth:`Client.ground_truth`). Upserted by id; unknown ids are counted, not errors."""
@@ -202,11 +202,11 @@ class DriftMonitor:
 
     def performance_reference(
         self,
-        y_true: Sequence[Any],
-        y_pred: Sequence[Any],
+        y_true: Values,
+        y_pred: Values,
         proba: Any = None,
         *,
-        classes: Sequence[Any] | None = None,
+        classes: Values | None = None,
     ) -> dict[str, Any]:
         """This model's labelled reference: the expected performance windows are shown
         beside."""

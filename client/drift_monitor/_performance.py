@@ -15,6 +15,8 @@ BATCH_ROWS = 100_000
 PROBA_PREFIX = "proba_"
 
 Columns = dict[str, Any]
+#: A column of values: a list, a tuple, a numpy array, a pandas Series, a pyarrow array.
+Values = Any
 
 
 @dataclass(frozen=True)
