@@ -4,6 +4,7 @@ the joined data, and the coverage is right."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -184,6 +185,22 @@ async def test_classification_windows_follow_late_labels(alice_api: Api) -> None
     assert day["complete"] is True
     assert day["coverage"] == 1.0
     assert day["label_lag"]["max_seconds"] >= 2 * 86400 - 24 * 3600
+
+    # Each batch that changed windows told the event stream which hours.
+    r = await api.request(
+        "GET", f"{PREFIX}/events", "alice", params={"experiment": exp, "follow": "false"}
+    )
+    assert r.status_code == 200, r.text
+    updates = [
+        json.loads(line.removeprefix("data:"))
+        for line in r.text.splitlines()
+        if line.startswith("data:") and "performance.window_updated" in line
+    ]
+    causes = [u["payload"]["cause"] for u in updates]
+    # predictions (the repeated batch changed nothing), then four label batches
+    assert causes == ["predictions", "labels", "labels", "labels", "labels"]
+    assert updates[0]["payload"]["n_hours"] == 24
+    assert updates[0]["payload"]["hours"][0] == "2026-01-01T00:00:00+00:00"
 
 
 async def test_regression_windows(alice_api: Api) -> None:

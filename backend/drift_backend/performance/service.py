@@ -28,6 +28,8 @@ import pyarrow as pa
 
 from drift_backend.baselines.ingest import BatchError
 from drift_backend.errors import NotFound, ValidationFailed
+from drift_backend.events import service as events
+from drift_backend.events.schemas import EventType
 from drift_backend.performance import batches, repository
 from drift_backend.performance.batches import Task
 from drift_backend.performance.metrics import (
@@ -43,6 +45,7 @@ from drift_backend.performance.windows import (
     classification_stats,
     escape_tree,
     hour_keys,
+    hour_start,
     label_increments,
     regression_stats,
     unescape_tree,
@@ -68,6 +71,31 @@ WINDOW_LENGTH = {
 }
 #: The range answered when no ``from`` is given: this many windows before ``to``.
 DEFAULT_WINDOWS = {Window.hour: 48, Window.day: 30, Window.week: 26}
+
+
+#: Hours named in one ``performance.window_updated`` event (all are counted).
+EVENT_HOURS = 100
+
+
+async def _windows_changed(
+    db: Database, experiment_id: str, model: str, cause: str, hours: list[int]
+) -> None:
+    """One event per batch (not per window): a dashboard re-reads the windows it shows."""
+    if not hours:
+        return
+    ordered = sorted(hours)
+    await events.emit(
+        db,
+        EventType.performance_window_updated,
+        experiment_id=experiment_id,
+        run_id="",
+        model=model,
+        payload={
+            "cause": cause,
+            "hours": [hour_start(h).isoformat() for h in ordered[:EVENT_HOURS]],
+            "n_hours": len(ordered),
+        },
+    )
 
 
 class BatchInvalid(Exception):
@@ -203,6 +231,7 @@ async def record_predictions(
         model,
         {int(h): {"n_pred": int(c)} for h, c in zip(hours, counts, strict=True)},
     )
+    await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
     return {
         "received": len(docs),
         "recorded": int(recorded.sum()),
@@ -343,6 +372,9 @@ async def _add_labels(
     )
     await repository.add_to_windows(
         db, model_doc["experiment_id"], model_doc["model"], increments, lag_max
+    )
+    await _windows_changed(
+        db, model_doc["experiment_id"], model_doc["model"], "labels", list(increments)
     )
 
 
