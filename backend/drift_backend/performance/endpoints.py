@@ -121,5 +121,9 @@ async def get_performance(
         window,
         start,
         end,
-        context.settings.performance_min_coverage,
+        service.Rules(
+            min_coverage=context.settings.performance_min_coverage,
+            tolerance=context.settings.performance_tolerance,
+            alpha=context.settings.performance_alpha,
+        ),
     )

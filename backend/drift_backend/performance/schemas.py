@@ -53,6 +53,15 @@ class Reference(BaseModel):
     confusion_matrix: ConfusionMatrix | None = None
 
 
+class Decision(BaseModel):
+    degraded: bool | None = Field(
+        description="below the reference by more than the tolerance, with statistical support"
+    )
+    metric: str
+    p_value: float | None = None
+    reason: str | None = Field(default=None, description="why there is no decision")
+
+
 class PerformanceWindow(BaseModel):
     start: Timestamp
     end: Timestamp
@@ -63,6 +72,7 @@ class PerformanceWindow(BaseModel):
     label_lag: LabelLag
     metrics: dict[str, MetricValue]
     confusion_matrix: ConfusionMatrix | None = None
+    decision: Decision
 
 
 class Performance(BaseModel):

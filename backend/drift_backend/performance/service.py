@@ -32,9 +32,11 @@ from drift_backend.events import service as events
 from drift_backend.events.schemas import EventType
 from drift_backend.performance import batches, repository
 from drift_backend.performance.batches import Task
+from drift_backend.performance.decisions import Decision, below_reference
 from drift_backend.performance.metrics import (
     Metric,
     classification_metrics,
+    confusion,
     regression_metrics,
 )
 from drift_backend.performance.windows import (
@@ -104,6 +106,15 @@ class BatchInvalid(Exception):
     def __init__(self, error: BatchError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+@dataclass(frozen=True)
+class Rules:
+    """When a window is complete, and when it is degraded against the reference."""
+
+    min_coverage: float
+    tolerance: float
+    alpha: float
 
 
 @dataclass(frozen=True)
@@ -471,7 +482,7 @@ async def performance(
     window: Window,
     start: datetime | None,
     end: datetime | None,
-    min_coverage: float,
+    rules: Rules,
 ) -> dict[str, Any]:
     doc = await repository.get_model(db, experiment_id, model)
     if doc is None:
@@ -482,7 +493,12 @@ async def performance(
     for hour in hours:
         total = grouped.setdefault(window_start(hour["start"], window), {})
         add_into(total, {k: v for k, v in hour.items() if k in FIELDS}, stored=True)
-    windows = [_window(doc, begin, stats, window, min_coverage) for begin, stats in grouped.items()]
+    reference = doc.get("reference")
+    reference_stats = unescape_tree(reference["s"]) if reference else None
+    windows = [
+        _window(doc, begin, stats, window, rules, reference_stats)
+        for begin, stats in grouped.items()
+    ]
     return {
         "experiment_id": experiment_id,
         "model": model,
@@ -491,7 +507,7 @@ async def performance(
         "window": window,
         "start": start,
         "end": end,
-        "min_coverage": min_coverage,
+        "min_coverage": rules.min_coverage,
         "reference": _reference_answer(doc),
         "windows": sorted(windows, key=lambda w: w["start"]),
     }
@@ -501,25 +517,53 @@ async def performance(
 FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s")
 
 
+def _decision(
+    doc: Document, stats: Stats, complete: bool, rules: Rules, reference: Stats | None
+) -> dict[str, Any]:
+    if doc["task"] == Task.regression:
+        return Decision(None, "r2", reason="regression: needs a bootstrap; not built").as_dict()
+    if reference is None:
+        return Decision(None, "accuracy", reason="the model has no labelled reference").as_dict()
+    if not complete:
+        return Decision(None, "accuracy", reason="incomplete window: coverage too low").as_dict()
+    _, window = confusion(stats)
+    _, expected = confusion(reference)
+    return below_reference(
+        int(window.trace()),
+        int(window.sum()),
+        int(expected.trace()),
+        int(expected.sum()),
+        rules.tolerance,
+        rules.alpha,
+    ).as_dict()
+
+
 def _window(
-    doc: Document, start: datetime, stats: Stats, window: Window, min_coverage: float
+    doc: Document,
+    start: datetime,
+    stats: Stats,
+    window: Window,
+    rules: Rules,
+    reference: Stats | None,
 ) -> dict[str, Any]:
     n_pred, n_lab = int(stats.get("n_pred", 0)), int(stats.get("n_lab", 0))
     coverage = n_lab / n_pred if n_pred else None
-    metrics, confusion = _metrics(doc, stats.get("s", {}))
+    metrics, confusion_matrix = _metrics(doc, stats.get("s", {}))
+    complete = coverage is not None and coverage >= rules.min_coverage
     return {
         "start": start,
         "end": start + WINDOW_LENGTH[window],
         "n_predicted": n_pred,
         "n_labelled": n_lab,
         "coverage": coverage,
-        "complete": coverage is not None and coverage >= min_coverage,
+        "complete": complete,
         "label_lag": {
             "mean_seconds": stats.get("lag_sum", 0.0) / n_lab if n_lab else None,
             "max_seconds": stats.get("lag_max") if n_lab else None,
         },
         "metrics": metrics,
-        "confusion_matrix": confusion,
+        "confusion_matrix": confusion_matrix,
+        "decision": _decision(doc, stats.get("s", {}), complete, rules, reference),
     }
 
 
