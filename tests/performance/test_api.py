@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from drift_backend.performance.batches import MAX_ID_LENGTH
+from drift_backend.store.database import connect
 from sklearn import metrics as skm
 
 from tests.conftest import Api
@@ -160,3 +161,25 @@ async def test_a_batch_at_the_row_limit(api_factory: Any) -> None:
 
     one_more = pa.table({"id": [str(i) for i in range(rows + 1)], "y_pred": np.zeros(rows + 1)})
     assert problem(await post(api, base + "/predictions", one_more), 413) == "max_rows"
+
+
+async def test_deleting_the_experiment_deletes_its_performance_data(
+    setup: tuple[Api, str],
+) -> None:
+    api, base = setup
+    await post(api, base + "/predictions", {"columns": {"id": ["a", "b"], "y_pred": [1, 0]}})
+    await post(api, base + "/ground-truth", {"columns": {"id": ["a"], "y_true": [1]}})
+    await post(api, base + "/performance-reference", {"columns": {"y_true": [1], "y_pred": [1]}})
+    client = connect(api.settings.mongodb_url.get_secret_value())
+    try:
+        db = client[api.settings.mongodb_database]
+        experiment_id = base.rsplit("/", 1)[1]
+        collections = ("predictions", "performance_windows", "performance_models")
+        for name in collections:
+            assert await db[name].count_documents({"experiment_id": experiment_id}) > 0
+        r = await api.request("DELETE", base, "alice")
+        assert r.status_code == 204, r.text
+        for name in collections:
+            assert await db[name].count_documents({"experiment_id": experiment_id}) == 0
+    finally:
+        await client.close()
