@@ -62,6 +62,20 @@ class Decision(BaseModel):
     reason: str | None = Field(default=None, description="why there is no decision")
 
 
+class Estimate(BaseModel):
+    value: float | None
+    low: float | None = Field(description="95 % band")
+    high: float | None
+    reason: str | None = None
+
+
+class Estimated(BaseModel):
+    """Estimated before labels (CBPE): binary models with probabilities."""
+
+    accuracy: Estimate
+    calibrated: bool = Field(description="the reference's isotonic calibration was applied")
+
+
 class PerformanceWindow(BaseModel):
     start: Timestamp
     end: Timestamp
@@ -73,6 +87,7 @@ class PerformanceWindow(BaseModel):
     metrics: dict[str, MetricValue]
     confusion_matrix: ConfusionMatrix | None = None
     decision: Decision
+    estimated: Estimated | None = None
 
 
 class Performance(BaseModel):

@@ -30,11 +30,13 @@ from drift_backend.baselines.ingest import BatchError
 from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.events import service as events
 from drift_backend.events.schemas import EventType
-from drift_backend.performance import batches, repository
+from drift_backend.performance import batches, cbpe, repository
 from drift_backend.performance.batches import Task
 from drift_backend.performance.decisions import Decision, below_reference
 from drift_backend.performance.metrics import (
+    AUC_BINS,
     Metric,
+    class_order,
     classification_metrics,
     confusion,
     regression_metrics,
@@ -44,8 +46,10 @@ from drift_backend.performance.windows import (
     Stats,
     Window,
     add_into,
+    by_hour,
     classification_stats,
     escape_tree,
+    flatten,
     hour_keys,
     hour_start,
     label_increments,
@@ -235,13 +239,14 @@ async def record_predictions(
         duplicates.update(start + i for i in found)
     recorded = np.ones(len(docs), dtype=bool)
     recorded[list(duplicates)] = False
-    hours, counts = np.unique(hour_keys(rows.times[recorded]), return_counts=True)
-    await repository.add_to_windows(
-        db,
-        experiment_id,
-        model,
-        {int(h): {"n_pred": int(c)} for h, c in zip(hours, counts, strict=True)},
-    )
+    keys = hour_keys(rows.times[recorded])
+    hours, counts = np.unique(keys, return_counts=True)
+    increments: dict[int, dict[str, float | int]] = {
+        int(h): {"n_pred": int(c)} for h, c in zip(hours, counts, strict=True)
+    }
+    if proba is not None and len(doc["classes"]) == 2:
+        _add_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
+    await repository.add_to_windows(db, experiment_id, model, increments)
     await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
     return {
         "received": len(docs),
@@ -250,6 +255,30 @@ async def record_predictions(
         "task": task,
         "classes": doc["classes"],
     }
+
+
+def _add_scores(
+    increments: dict[int, dict[str, float | int]],
+    hours: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+) -> None:
+    """Counts of predictions by hour, predicted class and positive-class score bin: what
+    the estimated accuracy (:mod:`.cbpe`) is computed from, labels or not."""
+    positive = class_order(classes)[-1]
+    bins = np.rint(proba[:, classes.index(positive)] * AUC_BINS).astype(np.int64)
+    for hour, mask in by_hour(hours):
+        flat = flatten({"e": _pair_counts(y_pred[mask], bins[mask])})
+        increments[hour].update(flat)
+
+
+def _pair_counts(labels: np.ndarray, bins: np.ndarray) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for label in np.unique(labels):
+        values, counts = np.unique(bins[labels == label], return_counts=True)
+        out[str(label)] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+    return out
 
 
 # --- ground truth --------------------------------------------------------------------------------
@@ -427,7 +456,12 @@ async def record_reference(
     else:
         proba = _ordered_proba(rows.proba, rows.classes or [], doc["classes"])
         stats = classification_stats(rows.y, rows.y_pred, proba, doc["classes"])
-    reference = {"n": len(rows.y), "created_at": utcnow(), "s": escape_tree(stats)}
+    reference: Document = {"n": len(rows.y), "created_at": utcnow(), "s": escape_tree(stats)}
+    if task is Task.classification and proba is not None and len(doc["classes"]) == 2:
+        positive = class_order(doc["classes"])[-1]
+        scores = proba[:, doc["classes"].index(positive)]
+        truth = (rows.y == positive).astype(np.float64)
+        reference["calibration"] = await asyncio.to_thread(cbpe.fit, truth, scores)
     await repository.set_reference(db, experiment_id, model, reference)
     doc["reference"] = reference
     answer = _reference_answer(doc)
@@ -514,7 +548,7 @@ async def performance(
 
 
 #: The summed fields of a stored hour.
-FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s")
+FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s", "e")
 
 
 def _decision(
@@ -550,6 +584,14 @@ def _window(
     coverage = n_lab / n_pred if n_pred else None
     metrics, confusion_matrix = _metrics(doc, stats.get("s", {}))
     complete = coverage is not None and coverage >= rules.min_coverage
+    estimated = None
+    if "e" in stats and len(doc["classes"]) == 2:
+        calibration = (doc.get("reference") or {}).get("calibration") or {}
+        positive = class_order(doc["classes"])[-1]
+        estimated = {
+            "accuracy": cbpe.expected_accuracy(stats["e"], positive, calibration),
+            "calibrated": bool(calibration.get("used")),
+        }
     return {
         "start": start,
         "end": start + WINDOW_LENGTH[window],
@@ -564,6 +606,7 @@ def _window(
         "metrics": metrics,
         "confusion_matrix": confusion_matrix,
         "decision": _decision(doc, stats.get("s", {}), complete, rules, reference),
+        "estimated": estimated,
     }
 
 
