@@ -140,7 +140,7 @@ class Settings(BaseSettings):
 
     # Model performance monitoring (perfmon part; docs/performance.md)
     #: Rows per predictions, ground-truth or reference batch (the SDK splits larger ones).
-    performance_max_batch_rows: int = Field(default=100_000, gt=0)
+    performance_max_batch_rows: int = Field(default=10_000, gt=0)
     #: A window whose labelled share of predictions is below this is marked incomplete.
     performance_min_coverage: float = Field(default=0.8, ge=0, le=1)
     #: Predictions still without a label are deleted this long after they were received.

@@ -11,7 +11,7 @@ from drift_monitor._exceptions import DataError
 
 #: Rows per request: the server's default ``DRIFT_PERFORMANCE_MAX_BATCH_ROWS``. A server
 #: configured lower answers 413 naming ``max_rows``; pass ``batch_size`` then.
-BATCH_ROWS = 100_000
+BATCH_ROWS = 10_000
 PROBA_PREFIX = "proba_"
 
 Columns = dict[str, Any]

@@ -138,9 +138,8 @@ async def test_labelled_reference_is_shown_beside_the_windows(setup: tuple[Api, 
 
 async def test_a_batch_at_the_row_limit(api_factory: Any) -> None:
     """``DRIFT_PERFORMANCE_MAX_BATCH_ROWS`` rows with ten probability columns are taken;
-    one more row is refused, naming the limit. (Set lower than the default 100,000 here:
-    SecantusDB, the test database, inserts about 2,500 documents a second.)"""
-    api = await api_factory(performance_max_batch_rows=5000)
+    one more row is refused, naming the limit (the default)."""
+    api = await api_factory()
     await api.register("alice")
     base = f"{PREFIX}/experiment/{(await api.experiment('alice'))['id']}"
     rows = api.settings.performance_max_batch_rows
