@@ -48,6 +48,10 @@ OWNERS: dict[str, str] = {
     "notifications": "notify",
     "alert_targets": "notify",
     "deliveries": "notify",
+    # perfmon part: predictions, late labels and their windows
+    "predictions": "performance",
+    "performance_windows": "performance",
+    "performance_models": "performance",
     # dashboard part: the dashboard's server-side sessions (frontend/drift_dashboard/sessions.py)
     "dashboard_sessions": DASHBOARD_OWNER,
     # Alerts, rules part.

@@ -41,6 +41,7 @@ from drift_backend.jobs.handlers import JobKind
 from drift_backend.metrics import endpoints as metrics
 from drift_backend.metrics.http import HttpMetrics
 from drift_backend.notify.endpoints import router as notify_router
+from drift_backend.performance.endpoints import router as performance_router
 from drift_backend.settings import Settings
 from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import connect, ensure_indexes
@@ -190,8 +191,9 @@ def create_app(settings: Settings) -> FastAPI:
     v1.include_router(checks_router)
     v1.include_router(charts_router)
     v1.include_router(events_router)
-    v1.include_router(notify_router)  # notify: alert targets, delivery log
+    v1.include_router(notify_router)
     v1.include_router(alerts_router)
+    v1.include_router(performance_router)
     app.include_router(v1)
     app.include_router(health.router)
     # Prometheus /metrics (metrics/): the route, its HTTP middleware below.

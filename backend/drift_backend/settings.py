@@ -174,6 +174,17 @@ class Settings(BaseSettings):
     # Alerts (rules part, issue 9): how often each worker looks for alert groups whose time
     # has come (group_wait, repeat_interval, keep_firing_for, no_run deadlines, silences).
     alerts_tick_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # Model performance monitoring (perfmon part; docs/performance.md)
+    #: Rows per predictions, ground-truth or reference batch (the SDK splits larger ones).
+    performance_max_batch_rows: int = Field(default=10_000, gt=0)
+    #: A window whose labelled share of predictions is below this is marked incomplete.
+    performance_min_coverage: float = Field(default=0.8, ge=0, le=1)
+    #: Predictions still without a label are deleted this long after they were received.
+    performance_unlabelled_ttl_seconds: float = Field(default=30 * 86400.0, gt=0)
+    #: A complete window is "degraded" when its accuracy is below the reference's by more
+    #: than this, with a one-sided two-proportion test's p-value under the alpha below.
+    performance_tolerance: float = Field(default=0.02, ge=0, le=1)
+    performance_alpha: float = Field(default=0.05, gt=0, lt=1)
 
     # Limits
     max_body_bytes: int = Field(default=1_048_576, gt=0)

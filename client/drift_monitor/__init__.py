@@ -61,6 +61,7 @@ from drift_monitor._models import (
     Violation,
 )
 from drift_monitor._monitor import DriftMonitor, find_experiment, new_experiment, register
+from drift_monitor._performance import LabelsRecorded, PredictionsRecorded
 from drift_monitor._serialize import to_jsonable
 from drift_monitor._spool import FlushResult, Spool, SpoolEntry
 from drift_monitor._summary import summarize
@@ -97,6 +98,7 @@ __all__ = [
     "FlushResult",
     "Histogram",
     "JobStatus",
+    "LabelsRecorded",
     "Level",
     "MyTokenProvider",
     "NotFoundError",
@@ -106,6 +108,7 @@ __all__ = [
     "PayloadTooLargeError",
     "Permission",
     "PermissionDeniedError",
+    "PredictionsRecorded",
     "Report",
     "RunError",
     "ServerError",

@@ -54,6 +54,16 @@ from drift_monitor._models import (
     RunError,
     User,
 )
+from drift_monitor._performance import (
+    BATCH_ROWS,
+    LabelsRecorded,
+    PredictionsRecorded,
+    Values,
+    add_labels,
+    add_predictions,
+    proba_columns,
+    split,
+)
 from drift_monitor._serialize import to_jsonable
 
 __all__ = ["Client"]
@@ -595,6 +605,109 @@ class Client:
             code="validation_error",
             errors=[FieldError("baseline", reason)],
         )
+
+    # Model performance ----------------------------------------------------------------------
+    def predictions(
+        self,
+        experiment_id: str,
+        model: str,
+        ids: Values,
+        y_pred: Values,
+        proba: Any = None,
+        *,
+        classes: Values | None = None,
+        times: Values | None = None,
+        batch_size: int = BATCH_ROWS,
+    ) -> PredictionsRecorded:
+        """Record predictions of ``model``, each under an id unique per (experiment, model).
+
+        ``proba``: class probabilities, a mapping (or DataFrame) class -> column, or rows
+        with ``classes`` naming their columns. ``times``: when each prediction was made
+        (default: when the server receives it; needs pyarrow). Sent as Arrow in batches of
+        ``batch_size`` rows; an id sent again keeps its first prediction (``duplicates``),
+        so a retried batch is harmless."""
+        columns: dict[str, Any] = {"id": ids, "y_pred": y_pred, **proba_columns(proba, classes)}
+        if times is not None:
+            columns["time"] = times
+        total = PredictionsRecorded()
+        for part in split(columns, batch_size):
+            total = add_predictions(
+                total, self._performance_upload(experiment_id, "predictions", model, part)
+            )
+        return total
+
+    def ground_truth(
+        self,
+        experiment: str,
+        model: str,
+        ids: Values,
+        y_true: Values,
+        *,
+        times: Values | None = None,
+        batch_size: int = BATCH_ROWS,
+    ) -> LabelsRecorded:
+        """Record labels of earlier predictions of ``model`` in ``experiment`` (its id), from
+        any process, hours or weeks later. Upserted by id; ids never predicted are counted in
+        ``unknown``, not an error. ``times``: when each label became known (default: now)."""
+        columns: dict[str, Any] = {"id": ids, "y_true": y_true}
+        if times is not None:
+            columns["time"] = times
+        total = LabelsRecorded()
+        for part in split(columns, batch_size):
+            total = add_labels(
+                total, self._performance_upload(experiment, "ground-truth", model, part)
+            )
+        return total
+
+    def performance_reference(
+        self,
+        experiment_id: str,
+        model: str,
+        y_true: Values,
+        y_pred: Values,
+        proba: Any = None,
+        *,
+        classes: Values | None = None,
+    ) -> dict[str, Any]:
+        """Store ``model``'s labelled reference (its expected performance, shown beside each
+        window); the answer holds its metrics. One request: at most the server's row limit."""
+        columns = {"y_true": y_true, "y_pred": y_pred, **proba_columns(proba, classes)}
+        (part,) = split(columns, max(len(y_true), 1))
+        return self._performance_upload(experiment_id, "performance-reference", model, part)
+
+    def performance(
+        self,
+        experiment_id: str,
+        model: str,
+        window: Literal["hour", "day", "week"] = "day",
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Realised metrics per window, with label coverage and the reference (the JSON of
+        ``GET /experiment/{id}/performance``; ``docs/performance.md`` describes it)."""
+        params: dict[str, Any] = {"model": model, "window": window}
+        if start is not None:
+            params["from"] = start.isoformat()
+        if end is not None:
+            params["to"] = end.isoformat()
+        response = self.request("GET", f"/experiment/{experiment_id}/performance", params=params)
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def _performance_upload(
+        self, experiment_id: str, route: str, model: str, columns: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        # Safe to repeat: predictions keep the first of an id, labels are upserts.
+        response = self.request(
+            "POST",
+            f"/experiment/{experiment_id}/{route}",
+            params={"model": model},
+            body=encode(columns),
+            timeout=self._upload_timeout(0.0),
+            idempotent=True,
+        )
+        answer: dict[str, Any] = response.json()
+        return answer
 
     # Checks ---------------------------------------------------------------------------------
     def check(

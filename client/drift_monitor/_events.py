@@ -26,7 +26,13 @@ __all__ = ["Event", "EventType", "Message", "parse_stream"]
 
 logger = logging.getLogger("drift_monitor")
 
-EventType = Literal["run.created", "run.updated", "run.finished", "check.finished"]
+EventType = Literal[
+    "run.created",
+    "run.updated",
+    "run.finished",
+    "check.finished",
+    "performance.window_updated",  # perfmon part: run_id is ""
+]
 #: Wait before reconnecting until the server says otherwise (``retry:``), in seconds.
 DEFAULT_RECONNECT = 1.0
 #: Without a byte for this long (the server pings every 15 s by default) the connection is

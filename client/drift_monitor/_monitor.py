@@ -29,6 +29,7 @@ from drift_monitor._models import (
     RunError,
     User,
 )
+from drift_monitor._performance import LabelsRecorded, PredictionsRecorded, Values
 from drift_monitor._serialize import to_jsonable
 from drift_monitor._spool import Kind, Spool
 
@@ -157,6 +158,61 @@ class DriftMonitor:
             )
         return client.upload_baseline(
             self.experiment.id, data, name=name, model=self.model_id, progress=progress
+        )
+
+    # Model performance ----------------------------------------------------------------------
+    def _experiment_id(self, what: str) -> tuple[Client, str]:
+        client = self._require_inside()
+        if self.experiment is None:
+            raise TransportError(
+                f"the server could not be reached when the run started; {what} are not spooled"
+            )
+        return client, self.experiment.id
+
+    def predictions(
+        self,
+        ids: Values,
+        y_pred: Values,
+        proba: Any = None,
+        features: DataLike | None = None,
+        *,
+        classes: Values | None = None,
+        times: Values | None = None,
+    ) -> PredictionsRecorded:
+        """Record this model's predictions under caller-chosen ids (unique per experiment
+        and model), for metrics once :meth:`ground_truth` brings the labels. ``features``
+        (the inputs of these predictions), when given, are also checked for data drift
+        against the model's baseline (:meth:`check`). Not spooled: without the server this
+        raises :class:`TransportError`."""
+        client, experiment_id = self._experiment_id("predictions")
+        recorded = client.predictions(
+            experiment_id, self.model_id, ids, y_pred, proba, classes=classes, times=times
+        )
+        if features is not None:
+            self.check(features)
+        return recorded
+
+    def ground_truth(
+        self, ids: Values, y_true: Values, *, times: Values | None = None
+    ) -> LabelsRecorded:
+        """Labels of this model's earlier predictions (any process may send them, also
+        :meth:`Client.ground_truth`). Upserted by id; unknown ids are counted, not errors."""
+        client, experiment_id = self._experiment_id("labels")
+        return client.ground_truth(experiment_id, self.model_id, ids, y_true, times=times)
+
+    def performance_reference(
+        self,
+        y_true: Values,
+        y_pred: Values,
+        proba: Any = None,
+        *,
+        classes: Values | None = None,
+    ) -> dict[str, Any]:
+        """This model's labelled reference: the expected performance windows are shown
+        beside."""
+        client, experiment_id = self._experiment_id("references")
+        return client.performance_reference(
+            experiment_id, self.model_id, y_true, y_pred, proba, classes=classes
         )
 
     def check(

@@ -258,6 +258,38 @@ ROUTES: list[RouteSpec] = [
         need=Level.Read,
         params=lambda case: {"format": "csv"},
     ),
+    # Model performance (perfmon part): the case's model has two predictions.
+    RouteSpec(
+        "POST",
+        EXP + "/predictions",
+        200,
+        need=Level.Edit,
+        body=lambda case: {"columns": {"id": ["c", "d"], "y_pred": [0, 1]}},
+        params=lambda case: {"model": "az-model"},
+    ),
+    RouteSpec(
+        "POST",
+        EXP + "/ground-truth",
+        200,
+        need=Level.Edit,
+        body=lambda case: {"columns": {"id": ["a", "b"], "y_true": [0, 0]}},
+        params=lambda case: {"model": "az-model"},
+    ),
+    RouteSpec(
+        "POST",
+        EXP + "/performance-reference",
+        200,
+        need=Level.Edit,
+        body=lambda case: {"columns": {"y_true": [0, 1], "y_pred": [0, 0]}},
+        params=lambda case: {"model": "az-model"},
+    ),
+    RouteSpec(
+        "GET",
+        EXP + "/performance",
+        200,
+        need=Level.Read,
+        params=lambda case: {"model": "az-model"},
+    ),
     # Event streams, filtered to the case's experiment (not followed, so the answer ends).
     RouteSpec(
         "GET",
@@ -420,6 +452,15 @@ async def _make_case(api: Api, users: dict[str, str], public: bool) -> Case:
         json={"columns": {"x": [0.0, 1.0, 2.0]}},
     )
     assert baseline.status_code == 201, baseline.text
+    # perfmon part: predictions of the case's model, for the performance routes.
+    predictions = await api.request(
+        "POST",
+        f"{PREFIX}/experiment/{experiment['id']}/predictions",
+        "az-manager",
+        params={"model": "az-model"},
+        json={"columns": {"id": ["a", "b"], "y_pred": [0, 1]}},
+    )
+    assert predictions.status_code == 200, predictions.text
     # A finished check's report, as a worker would have stored it.
     client = connect(api.settings.mongodb_url.get_secret_value())
     target_id = uuid.uuid4().hex

@@ -60,6 +60,18 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "events": [
         ((("experiment_id", ASC), ("_id", ASC)), False),  # a filtered stream's replay
     ],
+    # perfmon part
+    "predictions": [
+        ((("experiment_id", ASC),), False),  # an experiment's predictions on delete
+        ((("expires_at", ASC),), False),  # TTL: unlabelled predictions expire
+    ],
+    "performance_windows": [
+        # the hours of a model's range (and an experiment's on delete)
+        ((("experiment_id", ASC), ("model", ASC), ("start", ASC)), False),
+    ],
+    "performance_models": [
+        ((("experiment_id", ASC), ("model", ASC)), False),  # an experiment's models
+    ],
     "notifications": [
         # an experiment's delivery log, newest first
         ((("experiment_id", ASC), ("created_at", DESC), ("_id", DESC)), False),

@@ -19,7 +19,11 @@ class BodyTooLarge(HTTPException):
         self.errors = [{"field": field, "reason": f"larger than {max_bytes} bytes"}]
 
 
-UPLOAD_PATH = re.compile(r"^/api/v1/experiment/[^/]+/(baseline|check)$")
+UPLOAD_PATH = re.compile(
+    r"^/api/v1/experiment/[^/]+/"
+    # perfmon part: prediction, ground-truth and reference batches are data uploads too.
+    r"(baseline|check|predictions|ground-truth|performance-reference)$"
+)
 
 
 class BodySizeLimit:

@@ -14,6 +14,8 @@ class EventType(StrEnum):
     run_updated = "run.updated"
     run_finished = "run.finished"
     check_finished = "check.finished"
+    # perfmon part: predictions or labels changed some windows of a model (no run: run_id "").
+    performance_window_updated = "performance.window_updated"
 
 
 class Event(BaseModel):
@@ -29,6 +31,7 @@ class Event(BaseModel):
         description=(
             "Runs: `status`, `drift_detected`, `concept_drift`, `data_drift`. Checks: "
             "`status`, `drift_detected`, `drifted_features` (a count), `n_tested`, "
-            "`violations`."
+            "`violations`. Performance windows: `cause` (`predictions` or `labels`), `hours` "
+            "(the starts of the hours changed, at most 100), `n_hours`."
         )
     )

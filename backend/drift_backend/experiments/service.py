@@ -16,6 +16,7 @@ from drift_backend.drifts import service as drifts
 from drift_backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from drift_backend.jobs import queue as jobs
 from drift_backend.notify import service as notify
+from drift_backend.performance import service as performance
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database
 from drift_backend.store.filters import BOOLEAN, STRING, TIMESTAMP, Field, FilterSchema
@@ -167,6 +168,7 @@ async def delete(db: Database, experiment_id: str) -> None:
     await delete_experiment_baselines(db, experiment_id)
     await notify.delete_for_experiment(db, experiment_id)  # alert targets, notifications
     await alerts.delete_for_experiment(db, experiment_id)
+    await performance.delete_for_experiment(db, experiment_id)
     await db.experiments.delete_one({"_id": experiment_id})
 
 

@@ -101,6 +101,17 @@ INDEXES: dict[str, list[IndexModel]] = {
     "batches.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
     "batches.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
     # notify: the delivery log (newest first), notifications not yet handed to targets.
+    # Model performance (performance/): look-ups are by _id (prediction, hour, model keys);
+    # these serve an experiment's deletion, the windows of a range, and the TTL that removes
+    # predictions never labelled (their expires_at; a label unsets it).
+    "predictions": [
+        IndexModel([("experiment_id", ASCENDING)]),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+    ],
+    "performance_windows": [
+        IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("start", ASCENDING)]),
+    ],
+    "performance_models": [IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING)])],
     "notifications": [
         IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
         IndexModel([("state", ASCENDING), ("created_at", ASCENDING)]),

@@ -1,0 +1,129 @@
+"""Performance monitoring routes: predictions, late ground truth, a labelled reference
+(Edit), and the metrics per window (Read). See ``docs/performance.md``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
+
+from drift_backend.api.deps import CallerDep, ContextDep
+from drift_backend.api.responses import data_upload, errors
+from drift_backend.api.uploads import BatchRejected, read_table
+from drift_backend.auth.permissions import Level
+from drift_backend.context import AppContext
+from drift_backend.experiments.service import get_for
+from drift_backend.performance import service
+from drift_backend.performance.schemas import (
+    LabelsRecorded,
+    Performance,
+    PredictionsRecorded,
+    Reference,
+)
+from drift_backend.performance.windows import Window
+
+router = APIRouter(tags=["performance"])
+Model = Annotated[str, Query(min_length=1, max_length=256, description="the model's name")]
+EXP = "/experiment/{experiment_id}"
+
+
+def _limits(context: AppContext) -> service.Limits:
+    settings = context.settings
+    return service.Limits(
+        max_rows=settings.performance_max_batch_rows,
+        unlabelled_ttl_seconds=settings.performance_unlabelled_ttl_seconds,
+    )
+
+
+async def _upload(
+    request: Request, context: ContextDep, caller: CallerDep, experiment_id: str
+) -> Any:
+    await get_for(context.db, experiment_id, caller, Level.Edit)
+    return await read_table(request, context.settings)
+
+
+async def _run(call: Any) -> Any:
+    try:
+        return await call
+    except service.BatchInvalid as invalid:
+        raise BatchRejected(invalid.error) from None
+
+
+@router.post(
+    EXP + "/predictions",
+    response_model=PredictionsRecorded,
+    responses=errors(404, 413, 415, 422),
+    openapi_extra=data_upload(),
+)
+async def record_predictions(
+    experiment_id: str, model: Model, request: Request, caller: CallerDep, context: ContextDep
+) -> Any:
+    """Columns ``id``, ``y_pred``, optional ``proba_<class>`` and ``time``. The first
+    prediction of an id is kept; a repeated id is counted in ``duplicates``."""
+    table = await _upload(request, context, caller, experiment_id)
+    return await _run(
+        service.record_predictions(context.db, _limits(context), experiment_id, model, table)
+    )
+
+
+@router.post(
+    EXP + "/ground-truth",
+    response_model=LabelsRecorded,
+    responses=errors(404, 413, 415, 422),
+    openapi_extra=data_upload(),
+)
+async def record_ground_truth(
+    experiment_id: str, model: Model, request: Request, caller: CallerDep, context: ContextDep
+) -> Any:
+    """Columns ``id``, ``y_true``, optional ``time`` (when the label became known). Upserted
+    by id; ids never predicted are counted in the answer, not an error."""
+    table = await _upload(request, context, caller, experiment_id)
+    return await _run(
+        service.record_labels(context.db, _limits(context), experiment_id, model, table)
+    )
+
+
+@router.post(
+    EXP + "/performance-reference",
+    response_model=Reference,
+    responses=errors(404, 413, 415, 422),
+    openapi_extra=data_upload(),
+)
+async def record_reference(
+    experiment_id: str, model: Model, request: Request, caller: CallerDep, context: ContextDep
+) -> Any:
+    """A labelled reference (``y_true``, ``y_pred``, optional ``proba_<class>``): the
+    expected performance each window is shown beside. Replaces the model's earlier one."""
+    table = await _upload(request, context, caller, experiment_id)
+    return await _run(
+        service.record_reference(context.db, _limits(context), experiment_id, model, table)
+    )
+
+
+@router.get(EXP + "/performance", response_model=Performance, responses=errors(404, 422))
+async def get_performance(
+    experiment_id: str,
+    model: Model,
+    caller: CallerDep,
+    context: ContextDep,
+    window: Window = Window.day,
+    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+) -> Any:
+    """Realised metrics per window (UTC hours, days, weeks from Monday) with label coverage
+    and lag; a window under ``DRIFT_PERFORMANCE_MIN_COVERAGE`` is ``complete: false``."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    return await service.performance(
+        context.db,
+        experiment_id,
+        model,
+        window,
+        start,
+        end,
+        service.Rules(
+            min_coverage=context.settings.performance_min_coverage,
+            tolerance=context.settings.performance_tolerance,
+            alpha=context.settings.performance_alpha,
+        ),
+    )

@@ -1,0 +1,204 @@
+"""The performance collections (owned here; other domains call :mod:`.service`):
+
+- ``predictions``: one document per (experiment, model, prediction id), ``_id``
+  :func:`prediction_key`, so a late label is one update by ``_id``. ``y`` the prediction,
+  ``p`` its class probabilities (in the model's class order), ``time``; once labelled ``t``
+  (the label), ``lt`` (its time) and ``w`` (the last label writers, see the service).
+  Unlabelled predictions carry ``expires_at``, which a TTL index acts on; a label removes it.
+- ``performance_windows``: one document per (experiment, model, hour) of counts and sums
+  (:mod:`.windows`), only ever changed by ``$inc`` (and ``$max`` for the longest lag).
+- ``performance_models``: one document per (experiment, model): its task, its probability
+  classes, the constant regression sums are shifted by, and its labelled reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pymongo import InsertOne, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
+
+from drift_backend.performance.windows import hour_start
+from drift_backend.store.database import Database, Document
+
+PREDICTIONS = "predictions"
+WINDOWS = "performance_windows"
+MODELS = "performance_models"
+DUPLICATE_KEY = 11000
+#: Field paths per ``$inc`` operation on a window: each operation must end within the
+#: operation timeout, and SecantusDB (the test database) applies about 1,000 paths a second.
+#: A ten-class model's hour can hold ~20,000 (its ROC AUC score histograms).
+INC_PATHS = 500
+
+
+def model_key(experiment_id: str, model: str) -> str:
+    # The model's length first: no model name can make two keys equal.
+    return f"{experiment_id}:{len(model)}:{model}"
+
+
+def prediction_key(experiment_id: str, model: str, prediction_id: str) -> str:
+    return f"{model_key(experiment_id, model)}:{prediction_id}"
+
+
+def window_key(experiment_id: str, model: str, hour: int) -> str:
+    return f"{model_key(experiment_id, model)}:{hour}"
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+async def get_model(db: Database, experiment_id: str, model: str) -> Document | None:
+    return await db[MODELS].find_one({"_id": model_key(experiment_id, model)})
+
+
+async def create_model(db: Database, doc: Document) -> Document:
+    """The model's document: ``doc`` if it is the first, else the one stored before."""
+    stored = await db[MODELS].find_one_and_update(
+        {"_id": doc["_id"]},
+        {"$setOnInsert": doc},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert stored is not None  # an upsert returns the document
+    return stored
+
+
+async def set_reference(
+    db: Database, experiment_id: str, model: str, reference: Mapping[str, Any]
+) -> None:
+    await db[MODELS].update_one(
+        {"_id": model_key(experiment_id, model)}, {"$set": {"reference": dict(reference)}}
+    )
+
+
+async def set_classes(db: Database, key: str, classes: list[str]) -> Document | None:
+    """Give a model its probability classes if it has none yet; the model as it now is."""
+    await db[MODELS].update_one({"_id": key, "classes": []}, {"$set": {"classes": classes}})
+    return await db[MODELS].find_one({"_id": key})
+
+
+async def set_shift(db: Database, key: str, shift: float) -> None:
+    """Fix the constant a regression model's sums are shifted by, once."""
+    await db[MODELS].update_one({"_id": key, "shift": None}, {"$set": {"shift": shift}})
+
+
+async def list_models(db: Database, experiment_id: str) -> list[Document]:
+    cursor = db[MODELS].find({"experiment_id": experiment_id}).sort("model", 1)
+    return [doc async for doc in cursor]
+
+
+# --- predictions ---------------------------------------------------------------------------------
+
+
+async def insert_predictions(db: Database, docs: list[Document]) -> set[int]:
+    """Insert the new ones; the positions in ``docs`` of those already stored (the first
+    prediction of an id wins)."""
+    if not docs:
+        return set()
+    try:
+        await db[PREDICTIONS].bulk_write([InsertOne(doc) for doc in docs], ordered=False)
+    except BulkWriteError as error:
+        errors = error.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {int(e["index"]) for e in errors}
+    return set()
+
+
+#: Keys per ``$in`` look-up. MongoDB takes thousands at no extra cost per key; SecantusDB
+#: (the test database) spends time growing with the square of the list (0.03 s for 100 keys,
+#: 2.8 s for 1000), so lists stay short.
+LOOKUP_CHUNK = 100
+
+
+async def find_predictions(db: Database, keys: list[str]) -> list[Document]:
+    found: list[Document] = []
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        cursor = db[PREDICTIONS].find(
+            {"_id": {"$in": keys[start : start + LOOKUP_CHUNK]}},
+            {"time": 1, "y": 1, "p": 1, "t": 1, "lt": 1, "w": 1},
+        )
+        found.extend([doc async for doc in cursor])
+    return found
+
+
+async def set_labels(db: Database, updates: list[UpdateOne]) -> int:
+    """Conditional label writes; how many applied."""
+    if not updates:
+        return 0
+    result = await db[PREDICTIONS].bulk_write(updates, ordered=False)
+    return int(result.modified_count)
+
+
+def label_update(
+    key: str, old: Document | None, label: Any, label_time: datetime, writer: str
+) -> UpdateOne:
+    """Set the label of ``key`` if it is still ``old`` (its label and time, or none): a
+    concurrent writer's change makes this one a no-op, which the service then sees."""
+    condition: Document = {"_id": key}
+    if old is None:
+        condition["t"] = {"$exists": False}
+    else:
+        condition.update(old)
+    return UpdateOne(
+        condition,
+        {
+            "$set": {"t": label, "lt": label_time},
+            "$unset": {"expires_at": ""},
+            "$push": {"w": {"$each": [writer], "$slice": -8}},
+        },
+    )
+
+
+# --- windows -------------------------------------------------------------------------------------
+
+
+async def add_to_windows(
+    db: Database,
+    experiment_id: str,
+    model: str,
+    increments: Mapping[int, Mapping[str, float | int]],
+    lag_max: Mapping[int, float] | None = None,
+) -> None:
+    """``$inc`` each hour's document by its increments (made on first use). A large
+    increment (many classes and score bins) goes in parts, each one bounded operation."""
+    for hour, inc in increments.items():
+        paths = list(inc.items())
+        for start in range(0, max(len(paths), 1), INC_PATHS):
+            update: Document = {
+                "$inc": dict(paths[start : start + INC_PATHS]),
+                "$setOnInsert": {
+                    "experiment_id": experiment_id,
+                    "model": model,
+                    "start": hour_start(hour),
+                },
+            }
+            if start == 0 and lag_max and hour in lag_max:
+                update["$max"] = {"lag_max": lag_max[hour]}
+            await db[WINDOWS].update_one(
+                {"_id": window_key(experiment_id, model, hour)}, update, upsert=True
+            )
+
+
+async def read_windows(
+    db: Database, experiment_id: str, model: str, start: datetime, end: datetime
+) -> list[Document]:
+    cursor = (
+        db[WINDOWS]
+        .find(
+            {"experiment_id": experiment_id, "model": model, "start": {"$gte": start, "$lt": end}}
+        )
+        .sort("start", 1)
+    )
+    return [doc async for doc in cursor]
+
+
+# --- deletion ------------------------------------------------------------------------------------
+
+
+async def delete_for_experiment(db: Database, experiment_id: str) -> None:
+    await db[PREDICTIONS].delete_many({"experiment_id": experiment_id})
+    await db[WINDOWS].delete_many({"experiment_id": experiment_id})
+    await db[MODELS].delete_many({"experiment_id": experiment_id})

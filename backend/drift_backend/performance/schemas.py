@@ -1,0 +1,103 @@
+"""API answers of the performance routes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from drift_backend.performance.batches import Task
+from drift_backend.performance.windows import Window
+from drift_backend.schemas import Timestamp
+
+
+class MetricValue(BaseModel):
+    value: float | None = Field(description="null when it cannot be computed (see reason)")
+    reason: str | None = None
+    bound: float | None = Field(
+        default=None, description="an approximation's largest distance from the exact value"
+    )
+
+
+class PredictionsRecorded(BaseModel):
+    received: int
+    recorded: int
+    duplicates: int = Field(
+        description="ids recorded by an earlier batch: the first prediction of an id is kept"
+    )
+    task: Task
+    classes: list[str]
+
+
+class LabelsRecorded(BaseModel):
+    received: int
+    labelled: int = Field(description="predictions labelled for the first time")
+    changed: int = Field(description="labels replaced by a different one")
+    unchanged: int = Field(description="labels sent again with the same value")
+    unknown: int = Field(description="ids never predicted (or expired): counted, not stored")
+    unknown_ids: list[str] = Field(description="the first few unknown ids")
+
+
+class ConfusionMatrix(BaseModel):
+    labels: list[str]
+    matrix: list[list[int]] = Field(description="rows: true class, columns: predicted class")
+
+
+class LabelLag(BaseModel):
+    mean_seconds: float | None
+    max_seconds: float | None
+
+
+class Reference(BaseModel):
+    n: int
+    created_at: Timestamp
+    metrics: dict[str, MetricValue]
+    confusion_matrix: ConfusionMatrix | None = None
+
+
+class Decision(BaseModel):
+    degraded: bool | None = Field(
+        description="below the reference by more than the tolerance, with statistical support"
+    )
+    metric: str
+    p_value: float | None = None
+    reason: str | None = Field(default=None, description="why there is no decision")
+
+
+class Estimate(BaseModel):
+    value: float | None
+    low: float | None = Field(description="95 % band")
+    high: float | None
+    reason: str | None = None
+
+
+class Estimated(BaseModel):
+    """Estimated before labels (CBPE): binary models with probabilities."""
+
+    accuracy: Estimate
+    calibrated: bool = Field(description="the reference's isotonic calibration was applied")
+
+
+class PerformanceWindow(BaseModel):
+    start: Timestamp
+    end: Timestamp
+    n_predicted: int
+    n_labelled: int
+    coverage: float | None = Field(description="labelled / predicted")
+    complete: bool = Field(description="coverage reaches DRIFT_PERFORMANCE_MIN_COVERAGE")
+    label_lag: LabelLag
+    metrics: dict[str, MetricValue]
+    confusion_matrix: ConfusionMatrix | None = None
+    decision: Decision
+    estimated: Estimated | None = None
+
+
+class Performance(BaseModel):
+    experiment_id: str
+    model: str
+    task: Task
+    classes: list[str]
+    window: Window
+    start: Timestamp
+    end: Timestamp
+    min_coverage: float
+    reference: Reference | None
+    windows: list[PerformanceWindow] = Field(description="windows with predictions, in order")

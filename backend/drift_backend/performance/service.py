@@ -1,0 +1,614 @@
+"""Model performance: record predictions, late labels and a labelled reference; answer the
+metrics per window. See ``docs/performance.md``.
+
+Where the work happens: a batch's numpy work (parsing, its rows' contributions) runs off the
+event loop in the request that carries the batch — it is proportional to the batch, which
+the request holds anyway — and a window is only ever changed by ``$inc``, so reading the
+metrics costs O(hours in the range), never a pass over the predictions. A worker job would
+add a queue round trip and nothing cheaper.
+
+Late labels: a label is written on its prediction only if the prediction's label is still
+what was read (``repository.label_update``), and the windows get exactly the difference of
+the labels that were written. A writer whose conditional update did not apply (another
+label for the same id won the race) reads the prediction again and retries; which writes
+applied is told by the writer's id in the prediction's ``w`` list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from drift_backend.baselines.ingest import BatchError
+from drift_backend.errors import NotFound, ValidationFailed
+from drift_backend.events import service as events
+from drift_backend.events.schemas import EventType
+from drift_backend.performance import batches, cbpe, repository
+from drift_backend.performance.batches import Task
+from drift_backend.performance.decisions import Decision, below_reference
+from drift_backend.performance.metrics import (
+    AUC_BINS,
+    Metric,
+    class_order,
+    classification_metrics,
+    confusion,
+    regression_metrics,
+)
+from drift_backend.performance.windows import (
+    Labelled,
+    Stats,
+    Window,
+    add_into,
+    by_hour,
+    classification_stats,
+    escape_tree,
+    flatten,
+    hour_keys,
+    hour_start,
+    label_increments,
+    regression_stats,
+    unescape_tree,
+    window_start,
+)
+from drift_backend.schemas import utcnow
+from drift_backend.store.database import Database, Document
+
+#: Ids labelled per round of writes, and predictions inserted per write: each write is one
+#: database operation within the operation timeout (SecantusDB inserts ~2500 a second).
+LABEL_CHUNK = 1000
+WRITE_CHUNK = 1000
+#: Tries of a label chunk whose conditional writes lost a race to another writer.
+LABEL_ATTEMPTS = 5
+#: Unknown ids named in an answer (all are counted).
+UNKNOWN_SHOWN = 20
+#: Most windows one performance answer covers.
+MAX_WINDOWS = 1000
+WINDOW_LENGTH = {
+    Window.hour: timedelta(hours=1),
+    Window.day: timedelta(days=1),
+    Window.week: timedelta(weeks=1),
+}
+#: The range answered when no ``from`` is given: this many windows before ``to``.
+DEFAULT_WINDOWS = {Window.hour: 48, Window.day: 30, Window.week: 26}
+
+
+#: Hours named in one ``performance.window_updated`` event (all are counted).
+EVENT_HOURS = 100
+
+
+async def _windows_changed(
+    db: Database, experiment_id: str, model: str, cause: str, hours: list[int]
+) -> None:
+    """One event per batch (not per window): a dashboard re-reads the windows it shows."""
+    if not hours:
+        return
+    ordered = sorted(hours)
+    await events.emit(
+        db,
+        EventType.performance_window_updated,
+        experiment_id=experiment_id,
+        run_id="",
+        model=model,
+        payload={
+            "cause": cause,
+            "hours": [hour_start(h).isoformat() for h in ordered[:EVENT_HOURS]],
+            "n_hours": len(ordered),
+        },
+    )
+
+
+class BatchInvalid(Exception):
+    """A batch the parser rejected (the web layer answers it in the error shape)."""
+
+    def __init__(self, error: BatchError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Rules:
+    """When a window is complete, and when it is degraded against the reference."""
+
+    min_coverage: float
+    tolerance: float
+    alpha: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_rows: int
+    unlabelled_ttl_seconds: float
+
+
+def _unknown_model(model: str) -> NotFound:
+    return NotFound(f"model: no predictions recorded for model {model!r} in this experiment")
+
+
+async def _in_thread(func: Any, *args: Any) -> Any:
+    try:
+        return await asyncio.to_thread(func, *args)
+    except BatchError as error:
+        raise BatchInvalid(error) from None
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+async def _model_for(
+    db: Database, experiment_id: str, model: str, task: Task, classes: list[str]
+) -> Document:
+    """The model's document, made by its first batch; a batch must agree with it."""
+    key = repository.model_key(experiment_id, model)
+    doc = await repository.get_model(db, experiment_id, model)
+    if doc is None:
+        doc = await repository.create_model(
+            db,
+            {
+                "_id": key,
+                "experiment_id": experiment_id,
+                "model": model,
+                "task": str(task),
+                "classes": classes,
+                "shift": None,
+                "created_at": utcnow(),
+            },
+        )
+    if doc["task"] != task:
+        raise ValidationFailed(
+            "y_pred", f"model {model!r} records a {doc['task']}; this batch is a {task}"
+        )
+    if classes and not doc["classes"]:
+        doc = await repository.set_classes(db, key, classes) or doc
+    if classes and set(classes) != set(doc["classes"]):
+        raise ValidationFailed(
+            "proba_*", f"model {model!r} has probability columns for classes {doc['classes']}"
+        )
+    return doc
+
+
+def _ordered_proba(proba: np.ndarray | None, classes: list[str], order: list[str]) -> Any:
+    if proba is None:
+        return None
+    return proba[:, [classes.index(cls) for cls in order]]
+
+
+# --- predictions ---------------------------------------------------------------------------------
+
+
+def _parse_predictions(table: pa.Table, now: datetime, max_rows: int) -> batches.Rows:
+    batches.check_rows(table, max_rows)
+    unknown = [
+        name
+        for name in table.column_names
+        if name not in ("id", "y_pred", "time") and not name.startswith(batches.PROBA_PREFIX)
+    ]
+    if unknown:
+        raise BatchError(unknown[0], "unknown column; send id, y_pred, proba_<class>, time", 422)
+    ids = batches.read_ids(table)
+    task = batches.infer_task(table, "y_pred")
+    proba, classes = batches.read_proba(table)
+    return batches.Rows(
+        y=batches.read_target(table, "y_pred", task),
+        ids=ids,
+        proba=proba,
+        classes=classes,
+        times=batches.read_times(table, "time", now),
+    )
+
+
+async def record_predictions(
+    db: Database, limits: Limits, experiment_id: str, model: str, table: pa.Table
+) -> dict[str, Any]:
+    now = utcnow()
+    rows: batches.Rows = await _in_thread(_parse_predictions, table, now, limits.max_rows)
+    task = Task.regression if rows.y.dtype == np.float64 else Task.classification
+    doc = await _model_for(db, experiment_id, model, task, rows.classes or [])
+    if task is Task.regression and doc.get("shift") is None:
+        # Regression sums are kept shifted by a value near the targets (R² without loss of
+        # digits); the first batch's mean prediction is near enough, and fixed for good.
+        await repository.set_shift(db, doc["_id"], float(rows.y.mean()))
+    assert rows.ids is not None
+    assert rows.times is not None
+    proba = _ordered_proba(rows.proba, rows.classes or [], doc["classes"])
+    expires = now + timedelta(seconds=limits.unlabelled_ttl_seconds)
+    times = rows.times.astype(object)  # naive UTC datetimes, as PyMongo stores them
+    docs = []
+    for i, prediction_id in enumerate(rows.ids):
+        item: Document = {
+            "_id": repository.prediction_key(experiment_id, model, prediction_id),
+            "experiment_id": experiment_id,
+            "model": model,
+            "time": times[i],
+            "y": rows.y[i].item() if task is Task.regression else rows.y[i],
+            "expires_at": expires,
+        }
+        if proba is not None:
+            item["p"] = proba[i].tolist()
+        docs.append(item)
+    duplicates: set[int] = set()
+    # In chunks: each write is one database operation, bounded by the operation timeout.
+    for start in range(0, len(docs), WRITE_CHUNK):
+        found = await repository.insert_predictions(db, docs[start : start + WRITE_CHUNK])
+        duplicates.update(start + i for i in found)
+    recorded = np.ones(len(docs), dtype=bool)
+    recorded[list(duplicates)] = False
+    keys = hour_keys(rows.times[recorded])
+    hours, counts = np.unique(keys, return_counts=True)
+    increments: dict[int, dict[str, float | int]] = {
+        int(h): {"n_pred": int(c)} for h, c in zip(hours, counts, strict=True)
+    }
+    if proba is not None and len(doc["classes"]) == 2:
+        _add_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
+    await repository.add_to_windows(db, experiment_id, model, increments)
+    await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
+    return {
+        "received": len(docs),
+        "recorded": int(recorded.sum()),
+        "duplicates": len(duplicates),
+        "task": task,
+        "classes": doc["classes"],
+    }
+
+
+def _add_scores(
+    increments: dict[int, dict[str, float | int]],
+    hours: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+) -> None:
+    """Counts of predictions by hour, predicted class and positive-class score bin: what
+    the estimated accuracy (:mod:`.cbpe`) is computed from, labels or not."""
+    positive = class_order(classes)[-1]
+    bins = np.rint(proba[:, classes.index(positive)] * AUC_BINS).astype(np.int64)
+    for hour, mask in by_hour(hours):
+        flat = flatten({"e": _pair_counts(y_pred[mask], bins[mask])})
+        increments[hour].update(flat)
+
+
+def _pair_counts(labels: np.ndarray, bins: np.ndarray) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for label in np.unique(labels):
+        values, counts = np.unique(bins[labels == label], return_counts=True)
+        out[str(label)] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+    return out
+
+
+# --- ground truth --------------------------------------------------------------------------------
+
+
+def _parse_labels(table: pa.Table, now: datetime, max_rows: int, task: Task) -> batches.Rows:
+    batches.check_rows(table, max_rows)
+    unknown = [n for n in table.column_names if n not in ("id", "y_true", "time")]
+    if unknown:
+        raise BatchError(unknown[0], "unknown column; send id, y_true and optionally time", 422)
+    return batches.Rows(
+        y=batches.read_target(table, "y_true", task),
+        ids=batches.read_ids(table),
+        times=batches.read_times(table, "time", now),
+    )
+
+
+def _lag(prediction_time: datetime, label_time: datetime) -> float:
+    return max(0.0, (label_time - prediction_time).total_seconds())
+
+
+def _hour(time: datetime) -> int:
+    return int(hour_keys(np.array([np.datetime64(time.replace(tzinfo=None), "ms")]))[0])
+
+
+async def record_labels(
+    db: Database, limits: Limits, experiment_id: str, model: str, table: pa.Table
+) -> dict[str, Any]:
+    doc = await repository.get_model(db, experiment_id, model)
+    if doc is None:
+        raise _unknown_model(model)
+    task = Task(doc["task"])
+    now = utcnow()
+    rows: batches.Rows = await _in_thread(_parse_labels, table, now, limits.max_rows, task)
+    assert rows.ids is not None
+    assert rows.times is not None
+    label_times = rows.times.astype(object)
+    counts = {"labelled": 0, "changed": 0, "unchanged": 0}
+    unknown: list[str] = []
+    applied: list[Any] = []
+    for start in range(0, len(rows.ids), LABEL_CHUNK):
+        wanted: dict[str, tuple[str, Any, datetime]] = {}
+        for i in range(start, min(start + LABEL_CHUNK, len(rows.ids))):
+            key = repository.prediction_key(experiment_id, model, rows.ids[i])
+            label = rows.y[i].item() if task is Task.regression else rows.y[i]
+            wanted[key] = (rows.ids[i], label, label_times[i].replace(tzinfo=None))
+        missing = await _label_chunk(db, wanted, counts, applied)
+        unknown.extend(wanted[key][0] for key in missing)
+    # The windows once per batch: a window's update costs O(classes x score bins) whatever
+    # the number of labels, so one per batch rather than one per chunk.
+    await _add_labels(db, doc, applied, counts)
+    return {
+        "received": len(rows.ids),
+        **counts,
+        "unknown": len(unknown),
+        "unknown_ids": unknown[:UNKNOWN_SHOWN],
+    }
+
+
+async def _label_chunk(
+    db: Database,
+    wanted: Mapping[str, tuple[str, Any, datetime]],
+    counts: dict[str, int],
+    applied: list[Any],
+) -> list[str]:
+    """Label the predictions of ``wanted`` (key -> (id, label, label time)), adding the
+    writes that applied to ``applied``; the keys of those never predicted."""
+    pending = dict(wanted)
+    unknown: list[str] = []
+    for attempt in range(LABEL_ATTEMPTS):
+        found = {d["_id"]: d for d in await repository.find_predictions(db, list(pending))}
+        if attempt == 0:
+            unknown = [key for key in pending if key not in found]
+        writer = uuid.uuid4().hex
+        updates, planned = [], {}
+        for key, prediction in found.items():
+            _, label, label_time = pending[key]
+            old = {"t": prediction["t"], "lt": prediction["lt"]} if "t" in prediction else None
+            if old is not None and old["t"] == label:
+                counts["unchanged"] += 1  # the lag stays the first label's
+                continue
+            updates.append(repository.label_update(key, old, label, label_time, writer))
+            planned[key] = (prediction, old, label, label_time)
+        if not updates:
+            return unknown
+        written = await repository.set_labels(db, updates)
+        if written == len(updates):
+            done = list(planned)
+        else:
+            # Another writer changed some of these first: only ours carry our writer id.
+            again = await repository.find_predictions(db, list(planned))
+            done = [d["_id"] for d in again if writer in d.get("w", [])]
+        applied.extend(planned[key] for key in done)
+        pending = {key: pending[key] for key in planned if key not in set(done)}
+        if not pending:
+            return unknown
+    raise ValidationFailed("id", "labels of these ids keep changing concurrently; send again")
+
+
+async def _add_labels(
+    db: Database, model_doc: Document, applied: list[Any], counts: dict[str, int]
+) -> None:
+    rows: list[Labelled] = []
+    for prediction, old, label, label_time in applied:
+        time = prediction["time"].replace(tzinfo=None)
+        hour = _hour(time)
+        common = {"hour": hour, "y_pred": prediction["y"], "proba": prediction.get("p")}
+        rows.append(
+            Labelled(
+                **common,
+                y_true=label,
+                lag=_lag(time, label_time),
+                sign=1,
+                first=old is None,
+            )
+        )
+        if old is None:
+            counts["labelled"] += 1
+        else:
+            counts["changed"] += 1
+            old_time = old["lt"].replace(tzinfo=None)
+            rows.append(Labelled(**common, y_true=old["t"], lag=_lag(time, old_time), sign=-1))
+    if not rows:
+        return
+    increments, lag_max = await asyncio.to_thread(
+        label_increments,
+        rows,
+        model_doc["task"] == Task.regression,
+        model_doc["classes"],
+        model_doc.get("shift") or 0.0,
+    )
+    await repository.add_to_windows(
+        db, model_doc["experiment_id"], model_doc["model"], increments, lag_max
+    )
+    await _windows_changed(
+        db, model_doc["experiment_id"], model_doc["model"], "labels", list(increments)
+    )
+
+
+# --- the labelled reference ----------------------------------------------------------------------
+
+
+def _parse_reference(table: pa.Table, max_rows: int) -> tuple[Task, batches.Rows]:
+    batches.check_rows(table, max_rows)
+    unknown = [
+        name
+        for name in table.column_names
+        if name not in ("y_true", "y_pred") and not name.startswith(batches.PROBA_PREFIX)
+    ]
+    if unknown:
+        raise BatchError(unknown[0], "unknown column; send y_true, y_pred, proba_<class>", 422)
+    task = batches.infer_task(table, "y_pred")
+    proba, classes = batches.read_proba(table)
+    return task, batches.Rows(
+        y=batches.read_target(table, "y_true", task),
+        y_pred=batches.read_target(table, "y_pred", task),
+        proba=proba,
+        classes=classes,
+    )
+
+
+async def record_reference(
+    db: Database, limits: Limits, experiment_id: str, model: str, table: pa.Table
+) -> dict[str, Any]:
+    """The model's labelled reference (its expected performance), replacing any earlier."""
+    task, rows = await _in_thread(_parse_reference, table, limits.max_rows)
+    doc = await _model_for(db, experiment_id, model, task, rows.classes or [])
+    assert rows.y_pred is not None
+    if task is Task.regression:
+        shift = doc.get("shift")
+        if shift is None:
+            shift = float(rows.y.mean())
+            await repository.set_shift(db, doc["_id"], shift)
+        stats = regression_stats(rows.y, rows.y_pred, shift)
+    else:
+        proba = _ordered_proba(rows.proba, rows.classes or [], doc["classes"])
+        stats = classification_stats(rows.y, rows.y_pred, proba, doc["classes"])
+    reference: Document = {"n": len(rows.y), "created_at": utcnow(), "s": escape_tree(stats)}
+    if task is Task.classification and proba is not None and len(doc["classes"]) == 2:
+        positive = class_order(doc["classes"])[-1]
+        scores = proba[:, doc["classes"].index(positive)]
+        truth = (rows.y == positive).astype(np.float64)
+        reference["calibration"] = await asyncio.to_thread(cbpe.fit, truth, scores)
+    await repository.set_reference(db, experiment_id, model, reference)
+    doc["reference"] = reference
+    answer = _reference_answer(doc)
+    assert answer is not None  # it was just set
+    return answer
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def _metrics(doc: Document, stats: Stats) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    metrics: dict[str, Metric]
+    if doc["task"] == Task.regression:
+        return {k: m.as_dict() for k, m in regression_metrics(stats).items()}, None
+    metrics, labels, matrix = classification_metrics(stats, doc["classes"])
+    return (
+        {k: m.as_dict() for k, m in metrics.items()},
+        {"labels": labels, "matrix": matrix},
+    )
+
+
+def _reference_answer(doc: Document) -> dict[str, Any] | None:
+    reference = doc.get("reference")
+    if reference is None:
+        return None
+    metrics, confusion = _metrics(doc, unescape_tree(reference["s"]))
+    return {
+        "n": reference["n"],
+        "created_at": reference["created_at"],
+        "metrics": metrics,
+        "confusion_matrix": confusion,
+    }
+
+
+def _range(
+    window: Window, start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    length = WINDOW_LENGTH[window]
+    end = end or utcnow()
+    start = window_start(start or end - DEFAULT_WINDOWS[window] * length, window)
+    if start >= end:
+        raise ValidationFailed("from", "must be before 'to'")
+    if (end - start) / length > MAX_WINDOWS:
+        raise ValidationFailed("from", f"the range holds more than {MAX_WINDOWS} {window}s")
+    return start, end
+
+
+async def performance(
+    db: Database,
+    experiment_id: str,
+    model: str,
+    window: Window,
+    start: datetime | None,
+    end: datetime | None,
+    rules: Rules,
+) -> dict[str, Any]:
+    doc = await repository.get_model(db, experiment_id, model)
+    if doc is None:
+        raise _unknown_model(model)
+    start, end = _range(window, start, end)
+    hours = await repository.read_windows(db, experiment_id, model, start, end)
+    grouped: dict[datetime, Stats] = {}
+    for hour in hours:
+        total = grouped.setdefault(window_start(hour["start"], window), {})
+        add_into(total, {k: v for k, v in hour.items() if k in FIELDS}, stored=True)
+    reference = doc.get("reference")
+    reference_stats = unescape_tree(reference["s"]) if reference else None
+    windows = [
+        _window(doc, begin, stats, window, rules, reference_stats)
+        for begin, stats in grouped.items()
+    ]
+    return {
+        "experiment_id": experiment_id,
+        "model": model,
+        "task": doc["task"],
+        "classes": doc["classes"],
+        "window": window,
+        "start": start,
+        "end": end,
+        "min_coverage": rules.min_coverage,
+        "reference": _reference_answer(doc),
+        "windows": sorted(windows, key=lambda w: w["start"]),
+    }
+
+
+#: The summed fields of a stored hour.
+FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s", "e")
+
+
+def _decision(
+    doc: Document, stats: Stats, complete: bool, rules: Rules, reference: Stats | None
+) -> dict[str, Any]:
+    if doc["task"] == Task.regression:
+        return Decision(None, "r2", reason="regression: needs a bootstrap; not built").as_dict()
+    if reference is None:
+        return Decision(None, "accuracy", reason="the model has no labelled reference").as_dict()
+    if not complete:
+        return Decision(None, "accuracy", reason="incomplete window: coverage too low").as_dict()
+    _, window = confusion(stats)
+    _, expected = confusion(reference)
+    return below_reference(
+        int(window.trace()),
+        int(window.sum()),
+        int(expected.trace()),
+        int(expected.sum()),
+        rules.tolerance,
+        rules.alpha,
+    ).as_dict()
+
+
+def _window(
+    doc: Document,
+    start: datetime,
+    stats: Stats,
+    window: Window,
+    rules: Rules,
+    reference: Stats | None,
+) -> dict[str, Any]:
+    n_pred, n_lab = int(stats.get("n_pred", 0)), int(stats.get("n_lab", 0))
+    coverage = n_lab / n_pred if n_pred else None
+    metrics, confusion_matrix = _metrics(doc, stats.get("s", {}))
+    complete = coverage is not None and coverage >= rules.min_coverage
+    estimated = None
+    if "e" in stats and len(doc["classes"]) == 2:
+        calibration = (doc.get("reference") or {}).get("calibration") or {}
+        positive = class_order(doc["classes"])[-1]
+        estimated = {
+            "accuracy": cbpe.expected_accuracy(stats["e"], positive, calibration),
+            "calibrated": bool(calibration.get("used")),
+        }
+    return {
+        "start": start,
+        "end": start + WINDOW_LENGTH[window],
+        "n_predicted": n_pred,
+        "n_labelled": n_lab,
+        "coverage": coverage,
+        "complete": complete,
+        "label_lag": {
+            "mean_seconds": stats.get("lag_sum", 0.0) / n_lab if n_lab else None,
+            "max_seconds": stats.get("lag_max") if n_lab else None,
+        },
+        "metrics": metrics,
+        "confusion_matrix": confusion_matrix,
+        "decision": _decision(doc, stats.get("s", {}), complete, rules, reference),
+        "estimated": estimated,
+    }
+
+
+async def delete_for_experiment(db: Database, experiment_id: str) -> None:
+    await repository.delete_for_experiment(db, experiment_id)

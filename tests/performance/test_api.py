@@ -1,0 +1,184 @@
+"""The performance routes' limits and bad input: clear 4xx naming the field; the labelled
+reference; the largest documented batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
+from drift_backend.performance.batches import MAX_ID_LENGTH
+from drift_backend.store.database import connect
+from sklearn import metrics as skm
+
+from tests.conftest import Api
+
+PREFIX = "/api/v1"
+
+
+@pytest.fixture
+async def setup(api: Api) -> tuple[Api, str]:
+    await api.register("alice")
+    exp = await api.experiment("alice")
+    return api, f"{PREFIX}/experiment/{exp['id']}"
+
+
+async def post(api: Api, url: str, body: pa.Table | dict[str, Any], model: str = "m") -> Any:
+    if isinstance(body, pa.Table):
+        return await api.request(
+            "POST",
+            url,
+            "alice",
+            params={"model": model},
+            content=arrow_stream(body),
+            headers={"Content-Type": ARROW_STREAM},
+        )
+    return await api.request("POST", url, "alice", params={"model": model}, json=body)
+
+
+def problem(response: Any, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status
+    return str(body["errors"][0]["field"]) if "errors" in body else str(body["message"])
+
+
+async def test_bad_prediction_batches_name_the_field(setup: tuple[Api, str]) -> None:
+    api, base = setup
+    url = base + "/predictions"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"id": ["a", "a"], "y_pred": [1, 0]}, "id"),
+        ({"id": ["x" * (MAX_ID_LENGTH + 1)], "y_pred": [1]}, "id"),
+        ({"id": [""], "y_pred": [1]}, "id"),
+        ({"id": ["a", None], "y_pred": [1, 0]}, "id"),
+        ({"id": ["a"]}, "y_pred"),
+        ({"y_pred": [1]}, "id"),
+        ({"id": ["a"], "y_pred": [1], "proba_0": [0.5], "proba_1": [0.6]}, "proba_*"),
+        ({"id": ["a"], "y_pred": [1], "proba_0": [-0.1], "proba_1": [1.1]}, "proba_0"),
+        ({"id": ["a"], "y_pred": [1], "proba_1": [1.0]}, "proba_1"),
+        ({"id": ["a"], "y_pred": [1.5], "proba_0": [0.5], "proba_1": [0.5]}, "y_pred"),
+        ({"id": ["a"], "y_pred": [1], "colour": ["red"]}, "colour"),
+        ({"id": ["a"], "y_pred": [1], "time": ["yesterday"]}, "time"),
+    ]
+    for columns, field in cases:
+        assert problem(await post(api, url, {"columns": columns}), 422) == field, columns
+    # An id of exactly the limit is fine.
+    ok = await post(api, url, {"columns": {"id": ["x" * MAX_ID_LENGTH], "y_pred": [1]}})
+    assert ok.status_code == 200, ok.text
+    # The model is a classification now: a regression batch is refused, naming y_pred.
+    r = await post(api, url, {"columns": {"id": ["b"], "y_pred": [0.25]}})
+    assert problem(r, 422) == "y_pred"
+    assert "classification" in r.json()["message"]
+    # Probabilities for other classes than the model's first ones.
+    first = {"id": ["p1"], "y_pred": ["u"], "proba_u": [0.5], "proba_v": [0.5]}
+    assert (await post(api, url, {"columns": first}, model="p")).status_code == 200
+    other = {"id": ["p2"], "y_pred": ["u"], "proba_u": [0.5], "proba_w": [0.5]}
+    assert problem(await post(api, url, {"columns": other}, model="p"), 422) == "proba_*"
+
+
+async def test_unknown_model_and_bad_labels(setup: tuple[Api, str]) -> None:
+    api, base = setup
+    r = await post(api, base + "/ground-truth", {"columns": {"id": ["a"], "y_true": [1]}})
+    assert r.status_code == 404
+    assert "model" in r.json()["message"]
+    r = await api.request("GET", base + "/performance", "alice", params={"model": "m"})
+    assert r.status_code == 404
+    assert "'m'" in r.json()["message"]
+    r = await api.request("GET", base + "/performance", "alice")
+    assert problem(r, 422) == "model"
+
+    await post(api, base + "/predictions", {"columns": {"id": ["a"], "y_pred": [2.5]}})
+    bad: dict[str, Any] = {"id": ["a"], "y_true": ["high"]}
+    assert problem(await post(api, base + "/ground-truth", {"columns": bad}), 422) == "y_true"
+    bad = {"id": ["a"], "y_true": [1.0], "proba_x": [1.0]}
+    assert problem(await post(api, base + "/ground-truth", {"columns": bad}), 422) == "proba_x"
+
+
+async def test_bad_ranges(setup: tuple[Api, str]) -> None:
+    api, base = setup
+    await post(api, base + "/predictions", {"columns": {"id": ["a"], "y_pred": [1]}})
+    url = base + "/performance"
+    cases = [
+        ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
+        ({"window": "hour", "from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "from"),
+        ({"window": "month"}, "window"),
+        ({"from": "2026-01-01T00:00:00"}, "from"),  # no offset: ambiguous
+    ]
+    for params, field in cases:
+        r = await api.request("GET", url, "alice", params={"model": "m", **params})
+        assert problem(r, 422) == field, params
+
+
+async def test_labelled_reference_is_shown_beside_the_windows(setup: tuple[Api, str]) -> None:
+    api, base = setup
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 400)
+    score = np.round(np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1), 3)
+    pred = (score > 0.5).astype(int)
+    table = pa.table({"y_true": y, "y_pred": pred, "proba_0": 1 - score, "proba_1": score})
+    r = await post(api, base + "/performance-reference", table)
+    assert r.status_code == 200, r.text
+    reference = r.json()
+    assert reference["n"] == 400
+    assert reference["metrics"]["accuracy"]["value"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert reference["metrics"]["f1"]["value"] == pytest.approx(skm.f1_score(y, pred))
+    assert reference["metrics"]["roc_auc"]["value"] == pytest.approx(skm.roc_auc_score(y, score))
+    assert reference["confusion_matrix"]["matrix"] == skm.confusion_matrix(y, pred).tolist()
+
+    await post(api, base + "/predictions", {"columns": {"id": ["a"], "y_pred": [1]}})
+    r = await api.request("GET", base + "/performance", "alice", params={"model": "m"})
+    answer = r.json()
+    assert answer["reference"]["metrics"] == reference["metrics"]
+    assert answer["classes"] == ["0", "1"]
+    assert answer["min_coverage"] == api.settings.performance_min_coverage
+    assert answer["windows"][0]["n_predicted"] == 1
+
+
+async def test_a_batch_at_the_row_limit(api_factory: Any) -> None:
+    """``DRIFT_PERFORMANCE_MAX_BATCH_ROWS`` rows with ten probability columns are taken;
+    one more row is refused, naming the limit (the default)."""
+    api = await api_factory()
+    await api.register("alice")
+    base = f"{PREFIX}/experiment/{(await api.experiment('alice'))['id']}"
+    rows = api.settings.performance_max_batch_rows
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(10), rows)
+    columns: dict[str, Any] = {
+        "id": pa.array(np.arange(rows).astype(str)),
+        "y_pred": proba.argmax(axis=1),
+        **{f"proba_{k}": proba[:, k] for k in range(10)},
+    }
+    r = await post(api, base + "/predictions", pa.table(columns))
+    assert r.status_code == 200, r.text
+    assert r.json()["recorded"] == rows
+    labels = pa.table({"id": columns["id"], "y_true": rng.integers(0, 10, rows)})
+    r = await post(api, base + "/ground-truth", labels)
+    assert r.status_code == 200, r.text
+    assert r.json()["labelled"] == rows
+
+    one_more = pa.table({"id": [str(i) for i in range(rows + 1)], "y_pred": np.zeros(rows + 1)})
+    assert problem(await post(api, base + "/predictions", one_more), 413) == "max_rows"
+
+
+async def test_deleting_the_experiment_deletes_its_performance_data(
+    setup: tuple[Api, str],
+) -> None:
+    api, base = setup
+    await post(api, base + "/predictions", {"columns": {"id": ["a", "b"], "y_pred": [1, 0]}})
+    await post(api, base + "/ground-truth", {"columns": {"id": ["a"], "y_true": [1]}})
+    await post(api, base + "/performance-reference", {"columns": {"y_true": [1], "y_pred": [1]}})
+    client = connect(api.settings.mongodb_url.get_secret_value())
+    try:
+        db = client[api.settings.mongodb_database]
+        experiment_id = base.rsplit("/", 1)[1]
+        collections = ("predictions", "performance_windows", "performance_models")
+        for name in collections:
+            assert await db[name].count_documents({"experiment_id": experiment_id}) > 0
+        r = await api.request("DELETE", base, "alice")
+        assert r.status_code == 204, r.text
+        for name in collections:
+            assert await db[name].count_documents({"experiment_id": experiment_id}) == 0
+    finally:
+        await client.close()
