@@ -61,6 +61,6 @@ def config(level: str = "INFO") -> dict[str, Any]:
         "loggers": {
             "uvicorn": {"level": level.upper()},
             "uvicorn.error": {"level": level.upper()},
-            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            "uvicorn.access": {"handlers": ["access"], "level": level.upper(), "propagate": False},
         },
     }

@@ -440,12 +440,15 @@ def test_the_serve_and_worker_logging_configuration_loads() -> None:
         "logging.config.dictConfig(logs.config('info'))\n"
         "logging.getLogger('drift_backend.x').warning('configured')\n"
         "logging.getLogger('drift_backend.x').debug('too detailed')\n"
+        "logging.config.dictConfig(logs.config('warning'))\n"  # the local stack's level
+        "logging.getLogger('uvicorn.access').info('an access line')\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "WARNING drift_backend.x [-] configured" in done.stderr
     assert "too detailed" not in done.stderr
+    assert "an access line" not in done.stdout
 
 
 async def test_the_sweeper_warns_once_per_outage_and_says_when_it_is_back(
