@@ -189,6 +189,13 @@ def test_histogram_bins_are_named_by_their_edges() -> None:
         "a",
         "b",
     ]
+    folded = {
+        "categories": ["a", "__folded__"],
+        "reference": [1, 9],
+        "current": [1, 9],
+        "folded": 120,
+    }
+    assert bin_labels(folded) == ["a", "120 other categories"]
     report = {
         "features": [
             {"feature": "a", "drifted": False, "histogram": histogram},

@@ -18,6 +18,9 @@ from drift_dashboard.pages.experiment import duration
 from drift_dashboard.pages.scope import ExperimentId, RunId, load_scope, render_in
 
 router = APIRouter()
+#: The report's cell of the categories folded together past its display limit (the
+#: backend's ``checks.engine.FOLDED``; its ``folded`` field says how many).
+FOLDED = "__folded__"
 
 
 def pretty(value: Any) -> str:
@@ -28,7 +31,11 @@ def bin_labels(histogram: dict[str, Any]) -> list[str]:
     """Names of the histogram's cells: categories as they are; numeric cells by their edges
     (cell 0 is the underflow ``< edges[0]``, the last the overflow ``> edges[-1]``)."""
     if histogram.get("categories") is not None:
-        return [str(c) for c in histogram["categories"]]
+        folded = int(histogram.get("folded") or 0)
+        return [
+            f"{folded} other categories" if c == FOLDED and folded else str(c)
+            for c in histogram["categories"]
+        ]
     edges = histogram.get("edges") or []
     if not edges:
         return [f"bin {i + 1}" for i in range(len(histogram.get("reference", [])))]
