@@ -92,19 +92,27 @@ async def list_models(db: Database, experiment_id: str) -> list[Document]:
 # --- predictions ---------------------------------------------------------------------------------
 
 
+#: Documents per bulk write: each write is one operation under the per-operation bound
+#: (``DRIFT_MONGODB_TIMEOUT_SECONDS``), and a single-threaded server (SecantusDB) serves
+#: nothing else while it runs one, so a batch at the row limit goes in parts (10,000
+#: conditional label updates in one write took over 5 s there).
+WRITE_CHUNK = 1000
+
+
 async def insert_predictions(db: Database, docs: list[Document]) -> set[int]:
     """Insert the new ones; the positions in ``docs`` of those already stored (the first
     prediction of an id wins)."""
-    if not docs:
-        return set()
-    try:
-        await db[PREDICTIONS].bulk_write([InsertOne(doc) for doc in docs], ordered=False)
-    except BulkWriteError as error:
-        errors = error.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        return {int(e["index"]) for e in errors}
-    return set()
+    stored: set[int] = set()
+    for start in range(0, len(docs), WRITE_CHUNK):
+        part = docs[start : start + WRITE_CHUNK]
+        try:
+            await db[PREDICTIONS].bulk_write([InsertOne(doc) for doc in part], ordered=False)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            stored |= {start + int(e["index"]) for e in errors}
+    return stored
 
 
 #: Keys per ``$in`` look-up. MongoDB takes thousands at no extra cost per key; SecantusDB
@@ -126,10 +134,13 @@ async def find_predictions(db: Database, keys: list[str]) -> list[Document]:
 
 async def set_labels(db: Database, updates: list[UpdateOne]) -> int:
     """Conditional label writes; how many applied."""
-    if not updates:
-        return 0
-    result = await db[PREDICTIONS].bulk_write(updates, ordered=False)
-    return int(result.modified_count)
+    applied = 0
+    for start in range(0, len(updates), WRITE_CHUNK):
+        result = await db[PREDICTIONS].bulk_write(
+            updates[start : start + WRITE_CHUNK], ordered=False
+        )
+        applied += int(result.modified_count)
+    return applied
 
 
 def label_update(
