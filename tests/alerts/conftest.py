@@ -7,14 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-import httpx2
 import pytest
 from drift_backend.devstack.services import ManagedProcess
-from drift_backend.main import create_app
 from drift_backend.notify import service as notify
 from drift_backend.store.database import Database, connect
 
-from tests.conftest import Api, _drop, make_settings
+from tests.conftest import Api, in_process_backend
 
 T = TypeVar("T")
 #: The longest the tests wait for the worker (a bound against hanging, not a timing test).
@@ -25,25 +23,16 @@ PATIENCE_SECONDS = 60.0
 async def alerts_api(
     mongodb: ManagedProcess, issuer: Any, oidc_provider: ManagedProcess
 ) -> AsyncIterator[Api]:
-    settings = make_settings(
+    async with in_process_backend(
         mongodb,
-        [issuer.url, oidc_provider.url],
+        issuer,
+        oidc_provider,
         embedded_worker=True,
         job_lease_seconds=5,
         alerts_tick_seconds=0.1,
-    )
-    app = create_app(settings)
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://testserver")
-    api = Api(http, issuer, settings)
-    await api.register("alice")
-    try:
+    ) as api:
+        await api.register("alice")
         yield api
-    finally:
-        await http.aclose()
-        await lifespan.__aexit__(None, None, None)
-        await _drop(settings)
 
 
 @pytest.fixture(scope="module")

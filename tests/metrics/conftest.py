@@ -6,14 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx2
 import numpy as np
 import pytest
 from drift_backend.devstack.services import ManagedProcess
-from drift_backend.main import create_app
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Api, _drop, make_settings
+from tests.conftest import Api, in_process_backend
 
 
 @pytest.fixture(scope="module")
@@ -21,25 +19,16 @@ async def worker_api(
     mongodb: ManagedProcess, issuer: Any, oidc_provider: ManagedProcess
 ) -> AsyncIterator[Api]:
     # No cache: each scrape here must see what the test just wrote.
-    settings = make_settings(
+    async with in_process_backend(
         mongodb,
-        [issuer.url, oidc_provider.url],
+        issuer,
+        oidc_provider,
         embedded_worker=True,
         job_lease_seconds=5,
         metrics_cache_seconds=0,
-    )
-    app = create_app(settings)
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
-    http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://testserver")
-    api = Api(http, issuer, settings)
-    await api.register("alice")
-    try:
+    ) as api:
+        await api.register("alice")
         yield api
-    finally:
-        await http.aclose()
-        await lifespan.__aexit__(None, None, None)
-        await _drop(settings)
 
 
 def frame(seed: int, n: int, shift: float = 0.0) -> dict[str, Any]:
