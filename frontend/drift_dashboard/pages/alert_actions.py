@@ -9,11 +9,13 @@ The backend validates every value; the dashboard only turns the form's text into
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from drift_dashboard.api import Api, ApiError
@@ -65,30 +67,66 @@ def utc_time(text: str) -> str:
     return moment.isoformat()
 
 
-def back(experiment_id: str, done: str, anchor: str) -> Response:
-    return RedirectResponse(f"{BASE.format(experiment_id)}?done={done}#{anchor}", status_code=303)
+@dataclass
+class AlertForm:
+    """One submitted form of the tab: what every handler needs to send it and answer."""
+
+    request: Request
+    api: Api
+    session: Session
+    experiment_id: str
+
+    @property
+    def path(self) -> str:
+        """The experiment's path on the backend API."""
+        return f"/experiment/{self.experiment_id}"
+
+    async def send(
+        self, call: Awaitable[Any], which: str, done: str, form: dict[str, str] | None = None
+    ) -> Response:
+        """Every form's one shape: send it, then back to its section with a confirmation (303,
+        so a reload does not repeat it), or the page again with the refusal beside the form."""
+        try:
+            await call
+        except ApiError as exc:
+            return await self.refused(exc, which, form)
+        anchor = SECTION_OF.get(which, which)
+        return RedirectResponse(
+            f"{BASE.format(self.experiment_id)}?done={done}#{anchor}", status_code=303
+        )
+
+    async def refused(
+        self, exc: ApiError, which: str, form: dict[str, str] | None = None
+    ) -> Response:
+        if exc.status not in SHOWN:
+            raise exc
+        if exc.status == 403:
+            # The caller's level hides that form: show the refusal on its section's list.
+            which = SECTION_OF.get(which, which)
+        outcome = Outcome(
+            problems={which: Problem.of(exc)},
+            forms={which: form} if form is not None else {},
+            status_code=exc.status if exc.status != 404 else 422,
+        )
+        return await self.render(outcome)
+
+    async def render(self, outcome: Outcome) -> Response:
+        return await render_page(
+            self.request, self.api, self.session, self.experiment_id, outcome=outcome
+        )
 
 
-async def refused(
+async def alert_form(
     request: Request,
-    api: Api,
-    session: Session,
-    experiment_id: str,
-    exc: ApiError,
-    which: str,
-    form: dict[str, str] | None = None,
-) -> Response:
-    if exc.status not in SHOWN:
-        raise exc
-    if exc.status == 403:
-        # The caller's level hides that form: show the refusal on its section's list.
-        which = SECTION_OF.get(which, which)
-    outcome = Outcome(
-        problems={which: Problem.of(exc)},
-        forms={which: form} if form is not None else {},
-        status_code=exc.status if exc.status != 404 else 422,
-    )
-    return await render_page(request, api, session, experiment_id, outcome=outcome)
+    api: ApiDep,
+    session: SessionDep,
+    user: LoggedInDep,
+    experiment_id: ExperimentId,
+) -> AlertForm:
+    return AlertForm(request, api, session, experiment_id)
+
+
+AlertFormDep = Annotated[AlertForm, Depends(alert_form)]
 
 
 def rule_body(form: dict[str, str], kinds: list[str]) -> dict[str, Any]:
@@ -116,11 +154,7 @@ def rule_body(form: dict[str, str], kinds: list[str]) -> dict[str, Any]:
 
 @router.post("/experiments/{experiment_id}/alerts/rules")
 async def create_rule(
-    request: Request,
-    api: ApiDep,
-    session: SessionDep,
-    user: LoggedInDep,
-    experiment_id: ExperimentId,
+    page: AlertFormDep,
     name: Short = "",
     condition: Annotated[str, Form(max_length=32)] = "dataset_drift",
     feature: Short = "",
@@ -153,36 +187,27 @@ async def create_rule(
         "repeat_interval": repeat_interval,
         "send_resolved": send_resolved,
     }
-    try:
-        await api.post(f"/experiment/{experiment_id}/alert-rules", rule_body(form, chosen))
-    except ApiError as exc:
-        return await refused(request, api, session, experiment_id, exc, "rule", form)
-    return back(experiment_id, "rule-created", "rules")
+    return await page.send(
+        page.api.post(f"{page.path}/alert-rules", rule_body(form, chosen)),
+        "rule",
+        "rule-created",
+        form,
+    )
 
 
 @router.post("/experiments/{experiment_id}/alerts/rules/delete")
 async def delete_rule(
-    request: Request,
-    api: ApiDep,
-    session: SessionDep,
-    user: LoggedInDep,
-    experiment_id: ExperimentId,
+    page: AlertFormDep,
     rule_id: ItemId,
 ) -> Response:
-    try:
-        await api.request("DELETE", f"/experiment/{experiment_id}/alert-rules/{rule_id}")
-    except ApiError as exc:
-        return await refused(request, api, session, experiment_id, exc, "rules")
-    return back(experiment_id, "rule-deleted", "rules")
+    return await page.send(
+        page.api.request("DELETE", f"{page.path}/alert-rules/{rule_id}"), "rules", "rule-deleted"
+    )
 
 
 @router.post("/experiments/{experiment_id}/alerts/silences")
 async def create_silence(
-    request: Request,
-    api: ApiDep,
-    session: SessionDep,
-    user: LoggedInDep,
-    experiment_id: ExperimentId,
+    page: AlertFormDep,
     rule_id: Annotated[str, Form(max_length=128)] = "",
     model: Short = "",
     ends_at: Annotated[str, Form(max_length=64)] = "",
@@ -196,36 +221,26 @@ async def create_silence(
         body["model"] = model.strip()
     if comment.strip():
         body["comment"] = comment.strip()
-    try:
-        await api.post(f"/experiment/{experiment_id}/silences", body)
-    except ApiError as exc:
-        return await refused(request, api, session, experiment_id, exc, "silence", form)
-    return back(experiment_id, "silence-created", "silences")
+    return await page.send(
+        page.api.post(f"{page.path}/silences", body), "silence", "silence-created", form
+    )
 
 
 @router.post("/experiments/{experiment_id}/alerts/silences/expire")
 async def expire_silence(
-    request: Request,
-    api: ApiDep,
-    session: SessionDep,
-    user: LoggedInDep,
-    experiment_id: ExperimentId,
+    page: AlertFormDep,
     silence_id: ItemId,
 ) -> Response:
-    try:
-        await api.request("DELETE", f"/experiment/{experiment_id}/silences/{silence_id}")
-    except ApiError as exc:
-        return await refused(request, api, session, experiment_id, exc, "silences")
-    return back(experiment_id, "silence-expired", "silences")
+    return await page.send(
+        page.api.request("DELETE", f"{page.path}/silences/{silence_id}"),
+        "silences",
+        "silence-expired",
+    )
 
 
 @router.post("/experiments/{experiment_id}/alerts/targets")
 async def create_target(
-    request: Request,
-    api: ApiDep,
-    session: SessionDep,
-    user: LoggedInDep,
-    experiment_id: ExperimentId,
+    page: AlertFormDep,
     name: Short = "",
     kind: Annotated[str, Form(max_length=32)] = "webhook",
     url: Annotated[str, Form(max_length=2048)] = "",
@@ -239,82 +254,62 @@ async def create_target(
         body["secret"] = secret.strip()
     if auth_scheme and kind == "alertmanager":
         body["auth_scheme"] = auth_scheme
-    try:
-        await api.post(f"/experiment/{experiment_id}/alert-targets", body)
-    except ApiError as exc:
-        return await refused(request, api, session, experiment_id, exc, "target", form)
-    return back(experiment_id, "target-created", "targets")
+    return await page.send(
+        page.api.post(f"{page.path}/alert-targets", body), "target", "target-created", form
+    )
 
 
 @router.post("/experiments/{experiment_id}/alerts/targets/delete")
 async def delete_target(
-    request: Request,
-    api: ApiDep,
-    session: SessionDep,
-    user: LoggedInDep,
-    experiment_id: ExperimentId,
+    page: AlertFormDep,
     target_id: ItemId,
 ) -> Response:
-    try:
-        await api.request("DELETE", f"/experiment/{experiment_id}/alert-targets/{target_id}")
-    except ApiError as exc:
-        return await refused(request, api, session, experiment_id, exc, "targets")
-    return back(experiment_id, "target-deleted", "targets")
+    return await page.send(
+        page.api.request("DELETE", f"{page.path}/alert-targets/{target_id}"),
+        "targets",
+        "target-deleted",
+    )
 
 
 @router.post("/experiments/{experiment_id}/alerts/targets/enable")
 async def enable_target(
-    request: Request,
-    api: ApiDep,
-    session: SessionDep,
-    user: LoggedInDep,
-    experiment_id: ExperimentId,
+    page: AlertFormDep,
     target_id: ItemId,
 ) -> Response:
     """Resume a target that stopped on its own (a receiver answered 410 Gone)."""
-    try:
-        await api.request(
+    return await page.send(
+        page.api.request(
             "PATCH",
-            f"/experiment/{experiment_id}/alert-targets/{target_id}",
+            f"{page.path}/alert-targets/{target_id}",
             json={"enabled": True},
-        )
-    except ApiError as exc:
-        return await refused(request, api, session, experiment_id, exc, "targets")
-    return back(experiment_id, "target-enabled", "targets")
+        ),
+        "targets",
+        "target-enabled",
+    )
 
 
 @router.post("/experiments/{experiment_id}/alerts/targets/test")
 async def test_target(
-    request: Request,
-    api: ApiDep,
-    session: SessionDep,
-    user: LoggedInDep,
-    experiment_id: ExperimentId,
+    page: AlertFormDep,
     target_id: ItemId,
 ) -> Response:
     """Sends now and shows what the receiver answered on the page itself (no redirect: the
     answer is the point, and sending again is what a reload should do)."""
     try:
-        result = await api.post(f"/experiment/{experiment_id}/alert-targets/{target_id}/test")
+        result = await page.api.post(f"{page.path}/alert-targets/{target_id}/test")
     except ApiError as exc:
-        return await refused(request, api, session, experiment_id, exc, "targets")
+        return await page.refused(exc, "targets")
     outcome = Outcome(test={"target_id": target_id, **result})
-    return await render_page(request, api, session, experiment_id, outcome=outcome)
+    return await page.render(outcome)
 
 
 @router.post("/experiments/{experiment_id}/alerts/notifications/redeliver")
 async def redeliver(
-    request: Request,
-    api: ApiDep,
-    session: SessionDep,
-    user: LoggedInDep,
-    experiment_id: ExperimentId,
+    page: AlertFormDep,
     # A notification's id is its dedup key, ``<rule>:<model>:<episode>:<n>``: any model name.
     notification_id: Annotated[str, Form(min_length=1, max_length=1024)],
 ) -> Response:
     nid = quote(notification_id, safe="")
-    try:
-        await api.post(f"/experiment/{experiment_id}/notifications/{nid}/redeliver")
-    except ApiError as exc:
-        return await refused(request, api, session, experiment_id, exc, "log")
-    return back(experiment_id, "redelivered", "log")
+    return await page.send(
+        page.api.post(f"{page.path}/notifications/{nid}/redeliver"), "log", "redelivered"
+    )
