@@ -383,7 +383,7 @@ def test_metrics_and_estimates_the_backend_adds_show_up_by_name() -> None:
         "roc_auc": {"value": 0.85, "low": 0.8, "high": 0.9, "reason": None},
         "calibrated": True,
     }
-    answer = {
+    answer: dict[str, Any] = {
         "task": "classification",
         "min_coverage": 0.8,
         "reference": {"n": 5, "metrics": {"accuracy": {"value": 0.95}, "new": {"value": 1.0}}},
@@ -413,12 +413,19 @@ def test_metrics_and_estimates_the_backend_adds_show_up_by_name() -> None:
     assert decisions.rows[1][-1] == 1
     assert decisions.csv().splitlines()[2].endswith(",,accuracy,,x,1")
     # The matrix's default window: the newest complete one, else the newest.
-    answer["windows"][0]["confusion_matrix"] = {"labels": ["a"], "matrix": [[3]]}
-    answer["windows"][1]["confusion_matrix"] = {"labels": ["a"], "matrix": [[1]]}
-    assert tables.pick_window(answer, "")["start"].startswith("2026-03-02")
-    assert tables.pick_window(answer, "2026-03-03T00:00:00+00:00")["complete"] is False
-    answer["windows"][0]["complete"] = False
-    assert tables.pick_window(answer, "")["start"].startswith("2026-03-03")
+    windows: list[dict[str, Any]] = answer["windows"]
+    windows[0]["confusion_matrix"] = {"labels": ["a"], "matrix": [[3]]}
+    windows[1]["confusion_matrix"] = {"labels": ["a"], "matrix": [[1]]}
+    assert _picked(answer, "") == "2026-03-02T00:00:00+00:00"
+    assert _picked(answer, "2026-03-03T00:00:00+00:00") == "2026-03-03T00:00:00+00:00"
+    windows[0]["complete"] = False
+    assert _picked(answer, "") == "2026-03-03T00:00:00+00:00"
+
+
+def _picked(answer: dict[str, Any], wanted: str) -> str:
+    window = tables.pick_window(answer, wanted)
+    assert window is not None
+    return str(window["start"])
 
 
 def test_the_query_reads_dates_and_times_as_utc_and_explains_the_rest() -> None:
