@@ -412,6 +412,8 @@ def test_metrics_and_estimates_the_backend_adds_show_up_by_name() -> None:
     assert [c.key for c in decisions.columns][-1] == "concept"
     assert decisions.rows[1][-1] == 1
     assert decisions.csv().splitlines()[2].endswith(",,accuracy,,x,1")
+    # A structured field is written as JSON (in the page and the CSV alike).
+    assert tables.raw({"b": 1, "a": [0.5, None]}) == '{"a":[0.5,null],"b":1}'
     # The matrix's default window: the newest complete one, else the newest.
     windows: list[dict[str, Any]] = answer["windows"]
     windows[0]["confusion_matrix"] = {"labels": ["a"], "matrix": [[3]]}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,9 @@ def raw(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, dict | list):
+        # A structured field the backend may add to a decision: JSON, not Python's repr.
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
     return str(value)
 
 
