@@ -412,6 +412,20 @@ def test_metrics_and_estimates_the_backend_adds_show_up_by_name() -> None:
     assert [c.key for c in decisions.columns][-1] == "concept"
     assert decisions.rows[1][-1] == 1
     assert decisions.csv().splitlines()[2].endswith(",,accuracy,,x,1")
+    # Decisions per metric (where the backend gives them): a column each, and the drawn
+    # metric's own decision beside its values.
+    answer["windows"][0]["decisions"] = {
+        "accuracy": {"degraded": False, "metric": "accuracy"},
+        "roc_auc": {"degraded": True, "metric": "roc_auc"},
+    }
+    decisions = tables.decisions_table(answer)
+    assert [c.key for c in decisions.columns][-2:] == ["degraded_accuracy", "degraded_roc_auc"]
+    assert decisions.rows[0][-2:] == [False, True]
+    assert decisions.rows[1][-2:] == [None, None]
+    degraded = [c.key for c in roc.columns].index("degraded")
+    assert tables.metric_table(answer, "roc_auc").rows[0][degraded] is True
+    assert roc.rows[0][degraded] is None  # before: no decision on roc_auc
+    assert tables.metric_table(answer, "accuracy").rows[1][degraded] is None  # main: undecided
     # A structured field is written as JSON (in the page and the CSV alike).
     assert tables.raw({"b": 1, "a": [0.5, None]}) == '{"a":[0.5,null],"b":1}'
     # The matrix's default window: the newest complete one, else the newest.

@@ -113,6 +113,7 @@ def metric_table(answer: dict[str, Any], metric: str) -> Table:
             Column("estimated_low", "Estimated, low"),
             Column("estimated_high", "Estimated, high"),
             Column("reference", "Reference"),
+            Column("degraded", "Degraded", "flag"),
             Column("reason", "Why no value", "text"),
         ],
         complete=_completeness(answer),
@@ -132,6 +133,7 @@ def metric_table(answer: dict[str, Any], metric: str) -> Table:
                 estimate.get("low"),
                 estimate.get("high"),
                 reference,
+                (_decision_of(w, metric) or {}).get("degraded"),
                 "; ".join(dict.fromkeys(reasons)) or None,
             ]
         )
@@ -209,14 +211,27 @@ def all_metrics_table(answer: dict[str, Any]) -> Table:
 DECISION_FIELDS = ("degraded", "metric", "p_value", "reason")
 
 
+def _decision_of(window: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    """The window's decision on ``metric``: from ``decisions`` (one per metric decided on,
+    where the backend gives them), else the main ``decision`` when it is on that metric."""
+    per_metric = (window.get("decisions") or {}).get(metric)
+    if isinstance(per_metric, dict):
+        return per_metric
+    main = window.get("decision") or {}
+    return main if main.get("metric") == metric else None
+
+
 def decisions_table(answer: dict[str, Any]) -> Table:
     """The decision of each window (degraded or not, on which metric, why not decided); any
-    further field the backend adds gets its own column."""
+    further field the backend adds gets its own column, and each metric decided on apart
+    (``decisions``) a "degraded" column of its own."""
     extra: dict[str, None] = {}
+    per_metric: dict[str, None] = {}
     for w in answer.get("windows", []):
         for key in w.get("decision") or {}:
             if key not in DECISION_FIELDS:
                 extra[key] = None
+        per_metric.update(dict.fromkeys(w.get("decisions") or {}))
     columns = [
         Column("start", "Window start (UTC)", "time"),
         Column("complete", "Complete", "flag"),
@@ -226,12 +241,14 @@ def decisions_table(answer: dict[str, Any]) -> Table:
         Column("reason", "Why no decision", "text"),
     ]
     columns += [Column(key, key.replace("_", " "), "auto") for key in extra]
+    columns += [Column(f"degraded_{name}", f"Degraded on {name}", "flag") for name in per_metric]
     table = Table(columns, complete=_completeness(answer))
     for w in answer.get("windows", []):
         decision = w.get("decision") or {}
         row = [w["start"], bool(w.get("complete"))]
         row += [decision.get(key) for key in DECISION_FIELDS]
         row += [decision.get(key) for key in extra]
+        row += [((w.get("decisions") or {}).get(name) or {}).get("degraded") for name in per_metric]
         table.rows.append(row)
     return table
 
