@@ -3,7 +3,8 @@
 Starts the local stack (``drift-monitor-server dev``: SecantusDB, the development OIDC
 provider, the API and the dashboard, with the sandbox demo data) on free ports in a
 temporary directory, adds a baseline and a server-side check to alice's public
-``image-classifier`` (so the charts, the heatmap and a report with a histogram have data),
+``image-classifier`` (so the charts, the heatmap and a report with a histogram have data)
+and two weeks of a classifier's predictions and late labels (the Performance tab),
 logs in as alice with Playwright on Debian's chromium and saves 1280x800 PNGs under
 docs/screenshots/. Not part of ``make test``.
 """
@@ -117,7 +118,71 @@ def add_checks(url: str, issuer: str) -> dict[str, str]:
             )
             checked.raise_for_status()
             check_id = checked.json()["id"]
+        add_performance(api, base)
     return {"experiment": experiment, "baseline": baseline.json()["id"], "check": check_id}
+
+
+#: The Performance tab's model (issue 10): a binary classifier with a labelled reference.
+PERFORMANCE_MODEL = "defect-detector"
+
+
+def _arrow_upload(api: httpx2.Client, path: str, columns: dict[str, Any]) -> None:
+    import pyarrow as pa
+    from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
+
+    answer = api.post(
+        path,
+        params={"model": PERFORMANCE_MODEL},
+        content=arrow_stream(pa.table(columns)),
+        headers={"Content-Type": ARROW_STREAM},
+    )
+    answer.raise_for_status()
+
+
+def add_performance(api: httpx2.Client, base: str) -> None:
+    """Two weeks of daily predictions with probabilities, their labels arriving late (the
+    last days partly or not yet labelled), and a concept shift in the last week (the
+    realised accuracy leaves the estimate's band)."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(7)
+
+    def rows(n: int, flip: float) -> tuple[Any, Any, Any]:
+        p1 = rng.uniform(0.02, 0.98, n).round(3)
+        y_true = (rng.uniform(size=n) < p1).astype(np.int64)
+        flipped = rng.uniform(size=n) < flip
+        return p1, (p1 >= 0.5).astype(np.int64), np.where(flipped, 1 - y_true, y_true)
+
+    p1, y_pred, y_true = rows(2000, 0.0)
+    _arrow_upload(
+        api,
+        f"{base}/performance-reference",
+        {"y_true": y_true, "y_pred": y_pred, "proba_0": (1 - p1).round(3), "proba_1": p1},
+    )
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    coverage = [1.0] * 11 + [0.9, 0.5, 0.0]
+    for day in range(14):
+        n = 400
+        p1, y_pred, y_true = rows(n, 0.0 if day < 8 else 0.04 * (day - 7))
+        start = today - timedelta(days=13 - day)
+        ids = [f"{day}-{i}" for i in range(n)]
+        times = [start + timedelta(minutes=3 * i) for i in range(n)]
+        _arrow_upload(
+            api,
+            f"{base}/predictions",
+            {
+                "id": ids,
+                "y_pred": y_pred,
+                "proba_0": (1 - p1).round(3),
+                "proba_1": p1,
+                "time": pa.array(times, pa.timestamp("ms", tz="UTC")),
+            },
+        )
+        labelled = int(n * coverage[day])
+        if labelled:
+            _arrow_upload(
+                api, f"{base}/ground-truth", {"id": ids[:labelled], "y_true": y_true[:labelled]}
+            )
 
 
 def shoot(url: str, issuer: str, ids: dict[str, str]) -> list[Path]:
@@ -134,6 +199,13 @@ def shoot(url: str, issuer: str, ids: dict[str, str]) -> list[Path]:
         ("baselines", f"{exp}/baselines/{ids['baseline']}", "light", None),
         ("permissions", f"{exp}/permissions", "light", None),
         ("account", "/account", "light", None),
+        ("performance", f"{exp}/performance?model={PERFORMANCE_MODEL}", "light", None),
+        (
+            "performance-confusion",
+            f"{exp}/performance?model={PERFORMANCE_MODEL}",
+            "light",
+            "#perf-confusion",
+        ),
         ("experiment-dark", exp, "dark", None),
     ]
     saved = []

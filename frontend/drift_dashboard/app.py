@@ -35,6 +35,7 @@ from drift_dashboard.pages import (
     events,
     experiment,
     experiments,
+    performance,
     permissions,
     runs,
 )
@@ -102,6 +103,7 @@ def create_app(settings: DashboardSettings) -> FastAPI:
         events,
         alerts,  # the Alerts tab (issue 9)
         alert_actions,
+        performance,  # the Performance tab (issue 10)
     ):
         app.include_router(module.router)
 

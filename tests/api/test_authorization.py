@@ -290,6 +290,8 @@ ROUTES: list[RouteSpec] = [
         need=Level.Read,
         params=lambda case: {"model": "az-model"},
     ),
+    # perfpage part: the models a dashboard can pick.
+    RouteSpec("GET", EXP + "/performance/models", 200, need=Level.Read),
     # Event streams, filtered to the case's experiment (not followed, so the answer ends).
     RouteSpec(
         "GET",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel, Field
 
 from drift_backend.api.deps import CallerDep, ContextDep
 from drift_backend.api.responses import data_upload, errors
@@ -14,7 +14,8 @@ from drift_backend.api.uploads import BatchRejected, read_table
 from drift_backend.auth.permissions import Level
 from drift_backend.context import AppContext
 from drift_backend.experiments.service import get_for
-from drift_backend.performance import service
+from drift_backend.performance import repository, service
+from drift_backend.performance.batches import Task
 from drift_backend.performance.schemas import (
     LabelsRecorded,
     Performance,
@@ -22,6 +23,7 @@ from drift_backend.performance.schemas import (
     Reference,
 )
 from drift_backend.performance.windows import Window
+from drift_backend.schemas import Timestamp
 
 router = APIRouter(tags=["performance"])
 Model = Annotated[str, Query(min_length=1, max_length=256, description="the model's name")]
@@ -127,3 +129,41 @@ async def get_performance(
             alpha=context.settings.performance_alpha,
         ),
     )
+
+
+# --- perfpage part: the models a dashboard can pick -----------------------------------------
+# Answer models kept here rather than in schemas.py: this part adds only this route.
+
+
+class PerformanceModel(BaseModel):
+    model: str
+    task: Task
+    classes: list[str] = Field(description="probability classes, in the model's order")
+    reference: bool = Field(description="a labelled reference was uploaded")
+    created_at: Timestamp
+
+
+class PerformanceModels(BaseModel):
+    items: list[PerformanceModel] = Field(description="by model name")
+
+
+@router.get(EXP + "/performance/models", response_model=PerformanceModels, responses=errors(404))
+async def list_performance_models(
+    experiment_id: str, caller: CallerDep, context: ContextDep
+) -> Any:
+    """The models that recorded predictions or a reference in this experiment (what
+    ``GET .../performance?model=`` can be asked about)."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    docs = await repository.list_models(context.db, experiment_id)
+    return {
+        "items": [
+            {
+                "model": doc["model"],
+                "task": doc["task"],
+                "classes": doc["classes"],
+                "reference": doc.get("reference") is not None,
+                "created_at": doc["created_at"],
+            }
+            for doc in docs
+        ]
+    }

@@ -22,6 +22,15 @@
     ];
   }
 
+  // A cell's data-value as a number: empty is null, a flag ("true"/"false") is 1/0.
+  function cellNumber(raw) {
+    if (raw === null || raw === "") return null;
+    if (raw === "true") return 1;
+    if (raw === "false") return 0;
+    var n = Number(raw);
+    return isFinite(n) ? n : null;
+  }
+
   // {keys: [...], labels: {...}, x: [...], columns: {key: [...]}} from a table.
   function readTable(table, isTime) {
     var heads = table.querySelectorAll("thead th");
@@ -43,7 +52,7 @@
         if (i === 0) {
           x.push(isTime ? Date.parse(raw) / 1000 : raw);
         } else if (key) {
-          columns[key].push(raw === null || raw === "" ? null : Number(raw));
+          columns[key].push(cellNumber(raw));
         }
       });
     });
@@ -178,7 +187,76 @@
     };
   }
 
-  var KINDS = { timeline: timeline, feature: lines, violations: lines, histogram: histogram };
+  // Performance tab (issue 10): one metric per window. Realised values of complete windows
+  // are a line; incomplete windows' (provisional) are hollow points only, never joined to
+  // the final ones; the estimate is dashed inside its shaded 95 % band; the reference is a
+  // dashed level line.
+  function performance(holder, table) {
+    var data = readTable(table, true);
+    var colors = palette();
+    var complete = data.columns.complete || [];
+    var realised = data.columns.realised || [];
+    var has = function (k) {
+      return data.columns[k] && data.columns[k].some(function (v) { return v !== null; });
+    };
+    var series = [{}];
+    var rows = [data.x];
+    var bands = [];
+    var bg = cssVar("--bg", "#fff");
+    series.push({ label: "Realised", stroke: colors[1], width: 2, points: { show: true, size: 6 } });
+    rows.push(realised.map(function (v, i) { return complete[i] === 1 ? v : null; }));
+    if (complete.some(function (c, i) { return c === 0 && realised[i] !== null; })) {
+      series.push({
+        label: "Realised, provisional (incomplete window)",
+        stroke: colors[3],
+        width: 2,
+        paths: function () { return null; },
+        points: { show: true, size: 9, fill: bg, width: 2 },
+      });
+      rows.push(realised.map(function (v, i) { return complete[i] === 0 ? v : null; }));
+    }
+    if (has("estimated_low") && has("estimated_high")) {
+      var band = cssVar("--chart-band", "rgba(11, 87, 181, 0.16)");
+      series.push({ label: "Estimated, high", stroke: band, width: 1, points: { show: false } });
+      rows.push(data.columns.estimated_high);
+      series.push({ label: "Estimated, low", stroke: band, width: 1, points: { show: false } });
+      rows.push(data.columns.estimated_low);
+      bands.push({ series: [series.length - 2, series.length - 1], fill: band });
+    }
+    if (has("estimated")) {
+      series.push({
+        label: "Estimated",
+        stroke: colors[5],
+        width: 2,
+        dash: [4, 4],
+        points: { show: true, size: 4 },
+      });
+      rows.push(data.columns.estimated);
+    }
+    if (has("reference")) {
+      series.push({
+        label: "Reference",
+        stroke: colors[2],
+        width: 2,
+        dash: [8, 5],
+        spanGaps: true,
+        points: { show: false },
+      });
+      rows.push(data.columns.reference);
+    }
+    var scales = timeScales(table);
+    scales.y = { auto: true };
+    return { series: series, data: rows, scales: scales, bands: bands };
+  }
+
+  var KINDS = {
+    timeline: timeline,
+    feature: lines,
+    violations: lines,
+    histogram: histogram,
+    performance: performance,
+    coverage: lines,
+  };
 
   function draw(section) {
     var kind = section.getAttribute("data-chart");
@@ -200,6 +278,7 @@
       legend: { show: true },
       cursor: { focus: { prox: 16 } },
     };
+    if (spec.bands && spec.bands.length) opts.bands = spec.bands;
     var plot = new uPlot(opts, spec.data, holder);
     section.classList.add("drawn");
     holder.setAttribute("data-title", heading ? heading.textContent.trim() : kind);
