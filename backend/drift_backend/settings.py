@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     #: than this, with a one-sided two-proportion test's p-value under the alpha below.
     performance_tolerance: float = Field(default=0.02, ge=0, le=1)
     performance_alpha: float = Field(default=0.05, gt=0, lt=1)
+    # Performance decisions (perfdecide part; docs/performance.md "Degraded windows")
+    #: A regression window is degraded when its MAE (RMSE) exceeds the reference's times
+    #: 1 + this, with a one-sided bootstrap-interval test under performance_alpha.
+    performance_regression_tolerance: float = Field(default=0.1, ge=0, le=100)
 
     # Limits
     max_body_bytes: int = Field(default=1_048_576, gt=0)

@@ -125,5 +125,6 @@ async def get_performance(
             min_coverage=context.settings.performance_min_coverage,
             tolerance=context.settings.performance_tolerance,
             alpha=context.settings.performance_alpha,
+            regression_tolerance=context.settings.performance_regression_tolerance,
         ),
     )

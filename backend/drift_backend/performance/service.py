@@ -32,13 +32,12 @@ from drift_backend.events import service as events
 from drift_backend.events.schemas import EventType
 from drift_backend.performance import batches, cbpe, repository
 from drift_backend.performance.batches import Task
-from drift_backend.performance.decisions import Decision, below_reference
+from drift_backend.performance.decisions import Tolerances, window_decisions
 from drift_backend.performance.metrics import (
     AUC_BINS,
     Metric,
     class_order,
     classification_metrics,
-    confusion,
     regression_metrics,
 )
 from drift_backend.performance.windows import (
@@ -119,6 +118,8 @@ class Rules:
     min_coverage: float
     tolerance: float
     alpha: float
+    #: perfdecide: relative, for regression errors (MAE, RMSE).
+    regression_tolerance: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -551,25 +552,19 @@ async def performance(
 FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s", "e")
 
 
-def _decision(
+def _decisions(
     doc: Document, stats: Stats, complete: bool, rules: Rules, reference: Stats | None
-) -> dict[str, Any]:
-    if doc["task"] == Task.regression:
-        return Decision(None, "r2", reason="regression: needs a bootstrap; not built").as_dict()
-    if reference is None:
-        return Decision(None, "accuracy", reason="the model has no labelled reference").as_dict()
-    if not complete:
-        return Decision(None, "accuracy", reason="incomplete window: coverage too low").as_dict()
-    _, window = confusion(stats)
-    _, expected = confusion(reference)
-    return below_reference(
-        int(window.trace()),
-        int(window.sum()),
-        int(expected.trace()),
-        int(expected.sum()),
-        rules.tolerance,
-        rules.alpha,
-    ).as_dict()
+) -> dict[str, dict[str, Any]]:
+    """perfdecide: every decision of a window, the main one (accuracy, MAE) first."""
+    found = window_decisions(
+        doc["task"] == Task.regression,
+        doc["classes"],
+        stats,
+        reference,
+        complete,
+        Tolerances(rules.tolerance, rules.regression_tolerance, rules.alpha),
+    )
+    return {name: decision.as_dict() for name, decision in found.items()}
 
 
 def _window(
@@ -584,6 +579,7 @@ def _window(
     coverage = n_lab / n_pred if n_pred else None
     metrics, confusion_matrix = _metrics(doc, stats.get("s", {}))
     complete = coverage is not None and coverage >= rules.min_coverage
+    decisions = _decisions(doc, stats.get("s", {}), complete, rules, reference)
     estimated = None
     if "e" in stats and len(doc["classes"]) == 2:
         calibration = (doc.get("reference") or {}).get("calibration") or {}
@@ -605,7 +601,8 @@ def _window(
         },
         "metrics": metrics,
         "confusion_matrix": confusion_matrix,
-        "decision": _decision(doc, stats.get("s", {}), complete, rules, reference),
+        "decision": next(iter(decisions.values())),
+        "decisions": decisions,
         "estimated": estimated,
     }
 
