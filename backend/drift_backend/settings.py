@@ -189,6 +189,8 @@ class Settings(BaseSettings):
     #: A regression window is degraded when its MAE (RMSE) exceeds the reference's times
     #: 1 + this, with a one-sided bootstrap-interval test under performance_alpha.
     performance_regression_tolerance: float = Field(default=0.1, ge=0, le=100)
+    #: The window a change of decision is recorded for, as a concept-drift run.
+    performance_decision_window: str = Field(default="day", pattern="^(hour|day|week)$")
 
     # Limits
     max_body_bytes: int = Field(default=1_048_576, gt=0)

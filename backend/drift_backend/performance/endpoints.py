@@ -14,7 +14,8 @@ from drift_backend.api.uploads import BatchRejected, read_table
 from drift_backend.auth.permissions import Level
 from drift_backend.context import AppContext
 from drift_backend.experiments.service import get_for
-from drift_backend.performance import service
+from drift_backend.performance import concept, service
+from drift_backend.performance.decisions import Tolerances
 from drift_backend.performance.schemas import (
     LabelsRecorded,
     Performance,
@@ -22,6 +23,7 @@ from drift_backend.performance.schemas import (
     Reference,
 )
 from drift_backend.performance.windows import Window
+from drift_backend.settings import Settings
 
 router = APIRouter(tags=["performance"])
 Model = Annotated[str, Query(min_length=1, max_length=256, description="the model's name")]
@@ -33,6 +35,20 @@ def _limits(context: AppContext) -> service.Limits:
     return service.Limits(
         max_rows=settings.performance_max_batch_rows,
         unlabelled_ttl_seconds=settings.performance_unlabelled_ttl_seconds,
+        tracking=tracking(settings),  # perfdecide
+    )
+
+
+def tracking(settings: Settings) -> concept.Tracking:
+    """perfdecide: how a batch's windows are decided again (the concept-drift runs)."""
+    return concept.Tracking(
+        window=Window(settings.performance_decision_window),
+        min_coverage=settings.performance_min_coverage,
+        tolerances=Tolerances(
+            settings.performance_tolerance,
+            settings.performance_regression_tolerance,
+            settings.performance_alpha,
+        ),
     )
 
 

@@ -30,7 +30,7 @@ from drift_backend.baselines.ingest import BatchError
 from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.events import service as events
 from drift_backend.events.schemas import EventType
-from drift_backend.performance import batches, cbpe, repository
+from drift_backend.performance import batches, cbpe, concept, repository
 from drift_backend.performance.batches import Task
 from drift_backend.performance.decisions import Tolerances, window_decisions
 from drift_backend.performance.metrics import (
@@ -126,6 +126,8 @@ class Rules:
 class Limits:
     max_rows: int
     unlabelled_ttl_seconds: float
+    #: perfdecide: how windows are decided after a batch (None: not at all).
+    tracking: concept.Tracking | None = None
 
 
 def _unknown_model(model: str) -> NotFound:
@@ -249,6 +251,8 @@ async def record_predictions(
         _add_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
     await repository.add_to_windows(db, experiment_id, model, increments)
     await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
+    if limits.tracking is not None:  # perfdecide: new predictions change coverage
+        await concept.decide_again(db, limits.tracking, doc, [int(h) for h in hours])
     return {
         "received": len(docs),
         "recorded": int(recorded.sum()),
@@ -330,7 +334,9 @@ async def record_labels(
         unknown.extend(wanted[key][0] for key in missing)
     # The windows once per batch: a window's update costs O(classes x score bins) whatever
     # the number of labels, so one per batch rather than one per chunk.
-    await _add_labels(db, doc, applied, counts)
+    hours = await _add_labels(db, doc, applied, counts)
+    if limits.tracking is not None:  # perfdecide
+        await concept.decide_again(db, limits.tracking, doc, hours)
     return {
         "received": len(rows.ids),
         **counts,
@@ -381,7 +387,8 @@ async def _label_chunk(
 
 async def _add_labels(
     db: Database, model_doc: Document, applied: list[Any], counts: dict[str, int]
-) -> None:
+) -> list[int]:
+    """Count the applied label writes into their windows; the hours changed."""
     rows: list[Labelled] = []
     for prediction, old, label, label_time in applied:
         time = prediction["time"].replace(tzinfo=None)
@@ -403,7 +410,7 @@ async def _add_labels(
             old_time = old["lt"].replace(tzinfo=None)
             rows.append(Labelled(**common, y_true=old["t"], lag=_lag(time, old_time), sign=-1))
     if not rows:
-        return
+        return []
     increments, lag_max = await asyncio.to_thread(
         label_increments,
         rows,
@@ -417,6 +424,7 @@ async def _add_labels(
     await _windows_changed(
         db, model_doc["experiment_id"], model_doc["model"], "labels", list(increments)
     )
+    return list(increments)
 
 
 # --- the labelled reference ----------------------------------------------------------------------
@@ -609,3 +617,4 @@ def _window(
 
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     await repository.delete_for_experiment(db, experiment_id)
+    await concept.delete_for_experiment(db, experiment_id)
