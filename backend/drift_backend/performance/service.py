@@ -615,6 +615,14 @@ def _window(
     }
 
 
+async def latest_decision(
+    db: Database, experiment_id: str, model: str, metric: str | None
+) -> tuple[str, Document] | None:
+    """perfdecide: the model's newest window with a definite decision on ``metric`` (None:
+    its main metric) and that metric — for the alert condition ``performance_degraded``."""
+    return await concept.latest(db, experiment_id, model, metric)
+
+
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     await repository.delete_for_experiment(db, experiment_id)
     await concept.delete_for_experiment(db, experiment_id)
