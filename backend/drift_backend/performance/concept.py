@@ -47,6 +47,7 @@ from drift_backend.performance.windows import (
     window_start,
 )
 from drift_backend.schemas import utcnow
+from drift_backend.settings import Settings
 from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import Database, Document
 
@@ -77,6 +78,19 @@ class Tracking:
     window: Window
     min_coverage: float
     tolerances: Tolerances
+
+
+def tracking(settings: Settings) -> Tracking:
+    """How a batch's windows are decided again, from the settings."""
+    return Tracking(
+        window=Window(settings.performance_decision_window),
+        min_coverage=settings.performance_min_coverage,
+        tolerances=Tolerances(
+            settings.performance_tolerance,
+            settings.performance_regression_tolerance,
+            settings.performance_alpha,
+        ),
+    )
 
 
 def main_metric(task: str) -> str:

@@ -15,7 +15,6 @@ from drift_backend.auth.permissions import Level
 from drift_backend.context import AppContext
 from drift_backend.experiments.service import get_for
 from drift_backend.performance import concept, service
-from drift_backend.performance.decisions import Tolerances
 from drift_backend.performance.schemas import (
     LabelsRecorded,
     Performance,
@@ -23,7 +22,6 @@ from drift_backend.performance.schemas import (
     Reference,
 )
 from drift_backend.performance.windows import Window
-from drift_backend.settings import Settings
 
 router = APIRouter(tags=["performance"])
 Model = Annotated[str, Query(min_length=1, max_length=256, description="the model's name")]
@@ -35,20 +33,7 @@ def _limits(context: AppContext) -> service.Limits:
     return service.Limits(
         max_rows=settings.performance_max_batch_rows,
         unlabelled_ttl_seconds=settings.performance_unlabelled_ttl_seconds,
-        tracking=tracking(settings),  # perfdecide
-    )
-
-
-def tracking(settings: Settings) -> concept.Tracking:
-    """perfdecide: how a batch's windows are decided again (the concept-drift runs)."""
-    return concept.Tracking(
-        window=Window(settings.performance_decision_window),
-        min_coverage=settings.performance_min_coverage,
-        tolerances=Tolerances(
-            settings.performance_tolerance,
-            settings.performance_regression_tolerance,
-            settings.performance_alpha,
-        ),
+        tracking=concept.tracking(settings),  # perfdecide
     )
 
 

@@ -30,7 +30,7 @@ from drift_backend.baselines.ingest import BatchError
 from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.events import service as events
 from drift_backend.events.schemas import EventType
-from drift_backend.performance import batches, cbpe, concept, repository
+from drift_backend.performance import batches, cbpe, concept, recount, repository
 from drift_backend.performance.batches import Task
 from drift_backend.performance.decisions import Tolerances, window_decisions
 from drift_backend.performance.metrics import (
@@ -235,6 +235,8 @@ async def record_predictions(
         if proba is not None:
             item["p"] = proba[i].tolist()
         docs.append(item)
+    # perfdecide: marked until its windows are written (a crash in between is recounted).
+    marker = await recount.mark(db, doc["_id"])
     duplicates: set[int] = set()
     # In chunks: each write is one database operation, bounded by the operation timeout.
     for start in range(0, len(docs), WRITE_CHUNK):
@@ -250,6 +252,7 @@ async def record_predictions(
     if proba is not None and len(doc["classes"]) == 2:
         _add_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
     await repository.add_to_windows(db, experiment_id, model, increments)
+    await recount.unmark(db, doc["_id"], marker)
     await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
     if limits.tracking is not None:  # perfdecide: new predictions change coverage
         await concept.decide_again(db, limits.tracking, doc, [int(h) for h in hours])
@@ -324,6 +327,8 @@ async def record_labels(
     counts = {"labelled": 0, "changed": 0, "unchanged": 0}
     unknown: list[str] = []
     applied: list[Any] = []
+    # perfdecide: marked until its windows are written (a crash in between is recounted).
+    marker = await recount.mark(db, doc["_id"])
     for start in range(0, len(rows.ids), LABEL_CHUNK):
         wanted: dict[str, tuple[str, Any, datetime]] = {}
         for i in range(start, min(start + LABEL_CHUNK, len(rows.ids))):
@@ -335,6 +340,7 @@ async def record_labels(
     # The windows once per batch: a window's update costs O(classes x score bins) whatever
     # the number of labels, so one per batch rather than one per chunk.
     hours = await _add_labels(db, doc, applied, counts)
+    await recount.unmark(db, doc["_id"], marker)
     if limits.tracking is not None:  # perfdecide
         await concept.decide_again(db, limits.tracking, doc, hours)
     return {
@@ -613,6 +619,11 @@ def _window(
         "decisions": decisions,
         "estimated": estimated,
     }
+
+
+async def model_names(db: Database, experiment_id: str) -> list[str]:
+    """perfdecide: the experiment's models with predictions or a reference."""
+    return [doc["model"] for doc in await repository.list_models(db, experiment_id)]
 
 
 async def latest_decision(
