@@ -67,8 +67,10 @@ LENGTH = {
 #: Tags of the runs made here (a dashboard filter; the ``origin`` field is what counts).
 RUN_TAGS = ["performance"]
 _RUN_IDS = uuid.UUID("6b6f3a52-58a4-4c1b-9d36-2f5b1f0d4a11")
-#: The summed fields of a stored hour a decision needs.
+#: The summed fields of a stored hour a decision needs: counts, the confusion matrix, the
+#: regression sums — not the score histograms, which make a many-class hour large.
 _FIELDS = ("n_pred", "n_lab", "s")
+_PROJECTION = dict.fromkeys(("n_pred", "n_lab", "s.cm", "s.n", "s.a", "s.s", "s.q"), 1)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,11 @@ async def _decide_window(
     experiment_id, model = model_doc["experiment_id"], model_doc["model"]
     end = start + LENGTH[tracking.window]
     stats: Stats = {}
-    for hour in await repository.read_windows(db, experiment_id, model, start, end):
+    cursor = db[repository.WINDOWS].find(
+        {"experiment_id": experiment_id, "model": model, "start": {"$gte": start, "$lt": end}},
+        _PROJECTION,
+    )
+    async for hour in cursor:
         add_into(stats, {k: v for k, v in hour.items() if k in _FIELDS}, stored=True)
     n_pred, n_lab = int(stats.get("n_pred", 0)), int(stats.get("n_lab", 0))
     complete = n_pred > 0 and n_lab / n_pred >= tracking.min_coverage
