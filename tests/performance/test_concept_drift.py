@@ -137,5 +137,16 @@ async def test_a_degraded_window_is_a_concept_drift_run(api: Api) -> None:
         assert metric == "accuracy"
         assert doc["start"] == start
         assert doc["state"]["accuracy"] is False
+        # A writer that died between its decision and its run: the tick writes the run.
+        await db.performance_decisions.update_one(
+            {"_id": doc["_id"]},
+            {"$set": {"pending_run": "lost-run", "updated_at": DAY}},
+        )
+        assert await concept.record_pending(db, datetime.now(UTC)) == 1
+        assert await concept.record_pending(db, datetime.now(UTC)) == 0
+        r = await api.request("GET", f"{base}/drift/lost-run", "alice")
+        assert r.status_code == 200, r.text
+        assert r.json()["concept_drift"]["drift"] is False
+        assert r.json()["concept_drift"]["parameters"]["window"]["start"] == start.isoformat()
     finally:
         await client.close()

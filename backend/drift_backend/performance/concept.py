@@ -126,29 +126,15 @@ async def _decide_window(
 ) -> None:
     experiment_id, model = model_doc["experiment_id"], model_doc["model"]
     end = start + LENGTH[tracking.window]
-    stats: Stats = {}
-    cursor = db[repository.WINDOWS].find(
-        {"experiment_id": experiment_id, "model": model, "start": {"$gte": start, "$lt": end}},
-        _PROJECTION,
-    )
-    async for hour in cursor:
-        add_into(stats, {k: v for k, v in hour.items() if k in _FIELDS}, stored=True)
-    n_pred, n_lab = int(stats.get("n_pred", 0)), int(stats.get("n_lab", 0))
-    complete = n_pred > 0 and n_lab / n_pred >= tracking.min_coverage
-    decisions = window_decisions(
-        model_doc["task"] == "regression",
-        model_doc["classes"],
-        stats.get("s", {}),
-        reference,
-        complete,
-        tracking.tolerances,
-    )
-    definite = {name: d.degraded for name, d in decisions.items() if d.degraded is not None}
-    if not definite:
-        return
     key = _key(experiment_id, model, tracking.window, start)
     for _ in range(TRIES):
+        # The decision document before the sums: a batch that wrote a newer decision did so
+        # from sums read before this read, so these are at least as new (no stale overwrite).
         doc = await db[DECISIONS].find_one({"_id": key})
+        decisions = await _decide(db, tracking, model_doc, reference, start, end)
+        definite = {name: d.degraded for name, d in decisions.items() if d.degraded is not None}
+        if not definite:
+            return
         old: dict[str, bool] = dict(doc["state"]) if doc else {}
         new = {**old, **definite}
         if new == old:
@@ -183,11 +169,9 @@ async def _decide_window(
                 continue  # decided first by another batch: look again
             doc = {"_id": key, "experiment_id": experiment_id, "model": model, "start": start}
         else:
-            update: Document = {"$set": {**fields, **pending}}
-            if not pending:
-                update["$unset"] = {"pending_run": ""}
+            # A run still pending from an earlier change stays pending (the tick writes it).
             written = await db[DECISIONS].update_one(
-                {"_id": key, "version": doc["version"]}, update
+                {"_id": key, "version": doc["version"]}, {"$set": {**fields, **pending}}
             )
             if not written.modified_count:
                 continue
@@ -196,6 +180,37 @@ async def _decide_window(
                 db, {**doc, **fields, **pending, "window": str(tracking.window), "end": end}
             )
         return
+
+
+async def _decide(
+    db: Database,
+    tracking: Tracking,
+    model_doc: Document,
+    reference: Stats,
+    start: datetime,
+    end: datetime,
+) -> dict[str, Decision]:
+    """The window's decisions now, from its hours' counts and sums."""
+    stats: Stats = {}
+    cursor = db[repository.WINDOWS].find(
+        {
+            "experiment_id": model_doc["experiment_id"],
+            "model": model_doc["model"],
+            "start": {"$gte": start, "$lt": end},
+        },
+        _PROJECTION,
+    )
+    async for hour in cursor:
+        add_into(stats, {k: v for k, v in hour.items() if k in _FIELDS}, stored=True)
+    n_pred, n_lab = int(stats.get("n_pred", 0)), int(stats.get("n_lab", 0))
+    return window_decisions(
+        model_doc["task"] == "regression",
+        model_doc["classes"],
+        stats.get("s", {}),
+        reference,
+        n_pred > 0 and n_lab / n_pred >= tracking.min_coverage,
+        tracking.tolerances,
+    )
 
 
 def _run_id(key: str, version: int) -> str:
@@ -208,7 +223,8 @@ def concept_drift(doc: Document) -> dict[str, Any]:
     state: dict[str, bool] = doc["state"]
     decisions: dict[str, dict[str, Any]] = doc["decisions"]
     degraded = [name for name, value in state.items() if value]
-    metric = degraded[0] if degraded else doc["changed"][0]
+    changed = list(doc.get("changed") or [])
+    metric = degraded[0] if degraded else (changed or [doc.get("main", "accuracy")])[0]
     shown = decisions.get(metric) or Decision(None, metric).as_dict()
     return {
         "drift": bool(degraded),
@@ -225,7 +241,7 @@ def concept_drift(doc: Document) -> dict[str, Any]:
                 "end": doc["end"].isoformat(),
             },
             "degraded_metrics": degraded,
-            "changed_metrics": list(doc["changed"]),
+            "changed_metrics": changed,
             "decisions": decisions,
         },
     }
