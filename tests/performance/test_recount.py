@@ -97,10 +97,14 @@ async def _windows(api: Api, exp: str, model: str) -> list[dict[str, Any]]:
     return list(r.json()["windows"])
 
 
-async def _crash_labels(db: Database, exp: str, model: str, ids: list[str], y: list[int]) -> None:
+async def _crash_labels(db: Database, exp: str, model: str, ids: list[str], y: list[Any]) -> None:
     """What record_labels does up to its window increments, and then no more."""
     await recount.mark(db, repository.model_key(exp, model))
-    keys = {repository.prediction_key(exp, model, i): str(v) for i, v in zip(ids, y, strict=True)}
+    # Labels as the service stores them: classification ones as strings, regression floats.
+    keys = {
+        repository.prediction_key(exp, model, i): v if isinstance(v, float) else str(v)
+        for i, v in zip(ids, y, strict=True)
+    }
     found = await repository.find_predictions(db, list(keys))
     updates = []
     for prediction in found:
@@ -233,3 +237,41 @@ async def test_the_recount_command(api: Api, db: Database, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     assert "m: recounted: 40 predictions, 40 labelled" in result.output
     assert sum(w["n_labelled"] for w in await _windows(api, exp, "m")) == 40
+
+
+async def test_a_regression_model_is_recounted_too(api: Api, db: Database) -> None:
+    await api.register("alice")
+    exp = (await api.experiment("alice"))["id"]
+    rng = np.random.default_rng(2)
+    n = 200
+    ids = [f"r{i}" for i in range(n)]
+    y = rng.normal(50, 5, n)
+    pred = y + rng.normal(0, 2, n)
+    when = pa.array(
+        [DAY + timedelta(hours=int(h)) for h in rng.integers(0, 20, n)],
+        pa.timestamp("ms", tz="UTC"),
+    )
+    labelled = pa.array([LABELLED_AT] * n, pa.timestamp("ms", tz="UTC"))
+    for model in ("whole", "m"):
+        await _post(
+            api, exp, model, "/predictions", pa.table({"id": ids, "y_pred": pred, "time": when})
+        )
+    await _post(
+        api, exp, "whole", "/ground-truth", pa.table({"id": ids, "y_true": y, "time": labelled})
+    )
+    await _post(
+        api,
+        exp,
+        "m",
+        "/ground-truth",
+        pa.table({"id": ids[:100], "y_true": y[:100], "time": labelled[:100]}),
+    )
+    await _crash_labels(db, exp, "m", ids[100:], y[100:].tolist())
+    [done] = await recount.recount_stale(db, grace_seconds=0.0)
+    assert (done.predictions, done.labelled) == (n, n)
+    [mine] = await _windows(api, exp, "m")
+    [batch] = await _windows(api, exp, "whole")
+    assert mine["n_labelled"] == batch["n_labelled"] == n
+    for name, metric in batch["metrics"].items():
+        assert mine["metrics"][name]["value"] == pytest.approx(metric["value"]), name
+    assert mine["metrics"]["rmse"]["value"] == pytest.approx(skm.root_mean_squared_error(y, pred))
