@@ -38,6 +38,7 @@ from drift_backend.performance.decisions import (
     Tolerances,
     window_decisions,
 )
+from drift_backend.performance.repository import WINDOWS
 from drift_backend.performance.windows import (
     Stats,
     Window,
@@ -192,7 +193,7 @@ async def _decide(
 ) -> dict[str, Decision]:
     """The window's decisions now, from its hours' counts and sums."""
     stats: Stats = {}
-    cursor = db[repository.WINDOWS].find(
+    cursor = db[WINDOWS].find(
         {
             "experiment_id": model_doc["experiment_id"],
             "model": model_doc["model"],

@@ -37,6 +37,7 @@ from pymongo import ReturnDocument
 
 from drift_backend.performance import concept, repository
 from drift_backend.performance.metrics import AUC_BINS, class_order
+from drift_backend.performance.repository import MODELS, PREDICTIONS, WINDOWS
 from drift_backend.performance.windows import (
     Labelled,
     escape,
@@ -64,7 +65,7 @@ PREDICTION_FIELDS = ("n_pred", "e")
 async def mark(db: Database, model_key: str) -> str:
     """A batch of ``model_key`` begins writing; the marker's id, for :func:`unmark`."""
     marker = uuid.uuid4().hex
-    await db[repository.MODELS].update_one(
+    await db[MODELS].update_one(
         {"_id": model_key},
         {"$push": {"pending": {"id": marker, "at": utcnow()}}, "$inc": {"batches": 1}},
     )
@@ -73,9 +74,7 @@ async def mark(db: Database, model_key: str) -> str:
 
 async def unmark(db: Database, model_key: str, marker: str) -> None:
     """The batch's windows are written."""
-    await db[repository.MODELS].update_one(
-        {"_id": model_key}, {"$pull": {"pending": {"id": marker}}}
-    )
+    await db[MODELS].update_one({"_id": model_key}, {"$pull": {"pending": {"id": marker}}})
 
 
 # --- one recount -----------------------------------------------------------------------------
@@ -196,7 +195,7 @@ async def recount(
     and replace them; then clear the markers that were there when it began. A marker newer
     than ``in_flight_after`` is a batch still writing: then nothing is done (``busy``)."""
     key = repository.model_key(experiment_id, model)
-    doc = await db[repository.MODELS].find_one({"_id": key})
+    doc = await db[MODELS].find_one({"_id": key})
     if doc is None:
         return Recounted(experiment_id, model, 0, 0, 0, False)
     began = doc.get("batches", 0)
@@ -207,7 +206,7 @@ async def recount(
     totals = _Totals(doc)
     # The model's predictions by their _id prefix: the primary index serves the range.
     prefix = f"{key}:"
-    cursor = db[repository.PREDICTIONS].find(
+    cursor = db[PREDICTIONS].find(
         {"_id": {"$gte": prefix, "$lt": prefix[:-1] + ";"}},
         {"time": 1, "y": 1, "p": 1, "t": 1, "lt": 1},
         batch_size=READ_CHUNK,
@@ -222,7 +221,7 @@ async def recount(
         totals.add(chunk)
     stored = {
         int(h["_id"].rsplit(":", 1)[1]): h
-        async for h in db[repository.WINDOWS].find({"experiment_id": experiment_id, "model": model})
+        async for h in db[WINDOWS].find({"experiment_id": experiment_id, "model": model})
     }
     hours = sorted(set(stored) | set(totals.predicted) | set(totals.labelled))
     for hour in hours:
@@ -230,15 +229,13 @@ async def recount(
             stored.get(hour), totals.predicted.get(hour, {}), totals.labelled.get(hour, {})
         )
         new.update({"experiment_id": experiment_id, "model": model, "start": hour_start(hour)})
-        await db[repository.WINDOWS].replace_one(
+        await db[WINDOWS].replace_one(
             {"_id": repository.window_key(experiment_id, model, hour)}, new, upsert=True
         )
-    after = await db[repository.MODELS].find_one({"_id": key})
+    after = await db[MODELS].find_one({"_id": key})
     raced = after is not None and after.get("batches", 0) != began
     if not raced and markers:
-        await db[repository.MODELS].update_one(
-            {"_id": key}, {"$pull": {"pending": {"id": {"$in": markers}}}}
-        )
+        await db[MODELS].update_one({"_id": key}, {"$pull": {"pending": {"id": {"$in": markers}}}})
     if tracking is not None and hours:
         await concept.decide_again(db, tracking, doc, hours)
     return Recounted(
@@ -259,7 +256,7 @@ async def recount_stale(
     done: list[Recounted] = []
     cutoff = now - timedelta(seconds=grace_seconds)
     while True:
-        claimed = await db[repository.MODELS].find_one_and_update(
+        claimed = await db[MODELS].find_one_and_update(
             {
                 "pending.at": {"$lt": cutoff},
                 "_id": {"$nin": [repository.model_key(r.experiment_id, r.model) for r in done]},
@@ -276,9 +273,7 @@ async def recount_stale(
             )
             done.append(found)
         finally:
-            await db[repository.MODELS].update_one(
-                {"_id": claimed["_id"]}, {"$unset": {"recount_until": ""}}
-            )
+            await db[MODELS].update_one({"_id": claimed["_id"]}, {"$unset": {"recount_until": ""}})
 
 
 def periodic(settings: Settings) -> Callable[[Database], Awaitable[list[Recounted]]]:
