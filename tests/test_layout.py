@@ -52,6 +52,7 @@ OWNERS: dict[str, str] = {
     "predictions": "performance",
     "performance_windows": "performance",
     "performance_models": "performance",
+    "performance_decisions": "performance",  # perfdecide part: decided windows
     # dashboard part: the dashboard's server-side sessions (frontend/drift_dashboard/sessions.py)
     "dashboard_sessions": DASHBOARD_OWNER,
     # Alerts, rules part.

@@ -127,6 +127,57 @@ def rebuild_run_counts(experiment: str | None) -> None:
     click.echo(f"rebuilt {asyncio.run(run())} hourly run-count documents")
 
 
+@main.command("recount-performance")
+@click.option("--experiment", required=True, help="The experiment's id.")
+@click.option("--model", default=None, help="Only this model (default: all of its models).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Recount even while a batch looks in flight (a marker younger than the grace).",
+)
+def recount_performance(experiment: str, model: str | None, force: bool) -> None:
+    """Recompute a model's performance windows from its stored predictions and labels (a
+    repair for batches that died between their writes and their window updates)."""
+    import asyncio
+    from datetime import timedelta
+
+    from drift_backend.performance import concept, recount, service
+    from drift_backend.schemas import utcnow
+    from drift_backend.store.database import connect
+
+    settings = load_settings()
+
+    async def run() -> list[recount.Recounted]:
+        client = connect(settings.mongodb_url.get_secret_value())
+        try:
+            db = client[settings.mongodb_database]
+            models = [model] if model else await service.model_names(db, experiment)
+            quiet = utcnow() - timedelta(seconds=settings.performance_recount_grace_seconds)
+            return [
+                await recount.recount(
+                    db,
+                    experiment,
+                    name,
+                    concept.tracking(settings),
+                    in_flight_after=None if force else quiet,
+                )
+                for name in models
+            ]
+        finally:
+            await client.close()
+
+    for done in asyncio.run(run()):
+        state = (
+            "busy (a batch is writing; try again, or --force)"
+            if done.busy
+            else ("raced with a batch: run it again" if done.raced else "recounted")
+        )
+        click.echo(
+            f"{done.model}: {state}: {done.predictions} predictions, {done.labelled} labelled, "
+            f"{done.hours} hours"
+        )
+
+
 @main.command("dev-token")
 @click.argument("user")
 @click.option("--data-dir", default=".data", show_default=True, type=click.Path(path_type=Path))

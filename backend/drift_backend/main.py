@@ -42,6 +42,7 @@ from drift_backend.metrics import endpoints as metrics
 from drift_backend.metrics.http import HttpMetrics
 from drift_backend.notify.endpoints import router as notify_router
 from drift_backend.performance.endpoints import router as performance_router
+from drift_backend.performance.recount import periodic as performance_periodic
 from drift_backend.settings import Settings
 from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import connect, ensure_indexes
@@ -60,7 +61,15 @@ def job_kinds() -> Mapping[str, JobKind]:
 
 def worker_periodic(settings: Settings) -> list[Periodic]:
     """What every worker does on a clock besides its jobs: the alerts' tick."""
-    return [Periodic("alerts tick", settings.alerts_tick_seconds, alerts_tick)]
+    return [
+        Periodic("alerts tick", settings.alerts_tick_seconds, alerts_tick),
+        # perfdecide: recount windows a dead batch left uncounted; write pending decisions.
+        Periodic(
+            "performance tick",
+            settings.performance_tick_seconds,
+            performance_periodic(settings),
+        ),
+    ]
 
 
 async def _create_indexes(context: AppContext) -> None:

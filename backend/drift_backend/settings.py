@@ -185,6 +185,16 @@ class Settings(BaseSettings):
     #: than this, with a one-sided two-proportion test's p-value under the alpha below.
     performance_tolerance: float = Field(default=0.02, ge=0, le=1)
     performance_alpha: float = Field(default=0.05, gt=0, lt=1)
+    # Performance decisions (perfdecide part; docs/performance.md "Degraded windows")
+    #: A regression window is degraded when its MAE (RMSE) exceeds the reference's times
+    #: 1 + this, with a one-sided bootstrap-interval test under performance_alpha.
+    performance_regression_tolerance: float = Field(default=0.1, ge=0, le=100)
+    #: The window a change of decision is recorded for, as a concept-drift run.
+    performance_decision_window: str = Field(default="day", pattern="^(hour|day|week)$")
+    #: A batch still marked as writing after this long died: its model is recounted.
+    performance_recount_grace_seconds: float = Field(default=600.0, gt=0)
+    #: How often each worker looks for such models (and decisions whose run is unwritten).
+    performance_tick_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     # Limits
     max_body_bytes: int = Field(default=1_048_576, gt=0)

@@ -72,6 +72,11 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "performance_models": [
         ((("experiment_id", ASC), ("model", ASC)), False),  # an experiment's models
     ],
+    # perfdecide part
+    "performance_decisions": [
+        ((("experiment_id", ASC), ("model", ASC), ("start", ASC)), False),  # newest decided
+        ((("pending_run", ASC),), False),  # decisions whose run is not written yet (sparse)
+    ],
     "notifications": [
         # an experiment's delivery log, newest first
         ((("experiment_id", ASC), ("created_at", DESC), ("_id", DESC)), False),

@@ -1,7 +1,8 @@
 """What a finished run says about a rule's condition: ``observe(rule, run, report)``.
 
 Pure: the run as ``drifts/`` stores it and, for a server check, its report as ``checks/``
-stores it. ``None`` means the run says nothing about the condition (out of the rule's scope,
+stores it; for ``performance_degraded``, the model's newest decided window as
+``performance/`` keeps it. ``None`` means the run says nothing about the condition (out of the rule's scope,
 or a drift condition on a run without results, such as a failed one): it neither counts
 towards ``for_runs`` nor breaks a streak.
 """
@@ -150,15 +151,55 @@ def _run_failed(run: Run) -> tuple[bool, Detail]:
     )
 
 
-def observe(rule: Mapping[str, Any], run: Run, report: Report | None) -> Observation | None:
-    """The rule's condition on ``run`` (finished), or None when the run says nothing of it."""
+# --- perfdecide: performance below threshold ---------------------------------------------------
+
+#: ``origin`` of the runs the server makes from performance decisions (drifts.service).
+PERFORMANCE_ORIGIN = "performance"
+#: The model's newest decided window: (metric, its decision document), or None.
+Decided = tuple[str, Mapping[str, Any]] | None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _performance(run: Run, decided: Decided) -> tuple[bool, Detail] | None:
+    if decided is None:
+        return None
+    metric, window = decided
+    holds = bool(window["state"][metric])
+    shown: Mapping[str, Any] = (window.get("decisions") or {}).get(metric) or {}
+    values = {k: _number(shown.get(k)) for k in ("value", "reference", "threshold", "p_value")}
+    present = {k: v for k, v in values.items() if v is not None}
+    where = f"the {window['window']} from {window['start'].isoformat()}"
+    if holds and "value" in present and "reference" in present:
+        summary = (
+            f"{metric} degraded in {where}: {present['value']:.4g} against the reference's "
+            f"{present['reference']:.4g} (p = {present.get('p_value', float('nan')):.2g})"
+        )
+    else:
+        summary = f"{metric} {'degraded' if holds else 'not degraded'} in {where}"
+    return holds, Detail(summary=summary, run_id=run["_id"], values=present)
+
+
+def observe(
+    rule: Mapping[str, Any], run: Run, report: Report | None, decided: Decided = None
+) -> Observation | None:
+    """The rule's condition on ``run`` (finished), or None when the run says nothing of it.
+    ``decided``: for ``performance_degraded``, the model's newest decided window."""
     if not in_scope(rule, run) or run.get("job_status") not in ("Completed", "Failed"):
         return None
     condition = rule["condition"]
     kind = condition["type"]
     failed = run.get("job_status") == "Failed"
     found: tuple[bool, Detail] | None
-    if kind == "run_failed":
+    # A run the server made from a performance decision speaks of that alone, and only
+    # such runs speak of it.
+    if (kind == "performance_degraded") != (run.get("origin") == PERFORMANCE_ORIGIN):
+        return None
+    if kind == "performance_degraded":
+        found = _performance(run, decided)
+    elif kind == "run_failed":
         found = _run_failed(run)
     elif kind == "no_run":
         # Any finished run resets the dead man's switch.

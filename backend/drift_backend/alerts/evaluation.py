@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from drift_backend.alerts import repository
-from drift_backend.alerts.conditions import in_scope, observe
+from drift_backend.alerts.conditions import PERFORMANCE_ORIGIN, Decided, in_scope, observe
 from drift_backend.alerts.groups import from_doc, group_id, to_fields
 from drift_backend.alerts.schemas import DRIFT_CONDITIONS
 from drift_backend.alerts.service import new_group_doc, silence_matches
@@ -34,6 +34,7 @@ from drift_backend.jobs.handlers import JobKind, WorkerContext
 from drift_backend.jobs.queue import Claim
 from drift_backend.notify import service as notify
 from drift_backend.notify.message import AlertMessage, FeatureAlert
+from drift_backend.performance import service as performance
 from drift_backend.schemas import utcnow
 from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import Database, Document
@@ -235,8 +236,17 @@ async def evaluate_run(db: Database, run_id: str) -> None:
     needs_report = any(r["condition"]["type"] in _REPORT_CONDITIONS for r in rules)
     report = await checks.get_report(db, run_id) if needs_report else None
     lookups = _Lookups(db, run["experiment_id"])
+    decided: dict[str | None, Decided] = {}
     for rule in rules:
-        observation = observe(rule, run, report)
+        condition = rule["condition"]
+        if condition["type"] == "performance_degraded" and run.get("origin") == PERFORMANCE_ORIGIN:
+            # perfdecide: what the model's newest decided window says now.
+            metric = condition.get("metric")
+            if metric not in decided:
+                decided[metric] = await performance.latest_decision(
+                    db, run["experiment_id"], run["model"], metric
+                )
+        observation = observe(rule, run, report, decided.get(condition.get("metric")))
         if observation is not None:
             await _apply(db, rule, run, observation, lookups)
 

@@ -66,8 +66,17 @@ class NoRun(RequestModel):
     within_seconds: float = Field(ge=1, le=90 * DAY)
 
 
+class PerformanceDegraded(RequestModel):
+    """perfdecide: the model's newest decided performance window is degraded on ``metric``
+    (null: the model's main one, accuracy or MAE; docs/performance.md)."""
+
+    type: Literal["performance_degraded"]
+    metric: Literal["accuracy", "precision", "recall", "mae", "rmse"] | None = None
+
+
 Condition = Annotated[
-    DatasetDrift | FeatureDrift | Violations | RunFailed | NoRun, Field(discriminator="type")
+    DatasetDrift | FeatureDrift | Violations | RunFailed | NoRun | PerformanceDegraded,
+    Field(discriminator="type"),
 ]
 DRIFT_CONDITIONS = frozenset({"dataset_drift", "feature_drift"})
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from drift_backend.alerts import trigger as alerts
 from drift_backend.charts import run_counts
@@ -127,6 +128,58 @@ async def create(
     await events.run_event(db, EventType.run_created, doc)
     if JobStatus(doc["job_status"]).terminal:  # reported already finished
         await _finished(db, doc)
+    return doc
+
+
+# --- perfdecide: concept drift found by performance monitoring ----------------------------------
+
+#: ``origin`` of the runs the server makes from a performance decision (not a client's job).
+PERFORMANCE_ORIGIN = "performance"
+
+
+async def record_concept_drift(
+    db: Database,
+    experiment_id: str,
+    model: str,
+    run_id: str,
+    concept_drift: dict[str, Any],
+    tags: list[str],
+) -> dict[str, Any]:
+    """A finished run of the server's own that carries ``concept_drift`` (``{drift,
+    parameters}``) and no data drift: a window of ``model`` became degraded or recovered
+    (``performance/concept.py``). ``run_id`` is chosen by the caller from the decision, so a
+    retried write finds the run made before and only re-announces it."""
+    now = utcnow()
+    drift = bool(concept_drift["drift"])
+    doc = {
+        "_id": run_id,
+        "experiment_id": experiment_id,
+        "schema_version": SCHEMA_VERSION,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": now,
+        "created_by": None,
+        "origin": PERFORMANCE_ORIGIN,
+        "job_status": JobStatus.Completed,
+        "model": model,
+        "tags": tags,
+        "drift_detected": drift,
+        "parameters": {},
+        "concept_drift": {"drift": drift, "parameters": concept_drift.get("parameters", {})},
+        "data_drift": None,
+        "error": None,
+    }
+    try:
+        await db.drifts.insert_one(doc)
+    except DuplicateKeyError:
+        found = await db.drifts.find_one({"_id": run_id})
+        if found is None:  # deleted meanwhile: nothing to announce
+            return doc
+        await alerts.run_finished(db, found)  # queued once (its job id is the run's)
+        return found
+    await run_counts.record_created(db, doc)
+    await events.run_event(db, EventType.run_created, doc)
+    await _finished(db, doc)
     return doc
 
 

@@ -16,6 +16,8 @@ class EventType(StrEnum):
     check_finished = "check.finished"
     # perfmon part: predictions or labels changed some windows of a model (no run: run_id "").
     performance_window_updated = "performance.window_updated"
+    # perfdecide part: a window's degraded decision changed; run_id is the concept-drift run.
+    performance_decision_changed = "performance.decision_changed"
 
 
 class Event(BaseModel):
@@ -32,6 +34,8 @@ class Event(BaseModel):
             "Runs: `status`, `drift_detected`, `concept_drift`, `data_drift`. Checks: "
             "`status`, `drift_detected`, `drifted_features` (a count), `n_tested`, "
             "`violations`. Performance windows: `cause` (`predictions` or `labels`), `hours` "
-            "(the starts of the hours changed, at most 100), `n_hours`."
+            "(the starts of the hours changed, at most 100), `n_hours`. Performance decisions: "
+            "`window` (`length`, `start`, `end`), `degraded`, `degraded_metrics`, "
+            "`changed_metrics`."
         )
     )

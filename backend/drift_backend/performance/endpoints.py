@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime
 
 from drift_backend.api.deps import CallerDep, ContextDep
 from drift_backend.api.responses import data_upload, errors
@@ -14,16 +14,15 @@ from drift_backend.api.uploads import BatchRejected, read_table
 from drift_backend.auth.permissions import Level
 from drift_backend.context import AppContext
 from drift_backend.experiments.service import get_for
-from drift_backend.performance import repository, service
-from drift_backend.performance.batches import Task
+from drift_backend.performance import concept, repository, service
 from drift_backend.performance.schemas import (
     LabelsRecorded,
     Performance,
+    PerformanceModels,
     PredictionsRecorded,
     Reference,
 )
 from drift_backend.performance.windows import Window
-from drift_backend.schemas import Timestamp
 
 router = APIRouter(tags=["performance"])
 Model = Annotated[str, Query(min_length=1, max_length=256, description="the model's name")]
@@ -35,6 +34,7 @@ def _limits(context: AppContext) -> service.Limits:
     return service.Limits(
         max_rows=settings.performance_max_batch_rows,
         unlabelled_ttl_seconds=settings.performance_unlabelled_ttl_seconds,
+        tracking=concept.tracking(settings),  # perfdecide
     )
 
 
@@ -127,24 +127,9 @@ async def get_performance(
             min_coverage=context.settings.performance_min_coverage,
             tolerance=context.settings.performance_tolerance,
             alpha=context.settings.performance_alpha,
+            regression_tolerance=context.settings.performance_regression_tolerance,
         ),
     )
-
-
-# --- perfpage part: the models a dashboard can pick -----------------------------------------
-# Answer models kept here rather than in schemas.py: this part adds only this route.
-
-
-class PerformanceModel(BaseModel):
-    model: str
-    task: Task
-    classes: list[str] = Field(description="probability classes, in the model's order")
-    reference: bool = Field(description="a labelled reference was uploaded")
-    created_at: Timestamp
-
-
-class PerformanceModels(BaseModel):
-    items: list[PerformanceModel] = Field(description="by model name")
 
 
 @router.get(EXP + "/performance/models", response_model=PerformanceModels, responses=errors(404))

@@ -60,6 +60,11 @@ class Decision(BaseModel):
     metric: str
     p_value: float | None = None
     reason: str | None = Field(default=None, description="why there is no decision")
+    value: float | None = Field(default=None, description="the window's metric")
+    reference: float | None = Field(default=None, description="the reference's metric")
+    threshold: float | None = Field(
+        default=None, description="the tolerated level the window is tested against"
+    )
 
 
 class Estimate(BaseModel):
@@ -86,7 +91,11 @@ class PerformanceWindow(BaseModel):
     label_lag: LabelLag
     metrics: dict[str, MetricValue]
     confusion_matrix: ConfusionMatrix | None = None
-    decision: Decision
+    decision: Decision = Field(description="the main decision: accuracy, or MAE (regression)")
+    decisions: dict[str, Decision] = Field(
+        default_factory=dict,
+        description="every metric decided on: accuracy, precision, recall (binary); mae, rmse",
+    )
     estimated: Estimated | None = None
 
 
@@ -101,3 +110,15 @@ class Performance(BaseModel):
     min_coverage: float
     reference: Reference | None
     windows: list[PerformanceWindow] = Field(description="windows with predictions, in order")
+
+
+class PerformanceModel(BaseModel):
+    model: str
+    task: Task
+    classes: list[str] = Field(description="probability classes, in the model's order")
+    reference: bool = Field(description="a labelled reference was uploaded")
+    created_at: Timestamp
+
+
+class PerformanceModels(BaseModel):
+    items: list[PerformanceModel] = Field(description="by model name")

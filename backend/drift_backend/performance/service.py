@@ -30,15 +30,14 @@ from drift_backend.baselines.ingest import BatchError
 from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.events import service as events
 from drift_backend.events.schemas import EventType
-from drift_backend.performance import batches, cbpe, repository
+from drift_backend.performance import batches, cbpe, concept, recount, repository
 from drift_backend.performance.batches import Task
-from drift_backend.performance.decisions import Decision, below_reference
+from drift_backend.performance.decisions import Tolerances, window_decisions
 from drift_backend.performance.metrics import (
     AUC_BINS,
     Metric,
     class_order,
     classification_metrics,
-    confusion,
     regression_metrics,
 )
 from drift_backend.performance.windows import (
@@ -119,12 +118,16 @@ class Rules:
     min_coverage: float
     tolerance: float
     alpha: float
+    #: perfdecide: relative, for regression errors (MAE, RMSE).
+    regression_tolerance: float = 0.1
 
 
 @dataclass(frozen=True)
 class Limits:
     max_rows: int
     unlabelled_ttl_seconds: float
+    #: perfdecide: how windows are decided after a batch (None: not at all).
+    tracking: concept.Tracking | None = None
 
 
 def _unknown_model(model: str) -> NotFound:
@@ -232,6 +235,8 @@ async def record_predictions(
         if proba is not None:
             item["p"] = proba[i].tolist()
         docs.append(item)
+    # perfdecide: marked until its windows are written (a crash in between is recounted).
+    marker = await recount.mark(db, doc["_id"])
     duplicates: set[int] = set()
     # In chunks: each write is one database operation, bounded by the operation timeout.
     for start in range(0, len(docs), WRITE_CHUNK):
@@ -247,7 +252,10 @@ async def record_predictions(
     if proba is not None and len(doc["classes"]) == 2:
         _add_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
     await repository.add_to_windows(db, experiment_id, model, increments)
+    await recount.unmark(db, doc["_id"], marker)
     await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
+    if limits.tracking is not None:  # perfdecide: new predictions change coverage
+        await concept.decide_again(db, limits.tracking, doc, [int(h) for h in hours])
     return {
         "received": len(docs),
         "recorded": int(recorded.sum()),
@@ -319,6 +327,8 @@ async def record_labels(
     counts = {"labelled": 0, "changed": 0, "unchanged": 0}
     unknown: list[str] = []
     applied: list[Any] = []
+    # perfdecide: marked until its windows are written (a crash in between is recounted).
+    marker = await recount.mark(db, doc["_id"])
     for start in range(0, len(rows.ids), LABEL_CHUNK):
         wanted: dict[str, tuple[str, Any, datetime]] = {}
         for i in range(start, min(start + LABEL_CHUNK, len(rows.ids))):
@@ -329,7 +339,10 @@ async def record_labels(
         unknown.extend(wanted[key][0] for key in missing)
     # The windows once per batch: a window's update costs O(classes x score bins) whatever
     # the number of labels, so one per batch rather than one per chunk.
-    await _add_labels(db, doc, applied, counts)
+    hours = await _add_labels(db, doc, applied, counts)
+    await recount.unmark(db, doc["_id"], marker)
+    if limits.tracking is not None:  # perfdecide
+        await concept.decide_again(db, limits.tracking, doc, hours)
     return {
         "received": len(rows.ids),
         **counts,
@@ -380,7 +393,8 @@ async def _label_chunk(
 
 async def _add_labels(
     db: Database, model_doc: Document, applied: list[Any], counts: dict[str, int]
-) -> None:
+) -> list[int]:
+    """Count the applied label writes into their windows; the hours changed."""
     rows: list[Labelled] = []
     for prediction, old, label, label_time in applied:
         time = prediction["time"].replace(tzinfo=None)
@@ -402,7 +416,7 @@ async def _add_labels(
             old_time = old["lt"].replace(tzinfo=None)
             rows.append(Labelled(**common, y_true=old["t"], lag=_lag(time, old_time), sign=-1))
     if not rows:
-        return
+        return []
     increments, lag_max = await asyncio.to_thread(
         label_increments,
         rows,
@@ -416,6 +430,7 @@ async def _add_labels(
     await _windows_changed(
         db, model_doc["experiment_id"], model_doc["model"], "labels", list(increments)
     )
+    return list(increments)
 
 
 # --- the labelled reference ----------------------------------------------------------------------
@@ -551,25 +566,19 @@ async def performance(
 FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s", "e")
 
 
-def _decision(
+def _decisions(
     doc: Document, stats: Stats, complete: bool, rules: Rules, reference: Stats | None
-) -> dict[str, Any]:
-    if doc["task"] == Task.regression:
-        return Decision(None, "r2", reason="regression: needs a bootstrap; not built").as_dict()
-    if reference is None:
-        return Decision(None, "accuracy", reason="the model has no labelled reference").as_dict()
-    if not complete:
-        return Decision(None, "accuracy", reason="incomplete window: coverage too low").as_dict()
-    _, window = confusion(stats)
-    _, expected = confusion(reference)
-    return below_reference(
-        int(window.trace()),
-        int(window.sum()),
-        int(expected.trace()),
-        int(expected.sum()),
-        rules.tolerance,
-        rules.alpha,
-    ).as_dict()
+) -> dict[str, dict[str, Any]]:
+    """perfdecide: every decision of a window, the main one (accuracy, MAE) first."""
+    found = window_decisions(
+        doc["task"] == Task.regression,
+        doc["classes"],
+        stats,
+        reference,
+        complete,
+        Tolerances(rules.tolerance, rules.regression_tolerance, rules.alpha),
+    )
+    return {name: decision.as_dict() for name, decision in found.items()}
 
 
 def _window(
@@ -584,6 +593,7 @@ def _window(
     coverage = n_lab / n_pred if n_pred else None
     metrics, confusion_matrix = _metrics(doc, stats.get("s", {}))
     complete = coverage is not None and coverage >= rules.min_coverage
+    decisions = _decisions(doc, stats.get("s", {}), complete, rules, reference)
     estimated = None
     if "e" in stats and len(doc["classes"]) == 2:
         calibration = (doc.get("reference") or {}).get("calibration") or {}
@@ -605,10 +615,25 @@ def _window(
         },
         "metrics": metrics,
         "confusion_matrix": confusion_matrix,
-        "decision": _decision(doc, stats.get("s", {}), complete, rules, reference),
+        "decision": next(iter(decisions.values())),
+        "decisions": decisions,
         "estimated": estimated,
     }
 
 
+async def model_names(db: Database, experiment_id: str) -> list[str]:
+    """perfdecide: the experiment's models with predictions or a reference."""
+    return [doc["model"] for doc in await repository.list_models(db, experiment_id)]
+
+
+async def latest_decision(
+    db: Database, experiment_id: str, model: str, metric: str | None
+) -> tuple[str, Document] | None:
+    """perfdecide: the model's newest window with a definite decision on ``metric`` (None:
+    its main metric) and that metric — for the alert condition ``performance_degraded``."""
+    return await concept.latest(db, experiment_id, model, metric)
+
+
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     await repository.delete_for_experiment(db, experiment_id)
+    await concept.delete_for_experiment(db, experiment_id)

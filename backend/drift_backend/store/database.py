@@ -112,6 +112,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("start", ASCENDING)]),
     ],
     "performance_models": [IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING)])],
+    # perfdecide: a model's newest decided window (alerts), decisions whose run is unwritten.
+    "performance_decisions": [
+        IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("start", ASCENDING)]),
+        IndexModel([("pending_run", ASCENDING)], sparse=True),
+    ],
     "notifications": [
         IndexModel([("experiment_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
         IndexModel([("state", ASCENDING), ("created_at", ASCENDING)]),
