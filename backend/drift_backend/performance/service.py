@@ -30,7 +30,7 @@ from drift_backend.baselines.ingest import BatchError
 from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.events import service as events
 from drift_backend.events.schemas import EventType
-from drift_backend.performance import batches, cbpe, repository
+from drift_backend.performance import batches, cbpe, estimation, repository
 from drift_backend.performance.batches import Task
 from drift_backend.performance.decisions import Decision, below_reference
 from drift_backend.performance.metrics import (
@@ -246,6 +246,8 @@ async def record_predictions(
     }
     if proba is not None and len(doc["classes"]) == 2:
         _add_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
+    if proba is not None and len(doc["classes"]) > 2:
+        _add_class_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
     await repository.add_to_windows(db, experiment_id, model, increments)
     await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
     return {
@@ -271,6 +273,20 @@ def _add_scores(
     for hour, mask in by_hour(hours):
         flat = flatten({"e": _pair_counts(y_pred[mask], bins[mask])})
         increments[hour].update(flat)
+
+
+def _add_class_scores(
+    increments: dict[int, dict[str, float | int]],
+    hours: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+) -> None:
+    """Multiclass CBPE (:mod:`.estimation`): per hour and class, counts of predictions by
+    the class's raw probability, predicted as the class or not; calibrated when read."""
+    for hour, mask in by_hour(hours):
+        counts = estimation.class_score_counts(y_pred[mask], proba[mask], classes)
+        increments[hour].update(flatten({"m": counts}))
 
 
 def _pair_counts(labels: np.ndarray, bins: np.ndarray) -> dict[str, dict[str, int]]:
@@ -462,11 +478,20 @@ async def record_reference(
         scores = proba[:, doc["classes"].index(positive)]
         truth = (rows.y == positive).astype(np.float64)
         reference["calibration"] = await asyncio.to_thread(cbpe.fit, truth, scores)
+    if task is Task.classification and proba is not None and len(doc["classes"]) > 2:
+        # Multiclass CBPE: one calibration per class, one-vs-rest, in the model's class order.
+        reference["calibrations"] = await asyncio.to_thread(
+            _fit_per_class, rows.y, proba, doc["classes"]
+        )
     await repository.set_reference(db, experiment_id, model, reference)
     doc["reference"] = reference
     answer = _reference_answer(doc)
     assert answer is not None  # it was just set
     return answer
+
+
+def _fit_per_class(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> list[dict[str, Any]]:
+    return [cbpe.fit((y == cls).astype(np.float64), proba[:, k]) for k, cls in enumerate(classes)]
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -548,7 +573,7 @@ async def performance(
 
 
 #: The summed fields of a stored hour.
-FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s", "e")
+FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s", "e", "m")
 
 
 def _decision(
@@ -572,6 +597,29 @@ def _decision(
     ).as_dict()
 
 
+def _estimated(doc: Document, stats: Stats) -> dict[str, Any] | None:
+    """CBPE: the metrics expected from the (calibrated) probabilities, labels or not."""
+    reference = doc.get("reference") or {}
+    classes = doc["classes"]
+    if "e" in stats and len(classes) == 2:
+        calibration = reference.get("calibration") or {}
+        positive = class_order(classes)[-1]
+        binary = estimation.binary(stats["e"], classes, calibration)
+        return {
+            "accuracy": cbpe.expected_accuracy(stats["e"], positive, calibration),
+            **{name: e.as_dict() for name, e in binary.items()},
+            "calibrated": bool(calibration.get("used")),
+        }
+    if "m" in stats and len(classes) > 2:
+        calibrations = reference.get("calibrations") or []
+        multi = estimation.multiclass(stats["m"], classes, calibrations)
+        return {
+            **{name: e.as_dict() for name, e in multi.items()},
+            "calibrated": any(c.get("used") for c in calibrations),
+        }
+    return None
+
+
 def _window(
     doc: Document,
     start: datetime,
@@ -584,14 +632,7 @@ def _window(
     coverage = n_lab / n_pred if n_pred else None
     metrics, confusion_matrix = _metrics(doc, stats.get("s", {}))
     complete = coverage is not None and coverage >= rules.min_coverage
-    estimated = None
-    if "e" in stats and len(doc["classes"]) == 2:
-        calibration = (doc.get("reference") or {}).get("calibration") or {}
-        positive = class_order(doc["classes"])[-1]
-        estimated = {
-            "accuracy": cbpe.expected_accuracy(stats["e"], positive, calibration),
-            "calibrated": bool(calibration.get("used")),
-        }
+    estimated = _estimated(doc, stats)
     return {
         "start": start,
         "end": start + WINDOW_LENGTH[window],
