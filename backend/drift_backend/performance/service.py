@@ -653,3 +653,59 @@ def _window(
 
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     await repository.delete_for_experiment(db, experiment_id)
+
+
+# --- a labelled reference from a baseline upload (the baselines route calls these) --------------
+
+
+@dataclass(frozen=True)
+class ReferenceColumns:
+    """Which columns of a baseline upload are the model's labels, predictions and (with
+    ``proba_prefix``) class probabilities, ``<prefix><class>``."""
+
+    target: str
+    prediction: str
+    proba_prefix: str | None = None
+
+
+def _split_reference(table: pa.Table, columns: ReferenceColumns) -> tuple[pa.Table, pa.Table]:
+    for field, name in (("target", columns.target), ("prediction", columns.prediction)):
+        if name not in table.column_names:
+            raise BatchError(field, f"no column {name!r} in the upload", 422)
+    if columns.target == columns.prediction:
+        raise BatchError("prediction", "must name another column than target", 422)
+    taken = {columns.target, columns.prediction}
+    reference = {"y_true": table.column(columns.target), "y_pred": table.column(columns.prediction)}
+    prefix = columns.proba_prefix
+    if prefix is not None:
+        named = [n for n in table.column_names if n.startswith(prefix) and n not in taken]
+        if not named:
+            raise BatchError("proba_prefix", f"no column starts with {prefix!r}", 422)
+        for name in named:
+            reference[batches.PROBA_PREFIX + name.removeprefix(prefix)] = table.column(name)
+        taken.update(named)
+    features = table.drop_columns(sorted(taken))
+    if features.num_columns == 0:
+        raise BatchError("columns", "no feature columns besides the reference's", 422)
+    return features, pa.table(reference)
+
+
+async def reference_from_upload(
+    table: pa.Table, columns: ReferenceColumns
+) -> tuple[pa.Table, pa.Table]:
+    """(the upload's feature columns, its reference in the ``performance-reference`` shape),
+    the reference checked as that route checks it (:class:`BatchInvalid` names the query
+    parameter or column at fault) so a bad one stores nothing."""
+    features, reference = await _in_thread(_split_reference, table, columns)
+    await _in_thread(_parse_reference, reference, reference.num_rows)
+    return features, reference
+
+
+async def record_reference_from_upload(
+    db: Database, experiment_id: str, model: str, reference: pa.Table
+) -> dict[str, Any]:
+    """Store what :func:`reference_from_upload` made. Not bound by the batch row limit:
+    the upload was bounded by ``DRIFT_MAX_UPLOAD_BYTES``, and a reference is kept as sums
+    (the TTL is a predictions' limit, unused here)."""
+    unbounded = Limits(max_rows=reference.num_rows, unlabelled_ttl_seconds=0.0)
+    return await record_reference(db, unbounded, experiment_id, model, reference)
