@@ -26,7 +26,10 @@ Differences from NannyML, and why:
 - The band is a normal approximation (95 %) of the realised metric's spread when the labels
   are independent draws with probabilities ``q``: exact variance of a sum of Bernoullis for
   accuracy and precision (means of such draws), the delta method for the ratios (recall,
-  F1, ROC AUC), and for macro averages the per-class variances summed as if independent.
+  F1, ROC AUC). Macro precision adds its classes' variances (each row counts for its
+  predicted class only); macro recall, F1 and ROC AUC add second moments instead, an upper
+  bound that holds whatever the rows' joint probabilities (see :func:`_macro`). The band
+  leaves out the calibration's own error (a finite reference).
 """
 
 from __future__ import annotations
