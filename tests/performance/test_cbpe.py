@@ -222,7 +222,7 @@ def _proba_columns(proba: np.ndarray, classes: list[str]) -> dict[str, np.ndarra
     return {f"proba_{cls}": proba[:, k] for k, cls in enumerate(classes)}
 
 
-async def _windows(api: Api, base: str, start: datetime, hours: int) -> list[dict]:  # type: ignore[type-arg]
+async def _windows(api: Api, base: str, start: datetime, hours: int) -> list[dict[str, Any]]:
     r = await api.request(
         "GET",
         base + "/performance",
@@ -235,12 +235,12 @@ async def _windows(api: Api, base: str, start: datetime, hours: int) -> list[dic
         },
     )
     assert r.status_code == 200, r.text
-    windows: list[dict] = r.json()["windows"]  # type: ignore[type-arg]
+    windows: list[dict[str, Any]] = r.json()["windows"]
     assert len(windows) == hours
     return windows
 
 
-def _coverage(windows: list[dict], names: tuple[str, ...]) -> dict[str, list[bool]]:  # type: ignore[type-arg]
+def _coverage(windows: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, list[bool]]:
     inside: dict[str, list[bool]] = {}
     for w in windows:
         for name in names:
