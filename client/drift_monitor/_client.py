@@ -551,14 +551,29 @@ class Client:
         model: str | None = None,
         progress: Progress | None = None,
         idempotency_key: str | None = None,
+        target: str | None = None,
+        prediction: str | None = None,
+        proba_prefix: str | None = None,
     ) -> Baseline:
         """Store reference data (profiled by the server) as a baseline of the experiment.
 
         ``data``: a pandas or polars DataFrame, a pyarrow Table, a dict of columns, or the
         path of a ``.csv``/``.parquet`` file (sent as it is). Arrow on the wire when pyarrow
         is installed. ``progress(bytes_sent, total)`` follows the upload.
+
+        ``target`` and ``prediction`` (column names, with ``model``; optionally
+        ``proba_prefix``, the prefix of one probability column per class) make the same
+        upload ``model``'s labelled performance reference, returned in
+        :attr:`Baseline.performance_reference`; those columns are not profiled.
         """
-        params = {k: v for k, v in {"name": name, "model": model}.items() if v is not None}
+        chosen = {
+            "name": name,
+            "model": model,
+            "target": target,
+            "prediction": prediction,
+            "proba_prefix": proba_prefix,
+        }
+        params = {k: v for k, v in chosen.items() if v is not None}
         response = self.request(
             "POST",
             f"/experiment/{experiment_id}/baseline",

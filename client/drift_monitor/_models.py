@@ -307,6 +307,9 @@ class Baseline:
     created_by: str | None
     #: Per-feature summary; empty in listings.
     features: list[BaselineFeature] = field(default_factory=list)
+    #: The labelled performance reference stored from the same upload (``target=`` and
+    #: ``prediction=`` given): ``{n, created_at, metrics, confusion_matrix}``; else None.
+    performance_reference: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Baseline:
@@ -320,6 +323,7 @@ class Baseline:
             created_at=_time(data["created_at"]),
             created_by=data.get("created_by"),
             features=[BaselineFeature.from_json(f) for f in data.get("features") or []],
+            performance_reference=data.get("performance_reference"),
         )
 
 

@@ -144,12 +144,22 @@ class DriftMonitor:
 
     # Server-side checks -------------------------------------------------------------------
     def baseline(
-        self, data: DataLike, name: str | None = None, *, progress: Progress | None = None
+        self,
+        data: DataLike,
+        name: str | None = None,
+        *,
+        progress: Progress | None = None,
+        target: str | None = None,
+        prediction: str | None = None,
+        proba_prefix: str | None = None,
     ) -> Baseline:
         """Upload reference data as a baseline of this monitor's model.
 
         Later checks of the model use the newest one (or the experiment's default for it).
-        Baselines are not spooled: without the server this raises :class:`TransportError`.
+        With ``target`` and ``prediction`` (and ``proba_prefix``) column names, the upload
+        is also the model's labelled performance reference (see
+        :meth:`Client.upload_baseline`). Baselines are not spooled: without the server this
+        raises :class:`TransportError`.
         """
         client = self._require_inside()
         if self.experiment is None:
@@ -157,7 +167,14 @@ class DriftMonitor:
                 "the server could not be reached when the run started; baselines are not spooled"
             )
         return client.upload_baseline(
-            self.experiment.id, data, name=name, model=self.model_id, progress=progress
+            self.experiment.id,
+            data,
+            name=name,
+            model=self.model_id,
+            progress=progress,
+            target=target,
+            prediction=prediction,
+            proba_prefix=proba_prefix,
         )
 
     # Model performance ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from drift_monitor import (
     LabelsRecorded,
     NotFoundError,
     PredictionsRecorded,
+    ValidationError,
 )
 from sklearn import metrics as skm
 
@@ -90,3 +91,36 @@ def test_sdk_errors(alice: Client, experiment: Experiment) -> None:
         alice.predictions(experiment.id, "m", ["a"], [1], [[0.5, 0.5]], classes=["x", "y", "z"])
     with pytest.raises(NotFoundError, match="model"):
         alice.ground_truth(experiment.id, "never-predicted", ["a"], [1])
+
+
+def test_a_baseline_upload_is_also_the_performance_reference(
+    alice: Client, experiment: Experiment
+) -> None:
+    rng = np.random.default_rng(9)
+    n = 300
+    score = np.round(rng.random(n), 3)
+    label = (rng.random(n) < score).astype(int)
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, n),
+            "label": label,
+            "pred": (score > 0.5).astype(int),
+            "p_0": 1 - score,
+            "p_1": score,
+        }
+    )
+    with DriftMonitor(experiment.name, "ref", client=alice) as monitor:
+        baseline = monitor.baseline(frame, target="label", prediction="pred", proba_prefix="p_")
+    assert [f.name for f in baseline.features] == ["age"]
+    assert baseline.performance_reference is not None
+    assert baseline.performance_reference["n"] == n
+    assert baseline.performance_reference["metrics"]["accuracy"]["value"] == pytest.approx(
+        skm.accuracy_score(label, frame["pred"])
+    )
+    assert alice.performance(experiment.id, "ref")["reference"]["n"] == n
+    # A model is required: the client's call without one is refused, naming it.
+    with pytest.raises(ValidationError) as refused:
+        alice.upload_baseline(experiment.id, frame, target="label", prediction="pred")
+    assert refused.value.errors[0].field == "model"
+    plain = alice.upload_baseline(experiment.id, frame.drop(columns=["label"]), model="ref")
+    assert plain.performance_reference is None

@@ -33,10 +33,27 @@ from drift_backend.baselines.schemas import (
 from drift_backend.baselines.summary import bins
 from drift_backend.context import AppContext
 from drift_backend.experiments.service import forget_default_baseline, get_for
+from drift_backend.performance import service as performance
 from drift_backend.settings import Settings
 
 router = APIRouter(tags=["baselines"])
 Name = Annotated[str | None, Query(min_length=1, max_length=256)]
+# perfcbpe part (issue 10): a labelled performance reference from the same upload.
+Column = Annotated[str | None, Query(min_length=1, max_length=256)]
+
+
+def _reference_columns(
+    target: str | None, prediction: str | None, proba_prefix: str | None, model: str | None
+) -> performance.ReferenceColumns | None:
+    """The opt-in ``target``/``prediction``/``proba_prefix`` query parameters; both of the
+    first two, and the ``model`` the reference is for, or none of them."""
+    if target is None and prediction is None and proba_prefix is None:
+        return None
+    if target is None or prediction is None or model is None:
+        field = "target" if target is None else "prediction" if prediction is None else "model"
+        reason = "required with target, prediction or proba_prefix (a performance reference)"
+        raise BatchRejected(BatchError(field, reason, 422))
+    return performance.ReferenceColumns(target, prediction, proba_prefix)
 
 
 async def _read_sagemaker(request: Request, settings: Settings) -> Profile:
@@ -102,14 +119,31 @@ async def create_baseline(
     context: ContextDep,
     name: Name = None,
     model: Name = None,
+    target: Column = None,
+    prediction: Column = None,
+    proba_prefix: Column = None,
 ) -> Any:
     """Profile reference data (Arrow IPC stream, Parquet, CSV or ``{"columns": {...}}``)
-    once; checks then cost O(current batch). Baselines are immutable."""
+    once; checks then cost O(current batch). Baselines are immutable.
+
+    With ``target`` and ``prediction`` (column names; optional ``proba_prefix`` of the class
+    probability columns) and ``model``, the same upload is also ``model``'s labelled
+    performance reference; those columns are not profiled as features."""
     await get_for(context.db, experiment_id, caller, Level.Edit)
+    columns = _reference_columns(target, prediction, proba_prefix, model)
+    reference = None
     if media_type_of(request.headers.get("content-type", "")) == "multipart/form-data":
+        if columns is not None:
+            reason = "a performance reference needs a data upload, not SageMaker files"
+            raise BatchRejected(BatchError("target", reason, 422))
         profile = await _read_sagemaker(request, context.settings)
     else:
         table = await read_table(request, context.settings)
+        if columns is not None:
+            try:
+                table, reference = await performance.reference_from_upload(table, columns)
+            except performance.BatchInvalid as invalid:
+                raise BatchRejected(invalid.error) from None
         profile = await asyncio.to_thread(
             build_profile, table, exact_rows=context.settings.exact_reference_rows
         )
@@ -118,7 +152,13 @@ async def create_baseline(
     )
     # The first check against it is likely the next call.
     context.profiles.put(doc["_id"], profile, doc["stored_bytes"])
-    return service.baseline_to_api(doc, profile)
+    answer = service.baseline_to_api(doc, profile)
+    if reference is not None:
+        assert model is not None  # _reference_columns requires it
+        answer["performance_reference"] = await performance.record_reference_from_upload(
+            context.db, experiment_id, model, reference
+        )
+    return answer
 
 
 @router.get(

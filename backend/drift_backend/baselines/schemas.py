@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from drift_backend.baselines.model import Bins, FeatureKind, InferredType
 from drift_backend.baselines.sagemaker_schema import Constraints, Statistics
+from drift_backend.performance.schemas import Reference
 from drift_backend.schemas import Timestamp
 
 #: ``GET .../statistics.json``: the SageMaker Model Monitor file, as the importer reads it.
@@ -61,3 +62,6 @@ class BaselineItem(BaseModel):
 
 class Baseline(BaselineItem):
     features: list[FeatureSummary]
+    #: perfcbpe part (issue 10): the model's labelled performance reference, when the
+    #: upload named its target and prediction columns (``docs/performance.md``).
+    performance_reference: Reference | None = None

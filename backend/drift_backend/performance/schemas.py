@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from drift_backend.performance.batches import Task
 from drift_backend.performance.windows import Window
@@ -75,10 +77,25 @@ class Estimate(BaseModel):
 
 
 class Estimated(BaseModel):
-    """Estimated before labels (CBPE): binary models with probabilities."""
+    """Estimated before labels (CBPE), for classification models with probabilities: binary
+    ones get ``precision``, ``recall``, ``f1`` (of the positive class), multiclass ones the
+    ``*_macro`` averages; both ``accuracy`` and ``roc_auc``. A metric that does not apply
+    to the model is left out of the answer (not null), so a client can list the keys."""
 
     accuracy: Estimate
+    precision: Estimate | None = None
+    recall: Estimate | None = None
+    f1: Estimate | None = None
+    precision_macro: Estimate | None = None
+    recall_macro: Estimate | None = None
+    f1_macro: Estimate | None = None
+    roc_auc: Estimate | None = None
     calibrated: bool = Field(description="the reference's isotonic calibration was applied")
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        return {key: value for key, value in dumped.items() if value is not None}
 
 
 class PerformanceWindow(BaseModel):

@@ -30,7 +30,7 @@ from drift_backend.baselines.ingest import BatchError
 from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.events import service as events
 from drift_backend.events.schemas import EventType
-from drift_backend.performance import batches, cbpe, concept, recount, repository
+from drift_backend.performance import batches, cbpe, concept, estimation, recount, repository
 from drift_backend.performance.batches import Task
 from drift_backend.performance.decisions import Tolerances, window_decisions
 from drift_backend.performance.metrics import (
@@ -251,6 +251,8 @@ async def record_predictions(
     }
     if proba is not None and len(doc["classes"]) == 2:
         _add_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
+    if proba is not None and len(doc["classes"]) > 2:
+        _add_class_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
     await repository.add_to_windows(db, experiment_id, model, increments)
     await recount.unmark(db, doc["_id"], marker)
     await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
@@ -279,6 +281,20 @@ def _add_scores(
     for hour, mask in by_hour(hours):
         flat = flatten({"e": _pair_counts(y_pred[mask], bins[mask])})
         increments[hour].update(flat)
+
+
+def _add_class_scores(
+    increments: dict[int, dict[str, float | int]],
+    hours: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+) -> None:
+    """Multiclass CBPE (:mod:`.estimation`): per hour and class, counts of predictions by
+    the class's raw probability, predicted as the class or not; calibrated when read."""
+    for hour, mask in by_hour(hours):
+        counts = estimation.class_score_counts(y_pred[mask], proba[mask], classes)
+        increments[hour].update(flatten({"m": counts}))
 
 
 def _pair_counts(labels: np.ndarray, bins: np.ndarray) -> dict[str, dict[str, int]]:
@@ -477,11 +493,20 @@ async def record_reference(
         scores = proba[:, doc["classes"].index(positive)]
         truth = (rows.y == positive).astype(np.float64)
         reference["calibration"] = await asyncio.to_thread(cbpe.fit, truth, scores)
+    if task is Task.classification and proba is not None and len(doc["classes"]) > 2:
+        # Multiclass CBPE: one calibration per class, one-vs-rest, in the model's class order.
+        reference["calibrations"] = await asyncio.to_thread(
+            _fit_per_class, rows.y, proba, doc["classes"]
+        )
     await repository.set_reference(db, experiment_id, model, reference)
     doc["reference"] = reference
     answer = _reference_answer(doc)
     assert answer is not None  # it was just set
     return answer
+
+
+def _fit_per_class(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> list[dict[str, Any]]:
+    return [cbpe.fit((y == cls).astype(np.float64), proba[:, k]) for k, cls in enumerate(classes)]
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -563,7 +588,7 @@ async def performance(
 
 
 #: The summed fields of a stored hour.
-FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s", "e")
+FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s", "e", "m")
 
 
 def _decisions(
@@ -581,6 +606,29 @@ def _decisions(
     return {name: decision.as_dict() for name, decision in found.items()}
 
 
+def _estimated(doc: Document, stats: Stats) -> dict[str, Any] | None:
+    """CBPE: the metrics expected from the (calibrated) probabilities, labels or not."""
+    reference = doc.get("reference") or {}
+    classes = doc["classes"]
+    if "e" in stats and len(classes) == 2:
+        calibration = reference.get("calibration") or {}
+        positive = class_order(classes)[-1]
+        binary = estimation.binary(stats["e"], classes, calibration)
+        return {
+            "accuracy": cbpe.expected_accuracy(stats["e"], positive, calibration),
+            **{name: e.as_dict() for name, e in binary.items()},
+            "calibrated": bool(calibration.get("used")),
+        }
+    if "m" in stats and len(classes) > 2:
+        calibrations = reference.get("calibrations") or []
+        multi = estimation.multiclass(stats["m"], classes, calibrations)
+        return {
+            **{name: e.as_dict() for name, e in multi.items()},
+            "calibrated": any(c.get("used") for c in calibrations),
+        }
+    return None
+
+
 def _window(
     doc: Document,
     start: datetime,
@@ -594,14 +642,7 @@ def _window(
     metrics, confusion_matrix = _metrics(doc, stats.get("s", {}))
     complete = coverage is not None and coverage >= rules.min_coverage
     decisions = _decisions(doc, stats.get("s", {}), complete, rules, reference)
-    estimated = None
-    if "e" in stats and len(doc["classes"]) == 2:
-        calibration = (doc.get("reference") or {}).get("calibration") or {}
-        positive = class_order(doc["classes"])[-1]
-        estimated = {
-            "accuracy": cbpe.expected_accuracy(stats["e"], positive, calibration),
-            "calibrated": bool(calibration.get("used")),
-        }
+    estimated = _estimated(doc, stats)
     return {
         "start": start,
         "end": start + WINDOW_LENGTH[window],
@@ -637,3 +678,59 @@ async def latest_decision(
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     await repository.delete_for_experiment(db, experiment_id)
     await concept.delete_for_experiment(db, experiment_id)
+
+
+# --- a labelled reference from a baseline upload (the baselines route calls these) --------------
+
+
+@dataclass(frozen=True)
+class ReferenceColumns:
+    """Which columns of a baseline upload are the model's labels, predictions and (with
+    ``proba_prefix``) class probabilities, ``<prefix><class>``."""
+
+    target: str
+    prediction: str
+    proba_prefix: str | None = None
+
+
+def _split_reference(table: pa.Table, columns: ReferenceColumns) -> tuple[pa.Table, pa.Table]:
+    for field, name in (("target", columns.target), ("prediction", columns.prediction)):
+        if name not in table.column_names:
+            raise BatchError(field, f"no column {name!r} in the upload", 422)
+    if columns.target == columns.prediction:
+        raise BatchError("prediction", "must name another column than target", 422)
+    taken = {columns.target, columns.prediction}
+    reference = {"y_true": table.column(columns.target), "y_pred": table.column(columns.prediction)}
+    prefix = columns.proba_prefix
+    if prefix is not None:
+        named = [n for n in table.column_names if n.startswith(prefix) and n not in taken]
+        if not named:
+            raise BatchError("proba_prefix", f"no column starts with {prefix!r}", 422)
+        for name in named:
+            reference[batches.PROBA_PREFIX + name.removeprefix(prefix)] = table.column(name)
+        taken.update(named)
+    features = table.drop_columns(sorted(taken))
+    if features.num_columns == 0:
+        raise BatchError("columns", "no feature columns besides the reference's", 422)
+    return features, pa.table(reference)
+
+
+async def reference_from_upload(
+    table: pa.Table, columns: ReferenceColumns
+) -> tuple[pa.Table, pa.Table]:
+    """(the upload's feature columns, its reference in the ``performance-reference`` shape),
+    the reference checked as that route checks it (:class:`BatchInvalid` names the query
+    parameter or column at fault) so a bad one stores nothing."""
+    features, reference = await _in_thread(_split_reference, table, columns)
+    await _in_thread(_parse_reference, reference, reference.num_rows)
+    return features, reference
+
+
+async def record_reference_from_upload(
+    db: Database, experiment_id: str, model: str, reference: pa.Table
+) -> dict[str, Any]:
+    """Store what :func:`reference_from_upload` made. Not bound by the batch row limit:
+    the upload was bounded by ``DRIFT_MAX_UPLOAD_BYTES``, and a reference is kept as sums
+    (the TTL is a predictions' limit, unused here)."""
+    unbounded = Limits(max_rows=reference.num_rows, unlabelled_ttl_seconds=0.0)
+    return await record_reference(db, unbounded, experiment_id, model, reference)
