@@ -152,6 +152,10 @@ class Query:
     pages_back: int = 0
 
 
+#: ``/metrics`` (outside the experiment's routes; it reads every experiment).
+METRICS = Query("/metrics scrape (every experiment)", "GET", "/metrics", {})
+
+
 def queries(window_1d: dict[str, str]) -> list[Query]:
     charts = "/charts"
     return [
@@ -194,6 +198,9 @@ async def time_query(
         response = await http.request(q.method, url, params=q.params, json=q.body)
         times.append((time.perf_counter() - t0) * 1000)
         response.raise_for_status()
+    if q.path == METRICS.path and "\ndrift_monitor_up 1" not in "\n" + response.text:
+        # A scrape past its read deadline answers 200 with drift_monitor_up 0: not a time.
+        raise RuntimeError("/metrics could not read MongoDB (drift_monitor_up is not 1)")
     return times
 
 
@@ -342,23 +349,32 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
     db = client[DATABASE]
     now = datetime.now(UTC)
     inserted: dict[str, int] = {}
-    t0 = time.perf_counter()
-    for size, exp in experiments.items():
-        for collection, docs in documents(exp, size, user, now, seed=size):
-            await db[collection].insert_many(docs, ordered=False)
-            inserted[collection] = inserted.get(collection, 0) + len(docs)
-    fill = time.perf_counter() - t0
-    print(f"filled in {fill:.0f} s: {inserted}", file=sys.stderr)
-    # The timeline's hourly counts of runs stored behind the backend's back: what start-up
-    # (or `drift-monitor-server rebuild-run-counts`) does for existing data.
-    t0 = time.perf_counter()
-    hours = await run_counts.rebuild(db)
-    rebuilt = time.perf_counter() - t0
-    print(f"run counts rebuilt in {rebuilt:.0f} s: {hours} documents", file=sys.stderr)
-
-    day = {"from": (now - timedelta(days=1)).isoformat(), "to": now.isoformat()}
+    fill = rebuilt = 0.0
+    hours = 0
     results: dict[tuple[str, int], list[float]] = {}
     async with httpx2.AsyncClient(headers=headers, timeout=600) as http:
+        for size, exp in experiments.items():
+            t0 = time.perf_counter()
+            for collection, docs in documents(exp, size, user, now, seed=size):
+                await db[collection].insert_many(docs, ordered=False)
+                inserted[collection] = inserted.get(collection, 0) + len(docs)
+            fill += time.perf_counter() - t0
+            # The timeline's counts (and the per-model totals /metrics reads) of runs stored
+            # behind the backend's back: what start-up (or `drift-monitor-server
+            # rebuild-run-counts`) does for existing data.
+            t0 = time.perf_counter()
+            hours += await run_counts.rebuild(db, exp)
+            rebuilt += time.perf_counter() - t0
+            # /metrics reads every experiment: timed with the small one alone, then with
+            # both (its row's "100 runs" is the database with the small experiment only).
+            results[(METRICS.label, size)] = await time_query(
+                http, base, METRICS, args.repeats, args.budget
+            )
+            print(f"filled and scraped: {size} runs", file=sys.stderr)
+        print(f"filled in {fill:.0f} s: {inserted}", file=sys.stderr)
+        print(f"run counts rebuilt in {rebuilt:.0f} s: {hours} documents", file=sys.stderr)
+
+        day = {"from": (now - timedelta(days=1)).isoformat(), "to": now.isoformat()}
         for q in queries(day):
             for size, exp in experiments.items():
                 prefix = f"{base}/api/v1/experiment/{exp}"
@@ -384,7 +400,7 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
         "|---|--:|--:|--:|--:|--:|--:|",
     ]
     verdicts = []
-    for q in queries(day):
+    for q in [*queries(day), METRICS]:
         a, b = results[(q.label, small)], results[(q.label, big)]
         ratio = statistics.median(b) / statistics.median(a)
         lines.append(
@@ -432,6 +448,8 @@ def main() -> None:
             DRIFT_RUN_TIMEOUT_SECONDS=str(10 * 365 * 86400),
             # A 100k-run page can take seconds on SecantusDB; it must not time out.
             DRIFT_MONGODB_TIMEOUT_SECONDS="300",
+            # Each scrape reads MongoDB (no 5-second cache of an earlier one).
+            DRIFT_METRICS_CACHE_SECONDS="0",
         )
         backend = start_backend(free_port(), env, bench.work / "backend.log")
         try:

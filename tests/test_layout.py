@@ -60,6 +60,8 @@ OWNERS: dict[str, str] = {
     "silences": "alerts",
     "run_counts": "charts",  # perf: the run timeline's hourly counts
     "run_count_marks": "charts",  # perf: where each run is counted
+    # scale part: per-model totals for /metrics
+    "run_totals": "charts",
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.

@@ -70,10 +70,39 @@ async def counted(
     return found
 
 
+async def assert_totals_match(db: Database, exp: str) -> None:
+    """The per-model totals (``run_totals``, what ``/metrics`` reads) against the runs: the
+    counts by state, the newest run's time and the newest Completed run's decision."""
+    expected: dict[str, dict[str, Any]] = {}
+    async for run in db.drifts.find({"experiment_id": exp}):
+        row = expected.setdefault(
+            run["model"], {**dict.fromkeys(run_counts.STATES, 0), "last": None, "completed": None}
+        )
+        row[run_counts.state_of(run)] += 1
+        if row["last"] is None or run["created_at"] > row["last"]:
+            row["last"] = run["created_at"]
+        completed = row["completed"]
+        if run["job_status"] == "Completed" and (
+            completed is None or run["created_at"] > completed["created_at"]
+        ):
+            row["completed"] = {"created_at": run["created_at"], "drift": run["drift_detected"]}
+    found = {
+        doc["model"]: {
+            **{s: doc.get(s, 0) for s in run_counts.STATES},
+            "last": doc.get("last_run_at"),
+            "completed": doc.get("completed"),
+        }
+        async for doc in db.run_totals.find({"experiment_id": exp})
+        if any(doc.get(s, 0) for s in run_counts.STATES)
+    }
+    assert found == expected
+
+
 async def assert_counts_match(db: Database, exp: str) -> None:
     for grain in run_counts.GRAINS:
         for model in (None, "m1", "m2"):
             assert await counted(db, exp, model, grain) == await direct(db, exp, model, grain)
+    await assert_totals_match(db, exp)
 
 
 def drift_url(exp: str, run: str = "") -> str:
@@ -208,6 +237,9 @@ async def test_start_up_counts_runs_stored_before_the_counts_existed(
     await db.run_counts.delete_many({})  # a deployment from before the counts
     await run_counts.prepare(db)
     await assert_counts_match(db, exp)
+    await db.run_totals.delete_many({})  # one from before the per-model totals
+    await run_counts.prepare(db)
+    await assert_counts_match(db, exp)
     written = await db.run_counts.count_documents({})
     await run_counts.prepare(db)  # counts exist now: nothing to do
     assert await db.run_counts.count_documents({}) == written
@@ -224,6 +256,7 @@ async def test_deleting_the_experiment_deletes_its_counts(
     assert r.status_code == 204, r.text
     assert await db.run_counts.count_documents({"experiment_id": exp}) == 0
     assert await db.run_count_marks.count_documents({"experiment_id": exp}) == 0
+    assert await db.run_totals.count_documents({"experiment_id": exp}) == 0
 
 
 @pytest.mark.parametrize(

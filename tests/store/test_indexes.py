@@ -104,6 +104,8 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("experiment_id", ASC), ("model", ASC), ("grain", ASC), ("start", ASC)), False),
     ],
     "run_count_marks": [((("experiment_id", ASC),), False)],  # an experiment's, on delete
+    # scale: per-model totals (/metrics reads an experiment's; delete drops them)
+    "run_totals": [((("experiment_id", ASC),), False)],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete
     ],

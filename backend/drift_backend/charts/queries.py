@@ -167,28 +167,6 @@ async def heatmap_features(
     return [doc async for doc in await db.feature_results.aggregate(pipeline)]
 
 
-def latest_checks_pipeline(experiment_id: str) -> list[dict[str, Any]]:
-    """One row per model with its newest check run. The sort is the (experiment, model,
-    created_at) index's order, so MongoDB reads one index entry per model."""
-    fields = ("created_at", "drift_share", "dataset_drift")
-    return [
-        {"$match": {"experiment_id": experiment_id}},
-        {"$sort": {"model": 1, "created_at": -1}},
-        {
-            "$group": {
-                "_id": "$model",
-                "run_id": {"$first": "$_id"},
-                **{field: {"$first": f"${field}"} for field in fields},
-            }
-        },
-    ]
-
-
-async def latest_checks(db: Database, experiment_id: str) -> list[dict[str, Any]]:
-    pipeline = latest_checks_pipeline(experiment_id)
-    return [doc async for doc in await db.check_runs.aggregate(pipeline)]
-
-
 async def run_features(db: Database, run_id: str) -> list[dict[str, Any]]:
     """A check run's per-feature results (on the ``run_id`` index; at most the batch's
     columns)."""

@@ -20,6 +20,7 @@ from typing import Any
 from pymongo import ReplaceOne
 from pymongo.errors import BulkWriteError
 
+from drift_backend.charts import run_totals
 from drift_backend.store.database import Database
 
 FEATURE_RESULTS = "feature_results"
@@ -96,11 +97,18 @@ async def record_check(db: Database, run: dict[str, Any], report: dict[str, Any]
             )
     summary = check_run_document(run, report)
     await db.check_runs.replace_one({"_id": summary["_id"]}, summary, upsert=True)
+    await run_totals.record_check(db, summary)  # the model's newest check, for /metrics
 
 
 async def delete_for_runs(db: Database, run_ids: Iterable[str]) -> None:
     ids = list(run_ids)
     if not ids:
         return
+    models = {
+        (doc["experiment_id"], doc["model"])
+        async for doc in db.check_runs.find({"_id": {"$in": ids}}, {"experiment_id": 1, "model": 1})
+    }
     await db.feature_results.delete_many({"run_id": {"$in": ids}})
     await db.check_runs.delete_many({"_id": {"$in": ids}})
+    for experiment_id, model in models:  # a deleted check may have been a model's newest
+        await run_totals.refresh_check(db, experiment_id, model, ids)

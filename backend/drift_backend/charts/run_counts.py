@@ -32,6 +32,7 @@ from typing import Any
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from drift_backend.charts import run_totals
 from drift_backend.drifts import timeline as drift_timeline
 from drift_backend.drifts.schemas import JobStatus
 from drift_backend.store.cancellation import raise_if_cancelled
@@ -109,6 +110,8 @@ async def _inc(db: Database, run: dict[str, Any], change: dict[str, int]) -> Non
             raise
         # Two first runs of a span upserted its document at once: it exists now.
         await db.run_counts.bulk_write([ops[e["index"]] for e in failed], ordered=False)
+    # The model's totals (``/metrics``) move with the spans, under the same marker.
+    await run_totals.inc(db, run, change)
 
 
 def _mark(run: dict[str, Any], state: str) -> dict[str, Any]:
@@ -180,6 +183,7 @@ async def record_deleted(db: Database, run: dict[str, Any]) -> None:
 
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     await db.run_counts.delete_many({"experiment_id": experiment_id})
+    await run_totals.delete_for_experiment(db, experiment_id)
     await db.run_count_marks.delete_many({"experiment_id": experiment_id})
 
 
@@ -191,10 +195,15 @@ async def rebuild(db: Database, experiment_id: str | None = None) -> int:
     start-up) and as a repair (``drift-monitor-server rebuild-run-counts``). Run it while no
     run of the experiment changes: a change made during the rebuild may be overwritten."""
     built: dict[str, dict[str, Any]] = {}
+    totals: dict[str, dict[str, Any]] = {}
     marks: list[dict[str, Any]] = []
     async for run in drift_timeline.run_states(db, experiment_id):
         state = state_of(run)
         marks.append({"_id": run["_id"], **_mark(run, state)})
+        total_key = run_totals.key(run["experiment_id"], run["model"])
+        if total_key not in totals:
+            totals[total_key] = run_totals.start(run)
+        run_totals.add(totals[total_key], run, state)
         for grain in GRAINS:
             key = _key(run, grain)
             doc = built.get(key)
@@ -217,12 +226,18 @@ async def rebuild(db: Database, experiment_id: str | None = None) -> int:
                 [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in chunk],
                 ordered=False,
             )
+    await run_totals.write_built(db, totals, experiment_id)
     return len(built)
 
 
 async def prepare(db: Database) -> None:
-    """At start-up: count the runs of a deployment that has runs but no counts yet."""
-    if await db.run_counts.find_one({}, {"_id": 1}) is None and await drift_timeline.any_run(db):
+    """At start-up: count the runs of a deployment that has runs but no counts yet (or
+    no per-model totals: a deployment from before ``/metrics`` read them)."""
+    missing = (
+        await db.run_counts.find_one({}, {"_id": 1}) is None
+        or await db.run_totals.find_one({}, {"_id": 1}) is None
+    )
+    if missing and await drift_timeline.any_run(db):
         written = await rebuild(db)
         log.info("counted existing runs for the timeline: %d documents", written)
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any
 
-from drift_backend.charts import queries, run_counts
+from drift_backend.charts import queries, run_counts, run_totals
 from drift_backend.charts.buckets import Window
 from drift_backend.drifts import timeline as drift_timeline
 from drift_backend.store.database import Database
@@ -135,10 +135,37 @@ async def violations(
     }
 
 
-async def latest_checks(db: Database, experiment_id: str) -> dict[str, dict[str, Any]]:
-    """Model -> its newest check run (``run_id``, ``created_at``, ``drift_share``,
-    ``dataset_drift``), for ``/metrics``."""
-    return {row.pop("_id"): row for row in await queries.latest_checks(db, experiment_id)}
+async def model_totals(db: Database, experiment_id: str) -> list[dict[str, Any]]:
+    """Per model with runs, for ``/metrics``, the most recently run model first:
+    ``{model, last_run_at, drift_detected, check}``; ``drift_detected`` is the newest
+    Completed run's decision (None before the model has one), ``check`` its newest check
+    run (``run_id``, ``created_at``, ``drift_share``, ``dataset_drift``) or None. One
+    document per model (``run_totals``), whatever the number of runs."""
+    rows = [
+        {
+            "model": doc["model"],
+            "last_run_at": doc["last_run_at"],
+            "drift_detected": (
+                bool(doc["completed"]["drift"]) if doc.get("completed") is not None else None
+            ),
+            "check": doc.get("check"),
+        }
+        for doc in await run_totals.for_experiment(db, experiment_id)
+        if doc.get("last_run_at") is not None
+    ]
+    rows.sort(key=lambda row: (row["last_run_at"], row["model"]), reverse=True)
+    return rows
+
+
+async def runs_by_status(db: Database) -> dict[str, int]:
+    """Runs of every experiment by job status (``Running``, ``Completed``, ``Failed``),
+    from the per-model totals kept as runs change state: never a count of the runs."""
+    states = await run_totals.by_state(db)
+    return {
+        "Running": states["running"],
+        "Completed": states["drifted"] + states["not_drifted"],
+        "Failed": states["failed"],
+    }
 
 
 async def top_features(db: Database, run_id: str, limit: int) -> tuple[list[dict[str, Any]], int]:

@@ -152,6 +152,9 @@ INDEXES: dict[str, list[IndexModel]] = {
     # perf: where each run is counted (charts/run_counts.py); by run id, and an experiment's
     # on delete.
     "run_count_marks": [IndexModel([("experiment_id", ASCENDING)])],
+    # scale: per-model run totals, newest run and check (charts/run_totals.py): /metrics
+    # reads an experiment's; an experiment's on delete.
+    "run_totals": [IndexModel([("experiment_id", ASCENDING)])],
 }
 
 
