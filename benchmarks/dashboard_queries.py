@@ -27,15 +27,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx2
+from drift_backend.charts import feature_counts, run_counts
 from drift_backend.charts import queries as chart_queries
-from drift_backend.charts import run_counts
 from drift_backend.charts.buckets import DEFAULT_BUCKETS, window
 from drift_backend.charts.repository import check_run_document, feature_documents
 from drift_backend.devstack.services import free_port, start_backend
 from drift_backend.drifts.schemas import SCHEMA_VERSION
 from drift_backend.drifts.timeline import timeline_pipeline
+from drift_backend.metrics.service import Scraper
+from drift_backend.metrics.sources import Limits
 from drift_backend.store.keyset import keyset_page
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from benchmarks._docs import write_section
 from benchmarks._harness import machine, register, stack
@@ -259,6 +261,44 @@ async def keyset_examined(db: Any, exp: str, now: datetime) -> tuple[int, int]:
     return len(recorder.filters), examined
 
 
+class Reads(monitoring.CommandListener):
+    """The read commands a client sends (what one /metrics reading asks)."""
+
+    def __init__(self) -> None:
+        self.commands: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("find", "aggregate", "count", "distinct"):
+            skip = {"lsid", "$db", "$clusterTime", "$readPreference", "txnNumber", "maxTimeMS"}
+            self.commands.append({k: v for k, v in event.command.items() if k not in skip})
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def metrics_examined(mongo_url: str) -> tuple[int, int]:
+    """(reads, documents examined) of one /metrics reading of the whole database: its
+    sources run here with a listener, each read explained with ``executionStats``."""
+    reads = Reads()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=[reads]
+    )
+    db = client[DATABASE]
+    try:
+        scraper = Scraper(limits=Limits(), cache_seconds=0, read_timeout_seconds=300)
+        await scraper.samples(db)
+        examined = 0
+        for command in reads.commands:
+            explained = await db.command("explain", command, verbosity="executionStats")
+            examined += int(explained["executionStats"]["totalDocsExamined"])
+    finally:
+        await client.close()
+    return len(reads.commands), examined
+
+
 async def search_examined(db: Any, exp: str) -> int:
     explained = await db.command(
         "explain",
@@ -295,11 +335,24 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
             ),
         ),
         (
-            "feature_results",
-            "feature history",
-            chart_queries.feature_history_pipeline(exp, "f19", None, w),
+            "feature_counts",
+            "feature history: whole 6-hour spans",
+            feature_counts.spans_pipeline(
+                exp, "f19", None, first, run_counts.floor(w.end, quarter), w.expression("start")
+            ),
         ),
-        ("check_runs", "violations", chart_queries.violations_pipeline(exp, None, w)),
+        (
+            "feature_results",
+            "feature history: the partial 6 hours at the edges",
+            chart_queries.feature_history_pipeline(
+                exp, "f19", None, w, run_counts.floor(w.end, quarter), w.end
+            ),
+        ),
+        (
+            "check_runs",
+            "violations: the partial hours at the edges",
+            chart_queries.violations_pipeline(exp, None, w, run_counts.hour_of(w.end), w.end),
+        ),
         (
             "feature_results",
             "heatmap: cells of the top features",
@@ -316,6 +369,16 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         ),
         ("drifts", "v1 drift/search page", {"experiment_id": exp}, {"created_at": -1, "_id": -1}),
         (
+            "violation_counts",
+            "violations: whole 6-hour spans",
+            {
+                "experiment_id": exp,
+                "grain": int(quarter.total_seconds()),
+                "start": {"$gte": first, "$lt": run_counts.floor(w.end, quarter)},
+            },
+            {},
+        ),
+        (
             "check_runs",
             "heatmap: last check runs (last day)",
             {"experiment_id": exp, "created_at": {"$gte": now - timedelta(days=1)}},
@@ -323,9 +386,12 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         ),
     ]
     for collection, label, flt, sort in finds:
-        explained = await db.command(
-            "explain", {"find": collection, "filter": flt, "sort": sort, "limit": 50}
-        )
+        command = {
+            "find": collection,
+            "filter": flt,
+            **({"sort": sort, "limit": 50} if sort else {}),
+        }
+        explained = await db.command("explain", command)
         lines.append(f"- {label} (`{collection}`): {_plan(_winning(explained))}")
     count = await db.command("explain", {"count": "drifts", "query": {"experiment_id": exp}})
     lines.append(f"- v1 drift/search total (`drifts` count): {_plan(_winning(count))}")
@@ -352,6 +418,7 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
     fill = rebuilt = 0.0
     hours = 0
     results: dict[tuple[str, int], list[float]] = {}
+    scraped: dict[int, tuple[int, int]] = {}
     async with httpx2.AsyncClient(headers=headers, timeout=600) as http:
         for size, exp in experiments.items():
             t0 = time.perf_counter()
@@ -370,6 +437,7 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
             results[(METRICS.label, size)] = await time_query(
                 http, base, METRICS, args.repeats, args.budget
             )
+            scraped[size] = await metrics_examined(mongo_url)
             print(f"filled and scraped: {size} runs", file=sys.stderr)
         print(f"filled in {fill:.0f} s: {inserted}", file=sys.stderr)
         print(f"run counts rebuilt in {rebuilt:.0f} s: {hours} documents", file=sys.stderr)
@@ -429,6 +497,15 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
         ),
         f"- v1 `drift/search` page, {big:,} runs: {v1_examined:,} documents examined "
         "(plus its count, as many again)",
+        "",
+        "One `/metrics` reading (every experiment; its sources run with a command listener, "
+        "each read explained with `executionStats`):",
+        "",
+        f"- with the {small:,}-run experiment filled: {scraped[small][0]} reads, "
+        f"{scraped[small][1]:,} documents examined",
+        f"- with the {big:,}-run one filled too: {scraped[big][0]} reads, "
+        f"{scraped[big][1]:,} documents examined (the second experiment's models and newest "
+        "check: a cost per experiment and model, none per run)",
     ]
     return "\n".join(lines)
 

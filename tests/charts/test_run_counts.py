@@ -1,4 +1,4 @@
-"""The timeline's run counts (``run_counts``, per hour and per 6 hours) against a direct
+"""The timeline's run counts (``run_counts``, per 6 hours, hour and 10 minutes) against a direct
 count of the runs:
 equal after every kind of state change, each counted exactly once however often it is
 retried; a failed count never fails the run's write; rebuild repairs; the timeline route
@@ -27,9 +27,14 @@ FAR = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def grain_bucket(grain: timedelta) -> dict[str, Any]:
-    hours = int(grain.total_seconds() // 3600)
+    minutes = int(grain.total_seconds() // 60)
     return {
-        "$dateTrunc": {"date": "$created_at", "unit": "hour", "binSize": hours, "timezone": "UTC"}
+        "$dateTrunc": {
+            "date": "$created_at",
+            "unit": "minute",
+            "binSize": minutes,
+            "timezone": "UTC",
+        }
     }
 
 
@@ -224,7 +229,9 @@ async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
     )
     await run_counts.rebuild(db)
     await assert_counts_match(db, exp)
-    assert await db.run_counts.count_documents({"experiment_id": exp}) == 2
+    assert (
+        await db.run_counts.count_documents({"experiment_id": exp}) == 3
+    )  # the 08:00 run: its 6 hours, hour, 10 minutes
 
 
 async def test_start_up_counts_runs_stored_before_the_counts_existed(
@@ -251,7 +258,8 @@ async def test_deleting_the_experiment_deletes_its_counts(
     api, db = chart_api, chart_db
     exp = (await api.experiment("alice"))["id"]
     await add_run(api, exp, "2026-05-01T00:00:00Z")
-    assert await db.run_counts.count_documents({"experiment_id": exp}) == 2  # hour, 6 hours
+    # 6 hours, hour, 10 minutes
+    assert await db.run_counts.count_documents({"experiment_id": exp}) == 3
     r = await api.request("DELETE", f"{PREFIX}/experiment/{exp}", "alice")
     assert r.status_code == 204, r.text
     assert await db.run_counts.count_documents({"experiment_id": exp}) == 0
@@ -268,6 +276,8 @@ async def test_deleting_the_experiment_deletes_its_counts(
         ("2026-06-02T00:00:00Z", "2026-06-02T06:00:00Z", 200),  # minute buckets: runs alone
         ("2026-06-01T01:10:00Z", "2026-06-03T23:20:00Z", 30),  # 2-hour buckets: hours, runs
         ("2026-05-31T22:00:00Z", "2026-06-04T01:00:00Z", 120),  # 1-hour buckets
+        ("2026-06-01T03:07:00Z", "2026-06-02T03:07:00Z", 200),  # 10 minutes: spans, runs
+        ("2026-06-01T00:00:00Z", "2026-06-04T00:00:00Z", 200),  # 30 minutes: 10-min spans
     ],
 )
 async def test_the_timeline_from_counts_equals_counting_the_runs(
