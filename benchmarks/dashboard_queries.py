@@ -335,13 +335,6 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
             ),
         ),
         (
-            "feature_counts",
-            "feature history: whole 6-hour spans",
-            feature_counts.spans_pipeline(
-                exp, "f19", None, first, run_counts.floor(w.end, quarter), w.expression("start")
-            ),
-        ),
-        (
             "feature_results",
             "feature history: the partial 6 hours at the edges",
             chart_queries.feature_history_pipeline(
@@ -368,6 +361,12 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
             {"created_at": -1, "_id": -1},
         ),
         ("drifts", "v1 drift/search page", {"experiment_id": exp}, {"created_at": -1, "_id": -1}),
+        (
+            "feature_counts",
+            "feature history: whole 6-hour spans (f19's block)",
+            feature_counts.spans_filter(exp, "f19", None, first, run_counts.floor(w.end, quarter)),
+            {},
+        ),
         (
             "violation_counts",
             "violations: whole 6-hour spans",

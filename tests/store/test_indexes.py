@@ -112,10 +112,10 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("experiment_id", ASC), ("model", ASC), ("grain", ASC), ("start", ASC)), False),
     ],
     "check_count_marks": [((("experiment_id", ASC),), False)],  # an experiment's, on delete
-    # scale: a feature's 6-hour spans by time, of every model or one
+    # scale: a feature's block of 6-hour spans by time, of every model or one
     "feature_counts": [
-        ((("experiment_id", ASC), ("feature", ASC), ("start", ASC)), False),
-        ((("experiment_id", ASC), ("model", ASC), ("feature", ASC), ("start", ASC)), False),
+        ((("experiment_id", ASC), ("block", ASC), ("start", ASC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("block", ASC), ("start", ASC)), False),
     ],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete

@@ -82,6 +82,19 @@ def _merge_history(rows: list[dict[str, Any]], into: dict[datetime, dict[str, An
             bucket[field] = pick(values) if values else None
 
 
+async def _history_spans(
+    db: Database,
+    experiment_id: str,
+    feature: str,
+    model: str | None,
+    window: Window,
+    part: cover.Part,
+) -> list[dict[str, Any]]:
+    """The feature's 6-hour entries in ``part`` as rows of their buckets."""
+    entries = await feature_counts.spans(db, experiment_id, feature, model, part.start, part.end)
+    return [{"_id": window.bucket_of(start), **entry} for start, entry in entries]
+
+
 async def feature_history(
     db: Database, experiment_id: str, feature: str, model: str | None, window: Window
 ) -> dict[str, Any]:
@@ -96,12 +109,7 @@ async def feature_history(
                 )
             )
         else:
-            bucket = window.expression("start")
-            reads.append(
-                feature_counts.spans(
-                    db, experiment_id, feature, model, part.start, part.end, bucket
-                )
-            )
+            reads.append(_history_spans(db, experiment_id, feature, model, window, part))
     merged: dict[datetime, dict[str, Any]] = {}
     for rows in await asyncio.gather(*reads):
         _merge_history(rows, merged)

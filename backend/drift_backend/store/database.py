@@ -156,7 +156,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     # reads an experiment's; an experiment's on delete.
     "run_totals": [IndexModel([("experiment_id", ASCENDING)])],
     # scale: checks counted for the charts (charts/check_counts.py, feature_counts.py):
-    # violations per hour and 6 hours and a feature's 6-hour spans, read by time ranges;
+    # violations per hour and 6 hours and a feature's block per 6 hours, by time ranges;
     # the markers of counted checks (by run id; an experiment's on delete).
     "violation_counts": [
         IndexModel([("experiment_id", ASCENDING), ("grain", ASCENDING), ("start", ASCENDING)]),
@@ -171,12 +171,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "check_count_marks": [IndexModel([("experiment_id", ASCENDING)])],
     "feature_counts": [
-        IndexModel([("experiment_id", ASCENDING), ("feature", ASCENDING), ("start", ASCENDING)]),
+        IndexModel([("experiment_id", ASCENDING), ("block", ASCENDING), ("start", ASCENDING)]),
         IndexModel(
             [
                 ("experiment_id", ASCENDING),
                 ("model", ASCENDING),
-                ("feature", ASCENDING),
+                ("block", ASCENDING),
                 ("start", ASCENDING),
             ]
         ),
