@@ -17,7 +17,7 @@ from drift_backend.charts.buckets import window
 from drift_backend.charts.cover import floor
 from drift_backend.store.database import Database
 
-from tests.charts.conftest import PREFIX, add_check, feature, report
+from tests.charts.conftest import PREFIX, add_check, add_run, feature, report
 from tests.conftest import Api
 
 FAR = datetime(2200, 1, 1, tzinfo=UTC)
@@ -278,3 +278,23 @@ async def test_heatmap_from_the_runs_cells_equals_reading_the_results(
     assert all(h["cells"] for h in from_cells)
     await db.check_runs.update_many({"experiment_id": exp}, {"$unset": {"cells": ""}})
     assert await heatmaps() == from_cells
+
+
+async def test_concurrent_checks_of_one_span_are_all_counted(
+    chart_api: Api, chart_db: Database
+) -> None:
+    # Checks landing at once in the same 6 hours write the same feature blocks: each
+    # write is conditional on the block's version, so none is lost.
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    runs = []
+    for i in range(6):
+        run = await add_run(api, exp, f"2026-05-01T01:{i:02d}:00Z")
+        doc = await db.drifts.find_one({"_id": run["id"]})
+        assert doc is not None
+        runs.append(doc)
+    await asyncio.gather(
+        *(charts.record_check(db, run, report(features(i))) for i, run in enumerate(runs))
+    )
+    await assert_counts_match(db, exp)
+    assert sum(e["runs"] for e in (await counted_features(db, exp)).values()) == 6 * 2 + 3
