@@ -460,8 +460,9 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
         f"(every {CHECK_SHARE}th a check with {len(FEATURES)} features), inserted in {fill:.0f} s "
         f"({', '.join(f'{n:,} {c}' for c, n in inserted.items())}). Each query: 2 warm-up "
         f"requests, then up to {args.repeats} sequential ones (at least 5, at most "
-        f"{args.budget:g} s); milliseconds over HTTP on loopback. The timeline's hourly run "
-        f"counts were rebuilt from the runs in {rebuilt:.0f} s ({hours:,} documents).",
+        f"{args.budget:g} s); milliseconds over HTTP on loopback. The charts' counts (runs, "
+        f"per-model totals, checks) were rebuilt in {rebuilt:.0f} s ({hours:,} run count "
+        "documents).",
         "",
         f"| query | {small:,} runs: median | p95 | {big:,} runs: median | p95 | ratio | n |",
         "|---|--:|--:|--:|--:|--:|--:|",
