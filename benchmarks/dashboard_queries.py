@@ -27,15 +27,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx2
+from drift_backend.charts import feature_counts, run_counts
 from drift_backend.charts import queries as chart_queries
-from drift_backend.charts import run_counts
 from drift_backend.charts.buckets import DEFAULT_BUCKETS, window
 from drift_backend.charts.repository import check_run_document, feature_documents
 from drift_backend.devstack.services import free_port, start_backend
 from drift_backend.drifts.schemas import SCHEMA_VERSION
 from drift_backend.drifts.timeline import timeline_pipeline
+from drift_backend.metrics.service import Scraper
+from drift_backend.metrics.sources import Limits
 from drift_backend.store.keyset import keyset_page
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from benchmarks._docs import write_section
 from benchmarks._harness import machine, register, stack
@@ -152,6 +154,10 @@ class Query:
     pages_back: int = 0
 
 
+#: ``/metrics`` (outside the experiment's routes; it reads every experiment).
+METRICS = Query("/metrics scrape (every experiment)", "GET", "/metrics", {})
+
+
 def queries(window_1d: dict[str, str]) -> list[Query]:
     charts = "/charts"
     return [
@@ -194,6 +200,9 @@ async def time_query(
         response = await http.request(q.method, url, params=q.params, json=q.body)
         times.append((time.perf_counter() - t0) * 1000)
         response.raise_for_status()
+    if q.path == METRICS.path and "\ndrift_monitor_up 1" not in "\n" + response.text:
+        # A scrape past its read deadline answers 200 with drift_monitor_up 0: not a time.
+        raise RuntimeError("/metrics could not read MongoDB (drift_monitor_up is not 1)")
     return times
 
 
@@ -252,6 +261,44 @@ async def keyset_examined(db: Any, exp: str, now: datetime) -> tuple[int, int]:
     return len(recorder.filters), examined
 
 
+class Reads(monitoring.CommandListener):
+    """The read commands a client sends (what one /metrics reading asks)."""
+
+    def __init__(self) -> None:
+        self.commands: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("find", "aggregate", "count", "distinct"):
+            skip = {"lsid", "$db", "$clusterTime", "$readPreference", "txnNumber", "maxTimeMS"}
+            self.commands.append({k: v for k, v in event.command.items() if k not in skip})
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def metrics_examined(mongo_url: str) -> tuple[int, int]:
+    """(reads, documents examined) of one /metrics reading of the whole database: its
+    sources run here with a listener, each read explained with ``executionStats``."""
+    reads = Reads()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=[reads]
+    )
+    db = client[DATABASE]
+    try:
+        scraper = Scraper(limits=Limits(), cache_seconds=0, read_timeout_seconds=300)
+        await scraper.samples(db)
+        examined = 0
+        for command in reads.commands:
+            explained = await db.command("explain", command, verbosity="executionStats")
+            examined += int(explained["executionStats"]["totalDocsExamined"])
+    finally:
+        await client.close()
+    return len(reads.commands), examined
+
+
 async def search_examined(db: Any, exp: str) -> int:
     explained = await db.command(
         "explain",
@@ -289,10 +336,16 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         ),
         (
             "feature_results",
-            "feature history",
-            chart_queries.feature_history_pipeline(exp, "f19", None, w),
+            "feature history: the partial 6 hours at the edges",
+            chart_queries.feature_history_pipeline(
+                exp, "f19", None, w, run_counts.floor(w.end, quarter), w.end
+            ),
         ),
-        ("check_runs", "violations", chart_queries.violations_pipeline(exp, None, w)),
+        (
+            "check_runs",
+            "violations: the partial hours at the edges",
+            chart_queries.violations_pipeline(exp, None, w, run_counts.hour_of(w.end), w.end),
+        ),
         (
             "feature_results",
             "heatmap: cells of the top features",
@@ -309,6 +362,22 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         ),
         ("drifts", "v1 drift/search page", {"experiment_id": exp}, {"created_at": -1, "_id": -1}),
         (
+            "feature_counts",
+            "feature history: whole 6-hour spans (f19's block)",
+            feature_counts.spans_filter(exp, "f19", None, first, run_counts.floor(w.end, quarter)),
+            {},
+        ),
+        (
+            "violation_counts",
+            "violations: whole 6-hour spans",
+            {
+                "experiment_id": exp,
+                "grain": int(quarter.total_seconds()),
+                "start": {"$gte": first, "$lt": run_counts.floor(w.end, quarter)},
+            },
+            {},
+        ),
+        (
             "check_runs",
             "heatmap: last check runs (last day)",
             {"experiment_id": exp, "created_at": {"$gte": now - timedelta(days=1)}},
@@ -316,9 +385,12 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         ),
     ]
     for collection, label, flt, sort in finds:
-        explained = await db.command(
-            "explain", {"find": collection, "filter": flt, "sort": sort, "limit": 50}
-        )
+        command = {
+            "find": collection,
+            "filter": flt,
+            **({"sort": sort, "limit": 50} if sort else {}),
+        }
+        explained = await db.command("explain", command)
         lines.append(f"- {label} (`{collection}`): {_plan(_winning(explained))}")
     count = await db.command("explain", {"count": "drifts", "query": {"experiment_id": exp}})
     lines.append(f"- v1 drift/search total (`drifts` count): {_plan(_winning(count))}")
@@ -342,23 +414,34 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
     db = client[DATABASE]
     now = datetime.now(UTC)
     inserted: dict[str, int] = {}
-    t0 = time.perf_counter()
-    for size, exp in experiments.items():
-        for collection, docs in documents(exp, size, user, now, seed=size):
-            await db[collection].insert_many(docs, ordered=False)
-            inserted[collection] = inserted.get(collection, 0) + len(docs)
-    fill = time.perf_counter() - t0
-    print(f"filled in {fill:.0f} s: {inserted}", file=sys.stderr)
-    # The timeline's hourly counts of runs stored behind the backend's back: what start-up
-    # (or `drift-monitor-server rebuild-run-counts`) does for existing data.
-    t0 = time.perf_counter()
-    hours = await run_counts.rebuild(db)
-    rebuilt = time.perf_counter() - t0
-    print(f"run counts rebuilt in {rebuilt:.0f} s: {hours} documents", file=sys.stderr)
-
-    day = {"from": (now - timedelta(days=1)).isoformat(), "to": now.isoformat()}
+    fill = rebuilt = 0.0
+    hours = 0
     results: dict[tuple[str, int], list[float]] = {}
+    scraped: dict[int, tuple[int, int]] = {}
     async with httpx2.AsyncClient(headers=headers, timeout=600) as http:
+        for size, exp in experiments.items():
+            t0 = time.perf_counter()
+            for collection, docs in documents(exp, size, user, now, seed=size):
+                await db[collection].insert_many(docs, ordered=False)
+                inserted[collection] = inserted.get(collection, 0) + len(docs)
+            fill += time.perf_counter() - t0
+            # The timeline's counts (and the per-model totals /metrics reads) of runs stored
+            # behind the backend's back: what start-up (or `drift-monitor-server
+            # rebuild-run-counts`) does for existing data.
+            t0 = time.perf_counter()
+            hours += await run_counts.rebuild(db, exp)
+            rebuilt += time.perf_counter() - t0
+            # /metrics reads every experiment: timed with the small one alone, then with
+            # both (its row's "100 runs" is the database with the small experiment only).
+            results[(METRICS.label, size)] = await time_query(
+                http, base, METRICS, args.repeats, args.budget
+            )
+            scraped[size] = await metrics_examined(mongo_url)
+            print(f"filled and scraped: {size} runs", file=sys.stderr)
+        print(f"filled in {fill:.0f} s: {inserted}", file=sys.stderr)
+        print(f"run counts rebuilt in {rebuilt:.0f} s: {hours} documents", file=sys.stderr)
+
+        day = {"from": (now - timedelta(days=1)).isoformat(), "to": now.isoformat()}
         for q in queries(day):
             for size, exp in experiments.items():
                 prefix = f"{base}/api/v1/experiment/{exp}"
@@ -377,14 +460,15 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
         f"(every {CHECK_SHARE}th a check with {len(FEATURES)} features), inserted in {fill:.0f} s "
         f"({', '.join(f'{n:,} {c}' for c, n in inserted.items())}). Each query: 2 warm-up "
         f"requests, then up to {args.repeats} sequential ones (at least 5, at most "
-        f"{args.budget:g} s); milliseconds over HTTP on loopback. The timeline's hourly run "
-        f"counts were rebuilt from the runs in {rebuilt:.0f} s ({hours:,} documents).",
+        f"{args.budget:g} s); milliseconds over HTTP on loopback. The charts' counts (runs, "
+        f"per-model totals, checks) were rebuilt in {rebuilt:.0f} s ({hours:,} run count "
+        "documents).",
         "",
         f"| query | {small:,} runs: median | p95 | {big:,} runs: median | p95 | ratio | n |",
         "|---|--:|--:|--:|--:|--:|--:|",
     ]
     verdicts = []
-    for q in queries(day):
+    for q in [*queries(day), METRICS]:
         a, b = results[(q.label, small)], results[(q.label, big)]
         ratio = statistics.median(b) / statistics.median(a)
         lines.append(
@@ -413,6 +497,15 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
         ),
         f"- v1 `drift/search` page, {big:,} runs: {v1_examined:,} documents examined "
         "(plus its count, as many again)",
+        "",
+        "One `/metrics` reading (every experiment; its sources run with a command listener, "
+        "each read explained with `executionStats`):",
+        "",
+        f"- with the {small:,}-run experiment filled: {scraped[small][0]} reads, "
+        f"{scraped[small][1]:,} documents examined",
+        f"- with the {big:,}-run one filled too: {scraped[big][0]} reads, "
+        f"{scraped[big][1]:,} documents examined (the second experiment's models and newest "
+        "check: a cost per experiment and model, none per run)",
     ]
     return "\n".join(lines)
 
@@ -432,6 +525,8 @@ def main() -> None:
             DRIFT_RUN_TIMEOUT_SECONDS=str(10 * 365 * 86400),
             # A 100k-run page can take seconds on SecantusDB; it must not time out.
             DRIFT_MONGODB_TIMEOUT_SECONDS="300",
+            # Each scrape reads MongoDB (no 5-second cache of an earlier one).
+            DRIFT_METRICS_CACHE_SECONDS="0",
         )
         backend = start_backend(free_port(), env, bench.work / "backend.log")
         try:

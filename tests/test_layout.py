@@ -61,6 +61,11 @@ OWNERS: dict[str, str] = {
     "silences": "alerts",
     "run_counts": "charts",  # perf: the run timeline's hourly counts
     "run_count_marks": "charts",  # perf: where each run is counted
+    # scale part: per-model totals for /metrics; checks counted for the charts
+    "run_totals": "charts",
+    "violation_counts": "charts",
+    "check_count_marks": "charts",
+    "feature_counts": "charts",
 }
 
 #: (collection, file) pairs allowed outside the owner, each for a stated reason.

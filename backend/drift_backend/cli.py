@@ -108,8 +108,9 @@ def worker(processes: int | None) -> None:
 @main.command("rebuild-run-counts")
 @click.option("--experiment", default=None, help="Only this experiment's runs (default: all).")
 def rebuild_run_counts(experiment: str | None) -> None:
-    """Recount the run timeline's hourly counts from the runs (a repair; run it while the
-    experiment's runs do not change)."""
+    """Recount the charts' counts (the run timeline's, the per-model totals /metrics reads,
+    the checks' violations and feature history) from the stored runs and checks (a repair;
+    run it while the experiment's runs do not change)."""
     import asyncio
 
     from drift_backend.charts.run_counts import rebuild

@@ -1,4 +1,4 @@
-"""The timeline's run counts (``run_counts``, per hour and per 6 hours) against a direct
+"""The timeline's run counts (``run_counts``, per 6 hours, hour and 10 minutes) against a direct
 count of the runs:
 equal after every kind of state change, each counted exactly once however often it is
 retried; a failed count never fails the run's write; rebuild repairs; the timeline route
@@ -27,9 +27,14 @@ FAR = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def grain_bucket(grain: timedelta) -> dict[str, Any]:
-    hours = int(grain.total_seconds() // 3600)
+    minutes = int(grain.total_seconds() // 60)
     return {
-        "$dateTrunc": {"date": "$created_at", "unit": "hour", "binSize": hours, "timezone": "UTC"}
+        "$dateTrunc": {
+            "date": "$created_at",
+            "unit": "minute",
+            "binSize": minutes,
+            "timezone": "UTC",
+        }
     }
 
 
@@ -70,10 +75,39 @@ async def counted(
     return found
 
 
+async def assert_totals_match(db: Database, exp: str) -> None:
+    """The per-model totals (``run_totals``, what ``/metrics`` reads) against the runs: the
+    counts by state, the newest run's time and the newest Completed run's decision."""
+    expected: dict[str, dict[str, Any]] = {}
+    async for run in db.drifts.find({"experiment_id": exp}):
+        row = expected.setdefault(
+            run["model"], {**dict.fromkeys(run_counts.STATES, 0), "last": None, "completed": None}
+        )
+        row[run_counts.state_of(run)] += 1
+        if row["last"] is None or run["created_at"] > row["last"]:
+            row["last"] = run["created_at"]
+        completed = row["completed"]
+        if run["job_status"] == "Completed" and (
+            completed is None or run["created_at"] > completed["created_at"]
+        ):
+            row["completed"] = {"created_at": run["created_at"], "drift": run["drift_detected"]}
+    found = {
+        doc["model"]: {
+            **{s: doc.get(s, 0) for s in run_counts.STATES},
+            "last": doc.get("last_run_at"),
+            "completed": doc.get("completed"),
+        }
+        async for doc in db.run_totals.find({"experiment_id": exp})
+        if any(doc.get(s, 0) for s in run_counts.STATES)
+    }
+    assert found == expected
+
+
 async def assert_counts_match(db: Database, exp: str) -> None:
     for grain in run_counts.GRAINS:
         for model in (None, "m1", "m2"):
             assert await counted(db, exp, model, grain) == await direct(db, exp, model, grain)
+    await assert_totals_match(db, exp)
 
 
 def drift_url(exp: str, run: str = "") -> str:
@@ -195,7 +229,9 @@ async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
     )
     await run_counts.rebuild(db)
     await assert_counts_match(db, exp)
-    assert await db.run_counts.count_documents({"experiment_id": exp}) == 2
+    assert (
+        await db.run_counts.count_documents({"experiment_id": exp}) == 3
+    )  # the 08:00 run: its 6 hours, hour, 10 minutes
 
 
 async def test_start_up_counts_runs_stored_before_the_counts_existed(
@@ -206,6 +242,9 @@ async def test_start_up_counts_runs_stored_before_the_counts_existed(
     for h in range(4):
         await add_run(api, exp, f"2026-04-01T0{h}:00:00Z", "Failed" if h == 2 else "Completed")
     await db.run_counts.delete_many({})  # a deployment from before the counts
+    await run_counts.prepare(db)
+    await assert_counts_match(db, exp)
+    await db.run_totals.delete_many({})  # one from before the per-model totals
     await run_counts.prepare(db)
     await assert_counts_match(db, exp)
     written = await db.run_counts.count_documents({})
@@ -219,11 +258,13 @@ async def test_deleting_the_experiment_deletes_its_counts(
     api, db = chart_api, chart_db
     exp = (await api.experiment("alice"))["id"]
     await add_run(api, exp, "2026-05-01T00:00:00Z")
-    assert await db.run_counts.count_documents({"experiment_id": exp}) == 2  # hour, 6 hours
+    # 6 hours, hour, 10 minutes
+    assert await db.run_counts.count_documents({"experiment_id": exp}) == 3
     r = await api.request("DELETE", f"{PREFIX}/experiment/{exp}", "alice")
     assert r.status_code == 204, r.text
     assert await db.run_counts.count_documents({"experiment_id": exp}) == 0
     assert await db.run_count_marks.count_documents({"experiment_id": exp}) == 0
+    assert await db.run_totals.count_documents({"experiment_id": exp}) == 0
 
 
 @pytest.mark.parametrize(
@@ -235,6 +276,8 @@ async def test_deleting_the_experiment_deletes_its_counts(
         ("2026-06-02T00:00:00Z", "2026-06-02T06:00:00Z", 200),  # minute buckets: runs alone
         ("2026-06-01T01:10:00Z", "2026-06-03T23:20:00Z", 30),  # 2-hour buckets: hours, runs
         ("2026-05-31T22:00:00Z", "2026-06-04T01:00:00Z", 120),  # 1-hour buckets
+        ("2026-06-01T03:07:00Z", "2026-06-02T03:07:00Z", 200),  # 10 minutes: spans, runs
+        ("2026-06-01T00:00:00Z", "2026-06-04T00:00:00Z", 200),  # 30 minutes: 10-min spans
     ],
 )
 async def test_the_timeline_from_counts_equals_counting_the_runs(

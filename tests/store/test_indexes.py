@@ -109,6 +109,19 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("experiment_id", ASC), ("model", ASC), ("grain", ASC), ("start", ASC)), False),
     ],
     "run_count_marks": [((("experiment_id", ASC),), False)],  # an experiment's, on delete
+    # scale: per-model totals (/metrics reads an experiment's; delete drops them)
+    "run_totals": [((("experiment_id", ASC),), False)],
+    # scale: violations per hour and 6 hours, of every model or one (like run_counts)
+    "violation_counts": [
+        ((("experiment_id", ASC), ("grain", ASC), ("start", ASC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("grain", ASC), ("start", ASC)), False),
+    ],
+    "check_count_marks": [((("experiment_id", ASC),), False)],  # an experiment's, on delete
+    # scale: a feature's block of 6-hour spans by time, of every model or one
+    "feature_counts": [
+        ((("experiment_id", ASC), ("block", ASC), ("start", ASC)), False),
+        ((("experiment_id", ASC), ("model", ASC), ("block", ASC), ("start", ASC)), False),
+    ],
     "batches.files": [
         ((("metadata.experiment_id", ASC),), False),  # an experiment's batches on delete
     ],

@@ -41,10 +41,18 @@ def _count_if(condition: Any) -> dict[str, Any]:
 
 
 def feature_history_pipeline(
-    experiment_id: str, feature: str, model: str | None, window: Window
+    experiment_id: str,
+    feature: str,
+    model: str | None,
+    window: Window,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> list[dict[str, Any]]:
+    """The results in ``[start, end)`` (default: the window) per bucket of ``window``."""
+    match = scope(experiment_id, model, feature=feature)
+    match["created_at"] = {"$gte": start or window.start, "$lt": end or window.end}
     return [
-        {"$match": scope(experiment_id, model, window, feature=feature)},
+        {"$match": match},
         # Only what the buckets need travels on (a report's feature carries more).
         {"$project": dict.fromkeys(HISTORY_FIELDS, 1)},
         {
@@ -64,17 +72,30 @@ def feature_history_pipeline(
 
 
 async def feature_history(
-    db: Database, experiment_id: str, feature: str, model: str | None, window: Window
+    db: Database,
+    experiment_id: str,
+    feature: str,
+    model: str | None,
+    window: Window,
+    start: datetime,
+    end: datetime,
 ) -> list[dict[str, Any]]:
-    pipeline = feature_history_pipeline(experiment_id, feature, model, window)
+    pipeline = feature_history_pipeline(experiment_id, feature, model, window, start, end)
     return [doc async for doc in await db.feature_results.aggregate(pipeline)]
 
 
 def violations_pipeline(
-    experiment_id: str, model: str | None, window: Window
+    experiment_id: str,
+    model: str | None,
+    window: Window,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> list[dict[str, Any]]:
+    """The check runs in ``[start, end)`` (default: the window) per bucket of ``window``."""
+    match = scope(experiment_id, model)
+    match["created_at"] = {"$gte": start or window.start, "$lt": end or window.end}
     return [
-        {"$match": scope(experiment_id, model, window)},
+        {"$match": match},
         {
             "$project": {
                 "_id": 0,
@@ -109,9 +130,14 @@ def violations_pipeline(
 
 
 async def violations(
-    db: Database, experiment_id: str, model: str | None, window: Window
+    db: Database,
+    experiment_id: str,
+    model: str | None,
+    window: Window,
+    start: datetime,
+    end: datetime,
 ) -> dict[str, list[dict[str, Any]]]:
-    pipeline = violations_pipeline(experiment_id, model, window)
+    pipeline = violations_pipeline(experiment_id, model, window, start, end)
     result = [doc async for doc in await db.check_runs.aggregate(pipeline)]
     return result[0] if result else {"checks": [], "kinds": []}
 
@@ -165,28 +191,6 @@ async def heatmap_features(
         return []
     pipeline = heatmap_pipeline(experiment_id, model, runs, limit)
     return [doc async for doc in await db.feature_results.aggregate(pipeline)]
-
-
-def latest_checks_pipeline(experiment_id: str) -> list[dict[str, Any]]:
-    """One row per model with its newest check run. The sort is the (experiment, model,
-    created_at) index's order, so MongoDB reads one index entry per model."""
-    fields = ("created_at", "drift_share", "dataset_drift")
-    return [
-        {"$match": {"experiment_id": experiment_id}},
-        {"$sort": {"model": 1, "created_at": -1}},
-        {
-            "$group": {
-                "_id": "$model",
-                "run_id": {"$first": "$_id"},
-                **{field: {"$first": f"${field}"} for field in fields},
-            }
-        },
-    ]
-
-
-async def latest_checks(db: Database, experiment_id: str) -> list[dict[str, Any]]:
-    pipeline = latest_checks_pipeline(experiment_id)
-    return [doc async for doc in await db.check_runs.aggregate(pipeline)]
 
 
 async def run_features(db: Database, run_id: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from typing import Any
 from pymongo import ReplaceOne
 from pymongo.errors import BulkWriteError
 
+from drift_backend.charts import check_counts, run_totals
 from drift_backend.store.database import Database
 
 FEATURE_RESULTS = "feature_results"
@@ -37,6 +38,10 @@ FEATURE_FIELDS = (
     "drifted",
     "exact",
 )
+
+
+#: A heatmap cell's fields besides its feature and ``drifted``.
+CELL_FIELDS = ("test", "p_value", "p_value_adjusted", "distance")
 
 
 def _run_fields(run: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +81,16 @@ def check_run_document(run: dict[str, Any], report: dict[str, Any]) -> dict[str,
         "n_tested": report.get("n_tested", 0),
         "violations": [{"kind": kind, "count": n} for kind, n in sorted(kinds.items())],
         "violation_total": sum(kinds.values()),
+        # The heatmap's cells of this run (``service.heatmap``): with the run's summary, the
+        # last N check runs' keyset page carries them, and no results are read.
+        "cells": [
+            {
+                "feature": feature["feature"],
+                **{key: feature.get(key) for key in CELL_FIELDS},
+                "drifted": bool(feature.get("drifted")),
+            }
+            for feature in report.get("features", [])
+        ],
     }
 
 
@@ -96,11 +111,31 @@ async def record_check(db: Database, run: dict[str, Any], report: dict[str, Any]
             )
     summary = check_run_document(run, report)
     await db.check_runs.replace_one({"_id": summary["_id"]}, summary, upsert=True)
+    await run_totals.record_check(db, summary)  # the model's newest check, for /metrics
+    # The violations' and feature history's counts: once per check, also when retried.
+    await check_counts.record(db, summary, features)
 
 
 async def delete_for_runs(db: Database, run_ids: Iterable[str]) -> None:
     ids = list(run_ids)
     if not ids:
         return
+    models = {
+        (doc["experiment_id"], doc["model"])
+        async for doc in db.check_runs.find({"_id": {"$in": ids}}, {"experiment_id": 1, "model": 1})
+    }
+    counted = await check_counts.counted(db, ids)
+    # The results of counted checks, for their feature spans (none once an experiment's
+    # deletion dropped its counts first).
+    fields = {"experiment_id": 1, "model": 1, "feature": 1, "created_at": 1, "run_id": 1}
+    results = (
+        [doc async for doc in db.feature_results.find({"run_id": {"$in": counted}}, fields)]
+        if counted
+        else []
+    )
     await db.feature_results.delete_many({"run_id": {"$in": ids}})
     await db.check_runs.delete_many({"_id": {"$in": ids}})
+    if counted:
+        await check_counts.forget(db, counted, results)
+    for experiment_id, model in models:  # a deleted check may have been a model's newest
+        await run_totals.refresh_check(db, experiment_id, model, ids)

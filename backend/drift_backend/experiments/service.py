@@ -10,7 +10,7 @@ from drift_backend.alerts import service as alerts
 from drift_backend.auth.caller import Caller
 from drift_backend.auth.permissions import Level, has_manager, level_of
 from drift_backend.baselines.service import delete_experiment_baselines
-from drift_backend.charts import run_counts
+from drift_backend.charts import check_counts, run_counts
 from drift_backend.checks import service as checks
 from drift_backend.drifts import service as drifts
 from drift_backend.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -155,6 +155,9 @@ async def delete(db: Database, experiment_id: str) -> None:
     # Children first: if this fails half-way the experiment still exists and a retry finishes.
     # Each collection through its owner's service.
     drift_ids = await drifts.run_ids(db, experiment_id)
+    # The charts' counts of its checks first: each report deleted below then has nothing
+    # to subtract (else one read and write per check).
+    await check_counts.delete_for_experiment(db, experiment_id)
     for start in range(0, len(drift_ids), 1000):
         chunk = drift_ids[start : start + 1000]
         await checks.delete_reports(db, chunk)

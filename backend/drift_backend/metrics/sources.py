@@ -16,7 +16,6 @@ from typing import Any
 
 from drift_backend.alerts import service as alerts
 from drift_backend.charts import service as charts
-from drift_backend.drifts import summary as drifts
 from drift_backend.experiments import service as experiments
 from drift_backend.jobs.queue import queue_stats
 from drift_backend.metrics import families as f
@@ -45,7 +44,8 @@ def _seconds(at: datetime) -> float:
 
 
 async def runs_by_status(db: Database, limits: Limits) -> list[Sample]:
-    counts = await drifts.count_by_status(db)
+    # The per-model totals kept as runs change state: the cost is the number of models.
+    counts = await charts.runs_by_status(db)
     return [Sample(f.RUNS, (status,), float(n)) for status, n in counts.items()]
 
 
@@ -86,10 +86,10 @@ async def _experiment_samples(
     db: Database, experiment: Mapping[str, Any], limits: Limits
 ) -> tuple[list[Sample], dict[str, int]]:
     name = str(experiment["name"])
-    models = await drifts.newest_per_model(db, str(experiment["id"]))
+    # One small document per model (``charts`` ``run_totals``), never the runs.
+    models = await charts.model_totals(db, str(experiment["id"]))
     omitted = {"models": max(0, len(models) - limits.max_models), "features": 0}
     models = models[: limits.max_models]
-    checks = await charts.latest_checks(db, str(experiment["id"])) if models else {}
     samples: list[Sample] = []
     for row in models:
         model = str(row["model"])
@@ -97,7 +97,7 @@ async def _experiment_samples(
         samples.append(Sample(f.LAST_RUN, labels, _seconds(row["last_run_at"])))
         if row["drift_detected"] is not None:
             samples.append(Sample(f.DATASET_DRIFT, labels, 1.0 if row["drift_detected"] else 0.0))
-        check = checks.get(model)
+        check = row["check"]
         if check is None:
             continue
         samples.append(Sample(f.LAST_CHECK, labels, _seconds(check["created_at"])))

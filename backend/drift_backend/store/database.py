@@ -157,6 +157,35 @@ INDEXES: dict[str, list[IndexModel]] = {
     # perf: where each run is counted (charts/run_counts.py); by run id, and an experiment's
     # on delete.
     "run_count_marks": [IndexModel([("experiment_id", ASCENDING)])],
+    # scale: per-model run totals, newest run and check (charts/run_totals.py): /metrics
+    # reads an experiment's; an experiment's on delete.
+    "run_totals": [IndexModel([("experiment_id", ASCENDING)])],
+    # scale: checks counted for the charts (charts/check_counts.py, feature_counts.py):
+    # violations per hour and 6 hours and a feature's block per 6 hours, by time ranges;
+    # the markers of counted checks (by run id; an experiment's on delete).
+    "violation_counts": [
+        IndexModel([("experiment_id", ASCENDING), ("grain", ASCENDING), ("start", ASCENDING)]),
+        IndexModel(
+            [
+                ("experiment_id", ASCENDING),
+                ("model", ASCENDING),
+                ("grain", ASCENDING),
+                ("start", ASCENDING),
+            ]
+        ),
+    ],
+    "check_count_marks": [IndexModel([("experiment_id", ASCENDING)])],
+    "feature_counts": [
+        IndexModel([("experiment_id", ASCENDING), ("block", ASCENDING), ("start", ASCENDING)]),
+        IndexModel(
+            [
+                ("experiment_id", ASCENDING),
+                ("model", ASCENDING),
+                ("block", ASCENDING),
+                ("start", ASCENDING),
+            ]
+        ),
+    ],
 }
 
 

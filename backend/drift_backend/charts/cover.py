@@ -1,0 +1,55 @@
+"""How a chart window is read from counts kept per span (``run_counts``, ``check_counts``,
+``feature_counts``): the largest counted spans that fit the window's step, smaller ones at
+its edges, and what is left (less than the smallest span at each edge, or a window cut
+finer than any span) from the documents themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from drift_backend.charts.buckets import Window
+
+
+def floor(when: datetime, grain: timedelta) -> datetime:
+    """The start of the ``grain``-long span ``when`` falls in (spans from midnight)."""
+    midnight = when.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + ((when - midnight) // grain) * grain
+
+
+@dataclass(frozen=True)
+class Part:
+    """``[start, end)`` read from the spans of ``grain``, or from the documents (None)."""
+
+    grain: timedelta | None
+    start: datetime
+    end: datetime
+
+
+def parts(window: Window, grains: tuple[timedelta, ...]) -> list[Part]:
+    """``grains``: largest first, each dividing a day. A span lies in exactly one bucket
+    when the step is a multiple of its grain (both align to midnight, the buckets'
+    reference being one)."""
+    found: list[Part] = []
+
+    def cover(start: datetime, end: datetime, grains: tuple[timedelta, ...]) -> None:
+        if start >= end:
+            return
+        usable = [g for g in grains if window.step % g == timedelta(0)]
+        if not usable:
+            found.append(Part(None, start, end))
+            return
+        grain, smaller = usable[0], tuple(usable[1:])
+        first = floor(start, grain)
+        if first < start:
+            first += grain
+        last = floor(end, grain)
+        if first >= last:
+            cover(start, end, smaller)
+            return
+        found.append(Part(grain, first, last))
+        cover(start, first, smaller)
+        cover(last, end, smaller)
+
+    cover(window.start, window.end, grains)
+    return found

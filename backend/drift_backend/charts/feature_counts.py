@@ -1,0 +1,272 @@
+"""A feature's history, pre-aggregated per 6 hours: the ``feature_counts`` collection. Per
+(experiment, model, 6 hours of ``created_at``) the features are spread over
+:data:`BLOCKS` documents by a hash of their name; each holds, per feature of its block, what
+the feature-history chart shows of a bucket: checks (``runs``), how many drifted, the
+smallest p-value and adjusted p-value, the largest distance and threshold. A 30-day history
+(6-hour buckets) reads its 120 documents per model instead of every check's result.
+
+Why blocks: a check reads and writes whole the blocks it has features in, at most
+:data:`BLOCKS` documents, each guarded by its version ``v`` (:func:`add`). Measured on
+SecantusDB for a 1,000-feature check (docs/benchmarks.md): one upsert per feature, or
+field-by-field ``$inc``/``$min``/``$max`` of the blocks, cost 2-3 s beside about 3 s for
+inserting its ``feature_results`` (under load; 1.5 s and 0.6 s idle); the 32 blocks written
+whole about 0.3 s. One document per span holding every feature would make each read decode
+every feature's values; a block of a 1,000-feature experiment holds about 31.
+
+Added to by :mod:`.check_counts` once per check run, under its marker (exactly once). Only
+one grain, 6 hours: a window whose step is not a multiple of it (7 days and shorter) reads
+the results themselves, as before. ``$min``/``$max`` cannot be undone, so a deleted check's
+features are recomputed from the results left in their span (:func:`recompute`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReplaceOne, UpdateOne
+from pymongo.errors import DuplicateKeyError
+
+from drift_backend.charts.cover import floor
+from drift_backend.store.database import Database
+
+FEATURE_COUNTS = "feature_counts"
+GRAIN = timedelta(hours=6)
+GRAINS = (GRAIN,)
+#: Documents per (experiment, model, 6 hours): the most upserts one check costs.
+BLOCKS = 32
+#: Rounds of writing the blocks another check wrote meanwhile.
+ATTEMPTS = 10
+#: The aggregate fields: (name, ``feature_results`` field).
+MINIMA = (("p_value_min", "p_value"), ("p_value_adjusted_min", "p_value_adjusted"))
+MAXIMA = (("distance_max", "distance"), ("threshold", "threshold"))
+
+
+def block_of(feature: str) -> int:
+    return zlib.crc32(feature.encode("utf-8")) % BLOCKS
+
+
+def field_of(feature: str) -> str:
+    """A feature's name as a field name (MongoDB paths split at "." and refuse "$")."""
+    return feature.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def key(experiment_id: str, model: str, start: datetime, block: int) -> str:
+    # The model may hold "|": it comes last, after fixed parts.
+    return f"{experiment_id}|{start.isoformat()}|{block}|{model}"
+
+
+def _span(result: dict[str, Any]) -> tuple[str, str, datetime]:
+    return (result["experiment_id"], result["model"], floor(result["created_at"], GRAIN))
+
+
+def _identity(experiment_id: str, model: str, start: datetime, block: int) -> dict[str, Any]:
+    return {"experiment_id": experiment_id, "model": model, "start": start, "block": block}
+
+
+def _values(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The minima and maxima of one result ($min/$max would take a null as the smallest
+    value, so only values are kept)."""
+    minima = {name: result[f] for name, f in MINIMA if result.get(f) is not None}
+    maxima = {name: result[f] for name, f in MAXIMA if result.get(f) is not None}
+    return minima, maxima
+
+
+def _merge(entry: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any]:
+    """A feature's entry with one more result counted in."""
+    merged = dict(entry or {"runs": 0, "drifted": 0})
+    merged["runs"] += 1
+    merged["drifted"] += 1 if result.get("drifted") else 0
+    minima, maxima = _values(result)
+    for values, pick in ((minima, min), (maxima, max)):
+        for name, value in values.items():
+            merged[name] = pick(merged[name], value) if name in merged else value
+    return merged
+
+
+async def _write_block(
+    db: Database, ident: tuple[str, str, datetime, int], results: list[dict[str, Any]]
+) -> bool:
+    """Count ``results`` into their block: read it, add, and write it back only if no one
+    wrote it meanwhile (its version ``v``); False when someone did (read it again)."""
+    doc_id = key(*ident)
+    old = await db.feature_counts.find_one({"_id": doc_id})
+    entries = dict(old["f"]) if old is not None else {}
+    for result in results:
+        field = field_of(result["feature"])
+        entries[field] = _merge(entries.get(field), result)
+    if old is None:
+        try:
+            await db.feature_counts.insert_one(
+                {"_id": doc_id, **_identity(*ident), "v": 1, "f": entries}
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+    written = await db.feature_counts.update_one(
+        {"_id": doc_id, "v": old["v"]}, {"$set": {"f": entries, "v": old["v"] + 1}}
+    )
+    return written.matched_count == 1
+
+
+async def add(db: Database, results: list[dict[str, Any]]) -> None:
+    """Count a check's ``feature_results`` documents (its caller holds the marker): each
+    block they fall in read and written whole, concurrently, at most :data:`BLOCKS`.
+    (Field-by-field ``$inc``/``$min``/``$max`` of 1,000 features cost SecantusDB about 10x
+    more than writing the 32 blocks whole.) A block written by another check meanwhile is
+    read and added to again."""
+    blocks: dict[tuple[str, str, datetime, int], list[dict[str, Any]]] = defaultdict(list)
+    for result in results:
+        experiment_id, model, start = _span(result)
+        blocks[(experiment_id, model, start, block_of(result["feature"]))].append(result)
+    pending = list(blocks)
+    for _ in range(ATTEMPTS):
+        if not pending:
+            return
+        done = await asyncio.gather(*(_write_block(db, ident, blocks[ident]) for ident in pending))
+        pending = [ident for ident, ok in zip(pending, done, strict=True) if not ok]
+    if pending:
+        raise RuntimeError(f"{len(pending)} feature blocks kept changing under this check")
+
+
+def _group() -> dict[str, Any]:
+    return {
+        "runs": {"$sum": 1},
+        "drifted": {"$sum": {"$cond": ["$drifted", 1, 0]}},
+        **{name: {"$min": f"${f}"} for name, f in MINIMA},
+        **{name: {"$max": f"${f}"} for name, f in MAXIMA},
+    }
+
+
+def _entry(row: dict[str, Any]) -> dict[str, Any]:
+    """A feature's entry in its block from an aggregated row."""
+    entry = {"runs": row["runs"], "drifted": row["drifted"]}
+    entry.update({name: row[name] for name, _ in (*MINIMA, *MAXIMA) if row.get(name) is not None})
+    return entry
+
+
+async def recompute(db: Database, gone: Iterable[dict[str, Any]]) -> None:
+    """After ``feature_results`` documents ``gone`` (or rewritten ones) changed: their
+    features' entries again, from the results in each (experiment, model, 6 hours)."""
+    spans: dict[tuple[str, str, datetime], set[str]] = defaultdict(set)
+    for result in gone:
+        spans[_span(result)].add(result["feature"])
+    for (experiment_id, model, start), features in spans.items():
+        match = {
+            "experiment_id": experiment_id,
+            "model": model,
+            "created_at": {"$gte": start, "$lt": start + GRAIN},
+        }
+        pipeline = [{"$match": match}, {"$group": {"_id": "$feature", **_group()}}]
+        left = {row["_id"]: row async for row in await db.feature_results.aggregate(pipeline)}
+        updates: dict[int, dict[str, Any]] = {}
+        for feature in features:
+            update = updates.setdefault(block_of(feature), {})
+            path = f"f.{field_of(feature)}"
+            if feature in left:
+                update.setdefault("$set", {})[path] = _entry(left[feature])
+            else:
+                update.setdefault("$unset", {})[path] = ""
+        ops = []
+        for block, update in updates.items():
+            # A rewritten check's new feature may open a block; a deletion never does.
+            if "$set" in update:
+                update["$setOnInsert"] = _identity(experiment_id, model, start, block)
+            update["$inc"] = {"v": 1}  # a check adding to the block meanwhile reads again
+            doc_id = key(experiment_id, model, start, block)
+            ops.append(UpdateOne({"_id": doc_id}, update, upsert="$set" in update))
+        if ops:
+            await db.feature_counts.bulk_write(ops, ordered=False)
+
+
+async def build(db: Database, experiment_id: str | None) -> None:
+    """Recount the scope's blocks from its ``feature_results`` (``check_counts.rebuild``)."""
+    scope = {} if experiment_id is None else {"experiment_id": experiment_id}
+    pipeline: list[dict[str, Any]] = [
+        {"$match": scope},
+        {
+            "$group": {
+                "_id": {
+                    "experiment_id": "$experiment_id",
+                    "model": "$model",
+                    "feature": "$feature",
+                    "start": {
+                        "$dateTrunc": {
+                            "date": "$created_at",
+                            "unit": "hour",
+                            "binSize": int(GRAIN.total_seconds() // 3600),
+                            "timezone": "UTC",
+                        }
+                    },
+                },
+                **_group(),
+            }
+        },
+    ]
+    built: dict[str, dict[str, Any]] = {}
+    async for row in await db.feature_results.aggregate(pipeline):
+        ident = row["_id"]
+        block = block_of(ident["feature"])
+        doc_id = key(ident["experiment_id"], ident["model"], ident["start"], block)
+        doc = built.setdefault(
+            doc_id,
+            {
+                "_id": doc_id,
+                **_identity(ident["experiment_id"], ident["model"], ident["start"], block),
+                "v": 1,
+                "f": {},
+            },
+        )
+        doc["f"][field_of(ident["feature"])] = _entry(row)
+    stale = [doc["_id"] async for doc in db.feature_counts.find(scope, {"_id": 1})]
+    gone = [doc_id for doc_id in stale if doc_id not in built]
+    for first in range(0, len(gone), 1000):
+        await db.feature_counts.delete_many({"_id": {"$in": gone[first : first + 1000]}})
+    docs = list(built.values())
+    for first in range(0, len(docs), 1000):
+        chunk = docs[first : first + 1000]
+        await db.feature_counts.bulk_write(
+            [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in chunk], ordered=False
+        )
+
+
+def spans_filter(
+    experiment_id: str, feature: str, model: str | None, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The feature's block documents of the spans in ``[start, end)`` (on span edges), on
+    the ``(experiment_id[, model], block, start)`` index."""
+    match: dict[str, Any] = {"experiment_id": experiment_id}
+    if model is not None:
+        match["model"] = model
+    match["block"] = block_of(feature)
+    match["start"] = {"$gte": start, "$lt": end}
+    return match
+
+
+async def spans(
+    db: Database,
+    experiment_id: str,
+    feature: str,
+    model: str | None,
+    start: datetime,
+    end: datetime,
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """``(span start, the feature's entry)`` for each span in ``[start, end)`` that has
+    one (of every model, or of one)."""
+    path = f"f.{field_of(feature)}"
+    match = spans_filter(experiment_id, feature, model, start, end)
+    found = db.feature_counts.find(match, {"_id": 0, "start": 1, path: 1})
+    entries = []
+    async for doc in found:
+        entry = doc.get("f", {}).get(field_of(feature))
+        if entry and entry.get("runs"):
+            entries.append((doc["start"], entry))
+    return entries
+
+
+async def delete_for_experiment(db: Database, experiment_id: str) -> None:
+    await db.feature_counts.delete_many({"experiment_id": experiment_id})
