@@ -13,6 +13,7 @@ Precision and recall of the drifted-column detection for both.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -165,6 +166,13 @@ class Results:
     backend_peak: float = 0.0
     worker_memory: Memory | None = None
     separate_worker: bool = False
+    #: The machine's 1-minute load average as each timed part ended (2 cores: above 2,
+    #: other work shares them and the wall times grow).
+    load: dict[str, list[float]] = field(default_factory=dict)
+
+
+def note_load(res: Results, part: str) -> None:
+    res.load.setdefault(part, []).append(os.getloadavg()[0])
 
 
 def run_ours(
@@ -188,6 +196,7 @@ def run_ours(
     for _ in range(args.repeats):
         elapsed, report = timed(lambda: api.check(cur, baseline))
         res.check.append(elapsed)
+        note_load(res, "checks")
         print(f"  check {elapsed:.2f} s", file=sys.stderr)
     res.ours = Accuracy(set(report["drifted_features"]), res.injected)
     res.tests_used = tests_used(report)
@@ -256,6 +265,15 @@ def render(res: Results, args: argparse.Namespace) -> str:
         f"{'met' if ev / check >= TARGET else 'MISSED'} (counting the baseline upload too: "
         f"{ev / (upload + check):.1f}x).",
     ]
+    loads = ", ".join(
+        f"{part} {statistics.median(values):.1f}" for part, values in res.load.items() if values
+    )
+    lines += [
+        "",
+        f"Load average (1 min, median as each part ended; {os.cpu_count()} cores): {loads}. "
+        f"Ours per check over the statistics-only line (less sensitive to other load than the "
+        f"ratio to Evidently, timed at another moment): {check / engine:.2f}x.",
+    ]
     return "\n".join(lines)
 
 
@@ -283,11 +301,13 @@ def main() -> None:
         tmp = Path(tmp_name)
         print(f"Evidently ({n_columns} columns) ...", file=sys.stderr)
         res.evidently = run_evidently(ref, cur, args.ev_repeats, tmp, list(ref.columns))
+        note_load(res, "Evidently")
         res.evidently_acc = Accuracy(set(res.evidently["drifted"]), injected)
         print(f"  Evidently: {res.evidently['times']}", file=sys.stderr)
 
         print("our statistics in-process ...", file=sys.stderr)
         res.engine = run_engine(ref, cur, args.repeats)
+        note_load(res, "statistics only")
         print(f"  engine: {res.engine}", file=sys.stderr)
 
         mongo = start_mongodb(free_port(), tmp / "db", log_path=tmp / "secantus.log")
