@@ -12,6 +12,7 @@ each statistics process also moves the baseline's profile there.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -26,7 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from drift_backend.devstack.services import free_port, start_backend, start_mongodb  # noqa: E402
 
-from benchmarks._common import ARROW, backend_env, start_worker, to_ipc  # noqa: E402
+from benchmarks._common import ARROW, backend_env, descendants, start_worker, to_ipc  # noqa: E402
 from tests.support.jwt_issuer import JWTIssuer  # noqa: E402
 
 
@@ -38,6 +39,22 @@ def frames(columns: int, rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         {f"c{i}": rng.normal(size=rows) + (0.3 if i < shifted else 0.0) for i in range(columns)}
     )
     return reference, current
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds of each part (a list of processes), this process's own as ``client``."""
+    return {"client": time.process_time()} | {
+        name: sum(cpu_seconds(pid) for pid in pids) for name, pids in parts.items()
+    }
 
 
 def main() -> None:
@@ -53,7 +70,7 @@ def main() -> None:
         env = backend_env(
             mongo.url, issuer.url, tmp, database="breakdown", embedded=False, worker_processes=2
         )
-        backend = start_backend(free_port(), env)
+        backend = start_backend(free_port(), env, tmp / "backend.log")
         worker = start_worker(env, tmp / "worker.log", 2)
         try:
             auth = {"Authorization": f"Bearer {issuer.token('bench')}"}
@@ -66,24 +83,40 @@ def main() -> None:
             )
             baseline_id = baseline.raise_for_status().json()["id"]
             body = to_ipc(current)
-            print("check  upload+reduce+store  queue+worker  wake+answer  report  total (s)")
+            print(
+                "check  upload+reduce+store  queue+worker  wake+answer  report  total (s)"
+                "  | CPU s: client backend worker db  sum  | load"
+            )
             for i in range(args.checks):
+                parts = {
+                    "backend": [backend.process.pid],
+                    "worker": [worker.process.pid, *descendants(worker.process.pid)],
+                    "db": [mongo.process.pid],
+                }
+                before = cpu_by_part(parts)
                 start = time.time()
                 answer = http.post(
                     f"{prefix}/check",
                     content=body,
                     headers={"content-type": ARROW},
                     params={"model": "m", "baseline": baseline_id, "wait": 600},
-                ).raise_for_status()
+                )
+                if answer.status_code != 200:
+                    print(f"check {i}: {answer.status_code} {answer.text[:500]}; logs in {tmp}")
+                    continue
                 answered = time.time()
                 run = answer.json()
                 made = datetime.fromisoformat(run["created_at"]).timestamp()
                 finished = datetime.fromisoformat(run["finished_at"]).timestamp()
                 http.get(f"{prefix}/drift/{run['id']}/report").raise_for_status()
                 done = time.time()
+                after = cpu_by_part(parts)
+                cpu = [after[k] - before[k] for k in after]
                 print(
                     f"{i:5d}  {made - start:19.2f}  {finished - made:12.2f}  "
                     f"{answered - finished:11.2f}  {done - answered:6.2f}  {done - start:5.2f}"
+                    f"  | {' '.join(f'{c:6.2f}' for c in cpu)}  {sum(cpu):5.2f}"
+                    f"  | {os.getloadavg()[0]:.1f}"
                 )
         finally:
             worker.stop()

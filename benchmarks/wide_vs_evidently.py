@@ -13,9 +13,12 @@ Precision and recall of the drifted-column detection for both.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +168,32 @@ class Results:
     backend_peak: float = 0.0
     worker_memory: Memory | None = None
     separate_worker: bool = False
+    #: The machine's 1-minute load average sampled while each timed part ran (2 cores:
+    #: above 2, other work shares them and the wall times grow).
+    load: dict[str, list[float]] = field(default_factory=dict)
+
+
+class LoadSampler:
+    """The 1-minute load average every second, on a daemon thread, with its time."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.monotonic(), os.getloadavg()[0]))
+            time.sleep(1.0)
+
+    def since(self, start: float) -> list[float]:
+        return [load for at, load in list(self.samples) if at >= start] or [os.getloadavg()[0]]
+
+
+LOAD = LoadSampler()
+
+
+def note_load(res: Results, part: str, start: float) -> None:
+    res.load.setdefault(part, []).extend(LOAD.since(start))
 
 
 def run_ours(
@@ -186,8 +215,10 @@ def run_ours(
         print(f"  baseline upload {res.upload[-1]:.2f} s", file=sys.stderr)
     report: dict[str, Any] = {}
     for _ in range(args.repeats):
+        start = time.monotonic()
         elapsed, report = timed(lambda: api.check(cur, baseline))
         res.check.append(elapsed)
+        note_load(res, "checks", start)
         print(f"  check {elapsed:.2f} s", file=sys.stderr)
     res.ours = Accuracy(set(report["drifted_features"]), res.injected)
     res.tests_used = tests_used(report)
@@ -256,6 +287,18 @@ def render(res: Results, args: argparse.Namespace) -> str:
         f"{'met' if ev / check >= TARGET else 'MISSED'} (counting the baseline upload too: "
         f"{ev / (upload + check):.1f}x).",
     ]
+    loads = ", ".join(
+        f"{part} {statistics.median(values):.1f} / {max(values):.1f}"
+        for part, values in res.load.items()
+        if values
+    )
+    lines += [
+        "",
+        f"Load average (1 min, sampled each second while each part ran, median / max; "
+        f"{os.cpu_count()} cores, our own processes count too): {loads}. "
+        f"Ours per check over the statistics-only line (less sensitive to other load than the "
+        f"ratio to Evidently, timed at another moment): {check / engine:.2f}x.",
+    ]
     return "\n".join(lines)
 
 
@@ -282,12 +325,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp_name, JWTIssuer() as issuer:
         tmp = Path(tmp_name)
         print(f"Evidently ({n_columns} columns) ...", file=sys.stderr)
+        start = time.monotonic()
         res.evidently = run_evidently(ref, cur, args.ev_repeats, tmp, list(ref.columns))
+        note_load(res, "Evidently", start)
         res.evidently_acc = Accuracy(set(res.evidently["drifted"]), injected)
         print(f"  Evidently: {res.evidently['times']}", file=sys.stderr)
 
         print("our statistics in-process ...", file=sys.stderr)
+        start = time.monotonic()
         res.engine = run_engine(ref, cur, args.repeats)
+        note_load(res, "statistics only", start)
         print(f"  engine: {res.engine}", file=sys.stderr)
 
         mongo = start_mongodb(free_port(), tmp / "db", log_path=tmp / "secantus.log")

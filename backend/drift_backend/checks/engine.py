@@ -50,6 +50,7 @@ from drift_backend.baselines.model import (
     Profile,
     RowSample,
 )
+from drift_backend.baselines.parallel import map_columns
 from drift_backend.baselines.profile import sorted_quantiles
 from drift_backend.baselines.violations import check_violations
 from drift_backend.checks.config import DriftConfig
@@ -564,16 +565,18 @@ def run_check(
     mode = "summary" if isinstance(current, BatchSummary) else "raw"
     summary = current if isinstance(current, BatchSummary) else current.summary
     values = {} if isinstance(current, BatchSummary) else current.numeric
-    features = [
-        _test_feature(
+    # On the column threads: the tests' numpy work (the merges of whole samples above all)
+    # releases the GIL, so a wide check uses the cores its one statistics process would leave idle.
+    features = map_columns(
+        lambda profiled: _test_feature(
             profiled,
             summary.feature(profiled.name),
             values.get(profiled.name),
             profile.values(profiled.name),
             config,
-        )
-        for profiled in profile.features
-    ]
+        ),
+        profile.features,
+    )
     prediction = None
     if config.prediction is not None:
         prediction = _prediction(features, config)
