@@ -48,20 +48,20 @@ OWNERS: dict[str, str] = {
     "notifications": "notify",
     "alert_targets": "notify",
     "deliveries": "notify",
-    # perfmon part: predictions, late labels and their windows
+    # Predictions, late labels and their windows
     "predictions": "performance",
     "performance_windows": "performance",
     "performance_models": "performance",
-    "performance_decisions": "performance",  # perfdecide part: decided windows
-    # dashboard part: the dashboard's server-side sessions (frontend/drift_dashboard/sessions.py)
+    "performance_decisions": "performance",  # Decided windows
+    # The dashboard's server-side sessions (frontend/drift_dashboard/sessions.py)
     "dashboard_sessions": DASHBOARD_OWNER,
-    # Alerts, rules part.
+    # Alerts.
     "alert_rules": "alerts",
     "alert_groups": "alerts",
     "silences": "alerts",
     "run_counts": "charts",  # perf: the run timeline's hourly counts
     "run_count_marks": "charts",  # perf: where each run is counted
-    # scale part: per-model totals for /metrics; checks counted for the charts
+    # Per-model totals for /metrics; checks counted for the charts
     "run_totals": "charts",
     "violation_counts": "charts",
     "check_count_marks": "charts",

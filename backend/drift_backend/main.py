@@ -63,7 +63,7 @@ def worker_periodic(settings: Settings) -> list[Periodic]:
     """What every worker does on a clock besides its jobs: the alerts' tick."""
     return [
         Periodic("alerts tick", settings.alerts_tick_seconds, alerts_tick),
-        # perfdecide: recount windows a dead batch left uncounted; write pending decisions.
+        # recount windows a dead batch left uncounted; write pending decisions.
         Periodic(
             "performance tick",
             settings.performance_tick_seconds,

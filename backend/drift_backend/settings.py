@@ -171,10 +171,10 @@ class Settings(BaseSettings):
     delivery_max_response_bytes: int = Field(default=65_536, ge=1)
     #: Slack takes one message per second per incoming webhook.
     delivery_slack_interval_seconds: float = Field(default=1.0, ge=0)
-    # Alerts (rules part, issue 9): how often each worker looks for alert groups whose time
+    # Alerts: how often each worker looks for alert groups whose time
     # has come (group_wait, repeat_interval, keep_firing_for, no_run deadlines, silences).
     alerts_tick_seconds: float = Field(default=5.0, gt=0, le=3600)
-    # Model performance monitoring (perfmon part; docs/performance.md)
+    # Model performance monitoring (docs/performance.md)
     #: Rows per predictions, ground-truth or reference batch (the SDK splits larger ones).
     performance_max_batch_rows: int = Field(default=10_000, gt=0)
     #: A window whose labelled share of predictions is below this is marked incomplete.
@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     #: than this, with a one-sided two-proportion test's p-value under the alpha below.
     performance_tolerance: float = Field(default=0.02, ge=0, le=1)
     performance_alpha: float = Field(default=0.05, gt=0, lt=1)
-    # Performance decisions (perfdecide part; docs/performance.md "Degraded windows")
+    # Performance decisions (docs/performance.md "Degraded windows")
     #: A regression window is degraded when its MAE (RMSE) exceeds the reference's times
     #: 1 + this, with a one-sided bootstrap-interval test under performance_alpha.
     performance_regression_tolerance: float = Field(default=0.1, ge=0, le=100)

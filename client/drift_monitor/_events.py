@@ -31,7 +31,7 @@ EventType = Literal[
     "run.updated",
     "run.finished",
     "check.finished",
-    "performance.window_updated",  # perfmon part: run_id is ""
+    "performance.window_updated",  # run_id is ""
 ]
 #: Wait before reconnecting until the server says otherwise (``retry:``), in seconds.
 DEFAULT_RECONNECT = 1.0

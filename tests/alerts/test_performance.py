@@ -1,4 +1,4 @@
-"""perfdecide: the condition "performance below threshold" (``performance_degraded``) with
+"""The condition "performance below threshold" (``performance_degraded``) with
 the embedded worker: a window that becomes degraded fires, its recovery resolves, and the
 other conditions ignore the server's performance runs."""
 

@@ -43,7 +43,7 @@ BASELINE = EXP + "/baseline/{baseline_id}"
 CHARTS = EXP + "/charts"
 TARGET = EXP + "/alert-targets/{target_id}"  # notify
 
-# Alerts, rules part.
+# Alerts.
 ALERT_RULES = EXP + "/alert-rules"
 ALERT_RULE = ALERT_RULES + "/{rule_id}"
 ALERT_RULE_BODY = {"name": "az-rule", "condition": {"type": "run_failed"}}
@@ -215,7 +215,7 @@ ROUTES: list[RouteSpec] = [
     ),
     RouteSpec("POST", DRIFT + "/heartbeat", 200, need=Level.Edit),
     RouteSpec("DELETE", DRIFT, 204, need=Level.Edit),
-    # The last run per experiment (dashboard part): everyone gets 200, unreadable ones are
+    # The last run per experiment: everyone gets 200, unreadable ones are
     # left out of the answer (tests/api/test_latest_runs.py checks which).
     RouteSpec(
         "GET",
@@ -258,7 +258,7 @@ ROUTES: list[RouteSpec] = [
         need=Level.Read,
         params=lambda case: {"format": "csv"},
     ),
-    # Model performance (perfmon part): the case's model has two predictions.
+    # Model performance: the case's model has two predictions.
     RouteSpec(
         "POST",
         EXP + "/predictions",
@@ -290,7 +290,7 @@ ROUTES: list[RouteSpec] = [
         need=Level.Read,
         params=lambda case: {"model": "az-model"},
     ),
-    # perfpage part: the models a dashboard can pick.
+    # The models a dashboard can pick.
     RouteSpec("GET", EXP + "/performance/models", 200, need=Level.Read),
     # Event streams, filtered to the case's experiment (not followed, so the answer ends).
     RouteSpec(
@@ -316,7 +316,7 @@ ROUTES: list[RouteSpec] = [
     RouteSpec("POST", TARGET + "/test", 200, need=Level.Manage),
     RouteSpec("GET", EXP + "/notifications", 200, need=Level.Read),
     RouteSpec("POST", EXP + "/notifications/{notification_id}/redeliver", 202, need=Level.Manage),
-    # Alerts, rules part: rules (Manage to change), silences (Edit), alerts now.
+    # Alerts: rules (Manage to change), silences (Edit), alerts now.
     RouteSpec("GET", ALERT_RULES, 200, need=Level.Read),
     RouteSpec("POST", ALERT_RULES, 201, need=Level.Manage, body=lambda case: ALERT_RULE_BODY),
     RouteSpec("GET", ALERT_RULE, 200, need=Level.Read),
@@ -454,7 +454,7 @@ async def _make_case(api: Api, users: dict[str, str], public: bool) -> Case:
         json={"columns": {"x": [0.0, 1.0, 2.0]}},
     )
     assert baseline.status_code == 201, baseline.text
-    # perfmon part: predictions of the case's model, for the performance routes.
+    # Predictions of the case's model, for the performance routes.
     predictions = await api.request(
         "POST",
         f"{PREFIX}/experiment/{experiment['id']}/predictions",

@@ -84,7 +84,7 @@ class World:
         self.ids["drift_id"] = self._post(http, "/drift", 201, json={"model": "m"})
 
     def _alerts(self, http: httpx2.Client) -> None:
-        """Alerts, rules part: a rule and a silence to address."""
+        """Alerts: a rule and a silence to address."""
         rule = {"name": "r", "condition": {"type": "run_failed"}}
         self.ids["rule_id"] = self._post(http, "/alert-rules", 201, json=rule)
         ends = datetime.now(UTC) + timedelta(days=30)
@@ -133,7 +133,7 @@ class World:
                 self._baseline(http)
         elif method == "DELETE" and path.endswith("/experiment/{experiment_id}"):
             self.build()
-        elif "/alert-rules" in path or "/silences" in path:  # alerts, rules part
+        elif "/alert-rules" in path or "/silences" in path:  # alerts
             if method == "DELETE" and path.endswith("/alert-rules/{rule_id}"):
                 with self._http() as http:
                     self._alerts(http)

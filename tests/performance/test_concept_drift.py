@@ -1,4 +1,4 @@
-"""perfdecide: a window that becomes degraded (or recovers) is recorded as a drift run with
+"""A window that becomes degraded (or recovers) is recorded as a drift run with
 ``concept_drift``, which a v1 client reads like any run; once per change."""
 
 from __future__ import annotations

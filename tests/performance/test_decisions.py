@@ -89,7 +89,7 @@ async def test_a_concept_shift_is_reported_as_degraded(api: Api) -> None:
     assert decisions[2]["reason"] == "incomplete window: coverage too low"
 
 
-# --- regression: the bootstrap interval from the windows' sums (perfdecide) --------------------
+# --- regression: the bootstrap interval from the windows' sums --------------------
 
 
 def _moments(values: np.ndarray) -> Moments:

@@ -1,4 +1,4 @@
-"""``GET .../performance/models`` (perfpage part): the models a dashboard can pick, with
+"""``GET .../performance/models``: the models a dashboard can pick, with
 their task, classes and whether they have a labelled reference."""
 
 from __future__ import annotations

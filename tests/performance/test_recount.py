@@ -1,4 +1,4 @@
-"""perfdecide: a batch that dies between its writes and its window increments leaves rows
+"""A batch that dies between its writes and its window increments leaves rows
 stored but uncounted; the recount finds it by its marker and repairs the windows to what a
 batch computation of the stored data gives."""
 

@@ -60,7 +60,6 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "events": [
         ((("experiment_id", ASC), ("_id", ASC)), False),  # a filtered stream's replay
     ],
-    # perfmon part
     "predictions": [
         ((("experiment_id", ASC),), False),  # an experiment's predictions on delete
         ((("expires_at", ASC),), False),  # TTL: unlabelled predictions expire
@@ -72,7 +71,6 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "performance_models": [
         ((("experiment_id", ASC), ("model", ASC)), False),  # an experiment's models
     ],
-    # perfdecide part
     "performance_decisions": [
         ((("experiment_id", ASC), ("model", ASC), ("start", ASC)), False),  # newest decided
         ((("pending_run", ASC),), False),  # decisions whose run is not written yet (sparse)
@@ -90,7 +88,7 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("notification_id", ASC),), False),  # the delivery log's deliveries
         ((("experiment_id", ASC),), False),  # an experiment's, on delete
     ],
-    # Alerts, rules part (alerts/).
+    # Alerts (alerts/).
     "alert_rules": [
         ((("experiment_id", ASC), ("created_at", ASC)), False),  # an experiment's rules
     ],

@@ -151,7 +151,7 @@ def _run_failed(run: Run) -> tuple[bool, Detail]:
     )
 
 
-# --- perfdecide: performance below threshold ---------------------------------------------------
+# --- performance below threshold ---------------------------------------------------
 
 #: ``origin`` of the runs the server makes from performance decisions (drifts.service).
 PERFORMANCE_ORIGIN = "performance"

@@ -240,7 +240,7 @@ async def evaluate_run(db: Database, run_id: str) -> None:
     for rule in rules:
         condition = rule["condition"]
         if condition["type"] == "performance_degraded" and run.get("origin") == PERFORMANCE_ORIGIN:
-            # perfdecide: what the model's newest decided window says now.
+            # what the model's newest decided window says now.
             metric = condition.get("metric")
             if metric not in decided:
                 decided[metric] = await performance.latest_decision(

@@ -67,7 +67,7 @@ class NoRun(RequestModel):
 
 
 class PerformanceDegraded(RequestModel):
-    """perfdecide: the model's newest decided performance window is degraded on ``metric``
+    """The model's newest decided performance window is degraded on ``metric``
     (null: the model's main one, accuracy or MAE; docs/performance.md)."""
 
     type: Literal["performance_degraded"]

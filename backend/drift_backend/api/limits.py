@@ -21,7 +21,7 @@ class BodyTooLarge(HTTPException):
 
 UPLOAD_PATH = re.compile(
     r"^/api/v1/experiment/[^/]+/"
-    # perfmon part: prediction, ground-truth and reference batches are data uploads too.
+    # Prediction, ground-truth and reference batches are data uploads too.
     r"(baseline|check|predictions|ground-truth|performance-reference)$"
 )
 

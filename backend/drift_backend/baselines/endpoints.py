@@ -38,7 +38,7 @@ from drift_backend.settings import Settings
 
 router = APIRouter(tags=["baselines"])
 Name = Annotated[str | None, Query(min_length=1, max_length=256)]
-# perfcbpe part (issue 10): a labelled performance reference from the same upload.
+# A labelled performance reference from the same upload.
 Column = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 

@@ -62,6 +62,6 @@ class BaselineItem(BaseModel):
 
 class Baseline(BaselineItem):
     features: list[FeatureSummary]
-    #: perfcbpe part (issue 10): the model's labelled performance reference, when the
+    #: The model's labelled performance reference, when the
     #: upload named its target and prediction columns (``docs/performance.md``).
     performance_reference: Reference | None = None

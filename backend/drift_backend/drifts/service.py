@@ -131,7 +131,7 @@ async def create(
     return doc
 
 
-# --- perfdecide: concept drift found by performance monitoring ----------------------------------
+# --- concept drift found by performance monitoring ----------------------------------
 
 #: ``origin`` of the runs the server makes from a performance decision (not a client's job).
 PERFORMANCE_ORIGIN = "performance"

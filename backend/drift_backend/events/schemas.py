@@ -14,9 +14,9 @@ class EventType(StrEnum):
     run_updated = "run.updated"
     run_finished = "run.finished"
     check_finished = "check.finished"
-    # perfmon part: predictions or labels changed some windows of a model (no run: run_id "").
+    # Predictions or labels changed some windows of a model (no run: run_id "").
     performance_window_updated = "performance.window_updated"
-    # perfdecide part: a window's degraded decision changed; run_id is the concept-drift run.
+    # A window's degraded decision changed; run_id is the concept-drift run.
     performance_decision_changed = "performance.decision_changed"
 
 

@@ -15,7 +15,7 @@ MAX_KEY_LENGTH = 255
 ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("POST", re.compile(r"^/api/v1/experiment$")),
     ("POST", re.compile(r"^/api/v1/experiment/[^/]+/(drift|baseline|check)$")),
-    # Alerts, rules part: a rule or a silence created twice by a retry would act twice.
+    # Alerts: a rule or a silence created twice by a retry would act twice.
     ("POST", re.compile(r"^/api/v1/experiment/[^/]+/(alert-rules|silences)$")),
     ("PUT", re.compile(r"^/api/v1/experiment/[^/]+/permissions$")),
     ("POST", re.compile(r"^/api/v1/user$")),

@@ -1,4 +1,4 @@
-"""perfdecide: the "degraded" decision as the concept-drift signal, recorded on drift runs.
+"""The "degraded" decision as the concept-drift signal, recorded on drift runs.
 
 After a batch of predictions or labels changed some hours of a model, the decision windows
 holding them (``DRIFT_PERFORMANCE_DECISION_WINDOW``, a day by default) are decided again from

@@ -34,7 +34,7 @@ def _limits(context: AppContext) -> service.Limits:
     return service.Limits(
         max_rows=settings.performance_max_batch_rows,
         unlabelled_ttl_seconds=settings.performance_unlabelled_ttl_seconds,
-        tracking=concept.tracking(settings),  # perfdecide
+        tracking=concept.tracking(settings),
     )
 
 

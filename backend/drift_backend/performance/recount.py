@@ -1,4 +1,4 @@
-"""perfdecide: repair a model's windows from its stored predictions and labels.
+"""Repair a model's windows from its stored predictions and labels.
 
 A batch's writes (predictions inserted, labels set) and its window increments are separate
 operations; a process that dies between them leaves rows stored but not counted. So every

@@ -118,7 +118,7 @@ class Rules:
     min_coverage: float
     tolerance: float
     alpha: float
-    #: perfdecide: relative, for regression errors (MAE, RMSE).
+    #: Relative, for regression errors (MAE, RMSE).
     regression_tolerance: float = 0.1
 
 
@@ -126,7 +126,7 @@ class Rules:
 class Limits:
     max_rows: int
     unlabelled_ttl_seconds: float
-    #: perfdecide: how windows are decided after a batch (None: not at all).
+    #: How windows are decided after a batch (None: not at all).
     tracking: concept.Tracking | None = None
 
 
@@ -235,7 +235,7 @@ async def record_predictions(
         if proba is not None:
             item["p"] = proba[i].tolist()
         docs.append(item)
-    # perfdecide: marked until its windows are written (a crash in between is recounted).
+    # marked until its windows are written (a crash in between is recounted).
     marker = await recount.mark(db, doc["_id"])
     duplicates: set[int] = set()
     # In chunks: each write is one database operation, bounded by the operation timeout.
@@ -256,7 +256,7 @@ async def record_predictions(
     await repository.add_to_windows(db, experiment_id, model, increments)
     await recount.unmark(db, doc["_id"], marker)
     await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
-    if limits.tracking is not None:  # perfdecide: new predictions change coverage
+    if limits.tracking is not None:  # new predictions change coverage
         await concept.decide_again(db, limits.tracking, doc, [int(h) for h in hours])
     return {
         "received": len(docs),
@@ -343,7 +343,7 @@ async def record_labels(
     counts = {"labelled": 0, "changed": 0, "unchanged": 0}
     unknown: list[str] = []
     applied: list[Any] = []
-    # perfdecide: marked until its windows are written (a crash in between is recounted).
+    # marked until its windows are written (a crash in between is recounted).
     marker = await recount.mark(db, doc["_id"])
     for start in range(0, len(rows.ids), LABEL_CHUNK):
         wanted: dict[str, tuple[str, Any, datetime]] = {}
@@ -357,7 +357,7 @@ async def record_labels(
     # the number of labels, so one per batch rather than one per chunk.
     hours = await _add_labels(db, doc, applied, counts)
     await recount.unmark(db, doc["_id"], marker)
-    if limits.tracking is not None:  # perfdecide
+    if limits.tracking is not None:
         await concept.decide_again(db, limits.tracking, doc, hours)
     return {
         "received": len(rows.ids),
@@ -594,7 +594,7 @@ FIELDS = ("n_pred", "n_lab", "lag_sum", "lag_max", "s", "e", "m")
 def _decisions(
     doc: Document, stats: Stats, complete: bool, rules: Rules, reference: Stats | None
 ) -> dict[str, dict[str, Any]]:
-    """perfdecide: every decision of a window, the main one (accuracy, MAE) first."""
+    """Every decision of a window, the main one (accuracy, MAE) first."""
     found = window_decisions(
         doc["task"] == Task.regression,
         doc["classes"],
@@ -663,14 +663,14 @@ def _window(
 
 
 async def model_names(db: Database, experiment_id: str) -> list[str]:
-    """perfdecide: the experiment's models with predictions or a reference."""
+    """The experiment's models with predictions or a reference."""
     return [doc["model"] for doc in await repository.list_models(db, experiment_id)]
 
 
 async def latest_decision(
     db: Database, experiment_id: str, model: str, metric: str | None
 ) -> tuple[str, Document] | None:
-    """perfdecide: the model's newest window with a definite decision on ``metric`` (None:
+    """The model's newest window with a definite decision on ``metric`` (None:
     its main metric) and that metric — for the alert condition ``performance_degraded``."""
     return await concept.latest(db, experiment_id, model, metric)
 

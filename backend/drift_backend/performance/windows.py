@@ -171,7 +171,7 @@ def regression_stats(y_true: np.ndarray, y_pred: np.ndarray, shift: float, sign:
         "e": sign * float(error.sum()),
         "a": sign * float(np.abs(error).sum()),
         "s": sign * float((error**2).sum()),
-        # perfdecide: e⁴, the spread of e² (the RMSE decision's bootstrap standard error).
+        # e⁴, the spread of e² (the RMSE decision's bootstrap standard error).
         "q": sign * float((error**4).sum()),
         "m": sign * float((np.abs(error) / np.maximum(np.abs(y_true), EPS)).sum()),
         "y": sign * float(shifted.sum()),

@@ -112,7 +112,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("start", ASCENDING)]),
     ],
     "performance_models": [IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING)])],
-    # perfdecide: a model's newest decided window (alerts), decisions whose run is unwritten.
+    # a model's newest decided window (alerts), decisions whose run is unwritten.
     "performance_decisions": [
         IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("start", ASCENDING)]),
         IndexModel([("pending_run", ASCENDING)], sparse=True),
@@ -130,7 +130,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("notification_id", ASCENDING)]),
         IndexModel([("experiment_id", ASCENDING)]),
     ],
-    # Alerts, rules part (alerts/): an experiment's rules; groups by due time (the worker's
+    # Alerts (alerts/): an experiment's rules; groups by due time (the worker's
     # tick), by experiment and state (the alerts route), firing ones (the metrics' count),
     # by rule (a rule changed or deleted); an experiment's active silences.
     "alert_rules": [IndexModel([("experiment_id", ASCENDING), ("created_at", ASCENDING)])],
