@@ -60,6 +60,7 @@ DAYS = 10
 START = datetime(2026, 3, 2, tzinfo=UTC)
 LATE_DAY = 4  # the day whose 10,000 labels are held back
 LATE = 10_000
+FULL = 1_000_000
 PACKAGES = ("fastapi", "uvicorn", "pyarrow", "pymongo", "scikit-learn", "secantusdb")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -455,7 +456,7 @@ def report(result: Result, args: argparse.Namespace) -> str:
     lines = [
         f"Machine: {machine(PACKAGES)}. Load average (1, 5, 15 min) before the run "
         f"{_load(result.load[0])}, after {_load(result.load[1])}. Run: "
-        f"`{'quick' if args.quick else 'full'}`, {result.rows:,} predictions with 10 class "
+        f"{_size(args, result.rows)}, {result.rows:,} predictions with 10 class "
         f"probabilities over {DAYS} days, Arrow batches of {BATCH:,} rows, {result.concurrency} "
         f"request(s) in flight; backend: uvicorn, 1 worker.",
         "",
@@ -497,6 +498,12 @@ def report(result: Result, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _size(args: argparse.Namespace, rows: int) -> str:
+    if args.quick:
+        return "`quick`"
+    return "`full`" if rows == FULL else f"`--rows {rows}` (the target's size is {FULL:,})"
+
+
 def _load(values: tuple[float, float, float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
 
@@ -508,7 +515,7 @@ def main() -> None:
     parser.add_argument("--concurrency", dest="conc", type=int, default=2)
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
-    args.rows = args.rows or (100_000 if args.quick else 1_000_000)
+    args.rows = args.rows or (100_000 if args.quick else FULL)
     with stack() as bench:
         env = bench.backend_env(
             DATABASE,

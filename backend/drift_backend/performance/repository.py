@@ -170,8 +170,8 @@ def label_update(
 #: An hour whose increment has at most this many field paths is changed by ``$inc``; a
 #: larger one (a label batch's confusion cells, calibration bins and ROC score histograms:
 #: thousands of paths for a ten-class model) by compare-and-swap: SecantusDB (the test
-#: database) applies about 2,500 ``$inc`` paths a second on a large document, but reads and
-#: replaces a whole 20,000-field hour in about 30 ms.
+#: database) applies 1,500-2,500 ``$inc`` paths a second, but reads and replaces a whole
+#: 20,000-field hour in 30-100 ms.
 INC_PATHS = 64
 #: Tries of a compare-and-swap that lost to another writer of the same hour (each lost try
 #: means that writer's change went in: the writers as a whole always progress).
