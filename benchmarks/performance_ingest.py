@@ -473,8 +473,8 @@ def report(result: Result, args: argparse.Namespace) -> str:
         f"| scikit-learn on the joined DataFrame (merge + per-day metrics) | {result.rows:,} "
         f"| {result.sklearn_seconds:.1f} | | | | |",
         "",
-        f"Late labels: {LATE:,} labels of one day (of {result.recompute_rows:,} predictions) "
-        f"in one batch: `POST .../ground-truth` {result.late_post:.2f} s "
+        f"Late labels: {result.late_answer['received']:,} labels of one day (of its "
+        f"{result.recompute_rows:,} predictions) in one batch: `POST .../ground-truth` {result.late_post:.2f} s "
         f"(labelled {result.late_answer['labelled']:,}), then the daily windows read again "
         f"{result.late_get:.2f} s; a full recomputation of that day (its predictions and "
         f"labels read from the database, metrics computed by the same code) "
@@ -491,7 +491,8 @@ def report(result: Result, args: argparse.Namespace) -> str:
         "",
         f"- ingest plus metrics within 3x of scikit-learn in memory: {ratio:.0f}x "
         f"({'met' if ratio <= 3 else 'MISSED'})",
-        f"- updating a window after {LATE:,} late labels under 5 % of a full recomputation: "
+        f"- updating a window after {result.late_answer['received']:,} late labels under 5 % "
+        "of a full recomputation: "
         f"{100 * update_share:.1f} % ({'met' if update_share < 0.05 else 'MISSED'}); the whole "
         f"`POST` (label writes included) {100 * post_share:.0f} % of the recomputation",
     ]
