@@ -117,3 +117,22 @@ async def test_swapped_and_incremented_additions_to_an_hour_are_all_kept(api: Ap
         assert doc["v"] == 12
     finally:
         await client.close()
+
+
+async def test_concurrent_first_batches_of_a_new_model_and_hour_are_all_taken(api: Api) -> None:
+    """The model's document and its hour's are made by whichever batch comes first; the
+    others add to them (an upsert that loses the race is not an error)."""
+    await api.register("alice")
+    exp = (await api.experiment("alice"))["id"]
+    base = f"{PREFIX}/experiment/{exp}"
+    rng = np.random.default_rng(4)
+    parts, size = 6, 20
+    proba = rng.dirichlet(np.ones(len(CLASSES)), parts * size)
+    ids = [f"c{i}" for i in range(parts * size)]
+    answers = await asyncio.gather(
+        *(
+            post(api, base + "/predictions", predictions(ids[k::parts], proba[k::parts]))
+            for k in range(parts)
+        )
+    )
+    assert [a["recorded"] for a in answers] == [size] * parts

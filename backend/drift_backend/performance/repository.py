@@ -52,13 +52,20 @@ async def get_model(db: Database, experiment_id: str, model: str) -> Document | 
 
 async def create_model(db: Database, doc: Document) -> Document:
     """The model's document: ``doc`` if it is the first, else the one stored before."""
-    stored = await db[MODELS].find_one_and_update(
-        {"_id": doc["_id"]},
-        {"$setOnInsert": doc},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    assert stored is not None  # an upsert returns the document
+    try:
+        stored = await db[MODELS].find_one_and_update(
+            {"_id": doc["_id"]},
+            {"$setOnInsert": doc},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+    except DuplicateKeyError:
+        stored = None
+    if stored is None:
+        # Concurrent first batches: the upsert that lost the race may fail, or (SecantusDB)
+        # answer no document; the winner's is there now.
+        stored = await db[MODELS].find_one({"_id": doc["_id"]})
+    assert stored is not None
     return stored
 
 
@@ -239,7 +246,12 @@ async def add_to_windows(
         update: Document = {"$inc": {**inc, "v": 1}, "$setOnInsert": fields}
         if longest is not None:
             update["$max"] = {"lag_max": longest}
-        await db[WINDOWS].update_one({"_id": key}, update, upsert=True)
+        try:
+            await db[WINDOWS].update_one({"_id": key}, update, upsert=True)
+        except DuplicateKeyError:
+            # Another writer made the hour between this upsert's look-up and its insert; the
+            # failed upsert changed nothing, so adding to theirs now counts once.
+            await db[WINDOWS].update_one({"_id": key}, update, upsert=True)
 
 
 async def read_windows(
