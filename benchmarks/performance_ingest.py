@@ -325,7 +325,9 @@ class Result:
     load: tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
-async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str, pids: Any) -> Result:
+async def run(
+    args: argparse.Namespace, mongo_url: str, base: str, token: str, pids: dict[str, int]
+) -> Result:
     load_before = os.getloadavg()
     data = make_data(args.rows)
     late = held_back(data)
@@ -363,6 +365,7 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str, p
             return (await http.get(f"{prefix}/performance", params=params)).raise_for_status()
 
         answer = (await meter.run("daily windows", args.rows, daily)).json()
+        assert len(answer["windows"]) == DAYS, answer["windows"][:1]
 
         # The late labels: one batch, then the day read again.
         t0 = time.perf_counter()
@@ -401,7 +404,6 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str, p
     sklearn_seconds = time.perf_counter() - t0
 
     compare = agreement(after, ours_sklearn, recount)
-    del answer
     return Result(
         rows=args.rows,
         concurrency=args.conc,
