@@ -6,7 +6,7 @@ PORT ?= 8000
 DATA_DIR ?= .data
 
 .PHONY: run run-tls test lint typecheck pytest sync uv frontend-assets benchmark benchmark-checks \
-	benchmark-wide benchmark-dashboard screenshots
+	benchmark-wide benchmark-dashboard benchmark-performance screenshots
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
@@ -62,6 +62,10 @@ benchmark-wide: sync
 # The experiment page and chart routes at 100,000 runs against 100 (QUICK=1: 10,000 runs).
 benchmark-dashboard: sync
 	$(UV) run --frozen python benchmarks/dashboard_queries.py $(if $(QUICK),--quick)
+
+# 1,000,000 predictions and labels through the API against scikit-learn (QUICK=1: 100,000).
+benchmark-performance: sync
+	$(UV) run --frozen python benchmarks/performance_ingest.py $(if $(QUICK),--quick)
 
 # The README's dashboard screenshots (docs/screenshots/): a local stack on free ports with the
 # sandbox data, chromium at /usr/bin/chromium. Not part of `make test`.

@@ -7,7 +7,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -37,6 +37,7 @@ from drift_monitor._exceptions import (
     TransportError,
     ValidationError,
     error_from_response,
+    unreachable,
 )
 from drift_monitor._models import (
     Baseline,
@@ -58,13 +59,16 @@ from drift_monitor._performance import (
     BATCH_ROWS,
     LabelsRecorded,
     PredictionsRecorded,
+    Recorded,
     Values,
-    add_labels,
-    add_predictions,
+    add_answer,
+    add_unsent,
     proba_columns,
+    rows_of,
     split,
 )
 from drift_monitor._serialize import to_jsonable
+from drift_monitor._spool import PERFORMANCE_ROUTES, Spool, performance_stream
 
 __all__ = ["Client"]
 
@@ -73,6 +77,9 @@ logger = logging.getLogger("drift_monitor")
 T = TypeVar("T")
 PermissionLike = Permission | Mapping[str, Any]
 Order = Literal["asc", "desc"]
+#: Seconds a predictions or labels call spends at most replaying the spool's earlier
+#: batches of the same model before sending its own.
+SPOOL_REPLAY_BUDGET = 10.0
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 BACKOFF_BASE = 0.2
@@ -633,6 +640,7 @@ class Client:
         classes: Values | None = None,
         times: Values | None = None,
         batch_size: int = BATCH_ROWS,
+        spool: Spool | bool = False,
     ) -> PredictionsRecorded:
         """Record predictions of ``model``, each under an id unique per (experiment, model).
 
@@ -640,16 +648,13 @@ class Client:
         with ``classes`` naming their columns. ``times``: when each prediction was made
         (default: when the server receives it; needs pyarrow). Sent as Arrow in batches of
         ``batch_size`` rows; an id sent again keeps its first prediction (``duplicates``),
-        so a retried batch is harmless."""
+        so a retried batch is harmless. ``spool`` (a :class:`Spool`, or ``True`` for the
+        default one): batches the server cannot take now are spooled and sent later, in
+        order (counted in ``spooled``)."""
         columns: dict[str, Any] = {"id": ids, "y_pred": y_pred, **proba_columns(proba, classes)}
         if times is not None:
             columns["time"] = times
-        total = PredictionsRecorded()
-        for part in split(columns, batch_size):
-            total = add_predictions(
-                total, self._performance_upload(experiment_id, "predictions", model, part)
-            )
-        return total
+        return self._record(PredictionsRecorded(), experiment_id, model, columns, batch_size, spool)
 
     def ground_truth(
         self,
@@ -660,19 +665,123 @@ class Client:
         *,
         times: Values | None = None,
         batch_size: int = BATCH_ROWS,
+        spool: Spool | bool = False,
     ) -> LabelsRecorded:
         """Record labels of earlier predictions of ``model`` in ``experiment`` (its id), from
         any process, hours or weeks later. Upserted by id; ids never predicted are counted in
-        ``unknown``, not an error. ``times``: when each label became known (default: now)."""
+        ``unknown``, not an error. ``times``: when each label became known (default: now).
+        ``spool``: as for :meth:`predictions`."""
         columns: dict[str, Any] = {"id": ids, "y_true": y_true}
         if times is not None:
             columns["time"] = times
-        total = LabelsRecorded()
-        for part in split(columns, batch_size):
-            total = add_labels(
-                total, self._performance_upload(experiment, "ground-truth", model, part)
+        return self._record(LabelsRecorded(), experiment, model, columns, batch_size, spool)
+
+    def _record(
+        self,
+        total: Recorded,
+        experiment_id: str | None,
+        model: str,
+        columns: Mapping[str, Any],
+        batch_size: int,
+        spool: Spool | bool,
+        *,
+        experiment_name: str | None = None,
+    ) -> Recorded:
+        """Send predictions or labels (by the type of ``total``) in batches, adding each
+        answer to ``total``. With a spool, a batch the server cannot take now goes to the
+        spool, and so does every later one, and every one while earlier batches of the
+        model still wait there (tried first): the server sees them in the order sent.
+        Without ``experiment_id`` (not known while the server was unreachable), every batch
+        is spooled under ``experiment_name``."""
+        kind: Literal["predictions", "labels"] = (
+            "predictions" if isinstance(total, PredictionsRecorded) else "labels"
+        )
+        store = Spool() if spool is True else spool or None
+        server = self.settings.url
+        stream = performance_stream(server, experiment_name or experiment_id or "", model)
+        queued = experiment_id is None
+        if store is not None and not queued and store.has_pending(server, stream):
+            queued = not self._replay_stream(store, stream)
+        for part in split(dict(columns), batch_size):
+            body = encode(part)
+            if not queued:
+                assert experiment_id is not None
+                try:
+                    answer = self._performance_upload(
+                        experiment_id, PERFORMANCE_ROUTES[kind], model, body
+                    )
+                except Exception as exc:
+                    if store is None or not unreachable(exc):
+                        raise
+                    logger.warning(
+                        "%s of model %s not sent (%s): this batch and the rest go to the "
+                        "spool %s and are sent later",
+                        kind,
+                        model,
+                        exc,
+                        store.directory,
+                    )
+                    queued = True
+                else:
+                    total = add_answer(total, answer)
+                    continue
+            assert store is not None
+            total = add_unsent(
+                total,
+                rows_of(part),
+                spooled=self._spool_batch(
+                    store, kind, stream, experiment_id, experiment_name, model, body
+                ),
             )
         return total
+
+    def _replay_stream(self, store: Spool, stream: str) -> bool:
+        """Send what the spool holds for this server (earlier batches of ``stream`` among
+        it); whether none of ``stream`` waits any more."""
+        try:
+            store.flush(self, budget=SPOOL_REPLAY_BUDGET)
+        except Exception as exc:
+            # Replaying is a courtesy to earlier calls: it must never break this one.
+            logger.warning("could not replay the spool %s: %s", store.directory, exc)
+        return not store.has_pending(self.settings.url, stream)
+
+    def _spool_batch(
+        self,
+        store: Spool,
+        kind: Literal["predictions", "labels"],
+        stream: str,
+        experiment_id: str | None,
+        experiment_name: str | None,
+        model: str,
+        body: Body,
+    ) -> bool:
+        """Spool one batch; ``False`` (with a warning) when it does not fit under the cap or
+        the disk refuses it."""
+        if not store.fits(body.size):
+            logger.warning(
+                "%s batch of model %s dropped: %d bytes do not fit in the spool's cap of %d "
+                "bytes (DRIFT_MONITOR_SPOOL_MAX_BYTES)",
+                kind,
+                model,
+                body.size,
+                store.max_bytes,
+            )
+            return False
+        try:
+            store.add(
+                kind,
+                server=self.settings.url,
+                run=stream,
+                experiment_name=experiment_name or "",
+                experiment_id=experiment_id,
+                model=model,
+                at=datetime.now(UTC),
+                data=body,
+            )
+        except OSError as exc:
+            logger.error("could not write the %s batch to the spool: %s", kind, exc)
+            return False
+        return True
 
     def performance_reference(
         self,
@@ -688,7 +797,7 @@ class Client:
         window); the answer holds its metrics. One request: at most the server's row limit."""
         columns = {"y_true": y_true, "y_pred": y_pred, **proba_columns(proba, classes)}
         (part,) = split(columns, max(len(y_true), 1))
-        return self._performance_upload(experiment_id, "performance-reference", model, part)
+        return self._performance_upload(experiment_id, "performance-reference", model, encode(part))
 
     def performance(
         self,
@@ -710,14 +819,14 @@ class Client:
         return answer
 
     def _performance_upload(
-        self, experiment_id: str, route: str, model: str, columns: Mapping[str, Any]
+        self, experiment_id: str, route: str, model: str, body: Body
     ) -> dict[str, Any]:
         # Safe to repeat: predictions keep the first of an id, labels are upserts.
         response = self.request(
             "POST",
             f"/experiment/{experiment_id}/{route}",
             params={"model": model},
-            body=encode(columns),
+            body=body,
             timeout=self._upload_timeout(0.0),
             idempotent=True,
         )

@@ -189,6 +189,18 @@ _BY_STATUS: dict[int, type[APIError]] = {
 }
 
 
+#: Answers that mean the server (or its database) cannot be reached right now.
+UNAVAILABLE = frozenset({502, 503, 504})
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server cannot be reached now (rather than refused): what
+    sends a record to the spool."""
+    if isinstance(exc, TransportError):
+        return True
+    return isinstance(exc, ServerError) and exc.status in UNAVAILABLE
+
+
 def error_from_response(response: httpx2.Response) -> APIError:
     """Build the matching :class:`APIError` from a failed response."""
     status = response.status_code

@@ -16,9 +16,9 @@ from drift_monitor._data import SUMMARY, Body, DataLike, Progress, encode, json_
 from drift_monitor._exceptions import (
     CheckFailed,
     ConflictError,
-    ServerError,
     TransportError,
 )
+from drift_monitor._exceptions import unreachable as _unreachable
 from drift_monitor._models import (
     Baseline,
     Drift,
@@ -29,7 +29,14 @@ from drift_monitor._models import (
     RunError,
     User,
 )
-from drift_monitor._performance import LabelsRecorded, PredictionsRecorded, Values
+from drift_monitor._performance import (
+    BATCH_ROWS,
+    LabelsRecorded,
+    PredictionsRecorded,
+    Recorded,
+    Values,
+    proba_columns,
+)
 from drift_monitor._serialize import to_jsonable
 from drift_monitor._spool import Kind, Spool
 
@@ -45,8 +52,6 @@ CHECK_TIMEOUT = 600.0
 #: Seconds a ``DriftMonitor`` spends at most replaying the spool (when it enters, and when
 #: a run with spooled records ends), so a job start is never held up for long.
 REPLAY_BUDGET = 10.0
-#: Answers that mean the server (or its database) cannot be reached right now.
-UNAVAILABLE = frozenset({502, 503, 504})
 
 
 @contextmanager
@@ -96,6 +101,8 @@ class DriftMonitor:
         self.drift: Drift | None = None
         #: Whether any record of this run went to the spool instead of the server.
         self.spooled = False
+        #: Whether predictions or labels went to the spool (they replay when the run ends).
+        self._spooled_data = False
         self._client = client
         self._owns_client = client is None
         self._spool_option = spool
@@ -186,6 +193,27 @@ class DriftMonitor:
             )
         return client, self.experiment.id
 
+    def _record(self, total: Recorded, columns: Mapping[str, Any], batch_size: int) -> Recorded:
+        """Send predictions or labels; with the spool on, what the server cannot take now is
+        spooled under this experiment's name (its id is not known while the server was
+        unreachable at the start) and sent later, in order."""
+        client = self._require_inside()
+        if self.experiment is None and self._spool is None:
+            raise TransportError(
+                "the server could not be reached when the run started, and the spool is off"
+            )
+        recorded = client._record(
+            total,
+            self.experiment.id if self.experiment is not None else None,
+            self.model_id,
+            columns,
+            batch_size,
+            self._spool or False,
+            experiment_name=self.experiment_name,
+        )
+        self._spooled_data = self._spooled_data or recorded.spooled > 0
+        return recorded
+
     def predictions(
         self,
         ids: Values,
@@ -195,27 +223,36 @@ class DriftMonitor:
         *,
         classes: Values | None = None,
         times: Values | None = None,
+        batch_size: int = BATCH_ROWS,
     ) -> PredictionsRecorded:
         """Record this model's predictions under caller-chosen ids (unique per experiment
         and model), for metrics once :meth:`ground_truth` brings the labels. ``features``
         (the inputs of these predictions), when given, are also checked for data drift
-        against the model's baseline (:meth:`check`). Not spooled: without the server this
-        raises :class:`TransportError`."""
-        client, experiment_id = self._experiment_id("predictions")
-        recorded = client.predictions(
-            experiment_id, self.model_id, ids, y_pred, proba, classes=classes, times=times
-        )
+        against the model's baseline (:meth:`check`). Batches the server cannot take now
+        are spooled (with the spool on) and sent later, in order: see ``spooled``."""
+        columns: dict[str, Any] = {"id": ids, "y_pred": y_pred, **proba_columns(proba, classes)}
+        if times is not None:
+            columns["time"] = times
+        recorded = self._record(PredictionsRecorded(), columns, batch_size)
         if features is not None:
             self.check(features)
         return recorded
 
     def ground_truth(
-        self, ids: Values, y_true: Values, *, times: Values | None = None
+        self,
+        ids: Values,
+        y_true: Values,
+        *,
+        times: Values | None = None,
+        batch_size: int = BATCH_ROWS,
     ) -> LabelsRecorded:
         """Labels of this model's earlier predictions (any process may send them, also
-        :meth:`Client.ground_truth`). Upserted by id; unknown ids are counted, not errors."""
-        client, experiment_id = self._experiment_id("labels")
-        return client.ground_truth(experiment_id, self.model_id, ids, y_true, times=times)
+        :meth:`Client.ground_truth`). Upserted by id; unknown ids are counted, not errors.
+        Spooled like :meth:`predictions`, after them."""
+        columns: dict[str, Any] = {"id": ids, "y_true": y_true}
+        if times is not None:
+            columns["time"] = times
+        return self._record(LabelsRecorded(), columns, batch_size)
 
     def performance_reference(
         self,
@@ -467,6 +504,9 @@ class DriftMonitor:
                     data_drift=self._data,
                     error=error,
                 )
+                if self._spooled_data and self._spool is not None:
+                    # The server took the run's end: send the spooled predictions and labels.
+                    self._replay(client, self._spool)
                 return
             except Exception as send_error:
                 if self._spool is None or not _unreachable(send_error):
@@ -555,13 +595,6 @@ class DriftMonitor:
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the server cannot be reached now (rather than refused)."""
-    if isinstance(exc, TransportError):
-        return True
-    return isinstance(exc, ServerError) and exc.status in UNAVAILABLE
 
 
 def register(accept_terms: bool = False, *, client: Client | None = None) -> User:

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from drift_monitor._exceptions import DataError
 
@@ -29,6 +29,10 @@ class PredictionsRecorded:
     duplicates: int = 0
     task: str | None = None
     classes: list[str] = field(default_factory=list)
+    #: Rows the server could not take now, kept in the spool and sent later.
+    spooled: int = 0
+    #: Rows neither sent nor spooled (they did not fit under the spool's size cap).
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -42,25 +46,37 @@ class LabelsRecorded:
     #: Ids never predicted (or expired unlabelled): counted, not stored.
     unknown: int = 0
     unknown_ids: list[str] = field(default_factory=list)
+    #: Rows the server could not take now, kept in the spool and sent later.
+    spooled: int = 0
+    #: Rows neither sent nor spooled (they did not fit under the spool's size cap).
+    dropped: int = 0
 
 
-def add_predictions(total: PredictionsRecorded, answer: Mapping[str, Any]) -> PredictionsRecorded:
-    return PredictionsRecorded(
-        received=total.received + int(answer["received"]),
-        recorded=total.recorded + int(answer["recorded"]),
-        duplicates=total.duplicates + int(answer["duplicates"]),
-        task=str(answer["task"]),
-        classes=[str(c) for c in answer["classes"]],
-    )
+Recorded = TypeVar("Recorded", PredictionsRecorded, LabelsRecorded)
+#: The server's counts in each answer (summed over batches).
+_COUNTS = {
+    PredictionsRecorded: ("received", "recorded", "duplicates"),
+    LabelsRecorded: ("received", "labelled", "changed", "unchanged", "unknown"),
+}
 
 
-def add_labels(total: LabelsRecorded, answer: Mapping[str, Any]) -> LabelsRecorded:
-    counts = {
-        f.name: getattr(total, f.name) + int(answer[f.name])
-        for f in fields(LabelsRecorded)
-        if f.name != "unknown_ids"
+def add_answer(total: Recorded, answer: Mapping[str, Any]) -> Recorded:
+    """``total`` plus one batch's answer from the server."""
+    changes: dict[str, Any] = {
+        name: getattr(total, name) + int(answer[name]) for name in _COUNTS[type(total)]
     }
-    return LabelsRecorded(**counts, unknown_ids=total.unknown_ids + list(answer["unknown_ids"]))
+    if isinstance(total, PredictionsRecorded):
+        changes |= {"task": str(answer["task"]), "classes": [str(c) for c in answer["classes"]]}
+    else:
+        changes["unknown_ids"] = total.unknown_ids + list(answer["unknown_ids"])
+    return replace(total, **changes)
+
+
+def add_unsent(total: Recorded, rows: int, *, spooled: bool) -> Recorded:
+    """``total`` plus ``rows`` spooled (or dropped, when the spool had no room)."""
+    if spooled:
+        return replace(total, spooled=total.spooled + rows)
+    return replace(total, dropped=total.dropped + rows)
 
 
 def proba_columns(proba: Any, classes: Sequence[Any] | None) -> Columns:
@@ -83,6 +99,10 @@ def proba_columns(proba: Any, classes: Sequence[Any] | None) -> Columns:
     if len(names) != width:
         raise DataError(f"proba: {width} columns but {len(names)} classes")
     return {f"{PROBA_PREFIX}{name}": [row[k] for row in rows] for k, name in enumerate(names)}
+
+
+def rows_of(columns: Columns) -> int:
+    return len(next(iter(columns.values())))
 
 
 def split(columns: Columns, batch_size: int) -> Iterator[Columns]:

@@ -4,7 +4,7 @@ Layout of the spool directory (created with mode 0700: it may hold data batches)
 
     pending/<entry>.json   waiting to be sent, replayed in name (= time) order
     inflight/<entry>.json  claimed by a process that is sending it right now
-    data/<entry>.body      the batch of a spooled check
+    data/<entry>.body      the batch of a spooled check, predictions or labels
     runs/<run>.json        what a replayed run creation returned (its server id)
     dead/<entry>.json      refused by the server for good, with the reason
 
@@ -12,12 +12,18 @@ Every file is written to ``tmp/`` first and renamed into place, so a reader neve
 a file. A process claims an entry by renaming it from ``pending/`` to ``inflight/``: a rename
 succeeds for one process only, so two flushes never send the same entry at once. A claim
 left behind by a process that died is released after ``STALE_CLAIM_SECONDS``; sending it
-again is harmless, because each entry carries the idempotency key of its first attempt.
+again is harmless, because each entry carries the idempotency key of its first attempt
+(predictions and labels need none: the first prediction of an id wins, labels are upserts).
+
+Predictions and labels of one (server, experiment, model) form one stream (their ``run``,
+:func:`performance_stream`), replayed in order like a run's records, so labels never
+overtake the predictions they label.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -59,7 +65,9 @@ RUN_MAPPING_DAYS = 8
 #: 4xx statuses that say "not now" rather than "never": the entry stays and is tried later.
 TRANSIENT_STATUSES = frozenset({401, 408, 429})
 
-Kind = Literal["create", "finish", "check"]
+Kind = Literal["create", "finish", "check", "predictions", "labels"]
+#: The route each performance kind is posted to (``/experiment/{id}/<route>?model=``).
+PERFORMANCE_ROUTES: dict[str, str] = {"predictions": "predictions", "labels": "ground-truth"}
 State = Literal["pending", "inflight", "dead"]
 
 
@@ -92,7 +100,7 @@ class SpoolEntry:
             model=doc["model"],
             at=datetime.fromisoformat(doc["at"]),
             run=doc["run"],
-            size=int((doc.get("check") or {}).get("size", 0)),
+            size=int((doc.get("check") or doc.get("upload") or {}).get("size", 0)),
             reason=doc.get("reason"),
             path=path,
         )
@@ -184,8 +192,10 @@ class Spool:
         body: Mapping[str, Any] | None = None,
         check: Mapping[str, Any] | None = None,
         data: Body | None = None,
+        upload: Mapping[str, Any] | None = None,
     ) -> SpoolEntry:
-        """Write one record (a check's batch first, so no entry exists without its data)."""
+        """Write one record (its batch first, so no entry exists without its data): a check's
+        batch with ``check``, a batch of predictions or labels with ``upload``."""
         entry_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         doc: dict[str, Any] = {
             "version": FORMAT_VERSION,
@@ -204,7 +214,11 @@ class Spool:
         }
         if data is not None:
             self._atomic(self._dir("data") / f"{entry_id}.body", data)
-            doc["check"] = {**(check or {}), "media_type": data.media_type, "size": data.size}
+            meta = {"media_type": data.media_type, "size": data.size}
+            if kind in PERFORMANCE_ROUTES:
+                doc["upload"] = {**(upload or {}), **meta}
+            else:
+                doc["check"] = {**(check or {}), **meta}
         target = self._dir("pending") / f"{entry_id}.json"
         self._write_json(target, doc)
         return SpoolEntry._load(target, "pending")
@@ -229,8 +243,11 @@ class Spool:
                     found.append(entry)
         return sorted(found, key=lambda e: e.id)
 
-    def has_pending(self, server: str) -> bool:
-        return any(e.state != "dead" for e in self.entries(server))
+    def has_pending(self, server: str, run: str | None = None) -> bool:
+        """Whether records for ``server`` (of ``run`` only, if given) wait or are in flight."""
+        return any(
+            e.state != "dead" and (run is None or e.run == run) for e in self.entries(server)
+        )
 
     # Replaying -----------------------------------------------------------------------------
     def flush(self, client: Client, *, budget: float | None = None) -> FlushResult:
@@ -322,6 +339,8 @@ class Spool:
                 self._send_create(client, doc)
             elif doc["kind"] == "check":
                 self._send_check(client, doc, run)
+            elif doc["kind"] in PERFORMANCE_ROUTES:
+                self._send_upload(client, doc)
             else:
                 self._send_finish(client, doc, run)
         except (TransportError, ServerError, AuthenticationError, ConfigurationError) as exc:
@@ -399,6 +418,16 @@ class Spool:
         checks = [*(run or {}).get("checks", []), drift.id]
         self._write_run(doc["run"], {**(run or {}), "checks": list(dict.fromkeys(checks))})
 
+    def _send_upload(self, client: Client, doc: dict[str, Any]) -> None:
+        """A batch of predictions or labels, as it would have been sent live (safe to send
+        twice: the first prediction of an id wins, labels are upserts)."""
+        experiment_id = self._experiment_id(client, doc, None)
+        upload = doc["upload"]
+        body = Body(upload["media_type"], int(upload["size"]), path=self._data_path(doc["id"]))
+        route = PERFORMANCE_ROUTES[doc["kind"]]
+        answer = client._performance_upload(experiment_id, route, doc["model"], body)
+        logger.info("spooled %s of model %s sent: %s", doc["kind"], doc["model"], answer)
+
     def _send_finish(
         self, client: Client, doc: dict[str, Any], run: Mapping[str, Any] | None
     ) -> None:
@@ -468,6 +497,13 @@ class Spool:
         for path in paths:
             path.unlink(missing_ok=True)
         return len(paths)
+
+
+def performance_stream(server: str, experiment: str, model: str) -> str:
+    """The ``run`` of a model's spooled predictions and labels: one per (server, experiment
+    name or id, model), so they replay in the order they were spooled."""
+    digest = hashlib.sha256(f"{server}\0{experiment}\0{model}".encode()).hexdigest()[:24]
+    return f"performance-{digest}"
 
 
 def _names(error: ValidationError, word: str) -> bool:

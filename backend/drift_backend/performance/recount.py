@@ -229,6 +229,9 @@ async def recount(
             stored.get(hour), totals.predicted.get(hour, {}), totals.labelled.get(hour, {})
         )
         new.update({"experiment_id": experiment_id, "model": model, "start": hour_start(hour)})
+        # A new version, so a window addition's compare-and-swap read before this never
+        # overwrites the recount (repository.add_to_windows).
+        new["v"] = int((stored.get(hour) or {}).get("v") or 0) + 1
         await db[WINDOWS].replace_one(
             {"_id": repository.window_key(experiment_id, model, hour)}, new, upsert=True
         )

@@ -6,7 +6,8 @@
   (the label), ``lt`` (its time) and ``w`` (the last label writers, see the service).
   Unlabelled predictions carry ``expires_at``, which a TTL index acts on; a label removes it.
 - ``performance_windows``: one document per (experiment, model, hour) of counts and sums
-  (:mod:`.windows`), only ever changed by ``$inc`` (and ``$max`` for the longest lag).
+  (:mod:`.windows`), only ever added to: by ``$inc`` (and ``$max`` for the longest lag), or
+  by a compare-and-swap on its version ``v`` for a large addition (:func:`add_to_windows`).
 - ``performance_models``: one document per (experiment, model): its task, its probability
   classes, the constant regression sums are shifted by, and its labelled reference.
 """
@@ -18,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import InsertOne, ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from drift_backend.performance.windows import hour_start
 from drift_backend.store.database import Database, Document
@@ -27,10 +28,6 @@ PREDICTIONS = "predictions"
 WINDOWS = "performance_windows"
 MODELS = "performance_models"
 DUPLICATE_KEY = 11000
-#: Field paths per ``$inc`` operation on a window: each operation must end within the
-#: operation timeout, and SecantusDB (the test database) applies about 1,000 paths a second.
-#: A ten-class model's hour can hold ~20,000 (its ROC AUC score histograms).
-INC_PATHS = 500
 
 
 def model_key(experiment_id: str, model: str) -> str:
@@ -55,13 +52,20 @@ async def get_model(db: Database, experiment_id: str, model: str) -> Document | 
 
 async def create_model(db: Database, doc: Document) -> Document:
     """The model's document: ``doc`` if it is the first, else the one stored before."""
-    stored = await db[MODELS].find_one_and_update(
-        {"_id": doc["_id"]},
-        {"$setOnInsert": doc},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    assert stored is not None  # an upsert returns the document
+    try:
+        stored = await db[MODELS].find_one_and_update(
+            {"_id": doc["_id"]},
+            {"$setOnInsert": doc},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+    except DuplicateKeyError:
+        stored = None
+    if stored is None:
+        # Concurrent first batches: the upsert that lost the race may fail, or (SecantusDB)
+        # answer no document; the winner's is there now.
+        stored = await db[MODELS].find_one({"_id": doc["_id"]})
+    assert stored is not None
     return stored
 
 
@@ -97,6 +101,10 @@ async def list_models(db: Database, experiment_id: str) -> list[Document]:
 #: nothing else while it runs one, so a batch at the row limit goes in parts (10,000
 #: conditional label updates in one write took over 5 s there).
 WRITE_CHUNK = 1000
+#: Conditional label updates per bulk write: an update costs SecantusDB several times an
+#: insert (it maintains the TTL index), and 1,000 of them took 3-5 s on a busy machine,
+#: at the edge of the default 5 s operation timeout.
+LABEL_WRITE_CHUNK = 250
 
 
 async def insert_predictions(db: Database, docs: list[Document]) -> set[int]:
@@ -135,9 +143,9 @@ async def find_predictions(db: Database, keys: list[str]) -> list[Document]:
 async def set_labels(db: Database, updates: list[UpdateOne]) -> int:
     """Conditional label writes; how many applied."""
     applied = 0
-    for start in range(0, len(updates), WRITE_CHUNK):
+    for start in range(0, len(updates), LABEL_WRITE_CHUNK):
         result = await db[PREDICTIONS].bulk_write(
-            updates[start : start + WRITE_CHUNK], ordered=False
+            updates[start : start + LABEL_WRITE_CHUNK], ordered=False
         )
         applied += int(result.modified_count)
     return applied
@@ -166,6 +174,57 @@ def label_update(
 # --- windows -------------------------------------------------------------------------------------
 
 
+#: An hour whose increment has at most this many field paths is changed by ``$inc``; a
+#: larger one (a label batch's confusion cells, calibration bins and ROC score histograms:
+#: thousands of paths for a ten-class model) by compare-and-swap: SecantusDB (the test
+#: database) applies 1,500-2,500 ``$inc`` paths a second, but reads and replaces a whole
+#: 20,000-field hour in 30-100 ms.
+INC_PATHS = 64
+#: Tries of a compare-and-swap that lost to another writer of the same hour (each lost try
+#: means that writer's change went in: the writers as a whole always progress).
+SWAP_ATTEMPTS = 50
+
+
+def _apply(doc: Document, inc: Mapping[str, float | int]) -> None:
+    """Add the flat ``$inc`` paths (``"s.cm.a.b"``) into the nested ``doc`` in place, as
+    MongoDB's ``$inc`` would."""
+    for path, value in inc.items():
+        *parents, leaf = path.split(".")
+        node = doc
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = node.get(leaf, 0) + value
+
+
+async def _swap_hour(
+    db: Database,
+    key: str,
+    fields: Document,
+    inc: Mapping[str, float | int],
+    lag_max: float | None,
+) -> None:
+    """Read the hour, add ``inc`` in memory, and write it back only if no writer changed it
+    in between (its version ``v``, which every write of an hour increments); else again."""
+    for _ in range(SWAP_ATTEMPTS):
+        doc = await db[WINDOWS].find_one({"_id": key})
+        version = None if doc is None else doc.get("v")
+        new: Document = dict(doc) if doc is not None else {"_id": key, **fields}
+        _apply(new, inc)
+        new["v"] = (version or 0) + 1
+        if lag_max is not None:
+            new["lag_max"] = max(new.get("lag_max", lag_max), lag_max)
+        if doc is None:
+            try:
+                await db[WINDOWS].insert_one(new)
+            except DuplicateKeyError:
+                continue  # another writer made the hour first: add to theirs
+            return
+        replaced = await db[WINDOWS].replace_one({"_id": key, "v": version}, new)
+        if replaced.matched_count:
+            return
+    raise RuntimeError(f"performance window {key}: too many concurrent writers")
+
+
 async def add_to_windows(
     db: Database,
     experiment_id: str,
@@ -173,24 +232,26 @@ async def add_to_windows(
     increments: Mapping[int, Mapping[str, float | int]],
     lag_max: Mapping[int, float] | None = None,
 ) -> None:
-    """``$inc`` each hour's document by its increments (made on first use). A large
-    increment (many classes and score bins) goes in parts, each one bounded operation."""
+    """Add each hour's increments to its document (made on first use), exactly once: a
+    small increment by ``$inc``, a large one by compare-and-swap (:func:`_swap_hour`). Both
+    increment the hour's version ``v``, so a swap never overwrites an ``$inc`` it did not
+    see; any other writer of an hour must increment ``v`` too."""
     for hour, inc in increments.items():
-        paths = list(inc.items())
-        for start in range(0, max(len(paths), 1), INC_PATHS):
-            update: Document = {
-                "$inc": dict(paths[start : start + INC_PATHS]),
-                "$setOnInsert": {
-                    "experiment_id": experiment_id,
-                    "model": model,
-                    "start": hour_start(hour),
-                },
-            }
-            if start == 0 and lag_max and hour in lag_max:
-                update["$max"] = {"lag_max": lag_max[hour]}
-            await db[WINDOWS].update_one(
-                {"_id": window_key(experiment_id, model, hour)}, update, upsert=True
-            )
+        key = window_key(experiment_id, model, hour)
+        fields = {"experiment_id": experiment_id, "model": model, "start": hour_start(hour)}
+        longest = lag_max.get(hour) if lag_max else None
+        if len(inc) > INC_PATHS:
+            await _swap_hour(db, key, fields, inc, longest)
+            continue
+        update: Document = {"$inc": {**inc, "v": 1}, "$setOnInsert": fields}
+        if longest is not None:
+            update["$max"] = {"lag_max": longest}
+        try:
+            await db[WINDOWS].update_one({"_id": key}, update, upsert=True)
+        except DuplicateKeyError:
+            # Another writer made the hour between this upsert's look-up and its insert; the
+            # failed upsert changed nothing, so adding to theirs now counts once.
+            await db[WINDOWS].update_one({"_id": key}, update, upsert=True)
 
 
 async def read_windows(

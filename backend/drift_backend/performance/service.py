@@ -59,10 +59,9 @@ from drift_backend.performance.windows import (
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database, Document
 
-#: Ids labelled per round of writes, and predictions inserted per write: each write is one
-#: database operation within the operation timeout (SecantusDB inserts ~2500 a second).
+#: Ids labelled per round (read, write, re-read on a lost race); the repository splits the
+#: writes further, each one bounded database operation.
 LABEL_CHUNK = 1000
-WRITE_CHUNK = 1000
 #: Tries of a label chunk whose conditional writes lost a race to another writer.
 LABEL_ATTEMPTS = 5
 #: Unknown ids named in an answer (all are counted).
@@ -237,11 +236,7 @@ async def record_predictions(
         docs.append(item)
     # marked until its windows are written (a crash in between is recounted).
     marker = await recount.mark(db, doc["_id"])
-    duplicates: set[int] = set()
-    # In chunks: each write is one database operation, bounded by the operation timeout.
-    for start in range(0, len(docs), WRITE_CHUNK):
-        found = await repository.insert_predictions(db, docs[start : start + WRITE_CHUNK])
-        duplicates.update(start + i for i in found)
+    duplicates = await repository.insert_predictions(db, docs)
     recorded = np.ones(len(docs), dtype=bool)
     recorded[list(duplicates)] = False
     keys = hour_keys(rows.times[recorded])
