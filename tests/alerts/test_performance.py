@@ -9,27 +9,19 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from drift_backend.notify import service as notify
 from drift_backend.store.database import Database
 
 from tests.alerts.conftest import evaluated, sent
 from tests.conftest import Api
+from tests.support.uploads import post_table
 
 PROMPT = {"group_wait": 0, "group_interval": 0, "repeat_interval": 3600}
 DAY = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 async def _post(api: Api, base: str, route: str, table: pa.Table) -> None:
-    r = await api.request(
-        "POST",
-        base + route,
-        "alice",
-        params={"model": "m"},
-        content=arrow_stream(table),
-        headers={"Content-Type": ARROW_STREAM},
-    )
-    assert r.status_code == 200, r.text
+    await post_table(api, base + route, table, "m")
 
 
 async def _rule(api: Api, exp: str, condition: dict[str, Any]) -> Any:

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from drift_backend.performance import concept
 from drift_backend.store.database import connect
 
 from tests.conftest import Api
+from tests.support.uploads import post_table
 
 PREFIX = "/api/v1"
 DAY = datetime(2026, 5, 4, tzinfo=UTC)
@@ -31,16 +31,7 @@ async def test_a_degraded_window_is_a_concept_drift_run(api: Api) -> None:
     rng = np.random.default_rng(8)
 
     async def post(route: str, table: pa.Table) -> Any:
-        r = await api.request(
-            "POST",
-            base + route,
-            "alice",
-            params={"model": "m"},
-            content=arrow_stream(table),
-            headers={"Content-Type": ARROW_STREAM},
-        )
-        assert r.status_code == 200, r.text
-        return r.json()
+        return await post_table(api, base + route, table, "m")
 
     async def runs() -> list[dict[str, Any]]:
         r = await api.request("POST", base + "/drift/search", "alice", json={})

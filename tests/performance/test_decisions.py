@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from drift_backend.performance.decisions import (
     Moments,
     Tolerances,
@@ -21,6 +20,7 @@ from drift_backend.performance.windows import classification_stats, regression_s
 from scipy.stats import bootstrap, norm
 
 from tests.conftest import Api
+from tests.support.uploads import post_table
 
 PREFIX = "/api/v1"
 
@@ -54,15 +54,7 @@ async def test_a_concept_shift_is_reported_as_degraded(api: Api) -> None:
         return y.tolist(), np.where(wrong, 1 - y, y).tolist()
 
     async def post(route: str, table: pa.Table) -> None:
-        r = await api.request(
-            "POST",
-            base + route,
-            "alice",
-            params={"model": "m"},
-            content=arrow_stream(table),
-            headers={"Content-Type": ARROW_STREAM},
-        )
-        assert r.status_code == 200, r.text
+        await post_table(api, base + route, table, "m")
 
     y, pred = rows(1000, 0.9)
     await post("/performance-reference", pa.table({"y_true": y, "y_pred": pred}))
@@ -182,15 +174,7 @@ async def test_a_regression_window_with_larger_errors_is_degraded(api: Api) -> N
     rng = np.random.default_rng(3)
 
     async def post(route: str, table: pa.Table) -> None:
-        r = await api.request(
-            "POST",
-            base + route,
-            "alice",
-            params={"model": "r"},
-            content=arrow_stream(table),
-            headers={"Content-Type": ARROW_STREAM},
-        )
-        assert r.status_code == 200, r.text
+        await post_table(api, base + route, table, "r")
 
     y = rng.normal(10, 2, 2000)
     await post(
