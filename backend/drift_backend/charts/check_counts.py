@@ -28,7 +28,7 @@ from pymongo import ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from drift_backend.charts import feature_counts
-from drift_backend.charts.cover import floor
+from drift_backend.charts.cover import span_fields, span_key
 from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import Database
 
@@ -52,20 +52,6 @@ def unescape(field: str) -> str:
     return field.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
 
 
-def _key(check: dict[str, Any], grain: timedelta) -> str:
-    start = floor(check["created_at"], grain).isoformat()
-    return f"{check['experiment_id']}|{check['model']}|{int(grain.total_seconds())}|{start}"
-
-
-def _fields(check: dict[str, Any], grain: timedelta) -> dict[str, Any]:
-    return {
-        "experiment_id": check["experiment_id"],
-        "model": check["model"],
-        "grain": int(grain.total_seconds()),
-        "start": floor(check["created_at"], grain),
-    }
-
-
 def _change(check: dict[str, Any], sign: int) -> dict[str, int]:
     change = {"checks": sign, "total": sign * int(check.get("violation_total", 0))}
     for item in check.get("violations", []):
@@ -78,8 +64,8 @@ async def _add_violations(db: Database, check: dict[str, Any], sign: int) -> Non
     change = _change(check, sign)
     ops = [
         UpdateOne(
-            {"_id": _key(check, grain)},
-            {"$set": _fields(check, grain), "$inc": change},
+            {"_id": span_key(check, grain)},
+            {"$set": span_fields(check, grain), "$inc": change},
             upsert=True,
         )
         for grain in GRAINS
@@ -187,8 +173,13 @@ async def rebuild(db: Database, experiment_id: str | None = None) -> int:
         )
         for grain in GRAINS:
             doc = built.setdefault(
-                _key(check, grain),
-                {"_id": _key(check, grain), **_fields(check, grain), "checks": 0, "total": 0},
+                span_key(check, grain),
+                {
+                    "_id": span_key(check, grain),
+                    **span_fields(check, grain),
+                    "checks": 0,
+                    "total": 0,
+                },
             )
             for field, n in _change(check, 1).items():
                 if field.startswith("kinds."):

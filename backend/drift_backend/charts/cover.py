@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from drift_backend.charts.buckets import Window
 
@@ -53,3 +54,21 @@ def parts(window: Window, grains: tuple[timedelta, ...]) -> list[Part]:
 
     cover(window.start, window.end, grains)
     return found
+
+
+def span_key(doc: dict[str, Any], grain: timedelta) -> str:
+    """The id of the count document of ``doc``'s (experiment, model, span). The experiment id
+    (a UUID), the grain and the time have no "|"; the model may, but it sits between fixed
+    parts, so keys stay unique."""
+    start = floor(doc["created_at"], grain).isoformat()
+    return f"{doc['experiment_id']}|{doc['model']}|{int(grain.total_seconds())}|{start}"
+
+
+def span_fields(doc: dict[str, Any], grain: timedelta) -> dict[str, Any]:
+    """The fields a count document of ``doc``'s span is found by."""
+    return {
+        "experiment_id": doc["experiment_id"],
+        "model": doc["model"],
+        "grain": int(grain.total_seconds()),
+        "start": floor(doc["created_at"], grain),
+    }

@@ -35,6 +35,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from drift_backend.charts import check_counts, run_totals
 from drift_backend.charts.cover import floor as floor  # re-exported: callers name run_counts.floor
+from drift_backend.charts.cover import span_fields, span_key
 from drift_backend.drifts import timeline as drift_timeline
 from drift_backend.drifts.schemas import JobStatus
 from drift_backend.store.cancellation import raise_if_cancelled
@@ -68,22 +69,6 @@ def hour_of(when: datetime) -> datetime:
     return floor(when, timedelta(hours=1))
 
 
-def _key(run: dict[str, Any], grain: timedelta) -> str:
-    # The experiment id (a UUID), the grain and the time have no "|"; the model may, but it
-    # sits between fixed parts, so keys stay unique.
-    start = floor(run["created_at"], grain).isoformat()
-    return f"{run['experiment_id']}|{run['model']}|{int(grain.total_seconds())}|{start}"
-
-
-def _fields(run: dict[str, Any], grain: timedelta) -> dict[str, Any]:
-    return {
-        "experiment_id": run["experiment_id"],
-        "model": run["model"],
-        "grain": int(grain.total_seconds()),
-        "start": floor(run["created_at"], grain),
-    }
-
-
 async def _quietly(what: str, run: dict[str, Any], update: Awaitable[None]) -> None:
     try:
         await update
@@ -96,7 +81,9 @@ async def _inc(db: Database, run: dict[str, Any], change: dict[str, int]) -> Non
     """Add ``change`` (state -> +1/-1) to the counts of ``run``'s spans, every grain."""
     ops = [
         UpdateOne(
-            {"_id": _key(run, grain)}, {"$set": _fields(run, grain), "$inc": change}, upsert=True
+            {"_id": span_key(run, grain)},
+            {"$set": span_fields(run, grain), "$inc": change},
+            upsert=True,
         )
         for grain in GRAINS
     ]
@@ -204,10 +191,14 @@ async def rebuild(db: Database, experiment_id: str | None = None) -> int:
             totals[total_key] = run_totals.start(run)
         run_totals.add(totals[total_key], run, state)
         for grain in GRAINS:
-            key = _key(run, grain)
+            key = span_key(run, grain)
             doc = built.get(key)
             if doc is None:
-                doc = built[key] = {"_id": key, **_fields(run, grain), **dict.fromkeys(STATES, 0)}
+                doc = built[key] = {
+                    "_id": key,
+                    **span_fields(run, grain),
+                    **dict.fromkeys(STATES, 0),
+                }
             doc[state] += 1
     scope = {} if experiment_id is None else {"experiment_id": experiment_id}
     for collection, fresh in (
