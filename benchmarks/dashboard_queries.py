@@ -46,7 +46,9 @@ HEADING = "## Dashboard queries: 100,000 runs against 100"
 DATABASE = "drift_benchmark_dashboard"
 FEATURES = [f"f{i:02d}" for i in range(20)]
 VIOLATION_KINDS = ["baseline_drift_check", "completeness_check", "data_type_check"]
-#: Runs are spread evenly over this long, up to now (a monitor running every ~5 minutes).
+#: The big experiment's runs are spread evenly over this long, up to now (a monitor running
+#: every ~5 minutes); the small one runs at the same pace, so it is only hours old: both
+#: experiments are the same monitor at two ages, and a one-day window holds runs in both.
 HISTORY = timedelta(days=365)
 CHECK_SHARE = 10  # every 10th run is a server check with a report
 BATCH = 5000
@@ -94,19 +96,19 @@ def report_for(rng: random.Random, i: int) -> dict[str, Any]:
 
 
 def documents(
-    experiment_id: str, runs: int, user: str, now: datetime, seed: int
+    experiment_id: str, runs: int, step: timedelta, user: str, now: datetime, seed: int
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """(collection, a batch of documents): runs as ``drifts/service.create`` stores them
-    (and ``complete_check`` finishes a check's), chart data by the charts repository."""
+    """(collection, a batch of documents): ``runs`` runs ``step`` apart up to ``now``, as
+    ``drifts/service.create`` stores them (and ``complete_check`` finishes a check's), chart
+    data by the charts repository."""
     rng = random.Random(seed)
-    step = HISTORY / runs
     batches: dict[str, list[dict[str, Any]]] = {
         "drifts": [],
         "feature_results": [],
         "check_runs": [],
     }
     for i in range(runs):
-        created = _ms(now - HISTORY + step * i)
+        created = _ms(now - step * (runs - i))
         newest = i >= runs - 3  # the last few still run
         status = "Running" if newest else ("Failed" if rng.random() < 0.05 else "Completed")
         check = i % CHECK_SHARE == 0 and status == "Completed"
@@ -413,6 +415,7 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
     db = client[DATABASE]
     now = datetime.now(UTC)
+    step = HISTORY / args.big
     inserted: dict[str, int] = {}
     fill = rebuilt = 0.0
     hours = 0
@@ -421,7 +424,7 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
     async with httpx2.AsyncClient(headers=headers, timeout=600) as http:
         for size, exp in experiments.items():
             t0 = time.perf_counter()
-            for collection, docs in documents(exp, size, user, now, seed=size):
+            for collection, docs in documents(exp, size, step, user, now, seed=size):
                 await db[collection].insert_many(docs, ordered=False)
                 inserted[collection] = inserted.get(collection, 0) + len(docs)
             fill += time.perf_counter() - t0
@@ -456,7 +459,10 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
 
     small, big = args.small, args.big
     lines = [
-        f"Machine: {machine(PACKAGES)}. Data: {big:,} and {small:,} runs over the last 365 days "
+        f"Machine: {machine(PACKAGES)}. Data: {big:,} runs over the last "
+        f"{HISTORY.days} days and {small:,} over the last "
+        f"{(step * small).total_seconds() / 3600:.1f} hours, both one run every "
+        f"{step.total_seconds() / 60:.1f} minutes "
         f"(every {CHECK_SHARE}th a check with {len(FEATURES)} features), inserted in {fill:.0f} s "
         f"({', '.join(f'{n:,} {c}' for c, n in inserted.items())}). Each query: 2 warm-up "
         f"requests, then up to {args.repeats} sequential ones (at least 5, at most "
