@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from drift_backend.performance.batches import MAX_ID_LENGTH
 from drift_backend.store.database import connect
 from sklearn import metrics as skm
 
 from tests.conftest import Api
+from tests.support.uploads import send_table
 
 PREFIX = "/api/v1"
 
@@ -27,14 +27,7 @@ async def setup(api: Api) -> tuple[Api, str]:
 
 async def post(api: Api, url: str, body: pa.Table | dict[str, Any], model: str = "m") -> Any:
     if isinstance(body, pa.Table):
-        return await api.request(
-            "POST",
-            url,
-            "alice",
-            params={"model": model},
-            content=arrow_stream(body),
-            headers={"Content-Type": ARROW_STREAM},
-        )
+        return await send_table(api, url, body, model)
     return await api.request("POST", url, "alice", params={"model": model}, json=body)
 
 
