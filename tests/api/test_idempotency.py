@@ -10,7 +10,6 @@ the verified caller, not to the token string.
 from __future__ import annotations
 
 import asyncio
-import io
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 import httpx2
 import pyarrow as pa
 import pytest
+from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from drift_backend.idempotency.repository import COLLECTION, RETENTION
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database
@@ -446,11 +446,9 @@ async def test_ttl_index_keeps_records_24_hours(api: Api, raw_db: Any) -> None:
 
 
 def _arrow(rows: int) -> bytes:
-    table = pa.table({"x": [float(i % 997) for i in range(rows)], "y": list(range(rows))})
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
+    return arrow_stream(
+        pa.table({"x": [float(i % 997) for i in range(rows)], "y": list(range(rows))})
+    )
 
 
 async def test_large_baseline_upload_with_a_key(setup: Setup) -> None:
@@ -465,7 +463,7 @@ async def test_large_baseline_upload_with_a_key(setup: Setup) -> None:
         for start in range(0, len(data), 65_536):
             yield data[start : start + 65_536]
 
-    headers = {KEY: key, "content-type": "application/vnd.apache.arrow.stream"}
+    headers = {KEY: key, "content-type": ARROW_STREAM}
     first = await api.request("POST", url, "alice", content=chunks(), headers=headers)
     assert first.status_code == 201, first.text
     assert first.json()["row_count"] == 150_000
@@ -494,7 +492,7 @@ async def test_upload_limit_still_applies_and_releases_the_key(
         for start in range(0, len(data), 16_384):
             yield data[start : start + 16_384]
 
-    headers = {KEY: key, "content-type": "application/vnd.apache.arrow.stream"}
+    headers = {KEY: key, "content-type": ARROW_STREAM}
     r = await api.request("POST", url, "alice", content=chunks(), headers=headers)
     assert r.status_code == 413, r.text
     assert r.json()["errors"][0]["field"] == "max_bytes"

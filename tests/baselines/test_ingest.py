@@ -16,6 +16,7 @@ from drift_backend.baselines.ingest import (
     PARQUET,
     BatchError,
     Limits,
+    arrow_stream,
     parse_batch,
 )
 
@@ -25,13 +26,6 @@ DATA: dict[str, list[object]] = {
     "income": [1.5, -2.25, 3.0, None],
     "city": ["Paris", None, "Oslo", "Paris"],
 }
-
-
-def _arrow(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -53,7 +47,7 @@ def _json(data: dict[str, list[object]]) -> bytes:
 def test_every_format_parses_to_the_same_table() -> None:
     expected = pa.table(DATA)
     bodies = {
-        ARROW_STREAM: _arrow(expected),
+        ARROW_STREAM: arrow_stream(expected),
         PARQUET: _parquet(expected),
         CSV: _csv(expected),
         JSON: _json(DATA),
@@ -80,7 +74,7 @@ def test_media_type_parameters_are_ignored() -> None:
 def test_limits_answer_413(limits: Limits, field: str, media: str) -> None:
     table = pa.table(DATA)
     body = {
-        ARROW_STREAM: _arrow(table),
+        ARROW_STREAM: arrow_stream(table),
         PARQUET: _parquet(table),
         CSV: _csv(table),
         JSON: _json(DATA),

@@ -10,10 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
+from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 
 from tests.conftest import Api
 
-ARROW = "application/vnd.apache.arrow.stream"
+ARROW = ARROW_STREAM
 
 
 def frame(
@@ -28,11 +29,7 @@ def frame(
 
 
 def arrow_bytes(columns: dict[str, Any]) -> bytes:
-    table = pa.table(columns)
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
+    return arrow_stream(pa.table(columns))
 
 
 @pytest.fixture

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pyarrow as pa
 import pytest
+from drift_backend.baselines.ingest import arrow_stream
 from drift_backend.baselines.profile import build_profile
 from drift_backend.checks.config import DriftConfig
 from drift_backend.checks.engine import run_check
@@ -33,10 +32,7 @@ def _table(seed: int, n: int, shift: float = 0.0) -> pa.Table:
 
 
 def _ipc_size(table: pa.Table) -> int:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return len(sink.getvalue())
+    return len(arrow_stream(table))
 
 
 def test_small_batches_keep_every_value() -> None:

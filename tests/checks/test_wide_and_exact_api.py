@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from drift_backend.baselines.ingest import arrow_stream
 from drift_backend.store.database import connect
 from scipy import stats as sps
 
@@ -20,11 +21,7 @@ from tests.conftest import Api
 def _wide(seed: int, rows: int, columns: int) -> bytes:
     rng = np.random.default_rng(seed)
     data = rng.normal(0.0, 1.0, (columns, rows))
-    table = pa.table({f"f{i:04d}": data[i] for i in range(columns)})
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
+    return arrow_stream(pa.table({f"f{i:04d}": data[i] for i in range(columns)}))
 
 
 async def _baseline(api: Api, exp: dict[str, Any], body: bytes) -> dict[str, Any]:

@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
+from drift_backend.performance import repository
 from drift_backend.performance.batches import MAX_ID_LENGTH
 from drift_backend.store.database import connect
 from sklearn import metrics as skm
 
 from tests.conftest import Api
+from tests.support.uploads import send_table
 
 PREFIX = "/api/v1"
 
@@ -27,14 +28,7 @@ async def setup(api: Api) -> tuple[Api, str]:
 
 async def post(api: Api, url: str, body: pa.Table | dict[str, Any], model: str = "m") -> Any:
     if isinstance(body, pa.Table):
-        return await api.request(
-            "POST",
-            url,
-            "alice",
-            params={"model": model},
-            content=arrow_stream(body),
-            headers={"Content-Type": ARROW_STREAM},
-        )
+        return await send_table(api, url, body, model)
     return await api.request("POST", url, "alice", params={"model": model}, json=body)
 
 
@@ -180,5 +174,51 @@ async def test_deleting_the_experiment_deletes_its_performance_data(
         assert r.status_code == 204, r.text
         for name in collections:
             assert await db[name].count_documents({"experiment_id": experiment_id}) == 0
+    finally:
+        await client.close()
+
+
+async def test_an_experiments_deletion_leaves_ids_that_share_its_prefix(
+    setup: tuple[Api, str],
+) -> None:
+    """Predictions are deleted by their ``_id`` prefix ("<experiment>:"): experiments whose
+    ids begin with the deleted one's, or that it begins with, keep theirs."""
+    api, _ = setup
+    ids = ("e1", "e1-2", "e10", "e1;", "e")
+    models = ("m", "m;", ":")  # model names with the key's separators stay inside the range
+    docs = [
+        {"_id": repository.prediction_key(e, m, p), "experiment_id": e, "model": m, "y": 1}
+        for e in ids
+        for m in models
+        for p in ("a", "b:c", ";")
+    ]
+    client = connect(api.settings.mongodb_url.get_secret_value())
+    try:
+        db = client[api.settings.mongodb_database]
+        assert await repository.insert_predictions(db, docs) == set()
+        await repository.delete_for_experiment(db, "e1")
+        left = {
+            d["experiment_id"] async for d in db.predictions.find({"experiment_id": {"$in": ids}})
+        }
+        assert left == set(ids) - {"e1"}
+        for e in ids[1:]:
+            assert await db.predictions.count_documents({"experiment_id": e}) == 9
+    finally:
+        await client.close()
+
+
+async def test_deleting_one_experiment_keeps_anothers_predictions(setup: tuple[Api, str]) -> None:
+    api, base = setup
+    other = f"{PREFIX}/experiment/{(await api.experiment('alice'))['id']}"
+    for url in (base, other):
+        await post(api, url + "/predictions", {"columns": {"id": ["a", "b"], "y_pred": [1, 0]}})
+    r = await api.request("DELETE", base, "alice")
+    assert r.status_code == 204, r.text
+    client = connect(api.settings.mongodb_url.get_secret_value())
+    try:
+        db = client[api.settings.mongodb_database]
+        gone, kept = base.rsplit("/", 1)[1], other.rsplit("/", 1)[1]
+        assert await db.predictions.count_documents({"experiment_id": gone}) == 0
+        assert await db.predictions.count_documents({"experiment_id": kept}) == 2
     finally:
         await client.close()

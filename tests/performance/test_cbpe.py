@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from drift_backend.performance import cbpe, estimation
 from drift_backend.performance.metrics import AUC_BINS
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from tests.conftest import Api
+from tests.support.uploads import post_table
 
 PREFIX = "/api/v1"
 
@@ -68,7 +68,9 @@ async def test_binary_estimates_hold_the_realised_values(patient: Api) -> None:
         return {"y_pred": (raw > 0.5).astype(int), "proba_0": 1 - raw, "proba_1": raw}
 
     raw, y = scored(10_000)  # a large reference: the band leaves out the calibration's error
-    await _post(api, base + "/performance-reference", pa.table({"y_true": y, **columns(raw)}))
+    await post_table(
+        api, base + "/performance-reference", pa.table({"y_true": y, **columns(raw)}), model="m"
+    )
     start = datetime(2026, 6, 1, tzinfo=UTC)
     # Many small windows (the share inside the band is a share of windows), and larger
     # shifted ones (a departure shows beyond the band's width).
@@ -78,16 +80,18 @@ async def test_binary_estimates_hold_the_realised_values(patient: Api) -> None:
     y = np.where(hour >= hours - shifted, 1 - y, y)  # a concept shift: the labels flip
     ids = [f"r{i}" for i in range(len(hour))]
     when = [start + timedelta(hours=int(h)) for h in hour]
-    await _post(
+    await post_table(
         api,
         base + "/predictions",
         pa.table({"id": ids, **columns(raw), "time": pa.array(when, pa.timestamp("ms", tz="UTC"))}),
+        model="m",
     )
     for part in range(0, len(ids), 1000):
-        await _post(
+        await post_table(
             api,
             base + "/ground-truth",
             pa.table({"id": ids[part : part + 1000], "y_true": y[part : part + 1000]}),
+            model="m",
         )
     windows = await _windows(api, base, start, hours)
     metrics = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -206,18 +210,6 @@ def test_multiclass_histogram_form_equals_the_row_formula() -> None:
 # --- through the API: bands hold on calibrated data, and a concept shift leaves them ---------------
 
 
-async def _post(api: Api, url: str, table: pa.Table) -> None:
-    r = await api.request(
-        "POST",
-        url,
-        "alice",
-        params={"model": "m"},
-        content=arrow_stream(table),
-        headers={"Content-Type": ARROW_STREAM},
-    )
-    assert r.status_code == 200, r.text
-
-
 def _proba_columns(proba: np.ndarray, classes: list[str]) -> dict[str, np.ndarray]:
     return {f"proba_{cls}": proba[:, k] for k, cls in enumerate(classes)}
 
@@ -258,7 +250,7 @@ async def test_multiclass_estimates_hold_the_realised_values(patient: Api) -> No
     classes = ["a", "b", "c", "d"]
     names = np.array(classes, dtype=object)
     proba, labels = _multiclass_rows(rng, 10_000, 4)
-    await _post(
+    await post_table(
         api,
         base + "/performance-reference",
         pa.table(
@@ -268,6 +260,7 @@ async def test_multiclass_estimates_hold_the_realised_values(patient: Api) -> No
                 **_proba_columns(proba, classes),
             }
         ),
+        model="m",
     )
     hours, per_hour, shifted = 24, 250, 2
     proba, labels = _multiclass_rows(rng, hours * per_hour, 4)
@@ -276,7 +269,7 @@ async def test_multiclass_estimates_hold_the_realised_values(patient: Api) -> No
     labels = np.where(hour >= hours - shifted, (labels + 1) % 4, labels)
     start = datetime(2026, 6, 1, tzinfo=UTC)
     ids = [f"r{i}" for i in range(len(hour))]
-    await _post(
+    await post_table(
         api,
         base + "/predictions",
         pa.table(
@@ -289,6 +282,7 @@ async def test_multiclass_estimates_hold_the_realised_values(patient: Api) -> No
                 ),
             }
         ),
+        model="m",
     )
     before = await _windows(api, base, start, hours)
     # Estimated as soon as predictions are in, before any label.
@@ -298,7 +292,7 @@ async def test_multiclass_estimates_hold_the_realised_values(patient: Api) -> No
         labelled = pa.table(
             {"id": ids[part : part + 1500], "y_true": names[labels[part : part + 1500]]}
         )
-        await _post(api, base + "/ground-truth", labelled)
+        await post_table(api, base + "/ground-truth", labelled, model="m")
     windows = await _windows(api, base, start, hours)
     metrics = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc")
     assert set(windows[0]["estimated"]) == {*metrics, "calibrated"}

@@ -11,28 +11,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from sklearn import metrics as skm
 
 from tests.conftest import Api
+from tests.support.uploads import post_table
 
 PREFIX = "/api/v1"
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY3 = DAY1 + timedelta(days=2)
 CLASSES = ["a", "b", "c"]
-
-
-async def post_table(api: Api, url: str, table: pa.Table, **params: Any) -> Any:
-    r = await api.request(
-        "POST",
-        url,
-        "alice",
-        params=params,
-        content=arrow_stream(table),
-        headers={"Content-Type": ARROW_STREAM},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 async def performance(api: Api, exp: str, model: str, window: str) -> Any:

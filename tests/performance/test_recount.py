@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from drift_backend.performance import recount, repository
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database, connect
 from sklearn import metrics as skm
 
 from tests.conftest import Api
+from tests.support.uploads import post_table
 
 PREFIX = "/api/v1"
 DAY = datetime(2026, 7, 6, tzinfo=UTC)
@@ -47,15 +47,7 @@ def _data(n: int) -> dict[str, Any]:
 
 
 async def _post(api: Api, exp: str, model: str, route: str, table: pa.Table) -> None:
-    r = await api.request(
-        "POST",
-        f"{PREFIX}/experiment/{exp}{route}",
-        "alice",
-        params={"model": model},
-        content=arrow_stream(table),
-        headers={"Content-Type": ARROW_STREAM},
-    )
-    assert r.status_code == 200, r.text
+    await post_table(api, f"{PREFIX}/experiment/{exp}{route}", table, model)
 
 
 def _predictions(d: dict[str, Any], rows: slice) -> pa.Table:

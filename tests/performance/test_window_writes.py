@@ -6,34 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from drift_backend.performance import repository
 from drift_backend.store.database import connect
 from sklearn import metrics as skm
 
 from tests.conftest import Api
+from tests.support.uploads import post_table
 
 PREFIX = "/api/v1"
 HOUR = datetime(2026, 2, 2, 10, tzinfo=UTC)
 CLASSES = [str(k) for k in range(6)]
-
-
-async def post(api: Api, url: str, table: pa.Table) -> Any:
-    r = await api.request(
-        "POST",
-        url,
-        "alice",
-        params={"model": "m"},
-        content=arrow_stream(table),
-        headers={"Content-Type": ARROW_STREAM},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def predictions(ids: list[str], proba: np.ndarray) -> pa.Table:
@@ -57,7 +43,7 @@ async def test_concurrent_label_batches_of_one_hour_count_each_row_once(api: Api
     ids = [f"r{i}" for i in range(n)]
     truth = np.array([CLASSES[k] for k in rng.integers(0, len(CLASSES), n)], dtype=object)
     late = 150  # predicted while the first label batches are written
-    await post(api, base + "/predictions", predictions(ids[:-late], proba[:-late]))
+    await post_table(api, base + "/predictions", predictions(ids[:-late], proba[:-late]), model="m")
 
     def labels(rows: range) -> pa.Table:
         return pa.table({"id": [ids[i] for i in rows], "y_true": list(truth[list(rows)])})
@@ -65,11 +51,11 @@ async def test_concurrent_label_batches_of_one_hour_count_each_row_once(api: Api
     size = (n - late) // parts
     batches = [labels(range(k * size, (k + 1) * size)) for k in range(parts)]
     answers = await asyncio.gather(
-        *(post(api, base + "/ground-truth", b) for b in batches),
-        post(api, base + "/predictions", predictions(ids[-late:], proba[-late:])),
+        *(post_table(api, base + "/ground-truth", b, model="m") for b in batches),
+        post_table(api, base + "/predictions", predictions(ids[-late:], proba[-late:]), model="m"),
     )
     assert [a["labelled"] for a in answers[:parts]] == [size] * parts
-    await post(api, base + "/ground-truth", labels(range(n - late, n)))
+    await post_table(api, base + "/ground-truth", labels(range(n - late, n)), model="m")
 
     r = await api.request(
         "GET",
@@ -131,7 +117,9 @@ async def test_concurrent_first_batches_of_a_new_model_and_hour_are_all_taken(ap
     ids = [f"c{i}" for i in range(parts * size)]
     answers = await asyncio.gather(
         *(
-            post(api, base + "/predictions", predictions(ids[k::parts], proba[k::parts]))
+            post_table(
+                api, base + "/predictions", predictions(ids[k::parts], proba[k::parts]), model="m"
+            )
             for k in range(parts)
         )
     )

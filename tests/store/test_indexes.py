@@ -61,7 +61,7 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("experiment_id", ASC), ("_id", ASC)), False),  # a filtered stream's replay
     ],
     "predictions": [
-        ((("experiment_id", ASC),), False),  # an experiment's predictions on delete
+        # (an experiment's are deleted by their _id prefix: no experiment_id index)
         ((("expires_at", ASC),), False),  # TTL: unlabelled predictions expire
     ],
     "performance_windows": [

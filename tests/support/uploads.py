@@ -1,10 +1,13 @@
-"""A table posted as an Arrow stream to a performance route, answered 200 (the tests' one
-way to send predictions, labels and references through the real API)."""
+"""A table posted as an Arrow stream to a performance route (the tests' one way to send
+predictions, labels and references through the real API): ``send_table`` gives the
+response as it came, for the tests of bad input; ``post_table`` asserts it was accepted and
+gives its body."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import httpx2
 import pyarrow as pa
 from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 
@@ -12,8 +15,10 @@ if TYPE_CHECKING:
     from tests.conftest import Api
 
 
-async def post_table(api: Api, url: str, table: pa.Table, model: str, user: str = "alice") -> Any:
-    r = await api.request(
+async def send_table(
+    api: Api, url: str, table: pa.Table, model: str, user: str = "alice"
+) -> httpx2.Response:
+    return await api.request(
         "POST",
         url,
         user,
@@ -21,5 +26,9 @@ async def post_table(api: Api, url: str, table: pa.Table, model: str, user: str 
         content=arrow_stream(table),
         headers={"Content-Type": ARROW_STREAM},
     )
+
+
+async def post_table(api: Api, url: str, table: pa.Table, model: str, user: str = "alice") -> Any:
+    r = await send_table(api, url, table, model, user)
     assert r.status_code == 200, r.text
     return r.json()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -22,15 +22,20 @@ from starlette.responses import Response
 from drift_dashboard.api import Api, ApiError
 from drift_dashboard.deps import ApiDep, SessionDep
 from drift_dashboard.pages import charts
-from drift_dashboard.pages.scope import ExperimentId, load_scope, render_in
+from drift_dashboard.pages.scope import (
+    ExperimentId,
+    Text,
+    load_scope,
+    moment,
+    read_range,
+    render_in,
+)
 from drift_dashboard.templating import render
 
 router = APIRouter()
 PAGE_SIZE = 25
 STATUSES = ("Running", "Completed", "Failed")
 MAX_TAGS = 8
-
-Text = Annotated[str, Query(max_length=256)]
 
 
 @dataclass
@@ -51,16 +56,7 @@ class RunFilters:
             out.status = status
         elif status:
             out.errors.append(f"Unknown status “{status}”: showing every status.")
-        for name, value in (("start", start), ("end", end)):
-            value = value.strip()
-            if not value:
-                continue
-            try:
-                date.fromisoformat(value)
-            except ValueError:
-                out.errors.append(f"“{value}” is not a date (YYYY-MM-DD): ignored.")
-                continue
-            setattr(out, name, value)
+        out.start, out.end = read_range(start, end, out.errors, times=False)
         if len(out.tag_list) > MAX_TAGS:
             out.errors.append(f"At most {MAX_TAGS} tags: the first {MAX_TAGS} are used.")
         return out
@@ -71,12 +67,8 @@ class RunFilters:
 
     def window(self) -> tuple[datetime | None, datetime | None]:
         """``[from, to)`` in UTC: the end date is included (its whole day)."""
-        start = end = None
-        if self.start:
-            start = datetime.combine(date.fromisoformat(self.start), time(), UTC)
-        if self.end:
-            day = date.fromisoformat(self.end) + timedelta(days=1)
-            end = datetime.combine(day, time(), UTC)
+        start = moment(self.start, end=False, times=False) if self.start else None
+        end = moment(self.end, end=True, times=False) if self.end else None
         return start, end
 
     def query(self) -> dict[str, str]:

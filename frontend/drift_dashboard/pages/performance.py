@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -24,12 +24,18 @@ from drift_dashboard.api import Api, ApiError
 from drift_dashboard.deps import ApiDep, SessionDep
 from drift_dashboard.pages import performance_tables as tables
 from drift_dashboard.pages.charts import number
-from drift_dashboard.pages.scope import ExperimentId, load_scope, render_in
+from drift_dashboard.pages.scope import (
+    ExperimentId,
+    Text,
+    load_scope,
+    moment,
+    read_range,
+    render_in,
+)
 from drift_dashboard.templating import render
 
 router = APIRouter()
 WINDOWS = ("hour", "day", "week")
-Text = Annotated[str, Query(max_length=256)]
 Short = Annotated[str, Query(max_length=40)]
 
 
@@ -54,14 +60,7 @@ class PerformanceQuery:
             out.window = window
         elif window:
             out.errors.append(f"Unknown window “{window}”: showing days.")
-        for name, value in (("start", start), ("end", end)):
-            value = value.strip()
-            if value and _moment(value, end=name == "end") is None:
-                out.errors.append(
-                    f"“{value}” is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM): ignored."
-                )
-            elif value:
-                setattr(out, name, value)
+        out.start, out.end = read_range(start, end, out.errors, times=True)
         return out
 
     def api_params(self) -> dict[str, str]:
@@ -69,9 +68,9 @@ class PerformanceQuery:
         includes that whole day, as the runs filter's does)."""
         params = {"model": self.model, "window": self.window}
         if self.start:
-            params["from"] = _iso(_moment(self.start, end=False))
+            params["from"] = _iso(moment(self.start, end=False))
         if self.end:
-            params["to"] = _iso(_moment(self.end, end=True))
+            params["to"] = _iso(moment(self.end, end=True))
         return params
 
     def query(self, **changes: str) -> dict[str, str]:
@@ -85,22 +84,6 @@ class PerformanceQuery:
             **changes,
         }
         return {k: v for k, v in values.items() if v and not (k == "window" and v == "day")}
-
-
-def _moment(value: str, *, end: bool) -> datetime | None:
-    """A date (its start; for an end, the next day's) or a time, naive ones read as UTC."""
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        pass
-    else:
-        moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return moment + timedelta(days=1) if end else moment
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _iso(moment: datetime | None) -> str:

@@ -1,6 +1,7 @@
-"""What every page inside one experiment shares: its path parameters, the experiment, the
-caller's level on it (which decides what the experiment's nav offers), and the render call
-that gives the nav its context.
+"""What every page inside one experiment shares: its path parameters, the date range its
+filter forms put in the URL (``from``, ``to``), the experiment, the caller's level on it
+(which decides what the experiment's nav offers), and the render call that gives the nav its
+context.
 
 The backend enforces every permission itself (a Read caller's PUT is a 403 there); the level
 worked out here only decides what to show. It is the backend's rule (``level_of``): the best
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Path, Request
+from fastapi import Path, Query, Request
 from starlette.responses import HTMLResponse
 
 from drift_dashboard.api import Api, ApiError
@@ -26,12 +28,47 @@ _ID = r"^[A-Za-z0-9\-]+$"
 ExperimentId = Annotated[str, Path(min_length=1, max_length=64, pattern=_ID)]
 RunId = Annotated[str, Path(min_length=1, max_length=64, pattern=_ID)]
 BaselineId = Annotated[str, Path(min_length=1, max_length=64, pattern=_ID)]
+#: A free-text choice of a page's filter form (a model, tags, a metric).
+Text = Annotated[str, Query(max_length=256)]
 
 RANK = {"Read": 1, "Edit": 2, "Manage": 3}
 LEVELS = ("Read", "Edit", "Manage")
 #: The backend's id of the logged-in user, kept in the session (it never changes for a login;
 #: a new login starts with empty session data).
 USER_ID_KEY = "backend_user_id"
+
+
+def moment(value: str, *, end: bool, times: bool = True) -> datetime | None:
+    """A ``from``/``to`` of the URL as a UTC instant: a date is its start, or for an end the
+    next day's (the end date is included, its whole day); with ``times`` a time too (a naive
+    one read as UTC). None when it does not read."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return start + timedelta(days=1) if end else start
+    if not times:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def read_range(start: str, end: str, errors: list[str], *, times: bool) -> tuple[str, str]:
+    """The form's ``from`` and ``to``, stripped, each kept only where it reads; one that does
+    not is dropped and ``errors`` says so (the page shows it rather than failing)."""
+    what = "a date (YYYY-MM-DD)" + (" or a time (YYYY-MM-DDTHH:MM)" if times else "")
+    kept: list[str] = []
+    for value in (start.strip(), end.strip()):
+        if value and moment(value, end=False, times=times) is None:
+            errors.append(f"“{value}” is not {what}: ignored.")
+            value = ""
+        kept.append(value)
+    return kept[0], kept[1]
 
 
 @dataclass
