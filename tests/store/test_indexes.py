@@ -154,3 +154,14 @@ async def test_every_query_has_its_index(db: Database) -> None:
         found = await _indexes(db, collection)
         missing = set(expected) - found
         assert not missing, f"{collection}: missing {missing}"
+
+
+async def test_an_upgraded_database_loses_its_retired_indexes(db: Database) -> None:
+    """An index an earlier version made (predictions by experiment) is dropped at start-up;
+    the wanted ones stay."""
+    await db.predictions.create_index([("experiment_id", ASC)])
+    assert (((("experiment_id", ASC),), False)) in await _indexes(db, "predictions")
+    await ensure_indexes(db)
+    found = await _indexes(db, "predictions")
+    assert ((("experiment_id", ASC),), False) not in found
+    assert set(EXPECTED["predictions"]) <= found

@@ -253,10 +253,19 @@ def database_unavailable(error: BaseException) -> bool:
     return error.has_error_label("RetryableWriteError")
 
 
+#: Indexes earlier versions made and this one no longer wants: each write pays for every
+#: index, so a deployment upgraded in place drops them at start-up.
+RETIRED: dict[str, list[str]] = {"predictions": ["experiment_id_1"]}
+
+
 async def ensure_indexes(db: Database) -> None:
     with pymongo.timeout(INDEX_BUILD_SECONDS):
         for collection, indexes in INDEXES.items():
             await db[collection].create_indexes(indexes)
+        for collection, names in RETIRED.items():
+            present = {index["name"] async for index in await db[collection].list_indexes()}
+            for name in present.intersection(names):
+                await db[collection].drop_index(name)
 
 
 async def ping(db: Database) -> bool:
