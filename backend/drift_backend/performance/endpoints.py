@@ -166,9 +166,7 @@ async def get_performance_runs(
     """Realised (and estimated) metrics per drift run — over the predictions recorded with
     ``run=`` — newest run first, with label coverage and ``complete`` as for windows."""
     await get_for(context.db, experiment_id, caller, Level.Read)
-    return await service.runs(
-        context.db, experiment_id, model, page, page_size, _rules(context)
-    )
+    return await service.runs(context.db, experiment_id, model, page, page_size, _rules(context))
 
 
 @router.get(

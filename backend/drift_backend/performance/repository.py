@@ -326,11 +326,7 @@ async def read_runs(
     """One page of a model's run documents, newest run first; and how many there are."""
     query = {"experiment_id": experiment_id, "model": model}
     cursor = (
-        db[RUNS]
-        .find(query)
-        .sort([("run_created_at", -1), ("_id", -1)])
-        .skip(skip)
-        .limit(limit)
+        db[RUNS].find(query).sort([("run_created_at", -1), ("_id", -1)]).skip(skip).limit(limit)
     )
     docs = [doc async for doc in cursor]
     return docs, await db[RUNS].count_documents(query)

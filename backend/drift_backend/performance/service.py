@@ -710,9 +710,7 @@ def _window(
     }
 
 
-def _measured(
-    doc: Document, stats: Stats, rules: Rules, reference: Stats | None
-) -> dict[str, Any]:
+def _measured(doc: Document, stats: Stats, rules: Rules, reference: Stats | None) -> dict[str, Any]:
     """What a window's (or a run's) sums say: coverage, lag, metrics, decisions, estimates."""
     n_pred, n_lab = int(stats.get("n_pred", 0)), int(stats.get("n_lab", 0))
     coverage = n_lab / n_pred if n_pred else None
