@@ -349,3 +349,23 @@ async def test_recount_repairs_run_documents(alice_api: Api, db: Database) -> No
     for name, metric in whole["metrics"].items():  # summed in another order
         assert repaired["metrics"][name]["value"] == pytest.approx(metric["value"]), name
     _assert_like_sklearn(data, repaired, rows[:80], data.truth[:80])
+
+
+async def test_deleting_the_experiment_deletes_its_run_documents(
+    alice_api: Api, db: Database
+) -> None:
+    api = alice_api
+    exp = (await api.experiment("alice"))["id"]
+    base = f"{PREFIX}/experiment/{exp}"
+    run = await _run(api, exp, "m")
+    await _ok(
+        api,
+        base + "/predictions",
+        Data("binary", 5, 9).predictions(np.arange(5)),
+        model="m",
+        run=run,
+    )
+    assert await db[repository.RUNS].count_documents({"experiment_id": exp}) == 1
+    r = await api.request("DELETE", base, "alice")
+    assert r.status_code == 204, r.text
+    assert await db[repository.RUNS].count_documents({"experiment_id": exp}) == 0

@@ -160,7 +160,7 @@ async def get_performance_runs(
     model: Model,
     caller: CallerDep,
     context: ContextDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=service.MAX_RUNS_PAGES)] = 1,
     page_size: Annotated[int, Query(ge=1, le=service.MAX_RUNS_PAGE)] = 20,
 ) -> Any:
     """Realised (and estimated) metrics per drift run — over the predictions recorded with

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import InsertOne, ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from drift_backend.performance.windows import hour_start
@@ -33,6 +34,8 @@ WINDOWS = "performance_windows"
 MODELS = "performance_models"
 RUNS = "performance_runs"
 DUPLICATE_KEY = 11000
+#: The hour and run documents: both added to by :func:`_add`.
+Collection = AsyncCollection[Document]
 
 
 def model_key(experiment_id: str, model: str) -> str:
@@ -206,8 +209,7 @@ def _apply(doc: Document, inc: Mapping[str, float | int]) -> None:
 
 
 async def _swap(
-    db: Database,
-    collection: str,
+    documents: Collection,
     key: str,
     fields: Document,
     inc: Mapping[str, float | int],
@@ -217,7 +219,7 @@ async def _swap(
     no writer changed it in between (its version ``v``, which every write of it increments);
     else again."""
     for _ in range(SWAP_ATTEMPTS):
-        doc = await db[collection].find_one({"_id": key})
+        doc = await documents.find_one({"_id": key})
         version = None if doc is None else doc.get("v")
         new: Document = dict(doc) if doc is not None else {"_id": key, **fields}
         _apply(new, inc)
@@ -226,19 +228,18 @@ async def _swap(
             new["lag_max"] = max(new.get("lag_max", lag_max), lag_max)
         if doc is None:
             try:
-                await db[collection].insert_one(new)
+                await documents.insert_one(new)
             except DuplicateKeyError:
                 continue  # another writer made the document first: add to theirs
             return
-        replaced = await db[collection].replace_one({"_id": key, "v": version}, new)
+        replaced = await documents.replace_one({"_id": key, "v": version}, new)
         if replaced.matched_count:
             return
-    raise RuntimeError(f"{collection} {key}: too many concurrent writers")
+    raise RuntimeError(f"{documents.name} {key}: too many concurrent writers")
 
 
 async def _add(
-    db: Database,
-    collection: str,
+    documents: Collection,
     key: str,
     fields: Document,
     inc: Mapping[str, float | int],
@@ -249,17 +250,17 @@ async def _add(
     increment the version ``v``, so a swap never overwrites an ``$inc`` it did not see; any
     other writer of these documents must increment ``v`` too."""
     if len(inc) > INC_PATHS:
-        await _swap(db, collection, key, fields, inc, longest)
+        await _swap(documents, key, fields, inc, longest)
         return
     update: Document = {"$inc": {**inc, "v": 1}, "$setOnInsert": fields}
     if longest is not None:
         update["$max"] = {"lag_max": longest}
     try:
-        await db[collection].update_one({"_id": key}, update, upsert=True)
+        await documents.update_one({"_id": key}, update, upsert=True)
     except DuplicateKeyError:
         # Another writer made the document between this upsert's look-up and its insert;
         # the failed upsert changed nothing, so adding to theirs now counts once.
-        await db[collection].update_one({"_id": key}, update, upsert=True)
+        await documents.update_one({"_id": key}, update, upsert=True)
 
 
 async def add_to_windows(
@@ -275,7 +276,7 @@ async def add_to_windows(
         key = window_key(experiment_id, model, hour)
         fields = {"experiment_id": experiment_id, "model": model, "start": hour_start(hour)}
         longest = lag_max.get(hour) if lag_max else None
-        await _add(db, WINDOWS, key, fields, inc, longest)
+        await _add(db[WINDOWS], key, fields, inc, longest)
 
 
 async def add_to_runs(
@@ -295,7 +296,7 @@ async def add_to_runs(
         key = run_key(experiment_id, model, run_id)
         fields = run_fields(experiment_id, model, run_id, created[run_id])
         longest = lag_max.get(run_id) if lag_max else None
-        await _add(db, RUNS, key, fields, inc, longest)
+        await _add(db[RUNS], key, fields, inc, longest)
 
 
 def run_fields(experiment_id: str, model: str, run_id: str, created: datetime) -> Document:

@@ -739,6 +739,8 @@ def _measured(doc: Document, stats: Stats, rules: Rules, reference: Stats | None
 
 #: Runs per page of ``GET .../performance/runs`` (``page_size``'s largest value).
 MAX_RUNS_PAGE = 100
+#: The last page number accepted (a bound, so the skip it makes stays a small integer).
+MAX_RUNS_PAGES = 100_000
 
 
 def _run(doc: Document, stored: Document, rules: Rules, reference: Stats | None) -> dict[str, Any]:
