@@ -6,6 +6,7 @@ Real backend, real tokens; ``Link`` (tests/client/test_spool.py) cuts the connec
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,3 +98,35 @@ def test_predictions_of_a_spooled_run_replay_with_its_new_id(
     run = alice.run_performance(experiment.id, made.id)["run"]
     assert run["n_labelled"] == 80
     assert run["complete"] is True
+
+
+def test_predictions_of_a_run_refused_on_replay_are_sent_without_it(
+    make_client: Callable[..., Client],
+    alice: Client,
+    experiment: Experiment,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    link = Link()
+    client = make_client("alice", transport=link)
+    spool = Spool(tmp_path / "spool")
+    ids, y_pred, _, times = _data(30, 4)
+    link.down = True
+    with DriftMonitor(experiment.name, "refused-run", client=client, spool=spool) as monitor:
+        monitor.predictions(ids, y_pred, times=times)
+    # The run's creation is refused for good on replay: backdated past the server's limit.
+    (create,) = [e for e in spool.entries() if e.kind == "create"]
+    record = json.loads(create.path.read_text())
+    record["at"] = (datetime.now(UTC) - timedelta(days=400)).isoformat(timespec="milliseconds")
+    create.path.write_text(json.dumps(record))
+
+    link.down = False
+    with caplog.at_level("WARNING", logger="drift_monitor"):
+        result = spool.flush(client)
+    assert (result.sent, result.dead) == (1, 2)  # the predictions; the creation and the end
+    assert "sent without their run" in caplog.text
+    window = alice.performance(
+        experiment.id, "refused-run", "day", DAY - timedelta(days=1), DAY + timedelta(days=1)
+    )["windows"][0]
+    assert window["n_predicted"] == 30
+    assert alice.performance_runs(experiment.id, "refused-run")["total"] == 0

@@ -1,7 +1,7 @@
 """The run page shows the model performance of the predictions recorded with the run
 (docs/performance.md, "Metrics per drift run"): in Chromium against the same-origin stack,
 its table holds the API's values, the coverage and the provisional mark; a run without
-predictions shows no such section; no CSP complaint."""
+predictions shows no such section; no CSP complaint, no serious axe-core finding."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def _upload(api: httpx2.Client, path: str, params: dict[str, str], columns: dict
     assert made.status_code == 200, made.text
 
 
-def test_the_run_page_shows_the_runs_performance(alice: Visitor, stack: Stack) -> None:
+def test_the_run_page_shows_the_runs_performance(
+    alice: Visitor, browser: Any, stack: Stack
+) -> None:
     experiment = stack.create("alice", unique("runperf"))
     base = f"/experiment/{experiment['id']}"
     rng = np.random.default_rng(4)
@@ -84,6 +86,14 @@ def test_the_run_page_shows_the_runs_performance(alice: Visitor, stack: Stack) -
     assert float(cells["accuracy"] or "nan") == accuracy
     assert section.locator("table.run-confusion-table").count() == 1
     assert alice.csp_violations() == []
+    # Accessible: axe-core (injected as an inline script, so in a context without the CSP).
+    checker = Visitor(browser, stack, bypass_csp=True)
+    try:
+        checker.login("alice")
+        assert checker.goto(page).status == 200
+        assert checker.axe_serious() == []
+    finally:
+        checker.close()
 
     # A run without predictions has no performance section.
     assert alice.goto(f"/experiments/{experiment['id']}/runs/{empty.json()['id']}").status == 200
