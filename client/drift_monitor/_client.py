@@ -641,6 +641,7 @@ class Client:
         times: Values | None = None,
         batch_size: int = BATCH_ROWS,
         spool: Spool | bool = False,
+        run: str | None = None,
     ) -> PredictionsRecorded:
         """Record predictions of ``model``, each under an id unique per (experiment, model).
 
@@ -650,11 +651,15 @@ class Client:
         ``batch_size`` rows; an id sent again keeps its first prediction (``duplicates``),
         so a retried batch is harmless. ``spool`` (a :class:`Spool`, or ``True`` for the
         default one): batches the server cannot take now are spooled and sent later, in
-        order (counted in ``spooled``)."""
+        order (counted in ``spooled``). ``run``: the id of a drift run of ``model`` these
+        predictions belong to; they then also count towards that run's metrics
+        (:meth:`run_performance`)."""
         columns: dict[str, Any] = {"id": ids, "y_pred": y_pred, **proba_columns(proba, classes)}
         if times is not None:
             columns["time"] = times
-        return self._record(PredictionsRecorded(), experiment_id, model, columns, batch_size, spool)
+        return self._record(
+            PredictionsRecorded(), experiment_id, model, columns, batch_size, spool, run=run
+        )
 
     def ground_truth(
         self,
@@ -686,20 +691,29 @@ class Client:
         spool: Spool | bool,
         *,
         experiment_name: str | None = None,
+        run: str | None = None,
+        run_key: str | None = None,
     ) -> Recorded:
         """Send predictions or labels (by the type of ``total``) in batches, adding each
         answer to ``total``. With a spool, a batch the server cannot take now goes to the
         spool, and so does every later one, and every one while earlier batches of the
         model still wait there (tried first): the server sees them in the order sent.
         Without ``experiment_id`` (not known while the server was unreachable), every batch
-        is spooled under ``experiment_name``."""
+        is spooled under ``experiment_name``. ``run``: the drift run the predictions belong
+        to; ``run_key``: instead, the spool key of a run whose creation waits in the spool:
+        every batch is spooled, and replayed after that creation with the run's new id."""
         kind: Literal["predictions", "labels"] = (
             "predictions" if isinstance(total, PredictionsRecorded) else "labels"
         )
         store = Spool() if spool is True else spool or None
         server = self.settings.url
         stream = performance_stream(server, experiment_name or experiment_id or "", model)
-        queued = experiment_id is None
+        queued = experiment_id is None or run_key is not None
+        upload: dict[str, str] = {}
+        if run is not None:
+            upload["run"] = run
+        if run_key is not None:
+            upload["run_key"] = run_key
         if store is not None and not queued and store.has_pending(server, stream):
             queued = not self._replay_stream(store, stream)
         for part in split(dict(columns), batch_size):
@@ -708,7 +722,7 @@ class Client:
                 assert experiment_id is not None
                 try:
                     answer = self._performance_upload(
-                        experiment_id, PERFORMANCE_ROUTES[kind], model, body
+                        experiment_id, PERFORMANCE_ROUTES[kind], model, body, run=run
                     )
                 except Exception as exc:
                     if store is None or not unreachable(exc):
@@ -730,7 +744,7 @@ class Client:
                 total,
                 rows_of(part),
                 spooled=self._spool_batch(
-                    store, kind, stream, experiment_id, experiment_name, model, body
+                    store, kind, stream, experiment_id, experiment_name, model, body, upload
                 ),
             )
         return total
@@ -754,9 +768,10 @@ class Client:
         experiment_name: str | None,
         model: str,
         body: Body,
+        upload: Mapping[str, str] | None = None,
     ) -> bool:
         """Spool one batch; ``False`` (with a warning) when it does not fit under the cap or
-        the disk refuses it."""
+        the disk refuses it. ``upload``: the batch's drift run (``run``, or ``run_key``)."""
         if not store.fits(body.size):
             logger.warning(
                 "%s batch of model %s dropped: %d bytes do not fit in the spool's cap of %d "
@@ -777,6 +792,7 @@ class Client:
                 model=model,
                 at=datetime.now(UTC),
                 data=body,
+                upload=upload,
             )
         except OSError as exc:
             logger.error("could not write the %s batch to the spool: %s", kind, exc)
@@ -818,14 +834,31 @@ class Client:
         answer: dict[str, Any] = response.json()
         return answer
 
+    def performance_runs(
+        self, experiment_id: str, model: str, *, page: int = 1, page_size: int = 20
+    ) -> dict[str, Any]:
+        """Metrics per drift run (over the predictions recorded with ``run=``), newest run
+        first: the JSON of ``GET /experiment/{id}/performance/runs``."""
+        params = {"model": model, "page": page, "page_size": page_size}
+        path = f"/experiment/{experiment_id}/performance/runs"
+        answer: dict[str, Any] = self.request("GET", path, params=params).json()
+        return answer
+
+    def run_performance(self, experiment_id: str, drift_id: str) -> dict[str, Any]:
+        """The metrics of one drift run's predictions (``NotFoundError`` when it has none)."""
+        path = f"/experiment/{experiment_id}/drift/{drift_id}/performance"
+        answer: dict[str, Any] = self.request("GET", path).json()
+        return answer
+
     def _performance_upload(
-        self, experiment_id: str, route: str, model: str, body: Body
+        self, experiment_id: str, route: str, model: str, body: Body, *, run: str | None = None
     ) -> dict[str, Any]:
         # Safe to repeat: predictions keep the first of an id, labels are upserts.
+        params = {"model": model} if run is None else {"model": model, "run": run}
         response = self.request(
             "POST",
             f"/experiment/{experiment_id}/{route}",
-            params={"model": model},
+            params=params,
             body=body,
             timeout=self._upload_timeout(0.0),
             idempotent=True,

@@ -196,7 +196,9 @@ class DriftMonitor:
     def _record(self, total: Recorded, columns: Mapping[str, Any], batch_size: int) -> Recorded:
         """Send predictions or labels; with the spool on, what the server cannot take now is
         spooled under this experiment's name (its id is not known while the server was
-        unreachable at the start) and sent later, in order."""
+        unreachable at the start) and sent later, in order. Predictions carry this
+        monitor's drift run: its id, or — when its creation waits in the spool — its spool
+        key, so they are replayed after it, with the id the server gives it."""
         client = self._require_inside()
         if self.experiment is None and self._spool is None:
             raise TransportError(
@@ -210,9 +212,19 @@ class DriftMonitor:
             batch_size,
             self._spool or False,
             experiment_name=self.experiment_name,
+            **self._run_of(total),
         )
         self._spooled_data = self._spooled_data or recorded.spooled > 0
         return recorded
+
+    def _run_of(self, total: Recorded) -> dict[str, str]:
+        if not isinstance(total, PredictionsRecorded):
+            return {}  # labels are joined to their predictions by id
+        if self.drift is not None:
+            return {"run": self.drift.id}
+        if self._spool is not None:
+            return {"run_key": self._run_key}
+        return {}
 
     def predictions(
         self,
@@ -229,7 +241,9 @@ class DriftMonitor:
         and model), for metrics once :meth:`ground_truth` brings the labels. ``features``
         (the inputs of these predictions), when given, are also checked for data drift
         against the model's baseline (:meth:`check`). Batches the server cannot take now
-        are spooled (with the spool on) and sent later, in order: see ``spooled``."""
+        are spooled (with the spool on) and sent later, in order: see ``spooled``. They
+        belong to this monitor's drift run and count towards its metrics
+        (:meth:`Client.run_performance`)."""
         columns: dict[str, Any] = {"id": ids, "y_pred": y_pred, **proba_columns(proba, classes)}
         if times is not None:
             columns["time"] = times

@@ -86,6 +86,9 @@ class SpoolEntry:
     size: int = 0
     reason: str | None = None
     path: Path = field(default=Path(), compare=False, repr=False)
+    #: Predictions of a run whose creation is spooled too: that run's spool key (they wait
+    #: for its creation, and are sent with the id the server gave it).
+    after: str | None = None
 
     @classmethod
     def _load(cls, path: Path, state: State) -> SpoolEntry:
@@ -103,6 +106,7 @@ class SpoolEntry:
             size=int((doc.get("check") or doc.get("upload") or {}).get("size", 0)),
             reason=doc.get("reason"),
             path=path,
+            after=(doc.get("upload") or {}).get("run_key"),
         )
 
 
@@ -289,11 +293,14 @@ class Spool:
 
     def _waits_for_earlier(self, entry: SpoolEntry, snapshot: list[SpoolEntry]) -> bool:
         """Whether an earlier record of the same run still waits or is being sent (perhaps
-        by another process): a run's records go in order."""
+        by another process): a run's records go in order. Predictions of a drift run whose
+        creation is spooled also wait for that creation (``after``)."""
         return any(
             (self.directory / state / e.path.name).exists()
             for e in snapshot
-            if e.run == entry.run and e.id < entry.id and e.state != "dead"
+            if (e.run == entry.run or (e.run == entry.after and e.kind == "create"))
+            and e.id < entry.id
+            and e.state != "dead"
             for state in ("pending", "inflight")
         )
 
@@ -420,12 +427,28 @@ class Spool:
 
     def _send_upload(self, client: Client, doc: dict[str, Any]) -> None:
         """A batch of predictions or labels, as it would have been sent live (safe to send
-        twice: the first prediction of an id wins, labels are upserts)."""
+        twice: the first prediction of an id wins, labels are upserts), with its drift run:
+        the one it named, or the id the spooled creation of its run got (``run_key``). When
+        that run is unknown (its creation refused, or deleted on the server since), the
+        predictions are sent without a run: they still count in their time windows."""
         experiment_id = self._experiment_id(client, doc, None)
         upload = doc["upload"]
         body = Body(upload["media_type"], int(upload["size"]), path=self._data_path(doc["id"]))
         route = PERFORMANCE_ROUTES[doc["kind"]]
-        answer = client._performance_upload(experiment_id, route, doc["model"], body)
+        run = upload.get("run")
+        if upload.get("run_key"):
+            run = (self._run_mapping(upload["run_key"]) or {}).get("drift_id")
+            if run is None:
+                logger.warning(
+                    "spooled predictions %s sent without their run: it was never created", doc["id"]
+                )
+        try:
+            answer = client._performance_upload(experiment_id, route, doc["model"], body, run=run)
+        except APIError as exc:
+            if run is None or exc.status != 404 or not exc.message.startswith("run:"):
+                raise
+            logger.warning("spooled predictions %s sent without their run: %s", doc["id"], exc)
+            answer = client._performance_upload(experiment_id, route, doc["model"], body)
         logger.info("spooled %s of model %s sent: %s", doc["kind"], doc["model"], answer)
 
     def _send_finish(

@@ -71,6 +71,11 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "performance_models": [
         ((("experiment_id", ASC), ("model", ASC)), False),  # an experiment's models
     ],
+    # perfrun: a model's runs newest first (and an experiment's on delete); a run's on delete
+    "performance_runs": [
+        ((("experiment_id", ASC), ("model", ASC), ("run_created_at", DESC), ("_id", DESC)), False),
+        ((("experiment_id", ASC), ("run_id", ASC)), False),
+    ],
     "performance_decisions": [
         ((("experiment_id", ASC), ("model", ASC), ("start", ASC)), False),  # newest decided
         ((("pending_run", ASC),), False),  # decisions whose run is not written yet (sparse)

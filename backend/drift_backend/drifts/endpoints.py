@@ -14,6 +14,7 @@ from drift_backend.drifts.schemas import Drift, DriftCreate, DriftPage, DriftRep
 from drift_backend.drifts.timestamps import reported_time
 from drift_backend.errors import ValidationFailed
 from drift_backend.experiments.service import get_for, readable_ids
+from drift_backend.performance import service as performance
 
 router = APIRouter(tags=["drifts"])
 ExperimentId = Annotated[str, "experiment id"]
@@ -163,6 +164,7 @@ async def delete_drift(
     await get_for(db, experiment_id, caller, Level.Edit)
     await service.delete(db, experiment_id, drift_id)
     await checks.delete_report(db, drift_id)  # a server check's report goes with its run
+    await performance.delete_run(db, experiment_id, drift_id)  # and its metrics per run
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

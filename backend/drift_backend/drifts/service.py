@@ -253,6 +253,19 @@ async def find(db: Database, drift_id: str) -> dict[str, Any] | None:
     return await db.drifts.find_one({"_id": drift_id})
 
 
+async def created_times(db: Database, experiment_id: str, ids: list[str]) -> dict[str, datetime]:
+    """The creation time of each of ``ids`` that is a run of the experiment (performance
+    documents per run are ordered by it; a deleted run is missing)."""
+    found: dict[str, datetime] = {}
+    for start in range(0, len(ids), 100):  # short $in lists (SecantusDB)
+        cursor = db.drifts.find(
+            {"_id": {"$in": ids[start : start + 100]}, "experiment_id": experiment_id},
+            {"created_at": 1},
+        )
+        found.update({doc["_id"]: doc["created_at"] async for doc in cursor})
+    return found
+
+
 async def run_ids(db: Database, experiment_id: str) -> list[str]:
     return [
         doc["_id"] async for doc in db.drifts.find({"experiment_id": experiment_id}, {"_id": 1})

@@ -19,13 +19,24 @@ from drift_backend.performance.schemas import (
     LabelsRecorded,
     Performance,
     PerformanceModels,
+    PerformanceRuns,
     PredictionsRecorded,
     Reference,
+    RunPerformance,
 )
 from drift_backend.performance.windows import Window
 
 router = APIRouter(tags=["performance"])
 Model = Annotated[str, Query(min_length=1, max_length=256, description="the model's name")]
+RunId = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=128,
+        description="the drift run (of this model, in this experiment) these predictions "
+        "belong to: they also count towards its metrics",
+    ),
+]
 EXP = "/experiment/{experiment_id}"
 
 
@@ -59,13 +70,20 @@ async def _run(call: Any) -> Any:
     openapi_extra=data_upload(),
 )
 async def record_predictions(
-    experiment_id: str, model: Model, request: Request, caller: CallerDep, context: ContextDep
+    experiment_id: str,
+    model: Model,
+    request: Request,
+    caller: CallerDep,
+    context: ContextDep,
+    run: RunId = None,
 ) -> Any:
     """Columns ``id``, ``y_pred``, optional ``proba_<class>`` and ``time``. The first
-    prediction of an id is kept; a repeated id is counted in ``duplicates``."""
+    prediction of an id is kept; a repeated id is counted in ``duplicates``. ``run``: a
+    drift run of the model (404 naming ``run`` if the experiment has none of that id, 422
+    if it is another model's)."""
     table = await _upload(request, context, caller, experiment_id)
     return await _run(
-        service.record_predictions(context.db, _limits(context), experiment_id, model, table)
+        service.record_predictions(context.db, _limits(context), experiment_id, model, table, run)
     )
 
 
@@ -123,12 +141,53 @@ async def get_performance(
         window,
         start,
         end,
-        service.Rules(
-            min_coverage=context.settings.performance_min_coverage,
-            tolerance=context.settings.performance_tolerance,
-            alpha=context.settings.performance_alpha,
-            regression_tolerance=context.settings.performance_regression_tolerance,
-        ),
+        _rules(context),
+    )
+
+
+def _rules(context: AppContext) -> service.Rules:
+    return service.Rules(
+        min_coverage=context.settings.performance_min_coverage,
+        tolerance=context.settings.performance_tolerance,
+        alpha=context.settings.performance_alpha,
+        regression_tolerance=context.settings.performance_regression_tolerance,
+    )
+
+
+@router.get(EXP + "/performance/runs", response_model=PerformanceRuns, responses=errors(404, 422))
+async def get_performance_runs(
+    experiment_id: str,
+    model: Model,
+    caller: CallerDep,
+    context: ContextDep,
+    page: Annotated[int, Query(ge=1, le=service.MAX_RUNS_PAGES)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=service.MAX_RUNS_PAGE)] = 20,
+) -> Any:
+    """Realised (and estimated) metrics per drift run — over the predictions recorded with
+    ``run=`` — newest run first, with label coverage and ``complete`` as for windows."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    return await service.runs(context.db, experiment_id, model, page, page_size, _rules(context))
+
+
+@router.get(
+    EXP + "/drift/{drift_id}/performance",
+    response_model=RunPerformance,
+    responses=errors(404, 422),
+)
+async def get_run_performance(
+    experiment_id: str,
+    drift_id: str,
+    caller: CallerDep,
+    context: ContextDep,
+    model: Annotated[
+        str | None, Query(min_length=1, max_length=256, description="default: the run's model")
+    ] = None,
+) -> Any:
+    """The metrics of the predictions recorded with this drift run (404 naming ``run``
+    when it has none)."""
+    await get_for(context.db, experiment_id, caller, Level.Read)
+    return await service.run_performance(
+        context.db, experiment_id, drift_id, model, _rules(context)
     )
 
 

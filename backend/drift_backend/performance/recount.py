@@ -8,7 +8,8 @@ up) and takes it off once its increments are written. A marker older than
 batch that died: the workers' performance tick recounts that model (:func:`recount_stale`);
 ``drift-monitor-server recount-performance`` does it on demand.
 
-What a recount computes, per hour, from one pass over the model's stored predictions:
+What a recount computes, per hour and per drift run (predictions recorded with one), from
+one pass over the model's stored predictions:
 
 - the label side — labelled predictions, label lag, and every metric's sums — exactly, and
   it replaces the stored one (the longest lag becomes the longest of the current labels:
@@ -35,15 +36,17 @@ from typing import Any
 import numpy as np
 from pymongo import ReturnDocument
 
+from drift_backend.drifts import service as drifts
 from drift_backend.performance import concept, repository
 from drift_backend.performance.metrics import AUC_BINS, class_order
-from drift_backend.performance.repository import MODELS, PREDICTIONS, WINDOWS
+from drift_backend.performance.repository import MODELS, PREDICTIONS, RUNS, WINDOWS
 from drift_backend.performance.windows import (
     Labelled,
     escape,
     hour_keys,
     hour_start,
     label_increments,
+    run_increments,
 )
 from drift_backend.schemas import utcnow
 from drift_backend.settings import Settings
@@ -127,6 +130,9 @@ class _Totals:
         self.positive = class_order(self.classes)[-1] if len(self.classes) == 2 else None
         self.predicted: dict[int, dict[str, float | int]] = {}
         self.labelled: dict[int, dict[str, float | int]] = {}
+        # The same per drift run (predictions recorded with one).
+        self.run_predicted: dict[str, dict[str, float | int]] = {}
+        self.run_labelled: dict[str, dict[str, float | int]] = {}
         self.n_predictions = 0
         self.n_labelled = 0
 
@@ -136,12 +142,9 @@ class _Totals:
         hours = hour_keys(times)
         rows: list[Labelled] = []
         for doc, hour in zip(docs, hours.tolist(), strict=True):
-            counts = self.predicted.setdefault(hour, {})
-            counts["n_pred"] = counts.get("n_pred", 0) + 1
-            if self.positive is not None and doc.get("p") is not None:
-                score = doc["p"][self.classes.index(self.positive)]
-                cell = f"e.{escape(str(doc['y']))}.{int(np.rint(score * AUC_BINS))}"
-                counts[cell] = counts.get(cell, 0) + 1
+            self._count(self.predicted.setdefault(hour, {}), doc)
+            if doc.get("run") is not None:
+                self._count(self.run_predicted.setdefault(doc["run"], {}), doc)
             if "t" in doc:
                 rows.append(
                     Labelled(
@@ -152,20 +155,38 @@ class _Totals:
                         lag=_lag(doc["time"], doc["lt"]),
                         sign=1,
                         first=True,
+                        run=doc.get("run"),
                     )
                 )
         self.n_predictions += len(docs)
         self.n_labelled += len(rows)
         if not rows:
             return
-        increments, lag_max = label_increments(
-            rows, self.regression, self.classes, self.model.get("shift") or 0.0
-        )
-        for hour, inc in increments.items():
-            total = self.labelled.setdefault(hour, {})
-            for path, value in inc.items():
-                total[path] = total.get(path, 0) + value
-            total["lag_max"] = max(float(total.get("lag_max", 0.0)), lag_max.get(hour, 0.0))
+        shift = self.model.get("shift") or 0.0
+        increments, lag_max = label_increments(rows, self.regression, self.classes, shift)
+        _sum_into(self.labelled, increments, lag_max)
+        by_run, run_lag = run_increments(rows, self.regression, self.classes, shift)
+        _sum_into(self.run_labelled, by_run, run_lag)
+
+    def _count(self, counts: dict[str, float | int], doc: Document) -> None:
+        """One prediction's prediction-side counts (its document's count, score cell)."""
+        counts["n_pred"] = counts.get("n_pred", 0) + 1
+        if self.positive is not None and doc.get("p") is not None:
+            score = doc["p"][self.classes.index(self.positive)]
+            cell = f"e.{escape(str(doc['y']))}.{int(np.rint(score * AUC_BINS))}"
+            counts[cell] = counts.get(cell, 0) + 1
+
+
+def _sum_into(
+    totals: dict[Any, dict[str, float | int]],
+    increments: Mapping[Any, Mapping[str, float | int]],
+    lag_max: Mapping[Any, float],
+) -> None:
+    for key, inc in increments.items():
+        total = totals.setdefault(key, {})
+        for path, value in inc.items():
+            total[path] = total.get(path, 0) + value
+        total["lag_max"] = max(float(total.get("lag_max", 0.0)), lag_max.get(key, 0.0))
 
 
 def _hour_doc(
@@ -208,7 +229,7 @@ async def recount(
     prefix = f"{key}:"
     cursor = db[PREDICTIONS].find(
         {"_id": {"$gte": prefix, "$lt": prefix[:-1] + ";"}},
-        {"time": 1, "y": 1, "p": 1, "t": 1, "lt": 1},
+        {"time": 1, "y": 1, "p": 1, "t": 1, "lt": 1, "run": 1},
         batch_size=READ_CHUNK,
     )
     chunk: list[Document] = []
@@ -235,6 +256,7 @@ async def recount(
         await db[WINDOWS].replace_one(
             {"_id": repository.window_key(experiment_id, model, hour)}, new, upsert=True
         )
+    await _rewrite_runs(db, experiment_id, model, totals)
     after = await db[MODELS].find_one({"_id": key})
     raced = after is not None and after.get("batches", 0) != began
     if not raced and markers:
@@ -244,6 +266,29 @@ async def recount(
     return Recounted(
         experiment_id, model, totals.n_predictions, totals.n_labelled, len(hours), raced
     )
+
+
+async def _rewrite_runs(db: Database, experiment_id: str, model: str, totals: _Totals) -> None:
+    """The model's run documents, as :func:`recount` rewrites its hours; a run that no
+    longer exists gets none (its predictions keep its id)."""
+    stored = {
+        doc["run_id"]: doc
+        async for doc in db[RUNS].find({"experiment_id": experiment_id, "model": model})
+    }
+    found = set(stored) | set(totals.run_predicted) | set(totals.run_labelled)
+    created = await drifts.created_times(db, experiment_id, sorted(found))
+    for run_id in sorted(found):
+        if run_id not in created:
+            continue
+        old = stored.get(run_id)
+        new = _hour_doc(
+            old, totals.run_predicted.get(run_id, {}), totals.run_labelled.get(run_id, {})
+        )
+        new.update(repository.run_fields(experiment_id, model, run_id, created[run_id]))
+        new["v"] = int((old or {}).get("v") or 0) + 1  # as for hours: swaps read before lose
+        await db[RUNS].replace_one(
+            {"_id": repository.run_key(experiment_id, model, run_id)}, new, upsert=True
+        )
 
 
 # --- the tick ----------------------------------------------------------------------------------

@@ -10,6 +10,10 @@
   by a compare-and-swap on its version ``v`` for a large addition (:func:`add_to_windows`).
 - ``performance_models``: one document per (experiment, model): its task, its probability
   classes, the constant regression sums are shifted by, and its labelled reference.
+- ``performance_runs``: one document per (experiment, model, drift run) with the hour
+  documents' counts and sums over the predictions recorded with that run (``run`` on the
+  prediction), added to the same way (:func:`add_to_runs`); ``run_created_at`` (the run's,
+  copied when the document is made) orders a model's runs newest first.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import InsertOne, ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from drift_backend.performance.windows import hour_start
@@ -27,7 +32,10 @@ from drift_backend.store.database import Database, Document
 PREDICTIONS = "predictions"
 WINDOWS = "performance_windows"
 MODELS = "performance_models"
+RUNS = "performance_runs"
 DUPLICATE_KEY = 11000
+#: The hour and run documents: both added to by :func:`_add`.
+Collection = AsyncCollection[Document]
 
 
 def model_key(experiment_id: str, model: str) -> str:
@@ -41,6 +49,10 @@ def prediction_key(experiment_id: str, model: str, prediction_id: str) -> str:
 
 def window_key(experiment_id: str, model: str, hour: int) -> str:
     return f"{model_key(experiment_id, model)}:{hour}"
+
+
+def run_key(experiment_id: str, model: str, run_id: str) -> str:
+    return f"{model_key(experiment_id, model)}:{run_id}"
 
 
 # --- models --------------------------------------------------------------------------------------
@@ -134,7 +146,7 @@ async def find_predictions(db: Database, keys: list[str]) -> list[Document]:
     for start in range(0, len(keys), LOOKUP_CHUNK):
         cursor = db[PREDICTIONS].find(
             {"_id": {"$in": keys[start : start + LOOKUP_CHUNK]}},
-            {"time": 1, "y": 1, "p": 1, "t": 1, "lt": 1, "w": 1},
+            {"time": 1, "y": 1, "p": 1, "t": 1, "lt": 1, "w": 1, "run": 1},
         )
         found.extend([doc async for doc in cursor])
     return found
@@ -196,17 +208,18 @@ def _apply(doc: Document, inc: Mapping[str, float | int]) -> None:
         node[leaf] = node.get(leaf, 0) + value
 
 
-async def _swap_hour(
-    db: Database,
+async def _swap(
+    documents: Collection,
     key: str,
     fields: Document,
     inc: Mapping[str, float | int],
     lag_max: float | None,
 ) -> None:
-    """Read the hour, add ``inc`` in memory, and write it back only if no writer changed it
-    in between (its version ``v``, which every write of an hour increments); else again."""
+    """Read the document (an hour, a run), add ``inc`` in memory, and write it back only if
+    no writer changed it in between (its version ``v``, which every write of it increments);
+    else again."""
     for _ in range(SWAP_ATTEMPTS):
-        doc = await db[WINDOWS].find_one({"_id": key})
+        doc = await documents.find_one({"_id": key})
         version = None if doc is None else doc.get("v")
         new: Document = dict(doc) if doc is not None else {"_id": key, **fields}
         _apply(new, inc)
@@ -215,14 +228,39 @@ async def _swap_hour(
             new["lag_max"] = max(new.get("lag_max", lag_max), lag_max)
         if doc is None:
             try:
-                await db[WINDOWS].insert_one(new)
+                await documents.insert_one(new)
             except DuplicateKeyError:
-                continue  # another writer made the hour first: add to theirs
+                continue  # another writer made the document first: add to theirs
             return
-        replaced = await db[WINDOWS].replace_one({"_id": key, "v": version}, new)
+        replaced = await documents.replace_one({"_id": key, "v": version}, new)
         if replaced.matched_count:
             return
-    raise RuntimeError(f"performance window {key}: too many concurrent writers")
+    raise RuntimeError(f"{documents.name} {key}: too many concurrent writers")
+
+
+async def _add(
+    documents: Collection,
+    key: str,
+    fields: Document,
+    inc: Mapping[str, float | int],
+    longest: float | None,
+) -> None:
+    """Add ``inc`` to one document (made with ``fields`` on first use), exactly once: a
+    small increment by ``$inc``, a large one by compare-and-swap (:func:`_swap`). Both
+    increment the version ``v``, so a swap never overwrites an ``$inc`` it did not see; any
+    other writer of these documents must increment ``v`` too."""
+    if len(inc) > INC_PATHS:
+        await _swap(documents, key, fields, inc, longest)
+        return
+    update: Document = {"$inc": {**inc, "v": 1}, "$setOnInsert": fields}
+    if longest is not None:
+        update["$max"] = {"lag_max": longest}
+    try:
+        await documents.update_one({"_id": key}, update, upsert=True)
+    except DuplicateKeyError:
+        # Another writer made the document between this upsert's look-up and its insert;
+        # the failed upsert changed nothing, so adding to theirs now counts once.
+        await documents.update_one({"_id": key}, update, upsert=True)
 
 
 async def add_to_windows(
@@ -232,26 +270,42 @@ async def add_to_windows(
     increments: Mapping[int, Mapping[str, float | int]],
     lag_max: Mapping[int, float] | None = None,
 ) -> None:
-    """Add each hour's increments to its document (made on first use), exactly once: a
-    small increment by ``$inc``, a large one by compare-and-swap (:func:`_swap_hour`). Both
-    increment the hour's version ``v``, so a swap never overwrites an ``$inc`` it did not
-    see; any other writer of an hour must increment ``v`` too."""
+    """Add each hour's increments to its document (made on first use), exactly once
+    (:func:`_add`)."""
     for hour, inc in increments.items():
         key = window_key(experiment_id, model, hour)
         fields = {"experiment_id": experiment_id, "model": model, "start": hour_start(hour)}
         longest = lag_max.get(hour) if lag_max else None
-        if len(inc) > INC_PATHS:
-            await _swap_hour(db, key, fields, inc, longest)
+        await _add(db[WINDOWS], key, fields, inc, longest)
+
+
+async def add_to_runs(
+    db: Database,
+    experiment_id: str,
+    model: str,
+    increments: Mapping[str, Mapping[str, float | int]],
+    created: Mapping[str, datetime],
+    lag_max: Mapping[str, float] | None = None,
+) -> None:
+    """Add each run's increments to its document, as :func:`add_to_windows` does for hours.
+    ``created``: each run's creation time (the order runs are listed in); a run missing
+    there (deleted meanwhile) gets no document."""
+    for run_id, inc in increments.items():
+        if run_id not in created:
             continue
-        update: Document = {"$inc": {**inc, "v": 1}, "$setOnInsert": fields}
-        if longest is not None:
-            update["$max"] = {"lag_max": longest}
-        try:
-            await db[WINDOWS].update_one({"_id": key}, update, upsert=True)
-        except DuplicateKeyError:
-            # Another writer made the hour between this upsert's look-up and its insert; the
-            # failed upsert changed nothing, so adding to theirs now counts once.
-            await db[WINDOWS].update_one({"_id": key}, update, upsert=True)
+        key = run_key(experiment_id, model, run_id)
+        fields = run_fields(experiment_id, model, run_id, created[run_id])
+        longest = lag_max.get(run_id) if lag_max else None
+        await _add(db[RUNS], key, fields, inc, longest)
+
+
+def run_fields(experiment_id: str, model: str, run_id: str, created: datetime) -> Document:
+    return {
+        "experiment_id": experiment_id,
+        "model": model,
+        "run_id": run_id,
+        "run_created_at": created,
+    }
 
 
 async def read_windows(
@@ -267,6 +321,28 @@ async def read_windows(
     return [doc async for doc in cursor]
 
 
+async def read_runs(
+    db: Database, experiment_id: str, model: str, skip: int, limit: int
+) -> tuple[list[Document], int]:
+    """One page of a model's run documents, newest run first; and how many there are."""
+    query = {"experiment_id": experiment_id, "model": model}
+    cursor = (
+        db[RUNS].find(query).sort([("run_created_at", -1), ("_id", -1)]).skip(skip).limit(limit)
+    )
+    docs = [doc async for doc in cursor]
+    return docs, await db[RUNS].count_documents(query)
+
+
+async def get_run(db: Database, experiment_id: str, model: str, run_id: str) -> Document | None:
+    return await db[RUNS].find_one({"_id": run_key(experiment_id, model, run_id)})
+
+
+async def delete_run(db: Database, experiment_id: str, run_id: str) -> None:
+    """A deleted run's documents (its predictions keep the id: a recount skips runs that
+    no longer exist)."""
+    await db[RUNS].delete_many({"experiment_id": experiment_id, "run_id": run_id})
+
+
 # --- deletion ------------------------------------------------------------------------------------
 
 
@@ -279,3 +355,4 @@ async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     )
     await db[WINDOWS].delete_many({"experiment_id": experiment_id})
     await db[MODELS].delete_many({"experiment_id": experiment_id})
+    await db[RUNS].delete_many({"experiment_id": experiment_id})

@@ -98,9 +98,9 @@ class Estimated(BaseModel):
         return {key: value for key, value in dumped.items() if value is not None}
 
 
-class PerformanceWindow(BaseModel):
-    start: Timestamp
-    end: Timestamp
+class Measured(BaseModel):
+    """What the sums of a window's (or a drift run's) predictions say."""
+
     n_predicted: int
     n_labelled: int
     coverage: float | None = Field(description="labelled / predicted")
@@ -114,6 +114,38 @@ class PerformanceWindow(BaseModel):
         description="every metric decided on: accuracy, precision, recall (binary); mae, rmse",
     )
     estimated: Estimated | None = None
+
+
+class PerformanceWindow(Measured):
+    start: Timestamp
+    end: Timestamp
+
+
+class PerformanceRun(Measured):
+    """The predictions recorded with one drift run (``POST .../predictions?run=``)."""
+
+    run_id: str
+    run_created_at: Timestamp
+
+
+class PerformanceOfModel(BaseModel):
+    experiment_id: str
+    model: str
+    task: Task
+    classes: list[str]
+    min_coverage: float
+    reference: Reference | None
+
+
+class PerformanceRuns(PerformanceOfModel):
+    page: int
+    page_size: int
+    total: int = Field(description="the model's runs with predictions")
+    runs: list[PerformanceRun] = Field(description="newest run first")
+
+
+class RunPerformance(PerformanceOfModel):
+    run: PerformanceRun
 
 
 class Performance(BaseModel):

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from drift_backend.baselines.ingest import BatchError
+from drift_backend.drifts import service as drifts
 from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.events import service as events
 from drift_backend.events.schemas import EventType
@@ -53,6 +54,7 @@ from drift_backend.performance.windows import (
     hour_start,
     label_increments,
     regression_stats,
+    run_increments,
     unescape_tree,
     window_start,
 )
@@ -205,9 +207,32 @@ def _parse_predictions(table: pa.Table, now: datetime, max_rows: int) -> batches
     )
 
 
+async def _run_created(db: Database, experiment_id: str, model: str, run: str) -> datetime:
+    """The creation time of the drift run predictions are recorded with (it orders the
+    model's runs); the run must be one of this model in this experiment."""
+    try:
+        found = await drifts.get(db, experiment_id, run)
+    except NotFound:
+        raise NotFound(f"run: no drift run {run!r} in this experiment") from None
+    if found["model"] != model:
+        raise ValidationFailed(
+            "run", f"drift run {run!r} is a run of model {found['model']!r}, not of {model!r}"
+        )
+    created: datetime = found["created_at"]
+    return created
+
+
 async def record_predictions(
-    db: Database, limits: Limits, experiment_id: str, model: str, table: pa.Table
+    db: Database,
+    limits: Limits,
+    experiment_id: str,
+    model: str,
+    table: pa.Table,
+    run: str | None = None,
 ) -> dict[str, Any]:
+    """``run``: the drift run (of this model) the predictions belong to: they also add to
+    that run's document, and keep its id."""
+    run_created = None if run is None else await _run_created(db, experiment_id, model, run)
     now = utcnow()
     rows: batches.Rows = await _in_thread(_parse_predictions, table, now, limits.max_rows)
     task = Task.regression if rows.y.dtype == np.float64 else Task.classification
@@ -233,6 +258,8 @@ async def record_predictions(
         }
         if proba is not None:
             item["p"] = proba[i].tolist()
+        if run is not None:
+            item["run"] = run
         docs.append(item)
     # marked until its windows are written (a crash in between is recounted).
     marker = await recount.mark(db, doc["_id"])
@@ -240,15 +267,18 @@ async def record_predictions(
     recorded = np.ones(len(docs), dtype=bool)
     recorded[list(duplicates)] = False
     keys = hour_keys(rows.times[recorded])
-    hours, counts = np.unique(keys, return_counts=True)
-    increments: dict[int, dict[str, float | int]] = {
-        int(h): {"n_pred": int(c)} for h, c in zip(hours, counts, strict=True)
-    }
-    if proba is not None and len(doc["classes"]) == 2:
-        _add_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
-    if proba is not None and len(doc["classes"]) > 2:
-        _add_class_scores(increments, keys, rows.y[recorded], proba[recorded], doc["classes"])
+    hours = np.unique(keys)
+    y_kept = rows.y[recorded]
+    proba_kept = None if proba is None else proba[recorded]
+    increments = _prediction_increments(keys, y_kept, proba_kept, doc["classes"])
     await repository.add_to_windows(db, experiment_id, model, increments)
+    if run is not None and run_created is not None and recorded.any():
+        # The run's document: the same counts over all the batch's rows (one key, 0).
+        whole = np.zeros(int(recorded.sum()), dtype=np.int64)
+        counted = _prediction_increments(whole, y_kept, proba_kept, doc["classes"])
+        await repository.add_to_runs(
+            db, experiment_id, model, {run: counted[0]}, {run: run_created}
+        )
     await recount.unmark(db, doc["_id"], marker)
     await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
     if limits.tracking is not None:  # new predictions change coverage
@@ -260,6 +290,22 @@ async def record_predictions(
         "task": task,
         "classes": doc["classes"],
     }
+
+
+def _prediction_increments(
+    keys: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, classes: list[str]
+) -> dict[int, dict[str, float | int]]:
+    """The ``$inc`` of each document (hour, or run) the recorded predictions add to:
+    ``keys[i]`` names row ``i``'s."""
+    found, counts = np.unique(keys, return_counts=True)
+    increments: dict[int, dict[str, float | int]] = {
+        int(k): {"n_pred": int(c)} for k, c in zip(found, counts, strict=True)
+    }
+    if proba is not None and len(classes) == 2:
+        _add_scores(increments, keys, y_pred, proba, classes)
+    if proba is not None and len(classes) > 2:
+        _add_class_scores(increments, keys, y_pred, proba, classes)
+    return increments
 
 
 def _add_scores(
@@ -410,7 +456,12 @@ async def _add_labels(
     for prediction, old, label, label_time in applied:
         time = prediction["time"].replace(tzinfo=None)
         hour = _hour(time)
-        common = {"hour": hour, "y_pred": prediction["y"], "proba": prediction.get("p")}
+        common = {
+            "hour": hour,
+            "y_pred": prediction["y"],
+            "proba": prediction.get("p"),
+            "run": prediction.get("run"),
+        }
         rows.append(
             Labelled(
                 **common,
@@ -438,10 +489,30 @@ async def _add_labels(
     await repository.add_to_windows(
         db, model_doc["experiment_id"], model_doc["model"], increments, lag_max
     )
+    await _add_labels_to_runs(db, model_doc, rows)
     await _windows_changed(
         db, model_doc["experiment_id"], model_doc["model"], "labels", list(increments)
     )
     return list(increments)
+
+
+async def _add_labels_to_runs(db: Database, model_doc: Document, rows: list[Labelled]) -> None:
+    """The same rows' contributions to the documents of the runs their predictions were
+    recorded with (a run deleted meanwhile gets none)."""
+    increments, lag_max = await asyncio.to_thread(
+        run_increments,
+        rows,
+        model_doc["task"] == Task.regression,
+        model_doc["classes"],
+        model_doc.get("shift") or 0.0,
+    )
+    if not increments:
+        return
+    experiment_id = model_doc["experiment_id"]
+    created = await drifts.created_times(db, experiment_id, sorted(increments))
+    await repository.add_to_runs(
+        db, experiment_id, model_doc["model"], increments, created, lag_max
+    )
 
 
 # --- the labelled reference ----------------------------------------------------------------------
@@ -632,6 +703,15 @@ def _window(
     rules: Rules,
     reference: Stats | None,
 ) -> dict[str, Any]:
+    return {
+        "start": start,
+        "end": start + WINDOW_LENGTH[window],
+        **_measured(doc, stats, rules, reference),
+    }
+
+
+def _measured(doc: Document, stats: Stats, rules: Rules, reference: Stats | None) -> dict[str, Any]:
+    """What a window's (or a run's) sums say: coverage, lag, metrics, decisions, estimates."""
     n_pred, n_lab = int(stats.get("n_pred", 0)), int(stats.get("n_lab", 0))
     coverage = n_lab / n_pred if n_pred else None
     metrics, confusion_matrix = _metrics(doc, stats.get("s", {}))
@@ -639,8 +719,6 @@ def _window(
     decisions = _decisions(doc, stats.get("s", {}), complete, rules, reference)
     estimated = _estimated(doc, stats)
     return {
-        "start": start,
-        "end": start + WINDOW_LENGTH[window],
         "n_predicted": n_pred,
         "n_labelled": n_lab,
         "coverage": coverage,
@@ -655,6 +733,81 @@ def _window(
         "decisions": decisions,
         "estimated": estimated,
     }
+
+
+# --- per drift run ------------------------------------------------------------------------------
+
+#: Runs per page of ``GET .../performance/runs`` (``page_size``'s largest value).
+MAX_RUNS_PAGE = 100
+#: The last page number accepted (a bound, so the skip it makes stays a small integer).
+MAX_RUNS_PAGES = 100_000
+
+
+def _run(doc: Document, stored: Document, rules: Rules, reference: Stats | None) -> dict[str, Any]:
+    stats = add_into({}, {k: v for k, v in stored.items() if k in FIELDS}, stored=True)
+    return {
+        "run_id": stored["run_id"],
+        "run_created_at": stored["run_created_at"],
+        **_measured(doc, stats, rules, reference),
+    }
+
+
+def _model_answer(doc: Document, rules: Rules) -> dict[str, Any]:
+    return {
+        "experiment_id": doc["experiment_id"],
+        "model": doc["model"],
+        "task": doc["task"],
+        "classes": doc["classes"],
+        "min_coverage": rules.min_coverage,
+        "reference": _reference_answer(doc),
+    }
+
+
+def _reference_stats(doc: Document) -> Stats | None:
+    reference = doc.get("reference")
+    return unescape_tree(reference["s"]) if reference else None
+
+
+async def runs(
+    db: Database, experiment_id: str, model: str, page: int, page_size: int, rules: Rules
+) -> dict[str, Any]:
+    """The model's metrics per drift run, newest run first, one page of them."""
+    doc = await repository.get_model(db, experiment_id, model)
+    if doc is None:
+        raise _unknown_model(model)
+    stored, total = await repository.read_runs(
+        db, experiment_id, model, (page - 1) * page_size, page_size
+    )
+    reference = _reference_stats(doc)
+    return {
+        **_model_answer(doc, rules),
+        "page": page,
+        "page_size": page_size,
+        "total": total,
+        "runs": [_run(doc, run, rules, reference) for run in stored],
+    }
+
+
+async def run_performance(
+    db: Database, experiment_id: str, run_id: str, model: str | None, rules: Rules
+) -> dict[str, Any]:
+    """The metrics of the predictions recorded with one drift run (of its model, unless
+    ``model`` names another)."""
+    try:
+        found = await drifts.get(db, experiment_id, run_id)
+    except NotFound:
+        raise NotFound(f"run: no drift run {run_id!r} in this experiment") from None
+    model = model or found["model"]
+    doc = await repository.get_model(db, experiment_id, model)
+    stored = None if doc is None else await repository.get_run(db, experiment_id, model, run_id)
+    if doc is None or stored is None:
+        raise NotFound(f"run: no predictions of model {model!r} recorded with run {run_id!r}")
+    return {**_model_answer(doc, rules), "run": _run(doc, stored, rules, _reference_stats(doc))}
+
+
+async def delete_run(db: Database, experiment_id: str, run_id: str) -> None:
+    """Forget a deleted drift run's metrics (the drifts route calls this)."""
+    await repository.delete_run(db, experiment_id, run_id)
 
 
 async def model_names(db: Database, experiment_id: str) -> list[str]:

@@ -1,7 +1,7 @@
 """Time windows and their sufficient statistics (pure: numpy, no I/O).
 
 The stored unit is the hour: one document per (experiment, model, hour) holds counts and sums
-(:mod:`.metrics` says which). They only ever grow or shrink by ``$inc`` — a new prediction
+(:mod:`.metrics` says which); a drift run's document holds the same over its predictions. They only ever grow or shrink by ``$inc`` — a new prediction
 adds to its hour's count, a label adds its row's contribution to the hour the prediction was
 made in, a changed label subtracts the old contribution and adds the new one — so concurrent
 writers never lose an update and no prediction is read again. Days and weeks are sums of
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -207,19 +207,40 @@ class Labelled:
     lag: float
     sign: int
     first: bool = False
+    #: The drift run the prediction was recorded with, if any (its run document).
+    run: str | None = None
+
+
+Key = TypeVar("Key", int, str)
 
 
 def label_increments(
     rows: list[Labelled], regression: bool, classes: list[str], shift: float
 ) -> tuple[dict[int, dict[str, float | int]], dict[int, float]]:
     """The ``$inc`` of each hour the ``rows`` touch, and each hour's longest label lag."""
-    groups: dict[tuple[int, int, bool], list[Labelled]] = {}
-    for row in rows:
-        groups.setdefault((row.hour, row.sign, row.proba is not None), []).append(row)
-    totals: dict[int, Stats] = {}
-    lag_max: dict[int, float] = {}
-    for (hour, sign, with_proba), group in groups.items():
-        total = totals.setdefault(hour, {})
+    return _increments(rows, [row.hour for row in rows], regression, classes, shift)
+
+
+def run_increments(
+    rows: list[Labelled], regression: bool, classes: list[str], shift: float
+) -> tuple[dict[str, dict[str, float | int]], dict[str, float]]:
+    """The same for the run documents: the ``$inc`` of each run among the ``rows`` (rows
+    of predictions without a run add to none), and each run's longest label lag."""
+    with_run = [row for row in rows if row.run is not None]
+    return _increments(with_run, [str(row.run) for row in with_run], regression, classes, shift)
+
+
+def _increments(
+    rows: list[Labelled], keys: list[Key], regression: bool, classes: list[str], shift: float
+) -> tuple[dict[Key, dict[str, float | int]], dict[Key, float]]:
+    """The ``$inc`` of each document (``keys[i]`` holds ``rows[i]``) and its longest lag."""
+    groups: dict[tuple[Key, int, bool], list[Labelled]] = {}
+    for row, key in zip(rows, keys, strict=True):
+        groups.setdefault((key, row.sign, row.proba is not None), []).append(row)
+    totals: dict[Key, Stats] = {}
+    lag_max: dict[Key, float] = {}
+    for (key, sign, with_proba), group in groups.items():
+        total = totals.setdefault(key, {})
         y_true = np.array([r.y_true for r in group], dtype=np.float64 if regression else object)
         y_pred = np.array([r.y_pred for r in group], dtype=np.float64 if regression else object)
         if regression:
@@ -234,5 +255,5 @@ def label_increments(
             {"n_lab": sum(sign for r in group if r.first), "lag_sum": sign * float(sum(lags))},
         )
         if sign > 0:
-            lag_max[hour] = max(lag_max.get(hour, 0.0), max(lags))
-    return {hour: flatten(total) for hour, total in totals.items()}, lag_max
+            lag_max[key] = max(lag_max.get(key, 0.0), max(lags))
+    return {key: flatten(total) for key, total in totals.items()}, lag_max

@@ -114,6 +114,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("start", ASCENDING)]),
     ],
     "performance_models": [IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING)])],
+    # perfrun: a model's metrics per drift run, newest run first (an experiment's on delete);
+    # a run's documents (GET .../drift/{id}/performance, its deletion).
+    "performance_runs": [
+        IndexModel(
+            [
+                ("experiment_id", ASCENDING),
+                ("model", ASCENDING),
+                ("run_created_at", DESCENDING),
+                ("_id", DESCENDING),
+            ]
+        ),
+        IndexModel([("experiment_id", ASCENDING), ("run_id", ASCENDING)]),
+    ],
     # a model's newest decided window (alerts), decisions whose run is unwritten.
     "performance_decisions": [
         IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("start", ASCENDING)]),

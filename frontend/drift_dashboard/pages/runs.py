@@ -1,4 +1,5 @@
-"""One drift run: status, duration, error, parameters (concept and data drift apart) and, for
+"""One drift run: status, duration, error, parameters (concept and data drift apart), the
+model performance of the predictions recorded with it (:mod:`.run_performance`) and, for
 a server check, its report: the per-feature table, the reference against current histogram
 of one feature on the same bins (drawn by charts.js from its table), and the violations."""
 
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from drift_dashboard.api import Api, ApiError
 from drift_dashboard.deps import ApiDep, SessionDep
+from drift_dashboard.pages import run_performance
 from drift_dashboard.pages.charts import number
 from drift_dashboard.pages.experiment import duration
 from drift_dashboard.pages.scope import ExperimentId, RunId, load_scope, render_in
@@ -111,6 +113,7 @@ async def show_run(
     scope = await load_scope(api, session, experiment_id)
     run = await api.get(f"/experiment/{experiment_id}/drift/{run_id}")
     report = await load_report(api, experiment_id, run)
+    performance = await run_performance.load(api, experiment_id, run_id)
     selected = pick_feature(report, feature) if report else None
     parameters = dict(run.get("parameters") or {})
     check = parameters.pop("check", None)
@@ -129,4 +132,6 @@ async def show_run(
         histogram=histogram_rows(selected["histogram"]) if selected else [],
         pretty=pretty,
         num=number,
+        performance=performance,
+        perf_rows=run_performance.metric_rows(performance) if performance else [],
     )
