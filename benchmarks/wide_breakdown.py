@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     reference, current = frames(args.columns, 10_000)
     tmp = Path(tempfile.mkdtemp())
-    mongo = start_mongodb(free_port(), None)
+    mongo = start_mongodb(free_port(), tmp / "db")
     with JWTIssuer() as issuer:
         issuer.profile("bench", email="bench@example.org")
         env = backend_env(

@@ -38,6 +38,7 @@ from drift_backend.events.hub import EventHub
 from drift_backend.experiments.endpoints import router as experiments_router
 from drift_backend.idempotency.middleware import Idempotency
 from drift_backend.jobs.handlers import JobKind
+from drift_backend.memory import MIB, retain_freed_memory
 from drift_backend.metrics import endpoints as metrics
 from drift_backend.metrics.http import HttpMetrics
 from drift_backend.notify.endpoints import router as notify_router
@@ -143,6 +144,8 @@ def _event_hub(context: AppContext) -> EventHub:
 
 def create_app(settings: Settings) -> FastAPI:
     settings.check()
+    # Before the threads start: uploads and batches reuse freed memory (drift_backend.memory).
+    retain_freed_memory(settings.retain_freed_memory_mb * MIB)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -24,6 +25,7 @@ from drift_backend.drifts.schemas import JobStatus
 from drift_backend.events import service as events
 from drift_backend.jobs.handlers import JobFailed, JobKind, WorkerContext
 from drift_backend.jobs.queue import Claim
+from drift_backend.store.process_client import process_database
 
 #: How often a running check tells the stale-run sweeper it is alive.
 TOUCH_SECONDS = 30.0
@@ -41,23 +43,39 @@ _PROFILES: LRUCache[tuple[str, bool], tuple[Profile, int]] = LRUCache(
 )
 
 
+@dataclass(frozen=True)
+class BatchFile:
+    """A stored batch, named to a statistics process that reads it itself."""
+
+    file_id: Any
+
+
 #: What :func:`compute` answers when its process has not parsed the baseline yet: the
 #: worker sends the call again with the stored profile. Profiles are sent to a pool process
 #: once, not with every check (at 1,000 exact features they are over 100 MB).
 NEED_PROFILE = "__need_profile__"
+#: ... when its process has no database to read the batch from (a pool made without
+#: ``store.process_client``): the worker sends the call again with the batch's bytes.
+NEED_BATCH = "__need_batch__"
+#: ... when the stored batch is gone (the worker fails the job: ``BatchNotFound``).
+NO_BATCH = "__no_batch__"
 
 
 def compute(
     baseline_id: str,
     stored: StoredProfile | None,
     with_values: bool,
-    batch: bytes,
+    batch: bytes | BatchFile,
     mode: str,
     config: dict[str, Any],
 ) -> dict[str, Any]:
     """CPU part, run in a pool process: a batch (``raw``: Arrow IPC of every row; ``reduced``:
     what :mod:`.reduce` keeps; ``summary``: a BatchSummary JSON) against the stored profile
-    -> report dict (or ``{NEED_PROFILE: True}`` when ``stored`` is None and not cached)."""
+    -> report dict (or ``{NEED_PROFILE: True}`` when ``stored`` is None and not cached).
+
+    ``batch`` is the batch's bytes, or its stored file, which this process reads itself
+    (``{NEED_BATCH: True}`` when it has no database, ``{NO_BATCH: True}`` when it is gone).
+    """
     key = (baseline_id, with_values)
     cached = _PROFILES.get(key)
     if cached is not None:
@@ -68,13 +86,24 @@ def compute(
         profile = stored.parse()
         with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
             _PROFILES[key] = (profile, stored.size)
+    data: bytes | bytearray
+    if isinstance(batch, BatchFile):
+        db = process_database()
+        if db is None:
+            return {NEED_BATCH: True}
+        try:
+            data = service.read_batch(db, batch.file_id)
+        except NoFile:
+            return {NO_BATCH: True}
+    else:
+        data = batch
     current: pa.Table | ReducedBatch | BatchSummary
     if mode == "summary":
-        current = BatchSummary.model_validate_json(batch)
+        current = BatchSummary.model_validate_json(data)
     elif mode == "reduced":
-        current = reduce.decode(batch)
+        current = reduce.decode(data)
     else:
-        current = pa.ipc.open_stream(batch).read_all()
+        current = pa.ipc.open_stream(data).read_all()
     report = run_check(profile, current, DriftConfig.model_validate(config))
     return report.model_dump(mode="json")
 
@@ -127,24 +156,37 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
     baseline_id = payload["baseline_id"]
     if not await baselines.exists(ctx.db, baseline_id):
         raise JobFailed("BaselineNotFound", "the baseline was deleted before the check ran")
-    try:
-        data = await service.load_batch(ctx.db, payload["batch_file"])
-    except NoFile as error:
-        raise JobFailed("BatchNotFound", "the uploaded batch is gone") from error
     mode = payload.get("mode", "raw")
     # Counts are all a summary is tested on: the kept values need not travel.
     with_values = mode != "summary"
     toucher = asyncio.create_task(_touch_run(ctx, drift_id, TOUCH_SECONDS))
     try:
-        args = (data, mode, payload["config"])
-        report = await ctx.compute(compute, baseline_id, None, with_values, *args)
-        if report.get(NEED_PROFILE):
-            baseline = await _stored_baseline(ctx, baseline_id)
-            if baseline is None:
-                raise JobFailed("BaselineNotFound", "the baseline was deleted before the check ran")
-            if not with_values:
-                baseline = StoredProfile(baseline.profile, None)
-            report = await ctx.compute(compute, baseline_id, baseline, with_values, *args)
+        # The statistics process reads the batch itself (see store.process_client).
+        batch: bytes | BatchFile = BatchFile(payload["batch_file"])
+        baseline: StoredProfile | None = None
+        for _ in range(3):  # at most one answer of each kind below, then the report
+            report = await ctx.compute(
+                compute, baseline_id, baseline, with_values, batch, mode, payload["config"]
+            )
+            if report.get(NO_BATCH):
+                raise JobFailed("BatchNotFound", "the uploaded batch is gone")
+            if report.get(NEED_BATCH):
+                try:
+                    batch = await service.load_batch(ctx.db, payload["batch_file"])
+                except NoFile as error:
+                    raise JobFailed("BatchNotFound", "the uploaded batch is gone") from error
+            elif report.get(NEED_PROFILE):
+                baseline = await _stored_baseline(ctx, baseline_id)
+                if baseline is None:
+                    raise JobFailed(
+                        "BaselineNotFound", "the baseline was deleted before the check ran"
+                    )
+                if not with_values:
+                    baseline = StoredProfile(baseline.profile, None)
+            else:
+                break
+        if any(report.get(marker) for marker in (NEED_PROFILE, NEED_BATCH, NO_BATCH)):
+            raise RuntimeError("the statistics processes did not take the batch and baseline")
     finally:
         toucher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -115,7 +115,7 @@ def encode(batch: ReducedBatch) -> bytes:
     return arrow_stream(table.replace_schema_metadata(metadata))
 
 
-def decode(data: bytes) -> ReducedBatch:
+def decode(data: bytes | bytearray) -> ReducedBatch:
     table = pa.ipc.open_stream(data).read_all()
     metadata = table.schema.metadata or {}
     summary = BatchSummary.model_validate_json(metadata[_SUMMARY_KEY])

@@ -14,6 +14,7 @@ import pyarrow as pa
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pydantic import ValidationError as PydanticValidationError
+from pymongo.database import Database as SyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from drift_backend.baselines.ingest import arrow_stream
@@ -50,6 +51,33 @@ async def load_batch(db: Database, file_id: Any) -> bytes:
     stream = await bucket.open_download_stream(file_id)
     with transfer_deadline(db, stream.length):
         data: bytes = await stream.read()
+    return data
+
+
+def read_batch(db: SyncDatabase[dict[str, Any]], file_id: Any) -> bytearray:
+    """A stored batch read whole with the synchronous driver, in a statistics process
+    (``store.process_client``): its GridFS chunks by number, copied once into one buffer
+    (GridFS's own reader slices and joins them: two more copies of tens of MB).
+    Raises ``NoFile`` when the batch or one of its chunks is gone."""
+    stored = db[f"{BATCH_BUCKET}.files"].find_one({"_id": file_id}, {"length": 1, "chunkSize": 1})
+    if stored is None:
+        raise NoFile(f"no batch {file_id}")
+    length, size = int(stored["length"]), int(stored["chunkSize"])
+    data = bytearray(length)
+    expected = -(-length // size)  # chunks, rounded up
+    found = 0
+    with transfer_deadline(db, length):
+        chunks = db[f"{BATCH_BUCKET}.chunks"].find({"files_id": file_id}, sort=[("n", 1)])
+        for chunk in chunks:
+            n, part = int(chunk["n"]), chunk["data"]
+            start = n * size
+            last = n == expected - 1
+            if n != found or len(part) != (length - start if last else size):
+                raise NoFile(f"batch {file_id}: chunk {n} out of place")
+            data[start : start + len(part)] = part
+            found += 1
+    if found != expected:
+        raise NoFile(f"batch {file_id}: {found} of {expected} chunks")
     return data
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.database import Database as SyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 Document = dict[str, Any]
@@ -235,7 +236,9 @@ TRANSFER_BYTES_PER_SECOND = 4 * 1024 * 1024
 INDEX_BUILD_SECONDS = 3600.0
 
 
-def transfer_deadline(db: Database, nbytes: int) -> AbstractContextManager[None]:
+def transfer_deadline(
+    db: Database | SyncDatabase[Document], nbytes: int
+) -> AbstractContextManager[None]:
     """A deadline for moving ``nbytes`` to or from GridFS: the client's per-operation bound
     plus the time the transfer takes at ``TRANSFER_BYTES_PER_SECOND``."""
     bound = db.client.options.timeout or 0.0

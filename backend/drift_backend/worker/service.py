@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 from drift_backend.jobs.handlers import JobKind, WorkerContext
 from drift_backend.jobs.queue import JobQueue
+from drift_backend.memory import MIB, retain_freed_memory
 from drift_backend.notify.delivery_loop import running_deliveries
 from drift_backend.settings import Settings
 from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import Database
+from drift_backend.store.process_client import configure
 from drift_backend.worker.runner import POLL_SECONDS, run_worker
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,13 @@ async def _every(db: Database, periodic: Periodic, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), periodic.every_seconds)
 
 
+def _start_statistics_process(retain_bytes: int, url: str, name: str, timeout: float) -> None:
+    """A statistics process's start: it reuses its freed batch buffers (drift_backend.memory)
+    and reads stored batches from the database itself (store.process_client)."""
+    retain_freed_memory(retain_bytes)
+    configure(url, name, timeout)
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     db: Database,
@@ -61,7 +70,17 @@ async def running_worker(
 
     def new_pool() -> ProcessPoolExecutor:
         # spawn, not fork: fork would copy the parent's threads (uvicorn, the driver) mid-state.
-        return ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(
+            size,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_statistics_process,
+            initargs=(
+                settings.retain_freed_memory_mb * MIB,
+                settings.mongodb_url.get_secret_value(),
+                db.name,
+                settings.mongodb_timeout_seconds,
+            ),
+        )
 
     queue = JobQueue(
         db, lease_seconds=settings.job_lease_seconds, max_attempts=settings.job_max_attempts
@@ -109,6 +128,7 @@ async def serve_worker(
     from drift_backend.store.database import connect, ensure_indexes
 
     logging.config.dictConfig(logs.config(settings.log_level))
+    retain_freed_memory(settings.retain_freed_memory_mb * MIB)  # before the driver's threads
     mongo = connect(
         settings.mongodb_url.get_secret_value(), timeout_seconds=settings.mongodb_timeout_seconds
     )
