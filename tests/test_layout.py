@@ -53,7 +53,7 @@ OWNERS: dict[str, str] = {
     "performance_windows": "performance",
     "performance_models": "performance",
     "performance_decisions": "performance",  # Decided windows
-    "performance_runs": "performance",  # perfrun: metrics per drift run
+    "performance_runs": "performance",  # metrics per drift run
     # The dashboard's server-side sessions (frontend/drift_dashboard/sessions.py)
     "dashboard_sessions": DASHBOARD_OWNER,
     # Alerts.

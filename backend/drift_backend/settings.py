@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1, le=20)
     #: Keep uploaded check batches after their job ends (default: dropped at once).
     keep_batches: bool = False
-    # wide7: the allocator keeps up to this much freed memory (MiB) for reuse in the API,
+    # The allocator keeps up to this much freed memory (MiB) for reuse in the API,
     # worker and statistics processes (drift_backend.memory); 0 leaves it alone.
     retain_freed_memory_mb: int = Field(default=512, ge=0)
     max_check_wait_seconds: float = Field(default=60.0, ge=0)

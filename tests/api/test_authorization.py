@@ -292,7 +292,7 @@ ROUTES: list[RouteSpec] = [
     ),
     # The models a dashboard can pick.
     RouteSpec("GET", EXP + "/performance/models", 200, need=Level.Read),
-    # perfrun: metrics per drift run (the case's predictions belong to its run).
+    # Metrics per drift run (the case's predictions belong to its run).
     RouteSpec(
         "GET",
         EXP + "/performance/runs",
@@ -468,7 +468,7 @@ async def _make_case(api: Api, users: dict[str, str], public: bool) -> Case:
         "POST",
         f"{PREFIX}/experiment/{experiment['id']}/predictions",
         "az-manager",
-        params={"model": "az-model", "run": drift["id"]},  # perfrun: of the case's run
+        params={"model": "az-model", "run": drift["id"]},  # of the case's run
         json={"columns": {"id": ["a", "b"], "y_pred": [0, 1]}},
     )
     assert predictions.status_code == 200, predictions.text

@@ -71,7 +71,7 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "performance_models": [
         ((("experiment_id", ASC), ("model", ASC)), False),  # an experiment's models
     ],
-    # perfrun: a model's runs newest first (and an experiment's on delete); a run's on delete
+    # a model's runs newest first (and an experiment's on delete); a run's on delete
     "performance_runs": [
         ((("experiment_id", ASC), ("model", ASC), ("run_created_at", DESC), ("_id", DESC)), False),
         ((("experiment_id", ASC), ("run_id", ASC)), False),

@@ -115,7 +115,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("start", ASCENDING)]),
     ],
     "performance_models": [IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING)])],
-    # perfrun: a model's metrics per drift run, newest run first (an experiment's on delete);
+    # a model's metrics per drift run, newest run first (an experiment's on delete);
     # a run's documents (GET .../drift/{id}/performance, its deletion).
     "performance_runs": [
         IndexModel(
