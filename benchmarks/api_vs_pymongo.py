@@ -108,7 +108,12 @@ async def bench_row(
     ctx: dict[str, str],
     args: argparse.Namespace,
 ) -> None:
-    limits = httpx2.Limits(max_connections=row.clients, max_keepalive_connections=row.clients)
+    # Idle keep-alive connections dropped by the client before uvicorn's 5 s keep-alive
+    # timeout closes them: API phases alternate with raw phases of several seconds, and a
+    # connection the server closed as it was reused answered ReadError.
+    limits = httpx2.Limits(
+        max_connections=row.clients, max_keepalive_connections=row.clients, keepalive_expiry=2.0
+    )
     headers = {"Authorization": f"Bearer {ctx['token']}"}
     url = f"{backend.url}/api/v1/experiment/{ctx['experiment']}/drift"
     raw_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
