@@ -23,14 +23,6 @@ from tests.support.uploads import post_table
 PREFIX = "/api/v1"
 
 
-@pytest.fixture
-async def patient(api_factory: Any) -> Api:
-    """A backend whose database operations may take long: these tests are about the
-    estimates, and write thousands of score-histogram paths to the test database."""
-    built: Api = await api_factory(mongodb_timeout_seconds=60)
-    return built
-
-
 def test_isotonic_equals_sklearn() -> None:
     rng = np.random.default_rng(1)
     x = np.round(rng.random(300), 2)  # ties

@@ -33,7 +33,8 @@ def predictions(ids: list[str], proba: np.ndarray) -> pa.Table:
     )
 
 
-async def test_concurrent_label_batches_of_one_hour_count_each_row_once(api: Api) -> None:
+async def test_concurrent_label_batches_of_one_hour_count_each_row_once(patient: Api) -> None:
+    api = patient
     await api.register("alice")
     exp = (await api.experiment("alice"))["id"]
     base = f"{PREFIX}/experiment/{exp}"
@@ -105,7 +106,8 @@ async def test_swapped_and_incremented_additions_to_an_hour_are_all_kept(api: Ap
         await client.close()
 
 
-async def test_concurrent_first_batches_of_a_new_model_and_hour_are_all_taken(api: Api) -> None:
+async def test_concurrent_first_batches_of_a_new_model_and_hour_are_all_taken(patient: Api) -> None:
+    api = patient
     """The model's document and its hour's are made by whichever batch comes first; the
     others add to them (an upsert that loses the race is not an error)."""
     await api.register("alice")
