@@ -105,6 +105,15 @@ class Api:
     async def get(self, path: str, **kwargs: Any) -> Any:
         return (await self.request("GET", path, **kwargs)).json()
 
+    async def get_or_none(self, path: str, **kwargs: Any) -> Any:
+        """``get``, with None for a 404 (what pages show as "nothing here")."""
+        try:
+            return await self.get(path, **kwargs)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
         response = await self.request("POST", path, json=body, **kwargs)
         return response.json() if response.content else None

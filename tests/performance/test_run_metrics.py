@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.baselines.ingest import ARROW_STREAM, arrow_stream
 from drift_backend.performance import recount, repository
 from drift_backend.store.database import Database, connect
 from sklearn import metrics as skm
 
 from tests.conftest import Api
+from tests.support.uploads import post_table, send_table
 
 PREFIX = "/api/v1"
 DAY = datetime(2026, 5, 4, tzinfo=UTC)
@@ -35,23 +35,6 @@ async def db(api: Api) -> AsyncIterator[Database]:
     client = connect(api.settings.mongodb_url.get_secret_value())
     yield client[api.settings.mongodb_database]
     await client.close()
-
-
-async def _post(api: Api, url: str, table: pa.Table, **params: Any) -> Any:
-    return await api.request(
-        "POST",
-        url,
-        "alice",
-        params=params,
-        content=arrow_stream(table),
-        headers={"Content-Type": ARROW_STREAM},
-    )
-
-
-async def _ok(api: Api, url: str, table: pa.Table, **params: Any) -> Any:
-    r = await _post(api, url, table, **params)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 async def _run(api: Api, exp: str, model: str) -> str:
@@ -174,16 +157,16 @@ async def test_run_metrics_follow_late_labels(alice_api: Api, task: str, seed: i
     first_run, second_run = await _run(api, exp, "m"), await _run(api, exp, "m")
     # 200 predictions of the first run, 100 of the second, 60 without a run.
     members = {first_run: np.arange(0, 200), second_run: np.arange(200, 300)}
-    answer = await _ok(
+    answer = await post_table(
         api, base + "/predictions", data.predictions(members[first_run]), model="m", run=first_run
     )
     assert answer["recorded"] == 200
-    await _ok(
+    await post_table(
         api, base + "/predictions", data.predictions(members[second_run]), model="m", run=second_run
     )
-    await _ok(api, base + "/predictions", data.predictions(np.arange(300, n)), model="m")
+    await post_table(api, base + "/predictions", data.predictions(np.arange(300, n)), model="m")
     # A repeated batch keeps the first predictions and adds nothing to the run.
-    again = await _ok(
+    again = await post_table(
         api, base + "/predictions", data.predictions(np.arange(0, 10)), model="m", run=first_run
     )
     assert again["duplicates"] == 10
@@ -229,18 +212,18 @@ async def test_run_metrics_follow_late_labels(alice_api: Api, task: str, seed: i
     rng = np.random.default_rng(seed + 100)
     order = rng.permutation(n)  # out of order, across runs and rows without a run
     part1, part2 = order[: n // 2], order[n // 2 :]
-    await _ok(api, base + "/ground-truth", data.labels(part2, data.truth[part2]), model="m")
+    await post_table(api, base + "/ground-truth", data.labels(part2, data.truth[part2]), model="m")
     labelled[part2] = True
     await check()
     # One changed label (a row of the first run already labelled).
     row = int(next(i for i in part2 if i < 200))
     current[row] = data.changed(data.truth[row])
-    changed = await _ok(
+    changed = await post_table(
         api, base + "/ground-truth", data.labels(np.array([row]), current[row : row + 1]), model="m"
     )
     assert changed["changed"] == 1
     await check()
-    await _ok(api, base + "/ground-truth", data.labels(part1, data.truth[part1]), model="m")
+    await post_table(api, base + "/ground-truth", data.labels(part1, data.truth[part1]), model="m")
     labelled[part1] = True
     await check()
 
@@ -263,16 +246,16 @@ async def test_unknown_run_is_refused(alice_api: Api) -> None:
     base = f"{PREFIX}/experiment/{exp}"
     data = Data("binary", 4, 5)
     table = data.predictions(np.arange(4))
-    r = await _post(api, base + "/predictions", table, model="m", run="no-such-run")
+    r = await send_table(api, base + "/predictions", table, model="m", run="no-such-run")
     assert r.status_code == 404, r.text
     assert r.json()["message"].startswith("run:")
     # A run of another experiment is not one of this one.
     elsewhere = await _run(api, other_exp, "m")
-    r = await _post(api, base + "/predictions", table, model="m", run=elsewhere)
+    r = await send_table(api, base + "/predictions", table, model="m", run=elsewhere)
     assert r.status_code == 404, r.text
     # A run of another model.
     other_model = await _run(api, exp, "other")
-    r = await _post(api, base + "/predictions", table, model="m", run=other_model)
+    r = await send_table(api, base + "/predictions", table, model="m", run=other_model)
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == ["run"]
     # Nothing was stored: the model has no predictions.
@@ -295,13 +278,15 @@ async def test_a_deleted_runs_metrics_go_with_it(alice_api: Api) -> None:
     base = f"{PREFIX}/experiment/{exp}"
     data = Data("binary", 20, 6)
     run = await _run(api, exp, "m")
-    await _ok(api, base + "/predictions", data.predictions(np.arange(20)), model="m", run=run)
+    await post_table(
+        api, base + "/predictions", data.predictions(np.arange(20)), model="m", run=run
+    )
     assert (await _runs(api, exp, "m"))["total"] == 1
     r = await api.request("DELETE", f"{base}/drift/{run}", "alice")
     assert r.status_code == 204, r.text
     assert (await _runs(api, exp, "m"))["total"] == 0
     # Its predictions' labels still count in the windows, and make no run document.
-    labels = await _ok(
+    labels = await post_table(
         api, base + "/ground-truth", data.labels(np.arange(20), data.truth), model="m"
     )
     assert labels["labelled"] == 20
@@ -315,8 +300,10 @@ async def test_recount_repairs_run_documents(alice_api: Api, db: Database) -> No
     data = Data("binary", 120, 8)
     run = await _run(api, exp, "m")
     rows = np.arange(100)
-    await _ok(api, base + "/predictions", data.predictions(rows), model="m", run=run)
-    await _ok(api, base + "/ground-truth", data.labels(rows[:80], data.truth[:80]), model="m")
+    await post_table(api, base + "/predictions", data.predictions(rows), model="m", run=run)
+    await post_table(
+        api, base + "/ground-truth", data.labels(rows[:80], data.truth[:80]), model="m"
+    )
     whole = (await _runs(api, exp, "m"))["runs"][0]
     # A batch that died after its writes: 20 predictions of the run stored, never counted.
     dead = data.predictions(np.arange(100, 120)).to_pydict()
@@ -358,7 +345,7 @@ async def test_deleting_the_experiment_deletes_its_run_documents(
     exp = (await api.experiment("alice"))["id"]
     base = f"{PREFIX}/experiment/{exp}"
     run = await _run(api, exp, "m")
-    await _ok(
+    await post_table(
         api,
         base + "/predictions",
         Data("binary", 5, 9).predictions(np.arange(5)),

@@ -16,19 +16,22 @@ if TYPE_CHECKING:
 
 
 async def send_table(
-    api: Api, url: str, table: pa.Table, model: str, user: str = "alice"
+    api: Api, url: str, table: pa.Table, model: str, user: str = "alice", **params: Any
 ) -> httpx2.Response:
+    """``params``: more query parameters (``run=`` of predictions)."""
     return await api.request(
         "POST",
         url,
         user,
-        params={"model": model},
+        params={"model": model, **params},
         content=arrow_stream(table),
         headers={"Content-Type": ARROW_STREAM},
     )
 
 
-async def post_table(api: Api, url: str, table: pa.Table, model: str, user: str = "alice") -> Any:
-    r = await send_table(api, url, table, model, user)
+async def post_table(
+    api: Api, url: str, table: pa.Table, model: str, user: str = "alice", **params: Any
+) -> Any:
+    r = await send_table(api, url, table, model, user, **params)
     assert r.status_code == 200, r.text
     return r.json()

@@ -499,6 +499,8 @@ async def _add_labels(
 async def _add_labels_to_runs(db: Database, model_doc: Document, rows: list[Labelled]) -> None:
     """The same rows' contributions to the documents of the runs their predictions were
     recorded with (a run deleted meanwhile gets none)."""
+    if all(row.run is None for row in rows):  # the common case: no thread hop, no read
+        return
     increments, lag_max = await asyncio.to_thread(
         run_increments,
         rows,

@@ -217,16 +217,21 @@ def connect(url: str, *, timeout_seconds: float = 5.0) -> AsyncMongoClient[Docum
     may rightly take longer (index builds, large GridFS transfers) set their own deadline
     with ``pymongo.timeout``.
     """
+    return AsyncMongoClient(url, **client_options(timeout_seconds))
+
+
+def client_options(timeout_seconds: float) -> dict[str, Any]:
+    """The driver options every client of ours takes (:func:`connect`'s, and the statistics
+    processes' synchronous one in ``store.process_client``)."""
     timeout_ms = max(1, round(timeout_seconds * 1000))
-    return AsyncMongoClient(
-        url,
-        tz_aware=True,
-        uuidRepresentation="standard",
-        timeoutMS=timeout_ms,
-        serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms,
-        connect=False,
-    )
+    return {
+        "tz_aware": True,
+        "uuidRepresentation": "standard",
+        "timeoutMS": timeout_ms,
+        "serverSelectionTimeoutMS": timeout_ms,
+        "connectTimeoutMS": timeout_ms,
+        "connect": False,
+    }
 
 
 #: The slowest GridFS transfer rate given time: a large batch is one driver operation.

@@ -14,6 +14,8 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.database import Database as SyncDatabase
 
+from drift_backend.store.database import client_options
+
 #: (url, database name, per-operation bound) from :func:`configure`; the client is made on
 #: first use, in the process that uses it (a client must not cross a fork or a pickle).
 _settings: tuple[str, str, float] | None = None
@@ -33,16 +35,6 @@ def process_database() -> SyncDatabase[dict[str, Any]] | None:
         return None
     if _database is None:
         url, name, timeout_seconds = _settings
-        timeout_ms = max(1, round(timeout_seconds * 1000))
-        # The same options as store.database.connect, for the synchronous driver.
-        client: MongoClient[dict[str, Any]] = MongoClient(
-            url,
-            tz_aware=True,
-            uuidRepresentation="standard",
-            timeoutMS=timeout_ms,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            connect=False,
-        )
+        client: MongoClient[dict[str, Any]] = MongoClient(url, **client_options(timeout_seconds))
         _database = client[name]
     return _database

@@ -136,13 +136,9 @@ class Board:
 
 
 async def load_models(api: Api, experiment_id: str) -> list[dict[str, Any]]:
-    try:
-        answer = await api.get(f"/experiment/{experiment_id}/performance/models")
-    except ApiError as exc:
-        if exc.status == 404:  # a backend without the route: nothing to pick
-            return []
-        raise
-    return list(answer.get("items", []))
+    answer = await api.get_or_none(f"/experiment/{experiment_id}/performance/models")
+    # None: a backend without the route, nothing to pick.
+    return list((answer or {}).get("items", []))
 
 
 async def fetch(api: Api, experiment_id: str, query: PerformanceQuery) -> dict[str, Any]:

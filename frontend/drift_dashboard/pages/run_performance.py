@@ -7,19 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from drift_dashboard.api import Api, ApiError
+from drift_dashboard.api import Api
 
 
 async def load(api: Api, experiment_id: str, run_id: str) -> dict[str, Any] | None:
     """The run's performance answer; None when no predictions were recorded with it."""
-    try:
-        answer: dict[str, Any] = await api.get(
-            f"/experiment/{experiment_id}/drift/{run_id}/performance"
-        )
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
+    answer: dict[str, Any] | None = await api.get_or_none(
+        f"/experiment/{experiment_id}/drift/{run_id}/performance"
+    )
     return answer
 
 

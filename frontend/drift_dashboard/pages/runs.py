@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from drift_dashboard.api import Api, ApiError
+from drift_dashboard.api import Api
 from drift_dashboard.deps import ApiDep, SessionDep
 from drift_dashboard.pages import run_performance
 from drift_dashboard.pages.charts import number
@@ -90,14 +90,9 @@ async def load_report(api: Api, experiment_id: str, run: dict[str, Any]) -> dict
     running or failed)."""
     if not (run.get("parameters") or {}).get("check"):
         return None
-    try:
-        report: dict[str, Any] = await api.get(
-            f"/experiment/{experiment_id}/drift/{run['id']}/report"
-        )
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
+    report: dict[str, Any] | None = await api.get_or_none(
+        f"/experiment/{experiment_id}/drift/{run['id']}/report"
+    )
     return report
 
 

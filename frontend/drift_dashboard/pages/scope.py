@@ -98,12 +98,9 @@ async def backend_user_id(api: Api, session: Session) -> str | None:
     cached = session.data.get(USER_ID_KEY)
     if isinstance(cached, str):
         return cached
-    try:
-        me = await api.get("/user/self")
-    except ApiError as exc:
-        if exc.status == 404:  # not registered (yet): no permission entry can name them
-            return None
-        raise
+    me = await api.get_or_none("/user/self")
+    if me is None:  # not registered (yet): no permission entry can name them
+        return None
     session.data[USER_ID_KEY] = str(me["id"])
     return str(me["id"])
 
