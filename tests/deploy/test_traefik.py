@@ -175,7 +175,10 @@ def _wait_until_routed(proxy: Proxy, process: subprocess.Popen[bytes], log: Path
                 with proxy.client(timeout=2) as http:
                     api = http.get("/health/ready").status_code
                     page = http.get("/static/app.css").status_code
-                if api == page == 200:
+                    # A dynamic page too: its first answer reads the dashboard's session
+                    # store, which a loaded test database can keep past its first seconds.
+                    home = http.get("/", follow_redirects=False).status_code
+                if api == page == 200 and home == 302:
                     return
             except httpx2.HTTPError:
                 pass
