@@ -204,3 +204,40 @@ async def test_the_ttl_follows_the_setting(db: Database) -> None:
     ]
     assert ttl[0]["expireAfterSeconds"] == 120
     assert dict(ttl[0]["key"]) == {"time": 1}
+
+
+async def test_the_tailer_reads_nothing_while_no_stream_is_open(db: Database) -> None:
+    hub = _hub(db, change_streams=True, poll_seconds=0.05, idle_seconds=0.3)
+    stop = asyncio.Event()
+    task = asyncio.create_task(hub.run(stop))
+    try:
+        before = await _emit(db)
+        await asyncio.sleep(0.5)  # ten polls' worth: none happens, no change stream opens
+        assert (hub.frontier, hub.tailing, hub.watching) == (0, False, False)
+
+        subscriber, frontier = await hub.subscribe(None, 30.0)
+        assert frontier == before  # started from the newest stored event, as at a process start
+        number = await _emit(db)
+        while not (taken := subscriber.take()):
+            await subscriber.wait(30.0)
+        assert _numbers(taken) == [number]
+
+        hub.unsubscribe(subscriber)
+        for _ in range(3000):  # the tailer stops idle_seconds after the last stream closed
+            if not hub.tailing:
+                break
+            await asyncio.sleep(0.01)
+        assert (hub.tailing, hub.watching) == (False, False)
+        quiet = await _emit(db)
+        await asyncio.sleep(0.3)
+        assert hub.frontier == number  # nothing read while quiet
+
+        again, frontier = await hub.subscribe(None, 30.0)  # starts again, from the newest
+        assert frontier == quiet
+        later = await _emit(db)
+        while not (taken := again.take()):
+            await again.wait(30.0)
+        assert _numbers(taken) == [later]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30.0)

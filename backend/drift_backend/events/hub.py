@@ -10,6 +10,14 @@ to here".
 
 A change stream on inserts (where the server has them) wakes the tailer at once; without
 one it polls every ``poll_seconds``.
+
+**Only while someone listens.** The tailer runs while the process has streams, and for
+``idle_seconds`` after the last one closed (a page reload reconnects at once); otherwise it
+holds no change stream and reads nothing. An open change stream and a look per event cost
+the database about as much as the run's own writes (measured on SecantusDB: 30 ms of
+database time per created run with the tailer, 16 without; docs/benchmarks.md, API
+benchmark), and most processes have no stream open most of the time. The first stream after
+a quiet time starts it again from the newest stored event, as a process start does.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
+from typing import Any
 
 from drift_backend.errors import ServiceUnavailable
 from drift_backend.events import repository
@@ -32,6 +41,8 @@ log = logging.getLogger(__name__)
 BATCH = 500
 #: Seconds a stream that is over the limit is told to wait (``Retry-After``).
 FULL_RETRY_AFTER = 5
+#: How long the tailer keeps going after the last stream closed.
+IDLE_SECONDS = 30.0
 
 
 class Subscriber:
@@ -90,6 +101,7 @@ class EventHub:
         max_streams: int,
         gap_seconds: float,
         change_streams: bool = True,
+        idle_seconds: float = IDLE_SECONDS,
     ) -> None:
         self.db = db
         self.poll_seconds = poll_seconds
@@ -97,15 +109,24 @@ class EventHub:
         self.max_streams = max_streams
         self.gap_seconds = gap_seconds
         self.change_streams = change_streams
+        self.idle_seconds = idle_seconds
         self.subscribers: set[Subscriber] = set()
         #: Every event numbered up to here has been handed out (or given up on).
         self.frontier = 0
         #: Streams dropped for not keeping up, since start (for tests and logs).
         self.dropped = 0
         self._started = asyncio.Event()
+        #: Set while a stream waits for the tailer to start (or streams are open).
+        self._wanted = asyncio.Event()
+        self._waiting = 0
         self._pending: dict[int, Document] = {}
         self._gap_since: float | None = None
         self._bell: Doorbell | None = None
+
+    @property
+    def tailing(self) -> bool:
+        """Whether the tailer runs (streams are open, or closed under ``idle_seconds`` ago)."""
+        return self._bell is not None
 
     @property
     def watching(self) -> bool:
@@ -124,10 +145,14 @@ class EventHub:
                 retry_after=FULL_RETRY_AFTER,
             )
         if not self._started.is_set():
+            self._waiting += 1
+            self._wanted.set()
             try:
                 await asyncio.wait_for(self._started.wait(), wait_seconds)
             except TimeoutError:
                 raise ServiceUnavailable("the event stream is not ready; try again later") from None
+            finally:
+                self._waiting -= 1
         subscriber = Subscriber(experiments, self.queue_size)
         self.subscribers.add(subscriber)  # no await since reading the frontier: none missed
         return subscriber, self.frontier
@@ -137,12 +162,36 @@ class EventHub:
 
     # The tailer ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Tail the collection until ``stop`` is set."""
+        """Tail the collection while streams want it, until ``stop`` is set."""
+        while not stop.is_set():
+            await _first(self._wanted.wait(), stop.wait())
+            if not stop.is_set():
+                await self._tail(stop)
+
+    def _quiet(self) -> bool:
+        return not self.subscribers and self._waiting == 0
+
+    async def _tail(self, stop: asyncio.Event) -> None:
+        """Until ``stop``, or until no stream has been open for ``idle_seconds``."""
         self._bell = bell = Doorbell(repository.collection(self.db), streams=self.change_streams)
         listener = asyncio.create_task(bell.run(stop))
+        loop = asyncio.get_running_loop()
         failing = False
+        quiet_since: float | None = None
         try:
             while not stop.is_set():
+                if not self._quiet():
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = loop.time()
+                elif loop.time() - quiet_since >= self.idle_seconds:
+                    # No await from the check to here: a new stream either found the
+                    # tailer started or finds it stopped and asks for it again.
+                    self._started.clear()
+                    self._wanted.clear()
+                    self._pending.clear()
+                    self._gap_since = None
+                    return
                 bell.clear()  # before looking: a ring during the look is kept
                 try:
                     if not self._started.is_set():
@@ -158,6 +207,7 @@ class EventHub:
                     failing = True
                 await bell.wait(self.poll_seconds, stop)
         finally:
+            self._bell = None
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
@@ -208,3 +258,13 @@ class EventHub:
                 self.subscribers.discard(subscriber)
                 self.dropped += 1
                 log.info("dropped an event stream that fell %d events behind", self.queue_size)
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Until the first of ``waits`` returns (the others are cancelled)."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
