@@ -203,6 +203,37 @@ async def test_concurrent_runs_of_one_hour_are_all_counted(
     ] == 12
 
 
+async def test_runs_created_at_once_are_each_counted_and_announced_once(
+    chart_api: Api, chart_db: Database
+) -> None:
+    """Concurrent creations share their follow-up writes (``drifts/announce.py``): runs of
+    two models and every state, in one hour and across hours, counted as one by one."""
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    states = ("Running", "Completed", "Failed")
+    made = await asyncio.gather(
+        *(
+            add_run(
+                api,
+                exp,
+                f"2026-04-01T{10 + i % 3:02d}:{i:02d}:00Z",
+                states[i % 3],
+                drift=i % 4 == 0,
+                model=f"m{1 + i % 2}",
+            )
+            for i in range(40)
+        )
+    )
+    await assert_counts_match(db, exp)
+    created = [
+        doc
+        async for doc in db.events.find({"experiment_id": exp, "type": "run.created"}).sort("_id")
+    ]
+    assert sorted(doc["run_id"] for doc in created) == sorted(run["id"] for run in made)
+    numbers = [doc["_id"] for doc in created]
+    assert len(set(numbers)) == len(numbers) == 40
+
+
 async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
     chart_api: Api, chart_db: Database
 ) -> None:

@@ -68,15 +68,17 @@ async def test_a_late_lower_number_is_delivered_before_the_higher_ones(db: Datab
     assert _numbers(subscriber.take()) == [first]  # the later one waits for the hole
     await repository.insert(
         db,
-        {
-            "_id": slow,
-            "type": "run.created",
-            "experiment_id": "exp",
-            "run_id": "r",
-            "model": "m",
-            "time": utcnow(),
-            "payload": {},
-        },
+        [
+            {
+                "_id": slow,
+                "type": "run.created",
+                "experiment_id": "exp",
+                "run_id": "r",
+                "model": "m",
+                "time": utcnow(),
+                "payload": {},
+            }
+        ],
     )
     await hub.poll()
     assert _numbers(subscriber.take()) == [slow, after]

@@ -25,10 +25,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReplaceOne, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from drift_backend.charts import feature_counts
 from drift_backend.charts.cover import span_fields, span_key
+from drift_backend.store.bulk import upsert_all
 from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import Database
 
@@ -38,7 +39,6 @@ VIOLATION_COUNTS = "violation_counts"
 CHECK_COUNT_MARKS = "check_count_marks"
 #: The violation spans, largest first (the violations chart of 30 days has 6-hour buckets).
 GRAINS = (timedelta(hours=6), timedelta(hours=1))
-DUPLICATE_KEY = 11000
 #: What a marker keeps of a ``check_runs`` document (all a subtraction needs).
 MARK_FIELDS = ("experiment_id", "model", "created_at", "violation_total", "violations")
 
@@ -70,14 +70,7 @@ async def _add_violations(db: Database, check: dict[str, Any], sign: int) -> Non
         )
         for grain in GRAINS
     ]
-    try:
-        await db.violation_counts.bulk_write(ops, ordered=False)
-    except BulkWriteError as error:
-        failed = error.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in failed):
-            raise
-        # Two first checks of a span upserted its document at once: it exists now.
-        await db.violation_counts.bulk_write([ops[e["index"]] for e in failed], ordered=False)
+    await upsert_all(db.violation_counts, ops)
 
 
 async def _quietly(what: str, run_id: str, update: Awaitable[None]) -> None:

@@ -18,14 +18,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from pymongo import ReplaceOne
-from pymongo.errors import BulkWriteError
 
 from drift_backend.charts import check_counts, run_totals
+from drift_backend.store.bulk import insert_new
 from drift_backend.store.database import Database
 
 FEATURE_RESULTS = "feature_results"
 CHECK_RUNS = "check_runs"
-DUPLICATE_KEY = 11000
 #: The fields of a report's feature a chart shows (``checks.engine.FeatureReport``).
 FEATURE_FIELDS = (
     "kind",
@@ -97,18 +96,13 @@ def check_run_document(run: dict[str, Any], report: dict[str, Any]) -> dict[str,
 async def record_check(db: Database, run: dict[str, Any], report: dict[str, Any]) -> None:
     """Store what the charts need of a finished check; doing it again changes nothing."""
     features = feature_documents(run, report)
-    if features:
-        try:
-            # The first attempt inserts (upserts cost SecantusDB twice as much: a second
-            # per 1,000 features); a retried one finds its documents there and rewrites them.
-            await db.feature_results.insert_many(features, ordered=False)
-        except BulkWriteError as error:
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                raise
-            await db.feature_results.bulk_write(
-                [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in features],
-                ordered=False,
-            )
+    # The first attempt inserts (upserts cost SecantusDB twice as much: a second per 1,000
+    # features); a retried one finds its documents there and rewrites them.
+    if features and await insert_new(db.feature_results, features):
+        await db.feature_results.bulk_write(
+            [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in features],
+            ordered=False,
+        )
     summary = check_run_document(run, report)
     await db.check_runs.replace_one({"_id": summary["_id"]}, summary, upsert=True)
     await run_totals.record_check(db, summary)  # the model's newest check, for /metrics

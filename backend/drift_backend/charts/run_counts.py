@@ -31,13 +31,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReplaceOne, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from drift_backend.charts import check_counts, run_totals
 from drift_backend.charts.cover import floor as floor  # re-exported: callers name run_counts.floor
 from drift_backend.charts.cover import span_fields, span_key
 from drift_backend.drifts import timeline as drift_timeline
 from drift_backend.drifts.schemas import JobStatus
+from drift_backend.store.bulk import insert_new, upsert_all
 from drift_backend.store.cancellation import raise_if_cancelled
 from drift_backend.store.database import Database
 
@@ -52,7 +52,6 @@ RUNNING = "running"
 #: (2000-01-01T00:00Z), so each span lies in exactly one bucket. 10 minutes is a 1-day
 #: window's step (200 buckets): its 144 spans instead of its runs.
 GRAINS = (timedelta(hours=6), timedelta(hours=1), timedelta(minutes=10))
-DUPLICATE_KEY = 11000
 
 
 def state_of(run: dict[str, Any]) -> str:
@@ -69,34 +68,34 @@ def hour_of(when: datetime) -> datetime:
     return floor(when, timedelta(hours=1))
 
 
-async def _quietly(what: str, run: dict[str, Any], update: Awaitable[None]) -> None:
+async def _quietly(what: str, runs: list[dict[str, Any]], update: Awaitable[None]) -> None:
     try:
         await update
     except Exception:  # the run's own write is done: a lost count must not undo it
         raise_if_cancelled()
-        log.warning("could not count run %s as %s; rebuild-run-counts repairs it", run["_id"], what)
+        ids = ", ".join(run["_id"] for run in runs)
+        log.warning("could not count runs %s as %s; rebuild-run-counts repairs it", ids, what)
 
 
 async def _inc(db: Database, run: dict[str, Any], change: dict[str, int]) -> None:
     """Add ``change`` (state -> +1/-1) to the counts of ``run``'s spans, every grain."""
-    ops = [
-        UpdateOne(
-            {"_id": span_key(run, grain)},
-            {"$set": span_fields(run, grain), "$inc": change},
-            upsert=True,
-        )
-        for grain in GRAINS
-    ]
-    try:
-        await db.run_counts.bulk_write(ops, ordered=False)
-    except BulkWriteError as error:
-        failed = error.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in failed):
-            raise
-        # Two first runs of a span upserted its document at once: it exists now.
-        await db.run_counts.bulk_write([ops[e["index"]] for e in failed], ordered=False)
+    await _inc_many(db, [(run, change)])
+
+
+async def _inc_many(db: Database, changes: list[tuple[dict[str, Any], dict[str, int]]]) -> None:
+    """:func:`_inc` for several runs: one upsert per span, all in one bulk write."""
+    updates: dict[str, dict[str, Any]] = {}
+    for run, change in changes:
+        for grain in GRAINS:
+            update = updates.setdefault(
+                span_key(run, grain), {"$set": span_fields(run, grain), "$inc": {}}
+            )
+            for state, n in change.items():
+                update["$inc"][state] = update["$inc"].get(state, 0) + n
+    ops = [UpdateOne({"_id": doc_id}, update, upsert=True) for doc_id, update in updates.items()]
+    await upsert_all(db.run_counts, ops)
     # The model's totals (``/metrics``) move with the spans, under the same marker.
-    await run_totals.inc(db, run, change)
+    await run_totals.inc_many(db, changes)
 
 
 def _mark(run: dict[str, Any], state: str) -> dict[str, Any]:
@@ -110,16 +109,26 @@ def _mark(run: dict[str, Any], state: str) -> dict[str, Any]:
 
 async def _count(db: Database, run: dict[str, Any], state: str) -> None:
     """Count ``run`` in ``state`` unless it has a marker (then it is counted already)."""
-    try:
-        await db.run_count_marks.insert_one({"_id": run["_id"], **_mark(run, state)})
-    except DuplicateKeyError:
-        return
-    await _inc(db, run, {state: 1})
+    if not await insert_new(db.run_count_marks, [{"_id": run["_id"], **_mark(run, state)}]):
+        await _inc(db, run, {state: 1})
 
 
 async def record_created(db: Database, run: dict[str, Any]) -> None:
     """A new run (Running, or reported already finished)."""
-    await _quietly("created", run, _count(db, run, state_of(run)))
+    await record_created_many(db, [run])
+
+
+async def record_created_many(db: Database, runs: list[dict[str, Any]]) -> None:
+    """New runs: their markers in one insert, their counts in one bulk write (``drifts/``
+    group-commits the runs concurrent requests create)."""
+
+    async def count() -> None:
+        marks = [{"_id": run["_id"], **_mark(run, state_of(run))} for run in runs]
+        counted = await insert_new(db.run_count_marks, marks)  # these have markers already
+        fresh = [run for index, run in enumerate(runs) if index not in counted]
+        await _inc_many(db, [(run, {state_of(run): 1}) for run in fresh])
+
+    await _quietly("created", runs, count())
 
 
 async def record_changed(db: Database, run: dict[str, Any]) -> None:
@@ -152,7 +161,7 @@ async def record_changed(db: Database, run: dict[str, Any]) -> None:
             await _inc(db, {**run, **old}, {old["state"]: -1})
             await _inc(db, run, {new["state"]: 1})
 
-    await _quietly("changed", run, change())
+    await _quietly("changed", [run], change())
 
 
 async def record_deleted(db: Database, run: dict[str, Any]) -> None:
@@ -163,7 +172,7 @@ async def record_deleted(db: Database, run: dict[str, Any]) -> None:
         if old is not None:
             await _inc(db, {**run, **old}, {old["state"]: -1})
 
-    await _quietly("deleted", run, forget())
+    await _quietly("deleted", [run], forget())
 
 
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:

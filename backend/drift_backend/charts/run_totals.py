@@ -20,11 +20,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReplaceOne
+from pymongo import ReplaceOne, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from drift_backend.drifts import summary as drift_summary
 from drift_backend.schemas import utcnow
+from drift_backend.store.bulk import upsert_all
 from drift_backend.store.database import Database
 from drift_backend.store.keyset import keyset_page
 
@@ -42,13 +43,6 @@ def key(experiment_id: str, model: str) -> str:
 
 def _identity(experiment_id: str, model: str) -> dict[str, Any]:
     return {"experiment_id": experiment_id, "model": model}
-
-
-async def _upsert(db: Database, doc_id: str, update: dict[str, Any]) -> None:
-    try:
-        await db.run_totals.update_one({"_id": doc_id}, update, upsert=True)
-    except DuplicateKeyError:  # two first writes of a model upserted at once: it exists now
-        await db.run_totals.update_one({"_id": doc_id}, update)
 
 
 async def _newer(
@@ -72,17 +66,33 @@ async def _newer(
 async def inc(db: Database, run: dict[str, Any], change: dict[str, int]) -> None:
     """Add ``change`` (state -> +1/-1) to ``run``'s model; the state it enters (if any)
     may make it the newest run or newest Completed run."""
-    experiment_id, model = run["experiment_id"], run["model"]
-    update: dict[str, Any] = {"$inc": change, "$setOnInsert": _identity(experiment_id, model)}
-    entered = [state for state, n in change.items() if n > 0]
-    if entered:
-        update["$max"] = {"last_run_at": run["created_at"]}
-    await _upsert(db, key(experiment_id, model), update)
-    if any(state in COMPLETED for state in entered):
-        completed = {"created_at": run["created_at"], "drift": "drifted" in entered}
-        await _newer(db, experiment_id, model, "completed", completed)
-    if not entered:  # it left this model (deleted, or moved to another model)
-        await refresh_runs(db, experiment_id, model, run["created_at"])
+    await inc_many(db, [(run, change)])
+
+
+async def inc_many(db: Database, changes: list[tuple[dict[str, Any], dict[str, int]]]) -> None:
+    """:func:`inc` for several runs: one upsert per model, all in one bulk write."""
+    updates: dict[str, dict[str, Any]] = {}
+    for run, change in changes:
+        experiment_id, model = run["experiment_id"], run["model"]
+        update = updates.setdefault(
+            key(experiment_id, model),
+            {"$inc": {}, "$setOnInsert": _identity(experiment_id, model)},
+        )
+        for state, n in change.items():
+            update["$inc"][state] = update["$inc"].get(state, 0) + n
+        if any(n > 0 for n in change.values()):
+            last = update.setdefault("$max", {"last_run_at": run["created_at"]})
+            last["last_run_at"] = max(last["last_run_at"], run["created_at"])
+    ops = [UpdateOne({"_id": doc_id}, update, upsert=True) for doc_id, update in updates.items()]
+    await upsert_all(db.run_totals, ops)
+    for run, change in changes:
+        experiment_id, model = run["experiment_id"], run["model"]
+        entered = [state for state, n in change.items() if n > 0]
+        if any(state in COMPLETED for state in entered):
+            completed = {"created_at": run["created_at"], "drift": "drifted" in entered}
+            await _newer(db, experiment_id, model, "completed", completed)
+        if not entered:  # it left this model (deleted, or moved to another model)
+            await refresh_runs(db, experiment_id, model, run["created_at"])
 
 
 async def refresh_runs(db: Database, experiment_id: str, model: str, gone: datetime) -> None:

@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from drift_backend.alerts import trigger as alerts
 from drift_backend.charts import run_counts
+from drift_backend.drifts import announce
 from drift_backend.drifts.schemas import SCHEMA_VERSION, JobStatus
 from drift_backend.errors import Conflict, NotFound
 from drift_backend.events import service as events
@@ -124,8 +125,7 @@ async def create(
         **fields,
     }
     await db.drifts.insert_one(doc)
-    await run_counts.record_created(db, doc)
-    await events.run_event(db, EventType.run_created, doc)
+    await announce.created(db, doc)
     if JobStatus(doc["job_status"]).terminal:  # reported already finished
         await _finished(db, doc)
     return doc

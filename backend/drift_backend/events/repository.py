@@ -45,13 +45,14 @@ def collection(db: Database) -> AsyncCollection[Document]:
     return db.events
 
 
-async def next_seq(db: Database) -> int:
-    """The next sequence number, unique across replicas."""
+async def next_seq(db: Database, count: int = 1) -> int:
+    """The next ``count`` sequence numbers, unique across replicas: the last of them (the
+    first is ``count - 1`` below it)."""
     for _ in range(2):
         try:
             doc = await db.event_counters.find_one_and_update(
                 {"_id": COUNTER_ID},
-                {"$inc": {"seq": 1}},
+                {"$inc": {"seq": count}},
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
             )
@@ -62,8 +63,8 @@ async def next_seq(db: Database) -> int:
     raise RuntimeError("could not allocate an event sequence number")
 
 
-async def insert(db: Database, doc: Document) -> None:
-    await db.events.insert_one(doc)
+async def insert(db: Database, docs: list[Document]) -> None:
+    await db.events.insert_many(docs, ordered=False)
 
 
 async def counter_value(db: Database) -> int:

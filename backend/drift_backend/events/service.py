@@ -8,7 +8,7 @@ logged and the event is lost (the run itself is stored; a reader sees it in the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from drift_backend.events import repository
@@ -35,26 +35,34 @@ async def emit(
     payload: Mapping[str, Any],
 ) -> int | None:
     """Store one event; its number, or None when it could not be stored (logged)."""
+    event = {
+        "type": str(type_),
+        "experiment_id": experiment_id,
+        "run_id": run_id,
+        "model": model,
+        "payload": dict(payload),
+    }
+    numbers = await _store(db, [event])
+    return numbers[0] if numbers else None
+
+
+async def _store(db: Database, events: list[dict[str, Any]]) -> list[int]:
+    """Number and store ``events`` (one counter step and one insert for all); their
+    numbers, or none when they could not be stored (logged)."""
     try:
-        seq = await repository.next_seq(db)
+        last = await repository.next_seq(db, len(events))
         now = utcnow()
-        await repository.insert(
-            db,
-            {
-                "_id": seq,
-                "type": str(type_),
-                "experiment_id": experiment_id,
-                "run_id": run_id,
-                "model": model,
-                "time": now,
-                "payload": dict(payload),
-            },
-        )
+        numbered = [
+            {"_id": last - len(events) + 1 + index, **event, "time": now}
+            for index, event in enumerate(events)
+        ]
+        await repository.insert(db, numbered)
     except Exception:  # the caller's write is done: losing the event must not undo it
         raise_if_cancelled()
-        log.warning("could not store a %s event of run %s", type_, run_id, exc_info=True)
-        return None
-    return seq
+        runs = ", ".join(event["run_id"] for event in events)
+        log.warning("could not store %s events of runs %s", events[0]["type"], runs, exc_info=True)
+        return []
+    return [doc["_id"] for doc in numbered]
 
 
 def _flag(result: Any) -> bool | None:
@@ -63,18 +71,28 @@ def _flag(result: Any) -> bool | None:
 
 async def run_event(db: Database, type_: EventType, run: Mapping[str, Any]) -> None:
     """A ``run.*`` event of a stored drift run (its document as ``drifts/`` keeps it)."""
-    await emit(
+    await run_events(db, type_, [run])
+
+
+async def run_events(db: Database, type_: EventType, runs: Sequence[Mapping[str, Any]]) -> None:
+    """:func:`run_event` for several runs, numbered in their order and stored at once."""
+    await _store(
         db,
-        type_,
-        experiment_id=run["experiment_id"],
-        run_id=run["_id"],
-        model=run["model"],
-        payload={
-            "status": run["job_status"],
-            "drift_detected": bool(run.get("drift_detected", False)),
-            "concept_drift": _flag(run.get("concept_drift")),
-            "data_drift": _flag(run.get("data_drift")),
-        },
+        [
+            {
+                "type": str(type_),
+                "experiment_id": run["experiment_id"],
+                "run_id": run["_id"],
+                "model": run["model"],
+                "payload": {
+                    "status": run["job_status"],
+                    "drift_detected": bool(run.get("drift_detected", False)),
+                    "concept_drift": _flag(run.get("concept_drift")),
+                    "data_drift": _flag(run.get("data_drift")),
+                },
+            }
+            for run in runs
+        ],
     )
 
 

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import BulkWriteError
 
+from drift_backend.store.bulk import insert_new
 from drift_backend.store.database import Database, Document
 
 PENDING = "pending"
@@ -26,7 +26,6 @@ REFUSED = "refused"
 FINAL = frozenset({DELIVERED, FAILED, REFUSED})
 #: Attempts kept in a delivery's history (the count in ``attempts`` is of all of them).
 HISTORY = 20
-DUPLICATE_KEY = 11000
 
 
 def delivery_id(notification_id: str, target_id: str) -> str:
@@ -56,11 +55,7 @@ async def insert_for(
     ]
     if not docs:
         return
-    try:
-        await db.deliveries.insert_many(docs, ordered=False)
-    except BulkWriteError as error:
-        if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-            raise
+    await insert_new(db.deliveries, docs)  # a repeat finds its deliveries there
 
 
 async def claim(db: Database, now: datetime, lease_seconds: float) -> Document | None:

@@ -22,18 +22,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pymongo import InsertOne, ReturnDocument, UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from drift_backend.performance.windows import hour_start
+from drift_backend.store.bulk import insert_new
 from drift_backend.store.database import Database, Document
 
 PREDICTIONS = "predictions"
 WINDOWS = "performance_windows"
 MODELS = "performance_models"
 RUNS = "performance_runs"
-DUPLICATE_KEY = 11000
 #: The hour and run documents: both added to by :func:`_add`.
 Collection = AsyncCollection[Document]
 
@@ -124,14 +124,8 @@ async def insert_predictions(db: Database, docs: list[Document]) -> set[int]:
     prediction of an id wins)."""
     stored: set[int] = set()
     for start in range(0, len(docs), WRITE_CHUNK):
-        part = docs[start : start + WRITE_CHUNK]
-        try:
-            await db[PREDICTIONS].bulk_write([InsertOne(doc) for doc in part], ordered=False)
-        except BulkWriteError as error:
-            errors = error.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            stored |= {start + int(e["index"]) for e in errors}
+        there = await insert_new(db[PREDICTIONS], docs[start : start + WRITE_CHUNK])
+        stored |= {start + index for index in there}
     return stored
 
 
