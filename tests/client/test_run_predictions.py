@@ -129,4 +129,4 @@ def test_predictions_of_a_run_refused_on_replay_are_sent_without_it(
         experiment.id, "refused-run", "day", DAY - timedelta(days=1), DAY + timedelta(days=1)
     )["windows"][0]
     assert window["n_predicted"] == 30
-    assert alice.performance_runs(experiment.id, "refused-run")["total"] == 0
+    assert alice.performance_runs(experiment.id, "refused-run")["runs"] == []

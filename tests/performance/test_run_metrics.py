@@ -172,8 +172,9 @@ async def test_run_metrics_follow_late_labels(alice_api: Api, task: str, seed: i
     assert again["duplicates"] == 10
 
     listed = await _runs(api, exp, "m")
-    assert listed["total"] == 2  # predictions without a run make no run document
-    assert [r["run_id"] for r in listed["runs"]] == [second_run, first_run]  # newest first
+    # Newest first; predictions without a run make no run document.
+    assert [r["run_id"] for r in listed["runs"]] == [second_run, first_run]
+    assert (listed["next"], listed["previous"]) == (None, None)
     for run in listed["runs"]:
         assert run["n_predicted"] == len(members[run["run_id"]])
         assert (run["n_labelled"], run["coverage"], run["complete"]) == (0, 0.0, False)
@@ -235,8 +236,10 @@ async def test_run_metrics_follow_late_labels(alice_api: Api, task: str, seed: i
     assert one["run"] == {r["run_id"]: r for r in (await _runs(api, exp, "m"))["runs"]}[first_run]
     assert one["run"]["complete"] is True
     # Paged.
-    page = await _runs(api, exp, "m", page=2, page_size=1)
-    assert (page["total"], [r["run_id"] for r in page["runs"]]) == (2, [first_run])
+    page = await _runs(api, exp, "m", limit=1)
+    assert [r["run_id"] for r in page["runs"]] == [second_run]
+    page = await _runs(api, exp, "m", limit=1, after=page["next"])
+    assert ([r["run_id"] for r in page["runs"]], page["next"]) == ([first_run], None)
 
 
 async def test_unknown_run_is_refused(alice_api: Api) -> None:
@@ -267,7 +270,7 @@ async def test_unknown_run_is_refused(alice_api: Api) -> None:
     r = await api.request("GET", f"{base}/drift/nope/performance", "alice")
     assert r.status_code == 404, r.text
     r = await api.request(
-        "GET", base + "/performance/runs", "alice", params={"model": "m", "page_size": 101}
+        "GET", base + "/performance/runs", "alice", params={"model": "m", "limit": 101}
     )
     assert r.status_code == 422, r.text
 
@@ -281,16 +284,16 @@ async def test_a_deleted_runs_metrics_go_with_it(alice_api: Api) -> None:
     await post_table(
         api, base + "/predictions", data.predictions(np.arange(20)), model="m", run=run
     )
-    assert (await _runs(api, exp, "m"))["total"] == 1
+    assert len((await _runs(api, exp, "m"))["runs"]) == 1
     r = await api.request("DELETE", f"{base}/drift/{run}", "alice")
     assert r.status_code == 204, r.text
-    assert (await _runs(api, exp, "m"))["total"] == 0
+    assert (await _runs(api, exp, "m"))["runs"] == []
     # Its predictions' labels still count in the windows, and make no run document.
     labels = await post_table(
         api, base + "/ground-truth", data.labels(np.arange(20), data.truth), model="m"
     )
     assert labels["labelled"] == 20
-    assert (await _runs(api, exp, "m"))["total"] == 0
+    assert (await _runs(api, exp, "m"))["runs"] == []
 
 
 async def test_recount_repairs_run_documents(alice_api: Api, db: Database) -> None:

@@ -60,6 +60,7 @@ from drift_backend.performance.windows import (
 )
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database, Document
+from drift_backend.store.keyset import Cursor
 
 #: Ids labelled per round (read, write, re-read on a lost race); the repository splits the
 #: writes further, each one bounded database operation.
@@ -739,11 +740,6 @@ def _measured(doc: Document, stats: Stats, rules: Rules, reference: Stats | None
 
 # --- per drift run ------------------------------------------------------------------------------
 
-#: Runs per page of ``GET .../performance/runs`` (``page_size``'s largest value).
-MAX_RUNS_PAGE = 100
-#: The last page number accepted (a bound, so the skip it makes stays a small integer).
-MAX_RUNS_PAGES = 100_000
-
 
 def _run(doc: Document, stored: Document, rules: Rules, reference: Stats | None) -> dict[str, Any]:
     stats = add_into({}, {k: v for k, v in stored.items() if k in FIELDS}, stored=True)
@@ -771,22 +767,29 @@ def _reference_stats(doc: Document) -> Stats | None:
 
 
 async def runs(
-    db: Database, experiment_id: str, model: str, page: int, page_size: int, rules: Rules
+    db: Database,
+    experiment_id: str,
+    model: str,
+    *,
+    after: Cursor | None,
+    before: Cursor | None,
+    limit: int,
+    rules: Rules,
 ) -> dict[str, Any]:
-    """The model's metrics per drift run, newest run first, one page of them."""
+    """The model's metrics per drift run, newest run first, one keyset page of them
+    (``next``: the cursor of older runs, ``previous``: of newer ones)."""
     doc = await repository.get_model(db, experiment_id, model)
     if doc is None:
         raise _unknown_model(model)
-    stored, total = await repository.read_runs(
-        db, experiment_id, model, (page - 1) * page_size, page_size
+    page = await repository.page_runs(
+        db, experiment_id, model, after=after, before=before, limit=limit
     )
     reference = _reference_stats(doc)
     return {
         **_model_answer(doc, rules),
-        "page": page,
-        "page_size": page_size,
-        "total": total,
-        "runs": [_run(doc, run, rules, reference) for run in stored],
+        "runs": [_run(doc, run, rules, reference) for run in page.items],
+        "next": page.next,
+        "previous": page.previous,
     }
 
 
