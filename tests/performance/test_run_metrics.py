@@ -251,11 +251,18 @@ async def test_unknown_run_is_refused(alice_api: Api) -> None:
     table = data.predictions(np.arange(4))
     r = await send_table(api, base + "/predictions", table, model="m", run="no-such-run")
     assert r.status_code == 404, r.text
-    assert r.json()["message"].startswith("run:")
+    # The one error shape, naming the field (clients match on it, not on the message).
+    assert r.json() == {
+        "code": "not_found",
+        "status": 404,
+        "message": "run: no drift run 'no-such-run' in this experiment",
+        "errors": [{"field": "run", "reason": "no drift run 'no-such-run' in this experiment"}],
+    }
     # A run of another experiment is not one of this one.
     elsewhere = await _run(api, other_exp, "m")
     r = await send_table(api, base + "/predictions", table, model="m", run=elsewhere)
     assert r.status_code == 404, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["run"]
     # A run of another model.
     other_model = await _run(api, exp, "other")
     r = await send_table(api, base + "/predictions", table, model="m", run=other_model)
@@ -264,11 +271,19 @@ async def test_unknown_run_is_refused(alice_api: Api) -> None:
     # Nothing was stored: the model has no predictions.
     r = await api.request("GET", base + "/performance/runs", "alice", params={"model": "m"})
     assert r.status_code == 404, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["model"]
     r = await api.request("GET", f"{base}/drift/{other_model}/performance", "alice")
     assert r.status_code == 404, r.text
-    assert r.json()["message"].startswith("run:")
+    assert [e["field"] for e in r.json()["errors"]] == ["run"]
     r = await api.request("GET", f"{base}/drift/nope/performance", "alice")
     assert r.status_code == 404, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["run"]
+    # A 404 about the experiment itself names no field.
+    r = await send_table(
+        api, f"{PREFIX}/experiment/no-such-exp/predictions", table, model="m", run="no-such-run"
+    )
+    assert r.status_code == 404, r.text
+    assert "errors" not in r.json()
     r = await api.request(
         "GET", base + "/performance/runs", "alice", params={"model": "m", "limit": 101}
     )

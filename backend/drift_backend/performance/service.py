@@ -133,7 +133,9 @@ class Limits:
 
 
 def _unknown_model(model: str) -> NotFound:
-    return NotFound(f"model: no predictions recorded for model {model!r} in this experiment")
+    return NotFound.naming(
+        "model", f"no predictions recorded for model {model!r} in this experiment"
+    )
 
 
 async def _in_thread(func: Any, *args: Any) -> Any:
@@ -214,7 +216,7 @@ async def _run_created(db: Database, experiment_id: str, model: str, run: str) -
     try:
         found = await drifts.get(db, experiment_id, run)
     except NotFound:
-        raise NotFound(f"run: no drift run {run!r} in this experiment") from None
+        raise NotFound.naming("run", f"no drift run {run!r} in this experiment") from None
     if found["model"] != model:
         raise ValidationFailed(
             "run", f"drift run {run!r} is a run of model {found['model']!r}, not of {model!r}"
@@ -801,12 +803,14 @@ async def run_performance(
     try:
         found = await drifts.get(db, experiment_id, run_id)
     except NotFound:
-        raise NotFound(f"run: no drift run {run_id!r} in this experiment") from None
+        raise NotFound.naming("run", f"no drift run {run_id!r} in this experiment") from None
     model = model or found["model"]
     doc = await repository.get_model(db, experiment_id, model)
     stored = None if doc is None else await repository.get_run(db, experiment_id, model, run_id)
     if doc is None or stored is None:
-        raise NotFound(f"run: no predictions of model {model!r} recorded with run {run_id!r}")
+        raise NotFound.naming(
+            "run", f"no predictions of model {model!r} recorded with run {run_id!r}"
+        )
     return {**_model_answer(doc, rules), "run": _run(doc, stored, rules, _reference_stats(doc))}
 
 
