@@ -69,10 +69,12 @@ async def test_pages_give_every_run_once_both_ways(api: Api) -> None:
     exp = str((await api.experiment("alice"))["id"])
     base = f"{PREFIX}/experiment/{exp}"
     now = datetime.now(UTC).replace(microsecond=0)
-    # Seven runs: minutes to days back, three at one time (ordered by id among themselves).
-    times = [now - timedelta(minutes=3), now - timedelta(hours=2)]
+    # Eight runs: minutes to days back, three at one time (ordered by id among themselves),
+    # some exactly a window's span (1 h, 8 h: store/keyset.py) from another, so pages'
+    # windows start and end on a run.
+    times = [now - timedelta(minutes=3), now - timedelta(minutes=63)]
     times += [now - timedelta(hours=5)] * 3
-    times += [now - timedelta(days=2), now - timedelta(days=6)]
+    times += [now - timedelta(hours=13), now - timedelta(days=2), now - timedelta(days=6)]
     created: list[tuple[datetime, str]] = []
     for i, at in enumerate(times):
         r = await api.request(
@@ -97,6 +99,7 @@ async def test_pages_give_every_run_once_both_ways(api: Api) -> None:
         pages.append(await _runs(api, exp, limit=3, after=pages[-1]["next"]))
     forward = [[run["run_id"] for run in page["runs"]] for page in pages]
     assert forward == [expected[0:3], expected[3:6], expected[6:]]
+    assert len(expected) == 8
     for run in pages[1]["runs"]:
         assert (run["n_predicted"], run["n_labelled"]) == (2, 0)
 
