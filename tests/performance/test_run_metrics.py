@@ -374,3 +374,46 @@ async def test_deleting_the_experiment_deletes_its_run_documents(
     r = await api.request("DELETE", base, "alice")
     assert r.status_code == 204, r.text
     assert await db[repository.RUNS].count_documents({"experiment_id": exp}) == 0
+
+
+async def test_a_run_says_whether_predictions_were_recorded_with_it(
+    alice_api: Api, db: Database
+) -> None:
+    api = alice_api
+    exp = (await api.experiment("alice"))["id"]
+    base = f"{PREFIX}/experiment/{exp}"
+    data = Data("binary", 10, 9)
+    run, other = await _run(api, exp, "m"), await _run(api, exp, "m")
+
+    async def drift(drift_id: str) -> Any:
+        r = await api.request("GET", f"{base}/drift/{drift_id}", "alice")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    before = await drift(run)
+    assert before["has_predictions"] is False
+    await post_table(
+        api, base + "/predictions", data.predictions(np.arange(10)), model="m", run=run
+    )
+    after = await drift(run)
+    assert after["has_predictions"] is True
+    # Not a change of the run: its updated_at (the stale-run sweeper's clock) stays.
+    assert after["updated_at"] == before["updated_at"]
+    # Kept by a PUT (the client's full replace of its own fields).
+    r = await api.request(
+        "PUT", f"{base}/drift/{run}", "alice", json={"model": "m", "job_status": "Completed"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["has_predictions"] is True
+    # A batch of ids already recorded (with another run) records nothing for this one.
+    again = await post_table(
+        api, base + "/predictions", data.predictions(np.arange(10)), model="m", run=other
+    )
+    assert again["recorded"] == 0
+    assert (await drift(other))["has_predictions"] is False
+    # A run whose flag is missing (recorded before the flag existed) gets it from a recount.
+    await db.drifts.update_one({"_id": run}, {"$unset": {"has_predictions": ""}})
+    assert (await drift(run))["has_predictions"] is False
+    await recount.recount(db, exp, "m")
+    assert (await drift(run))["has_predictions"] is True
+    assert (await drift(other))["has_predictions"] is False

@@ -210,9 +210,9 @@ def _parse_predictions(table: pa.Table, now: datetime, max_rows: int) -> batches
     )
 
 
-async def _run_created(db: Database, experiment_id: str, model: str, run: str) -> datetime:
-    """The creation time of the drift run predictions are recorded with (it orders the
-    model's runs); the run must be one of this model in this experiment."""
+async def _run_of(db: Database, experiment_id: str, model: str, run: str) -> Document:
+    """The drift run predictions are recorded with (its creation time orders the model's
+    runs); it must be one of this model in this experiment."""
     try:
         found = await drifts.get(db, experiment_id, run)
     except NotFound:
@@ -221,8 +221,7 @@ async def _run_created(db: Database, experiment_id: str, model: str, run: str) -
         raise ValidationFailed(
             "run", f"drift run {run!r} is a run of model {found['model']!r}, not of {model!r}"
         )
-    created: datetime = found["created_at"]
-    return created
+    return found
 
 
 async def record_predictions(
@@ -235,7 +234,7 @@ async def record_predictions(
 ) -> dict[str, Any]:
     """``run``: the drift run (of this model) the predictions belong to: they also add to
     that run's document, and keep its id."""
-    run_created = None if run is None else await _run_created(db, experiment_id, model, run)
+    run_doc = None if run is None else await _run_of(db, experiment_id, model, run)
     now = utcnow()
     rows: batches.Rows = await _in_thread(_parse_predictions, table, now, limits.max_rows)
     task = Task.regression if rows.y.dtype == np.float64 else Task.classification
@@ -275,12 +274,16 @@ async def record_predictions(
     proba_kept = None if proba is None else proba[recorded]
     increments = _prediction_increments(keys, y_kept, proba_kept, doc["classes"])
     await repository.add_to_windows(db, experiment_id, model, increments)
-    if run is not None and run_created is not None and recorded.any():
+    if run is not None and run_doc is not None and recorded.any():
+        if not run_doc.get("has_predictions"):
+            # Before its document: a reader told "has predictions" may find none yet (and
+            # shows nothing), never the other way round.
+            await drifts.mark_predictions(db, experiment_id, [run])
         # The run's document: the same counts over all the batch's rows (one key, 0).
         whole = np.zeros(int(recorded.sum()), dtype=np.int64)
         counted = _prediction_increments(whole, y_kept, proba_kept, doc["classes"])
         await repository.add_to_runs(
-            db, experiment_id, model, {run: counted[0]}, {run: run_created}
+            db, experiment_id, model, {run: counted[0]}, {run: run_doc["created_at"]}
         )
     await recount.unmark(db, doc["_id"], marker)
     await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
