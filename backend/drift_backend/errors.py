@@ -64,6 +64,13 @@ class NotFound(APIError):
     status = 404
     code = "not_found"
 
+    @classmethod
+    def naming(cls, field: str, reason: str) -> NotFound:
+        """A 404 about what one request field names (``?run=`` a run the experiment does
+        not have): the field in ``errors`` as a 422 gives it, so clients match on the field,
+        never on the message's wording."""
+        return cls(f"{field}: {reason}", errors=[{"field": field, "reason": reason}])
+
 
 class Conflict(APIError):
     status = 409

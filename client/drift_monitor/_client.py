@@ -835,11 +835,23 @@ class Client:
         return answer
 
     def performance_runs(
-        self, experiment_id: str, model: str, *, page: int = 1, page_size: int = 20
+        self,
+        experiment_id: str,
+        model: str,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 25,
     ) -> dict[str, Any]:
         """Metrics per drift run (over the predictions recorded with ``run=``), newest run
-        first: the JSON of ``GET /experiment/{id}/performance/runs``."""
-        params = {"model": model, "page": page, "page_size": page_size}
+        first, one page: the JSON of ``GET /experiment/{id}/performance/runs``. Its
+        ``next`` as ``after`` gives the older runs, its ``previous`` as ``before`` the newer
+        ones (None: no more that way)."""
+        params: dict[str, Any] = {"model": model, "limit": limit}
+        if after is not None:
+            params["after"] = after
+        if before is not None:
+            params["before"] = before
         path = f"/experiment/{experiment_id}/performance/runs"
         answer: dict[str, Any] = self.request("GET", path, params=params).json()
         return answer

@@ -10,7 +10,8 @@
     │                             ``maybe_processed`` says whether an attempt may have arrived
     ├── CheckFailed               a server-side check finished as Failed
     ├── CheckTimeout              a server-side check still ran at the deadline (a TimeoutError)
-    └── APIError                  the server answered with an error body
+    └── APIError                  the server answered with an error body; ``errors`` the
+                                  fields at fault (``fields`` their names) where it names any
         ├── AuthenticationError   401
         ├── PermissionDeniedError 403
         ├── NotFoundError         404
@@ -95,7 +96,8 @@ class CheckTimeout(DriftMonitorError, TimeoutError):
 
 @dataclass(frozen=True)
 class FieldError:
-    """One entry of a 422 body's ``errors`` list."""
+    """One entry of an error body's ``errors`` list: always there on a 422, on a 413 (the
+    limit) and on a 404 about what a request field names (``run``, ``model``)."""
 
     field: str
     reason: str
@@ -119,6 +121,12 @@ class APIError(DriftMonitorError):
         self.code = code
         self.errors: list[FieldError] = errors or []
         self.response = response
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The names of the fields the answer is about (``errors``), in order; empty when it
+        names none. Match on these, not on the message, whose wording may change."""
+        return tuple(error.field for error in self.errors)
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"

@@ -44,6 +44,7 @@ from drift_monitor._exceptions import (
     ConfigurationError,
     ConflictError,
     ExperimentNotFound,
+    NotFoundError,
     ServerError,
     TransportError,
     ValidationError,
@@ -444,8 +445,9 @@ class Spool:
                 )
         try:
             answer = client._performance_upload(experiment_id, route, doc["model"], body, run=run)
-        except APIError as exc:
-            if run is None or exc.status != 404 or not exc.message.startswith("run:"):
+        except NotFoundError as exc:
+            # Only a 404 about the run itself (its field), not one about the experiment.
+            if run is None or "run" not in exc.fields:
                 raise
             logger.warning("spooled predictions %s sent without their run: %s", doc["id"], exc)
             answer = client._performance_upload(experiment_id, route, doc["model"], body)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx2
 import numpy as np
 import pytest
 from drift_monitor import (
@@ -129,4 +132,107 @@ def test_predictions_of_a_run_refused_on_replay_are_sent_without_it(
         experiment.id, "refused-run", "day", DAY - timedelta(days=1), DAY + timedelta(days=1)
     )["windows"][0]
     assert window["n_predicted"] == 30
-    assert alice.performance_runs(experiment.id, "refused-run")["total"] == 0
+    assert alice.performance_runs(experiment.id, "refused-run")["runs"] == []
+
+
+def test_predictions_of_a_run_deleted_before_replay_are_sent_without_it(
+    make_client: Callable[..., Client],
+    alice: Client,
+    experiment: Experiment,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    link = Link()
+    client = make_client("alice", transport=link)
+    spool = Spool(tmp_path / "spool")
+    ids, y_pred, _, times = _data(30, 6)
+    with DriftMonitor(experiment.name, "gone-run", client=client, spool=spool) as monitor:
+        assert monitor.drift is not None  # made live: the spooled batch names its id
+        link.down = True
+        monitor.predictions(ids, y_pred, times=times)
+    alice.delete_drift(experiment.id, monitor.drift.id)
+
+    link.down = False
+    with caplog.at_level("WARNING", logger="drift_monitor"):
+        result = spool.flush(client)
+    # The server's 404 names the field ``run``: the batch goes again without it; the run's
+    # end (a 404 about the run itself, on another route) is refused for good.
+    assert (result.sent, result.dead) == (1, 1)
+    assert "sent without their run" in caplog.text
+    window = alice.performance(
+        experiment.id, "gone-run", "day", DAY - timedelta(days=1), DAY + timedelta(days=1)
+    )["windows"][0]
+    assert window["n_predicted"] == 30
+    assert alice.performance_runs(experiment.id, "gone-run")["runs"] == []
+
+
+@dataclass
+class Answers(Link):
+    """``Link`` that answers the first predictions upload with a given 404 body instead of
+    passing it to the server."""
+
+    not_found: dict[str, Any] = field(default_factory=dict)
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self.not_found and request.url.path.endswith("/predictions"):
+            body, self.not_found = self.not_found, {}
+            self.sent.append((f"{request.method} {request.url.path}", None))
+            return httpx2.Response(404, json=body, request=request)
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize(
+    ("errors", "message", "fallback"),
+    [
+        # The field decides, whatever the message says.
+        ([{"field": "run", "reason": "gone"}], "reworded: the run is gone", True),
+        ([], "run: no drift run 'x' in this experiment", False),
+        ([{"field": "model", "reason": "no such model"}], "run: misleading", False),
+    ],
+)
+def test_the_spool_falls_back_on_the_404s_field_not_its_message(
+    make_client: Callable[..., Client],
+    alice: Client,
+    experiment: Experiment,
+    tmp_path: Path,
+    errors: list[dict[str, str]],
+    message: str,
+    fallback: bool,
+) -> None:
+    link = Answers()
+    client = make_client("alice", transport=link)
+    spool = Spool(tmp_path / "spool")
+    ids, y_pred, _, times = _data(12, 7)
+    model = f"field-{fallback}-{len(errors)}"
+    with DriftMonitor(experiment.name, model, client=client, spool=spool) as monitor:
+        link.down = True
+        monitor.predictions(ids, y_pred, times=times)
+        link.down = False
+        link.sent.clear()
+        # The monitor's end replays the spool first: the batch meets this 404.
+        link.not_found = {"code": "not_found", "status": 404, "message": message, "errors": errors}
+    uploads = [call for call, _ in link.sent if call.endswith("/predictions")]
+    dead = [entry.kind for entry in spool.entries() if entry.state == "dead"]
+    if fallback:  # sent again without the run
+        assert (len(uploads), dead) == (2, [])
+        window = alice.performance(
+            experiment.id, model, "day", DAY - timedelta(days=1), DAY + timedelta(days=1)
+        )["windows"][0]
+        assert window["n_predicted"] == 12
+    else:  # refused for good, and not sent again: the model has no predictions
+        assert (len(uploads), dead) == (1, ["predictions"])
+        with pytest.raises(NotFoundError):
+            alice.performance(experiment.id, model)
+
+
+def test_api_errors_expose_their_fields(alice: Client, experiment: Experiment) -> None:
+    with pytest.raises(NotFoundError) as missing:
+        alice.predictions(experiment.id, "fields", ["x"], [1], run="no-such-run")
+    assert missing.value.fields == ("run",)
+    assert [e.field for e in missing.value.errors] == ["run"]
+    with pytest.raises(NotFoundError) as unknown:
+        alice.performance_runs(experiment.id, "never-predicted")
+    assert unknown.value.fields == ("model",)
+    with pytest.raises(NotFoundError) as experiment_missing:
+        alice.performance_runs("no-such-experiment", "m")
+    assert experiment_missing.value.fields == ()

@@ -13,6 +13,8 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import unescape
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx2
@@ -358,6 +360,175 @@ def test_axe_finds_no_serious_violation_on_the_tab(
             assert visitor.axe_serious() == [], scheme
         finally:
             visitor.close()
+
+
+class _Cells(HTMLParser):
+    """The ``data-value`` of each cell of a ``table.<cls>``, row by row, its header keys
+    first (what the CSV has), and the links of its cells."""
+
+    def __init__(self, cls: str) -> None:
+        super().__init__()
+        self.cls = cls
+        self.inside = False
+        self.rows: list[list[str]] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "table" and self.cls in (found.get("class") or "").split():
+            self.inside = True
+        elif not self.inside:
+            return
+        elif tag == "tr":
+            self.rows.append([])
+        elif tag in ("th", "td"):
+            self.rows[-1].append(found.get("data-key") or found.get("data-value") or "")
+        elif tag == "a":
+            self.links.append(found.get("href") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.inside = False
+
+
+def _runs_table(html: str) -> _Cells:
+    cells = _Cells("runs-perf-table")
+    cells.feed(html)
+    return cells
+
+
+def _pager(html: str) -> dict[str, str]:
+    """The runs table's pager links by their text."""
+    nav = html.split('aria-label="Drift runs pages"', 1)[1].split("</nav>", 1)[0]
+    return {
+        text: unescape(href)
+        for href, text in re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)</a>', nav)
+    }
+
+
+def test_the_tab_lists_the_models_runs_a_page_at_a_time(stack: Stack) -> None:
+    """Below the windows: the model's runs with their metrics, newest first, paged by the
+    backend's cursors with plain links (no JavaScript), each row linking to its run, and a
+    CSV of the page shown."""
+    experiment = stack.create("alice", unique("perf-runs"))
+    base = f"/experiment/{experiment['id']}"
+    rng = np.random.default_rng(21)
+    now = datetime.now(UTC).replace(microsecond=0)
+    runs: list[str] = []
+    with api_client(stack, "alice") as api:
+        for i in range(23):  # 20 a page: two pages
+            made = api.post(
+                base + "/drift",
+                json={
+                    "model": "clf",
+                    "job_status": "Running",
+                    "created_at": (now - timedelta(hours=i)).isoformat(),
+                },
+            )
+            assert made.status_code == 201, made.text
+            runs.append(made.json()["id"])
+            p1, y_pred, y_true = binary_rows(rng, 10)
+            ids = [f"r{i}-{k}" for k in range(10)]
+            body = arrow_stream(
+                pa.table({"id": ids, "y_pred": y_pred, "proba_0": (1 - p1).round(3), "proba_1": p1})
+            )
+            sent = api.post(
+                base + "/predictions",
+                params={"model": "clf", "run": runs[-1]},
+                content=body,
+                headers={"Content-Type": ARROW_STREAM},
+            )
+            assert sent.status_code == 200, sent.text
+            # Every other run labelled in full (complete), the rest in part (provisional).
+            labelled = 10 if i % 2 == 0 else 3
+            upload(
+                api,
+                base + "/ground-truth",
+                "clf",
+                {"id": ids[:labelled], "y_true": y_true[:labelled]},
+            )
+        first = api.get(base + "/performance/runs", params={"model": "clf", "limit": 20}).json()
+        second = api.get(
+            base + "/performance/runs", params={"model": "clf", "limit": 20, "after": first["next"]}
+        ).json()
+    answered = first["runs"] + second["runs"]
+    assert [r["run_id"] for r in answered] == runs  # newest first
+
+    url = f"/experiments/{experiment['id']}/performance"
+    with httpx2.Client(base_url=stack.url, timeout=30, cookies=_login_cookies(stack)) as http:
+        page = http.get(url, params={"model": "clf"})
+        assert page.status_code == 200, page.text
+        table = _runs_table(page.text)
+        estimated = any((r.get("estimated") or {}).get("accuracy") for r in answered)
+        keys = ["run_id", "run_created_at", "n_predicted", "n_labelled", "coverage", "complete"]
+        keys += ["accuracy"] + (["estimated_accuracy"] if estimated else [])
+        assert table.rows[0] == keys
+
+        def expected(run: dict[str, Any]) -> list[str]:
+            row = [run["run_id"], run["run_created_at"], run["n_predicted"], run["n_labelled"]]
+            row += [run["coverage"], run["complete"], run["metrics"]["accuracy"]["value"]]
+            if estimated:
+                row.append((run["estimated"] or {}).get("accuracy", {}).get("value"))
+            return [tables.raw(v) for v in row]
+
+        assert table.rows[1:] == [expected(r) for r in first["runs"]]
+        assert table.links == [f"/experiments/{experiment['id']}/runs/{r}" for r in runs[:20]]
+        assert 'class="provisional"' in page.text
+        pager = _pager(page.text)
+        assert set(pager) == {"Older runs"}
+        csv_href = re.search(r'<a href="([^"]+/runs\.csv[^"]*)" download>', page.text)
+        assert csv_href is not None
+        rows = list(csv.reader(io.StringIO(http.get(unescape(csv_href.group(1))).text)))
+        assert rows == table.rows
+
+        # Older runs: the last three; back by "Newer runs" to the first page.
+        older = http.get(pager["Older runs"])
+        assert older.status_code == 200, older.text
+        assert _runs_table(older.text).rows[1:] == [expected(r) for r in second["runs"]]
+        pager = _pager(older.text)
+        assert set(pager) == {"Newest runs", "Newer runs"}
+        csv_href = re.search(r'<a href="([^"]+/runs\.csv[^"]*)" download>', older.text)
+        assert csv_href is not None
+        rows = list(csv.reader(io.StringIO(http.get(unescape(csv_href.group(1))).text)))
+        assert rows == _runs_table(older.text).rows
+        newer = http.get(pager["Newer runs"])
+        assert _runs_table(newer.text).rows == table.rows
+        # The body the live updates fetch keeps the page of runs.
+        live = http.get(f"{url}/body", params={"model": "clf", "after": first["next"]})
+        assert _runs_table(live.text).rows[1:] == [expected(r) for r in second["runs"]]
+        # A cursor the backend refuses (edited): the newest runs, not an error.
+        edited = http.get(url, params={"model": "clf", "after": "garbage"})
+        assert edited.status_code == 200, edited.text
+        assert _runs_table(edited.text).rows == table.rows
+        # A model whose predictions have no run: no table, a word on how to record them.
+        with api_client(stack, "alice") as api:
+            upload(api, base + "/predictions", "norun", {"id": ["a"], "y_pred": [1]})
+        plain = http.get(url, params={"model": "norun"})
+        assert 'id="perf-runs"' in plain.text
+        assert "runs-perf-table" not in plain.text
+        assert "recorded with a drift run" in plain.text
+
+
+def test_the_runs_table_shows_the_regression_mae() -> None:
+    page: dict[str, Any] = {
+        "task": "regression",
+        "runs": [
+            {
+                "run_id": "r1",
+                "run_created_at": "2026-03-02T00:00:00+00:00",
+                "n_predicted": 4,
+                "n_labelled": 4,
+                "coverage": 1.0,
+                "complete": True,
+                "metrics": {"mae": {"value": 0.25}, "rmse": {"value": 0.5}},
+                "estimated": None,
+            }
+        ],
+    }
+    table = tables.runs_table(page)
+    assert [c.key for c in table.columns][-1] == "mae"  # no estimate: no column for one
+    assert table.rows == [["r1", "2026-03-02T00:00:00+00:00", 4, 4, 1.0, True, 0.25]]
+    assert table.complete == [True]
 
 
 # --- the tables alone --------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The run page shows the model performance of the predictions recorded with the run
 (docs/performance.md, "Metrics per drift run"): in Chromium against the same-origin stack,
 its table holds the API's values, the coverage and the provisional mark; a run without
-predictions shows no such section; no CSP complaint, no serious axe-core finding."""
+predictions shows no such section, without asking the backend for one (the backend's own
+HTTP metrics count the requests); no CSP complaint, no serious axe-core finding."""
 
 from __future__ import annotations
 
@@ -26,6 +27,20 @@ def _upload(api: httpx2.Client, path: str, params: dict[str, str], columns: dict
     body = arrow_stream(pa.table(columns))
     made = api.post(path, params=params, content=body, headers={"Content-Type": ARROW_STREAM})
     assert made.status_code == 200, made.text
+
+
+def _performance_asked(stack: Stack) -> float:
+    """How often the backend answered ``GET .../drift/{id}/performance`` (its own HTTP
+    metrics, any status)."""
+    registry = stack.backend.state.metrics.http.registry
+    route = "/api/v1/experiment/{experiment_id}/drift/{drift_id}/performance"
+    return sum(
+        registry.get_sample_value(
+            "drift_monitor_http_requests_total", {"method": "GET", "route": route, "status": s}
+        )
+        or 0.0
+        for s in ("200", "404")
+    )
 
 
 def test_the_run_page_shows_the_runs_performance(
@@ -69,7 +84,9 @@ def test_the_run_page_shows_the_runs_performance(
     assert (run["n_predicted"], run["n_labelled"], run["complete"]) == (100, 60, False)
 
     page = f"/experiments/{experiment['id']}/runs/{run_id}"
+    before = _performance_asked(stack)
     assert alice.goto(page).status == 200
+    run_asked = _performance_asked(stack) - before
     section = alice.page.locator("section.run-performance")
     assert section.locator("h2").inner_text() == "Model performance"
     facts = section.locator("dl.facts").inner_text()
@@ -95,6 +112,10 @@ def test_the_run_page_shows_the_runs_performance(
     finally:
         checker.close()
 
-    # A run without predictions has no performance section.
+    # A run without predictions has no performance section, and its page does not even ask
+    # the backend for one (the run says it has none: ``has_predictions``).
+    assert run_asked > 0
+    asked = _performance_asked(stack)
     assert alice.goto(f"/experiments/{experiment['id']}/runs/{empty.json()['id']}").status == 200
     assert alice.page.locator("section.run-performance").count() == 0
+    assert _performance_asked(stack) == asked

@@ -172,8 +172,9 @@ async def test_run_metrics_follow_late_labels(alice_api: Api, task: str, seed: i
     assert again["duplicates"] == 10
 
     listed = await _runs(api, exp, "m")
-    assert listed["total"] == 2  # predictions without a run make no run document
-    assert [r["run_id"] for r in listed["runs"]] == [second_run, first_run]  # newest first
+    # Newest first; predictions without a run make no run document.
+    assert [r["run_id"] for r in listed["runs"]] == [second_run, first_run]
+    assert (listed["next"], listed["previous"]) == (None, None)
     for run in listed["runs"]:
         assert run["n_predicted"] == len(members[run["run_id"]])
         assert (run["n_labelled"], run["coverage"], run["complete"]) == (0, 0.0, False)
@@ -235,8 +236,10 @@ async def test_run_metrics_follow_late_labels(alice_api: Api, task: str, seed: i
     assert one["run"] == {r["run_id"]: r for r in (await _runs(api, exp, "m"))["runs"]}[first_run]
     assert one["run"]["complete"] is True
     # Paged.
-    page = await _runs(api, exp, "m", page=2, page_size=1)
-    assert (page["total"], [r["run_id"] for r in page["runs"]]) == (2, [first_run])
+    page = await _runs(api, exp, "m", limit=1)
+    assert [r["run_id"] for r in page["runs"]] == [second_run]
+    page = await _runs(api, exp, "m", limit=1, after=page["next"])
+    assert ([r["run_id"] for r in page["runs"]], page["next"]) == ([first_run], None)
 
 
 async def test_unknown_run_is_refused(alice_api: Api) -> None:
@@ -248,11 +251,18 @@ async def test_unknown_run_is_refused(alice_api: Api) -> None:
     table = data.predictions(np.arange(4))
     r = await send_table(api, base + "/predictions", table, model="m", run="no-such-run")
     assert r.status_code == 404, r.text
-    assert r.json()["message"].startswith("run:")
+    # The one error shape, naming the field (clients match on it, not on the message).
+    assert r.json() == {
+        "code": "not_found",
+        "status": 404,
+        "message": "run: no drift run 'no-such-run' in this experiment",
+        "errors": [{"field": "run", "reason": "no drift run 'no-such-run' in this experiment"}],
+    }
     # A run of another experiment is not one of this one.
     elsewhere = await _run(api, other_exp, "m")
     r = await send_table(api, base + "/predictions", table, model="m", run=elsewhere)
     assert r.status_code == 404, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["run"]
     # A run of another model.
     other_model = await _run(api, exp, "other")
     r = await send_table(api, base + "/predictions", table, model="m", run=other_model)
@@ -261,13 +271,21 @@ async def test_unknown_run_is_refused(alice_api: Api) -> None:
     # Nothing was stored: the model has no predictions.
     r = await api.request("GET", base + "/performance/runs", "alice", params={"model": "m"})
     assert r.status_code == 404, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["model"]
     r = await api.request("GET", f"{base}/drift/{other_model}/performance", "alice")
     assert r.status_code == 404, r.text
-    assert r.json()["message"].startswith("run:")
+    assert [e["field"] for e in r.json()["errors"]] == ["run"]
     r = await api.request("GET", f"{base}/drift/nope/performance", "alice")
     assert r.status_code == 404, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["run"]
+    # A 404 about the experiment itself names no field.
+    r = await send_table(
+        api, f"{PREFIX}/experiment/no-such-exp/predictions", table, model="m", run="no-such-run"
+    )
+    assert r.status_code == 404, r.text
+    assert "errors" not in r.json()
     r = await api.request(
-        "GET", base + "/performance/runs", "alice", params={"model": "m", "page_size": 101}
+        "GET", base + "/performance/runs", "alice", params={"model": "m", "limit": 101}
     )
     assert r.status_code == 422, r.text
 
@@ -281,16 +299,16 @@ async def test_a_deleted_runs_metrics_go_with_it(alice_api: Api) -> None:
     await post_table(
         api, base + "/predictions", data.predictions(np.arange(20)), model="m", run=run
     )
-    assert (await _runs(api, exp, "m"))["total"] == 1
+    assert len((await _runs(api, exp, "m"))["runs"]) == 1
     r = await api.request("DELETE", f"{base}/drift/{run}", "alice")
     assert r.status_code == 204, r.text
-    assert (await _runs(api, exp, "m"))["total"] == 0
+    assert (await _runs(api, exp, "m"))["runs"] == []
     # Its predictions' labels still count in the windows, and make no run document.
     labels = await post_table(
         api, base + "/ground-truth", data.labels(np.arange(20), data.truth), model="m"
     )
     assert labels["labelled"] == 20
-    assert (await _runs(api, exp, "m"))["total"] == 0
+    assert (await _runs(api, exp, "m"))["runs"] == []
 
 
 async def test_recount_repairs_run_documents(alice_api: Api, db: Database) -> None:
@@ -356,3 +374,46 @@ async def test_deleting_the_experiment_deletes_its_run_documents(
     r = await api.request("DELETE", base, "alice")
     assert r.status_code == 204, r.text
     assert await db[repository.RUNS].count_documents({"experiment_id": exp}) == 0
+
+
+async def test_a_run_says_whether_predictions_were_recorded_with_it(
+    alice_api: Api, db: Database
+) -> None:
+    api = alice_api
+    exp = (await api.experiment("alice"))["id"]
+    base = f"{PREFIX}/experiment/{exp}"
+    data = Data("binary", 10, 9)
+    run, other = await _run(api, exp, "m"), await _run(api, exp, "m")
+
+    async def drift(drift_id: str) -> Any:
+        r = await api.request("GET", f"{base}/drift/{drift_id}", "alice")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    before = await drift(run)
+    assert before["has_predictions"] is False
+    await post_table(
+        api, base + "/predictions", data.predictions(np.arange(10)), model="m", run=run
+    )
+    after = await drift(run)
+    assert after["has_predictions"] is True
+    # Not a change of the run: its updated_at (the stale-run sweeper's clock) stays.
+    assert after["updated_at"] == before["updated_at"]
+    # Kept by a PUT (the client's full replace of its own fields).
+    r = await api.request(
+        "PUT", f"{base}/drift/{run}", "alice", json={"model": "m", "job_status": "Completed"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["has_predictions"] is True
+    # A batch of ids already recorded (with another run) records nothing for this one.
+    again = await post_table(
+        api, base + "/predictions", data.predictions(np.arange(10)), model="m", run=other
+    )
+    assert again["recorded"] == 0
+    assert (await drift(other))["has_predictions"] is False
+    # A run whose flag is missing (recorded before the flag existed) gets it from a recount.
+    await db.drifts.update_one({"_id": run}, {"$unset": {"has_predictions": ""}})
+    assert (await drift(run))["has_predictions"] is False
+    await recount.recount(db, exp, "m")
+    assert (await drift(run))["has_predictions"] is True
+    assert (await drift(other))["has_predictions"] is False

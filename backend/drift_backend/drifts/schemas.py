@@ -100,6 +100,11 @@ class Drift(BaseModel):
     data_drift: DriftResult | None
     error: RunError | None
     created_by: str | None
+    has_predictions: bool = Field(
+        default=False,
+        description="Whether predictions were recorded with this run (`POST .../predictions"
+        "?run=`): then `GET .../drift/{id}/performance` has its metrics.",
+    )
 
 
 class DriftPage(BaseModel):

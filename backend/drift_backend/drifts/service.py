@@ -83,6 +83,7 @@ def to_api(doc: dict[str, Any]) -> dict[str, Any]:
         "data_drift": doc.get("data_drift"),
         "error": doc.get("error"),
         "created_by": doc.get("created_by"),
+        "has_predictions": bool(doc.get("has_predictions", False)),
     }
 
 
@@ -264,6 +265,22 @@ async def created_times(db: Database, experiment_id: str, ids: list[str]) -> dic
         )
         found.update({doc["_id"]: doc["created_at"] async for doc in cursor})
     return found
+
+
+async def mark_predictions(db: Database, experiment_id: str, ids: list[str]) -> None:
+    """Note on runs of the experiment that predictions were recorded with them (the
+    performance service calls this), so a reader of the run (the dashboard's run page) asks
+    for their metrics only then. Not a change of the run: ``updated_at`` (which the
+    stale-run sweeper measures from) stays, and no event is sent."""
+    for start in range(0, len(ids), 100):  # short $in lists (SecantusDB)
+        await db.drifts.update_many(
+            {
+                "_id": {"$in": ids[start : start + 100]},
+                "experiment_id": experiment_id,
+                "has_predictions": {"$ne": True},
+            },
+            {"$set": {"has_predictions": True}},
+        )
 
 
 async def run_ids(db: Database, experiment_id: str) -> list[str]:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 
 from drift_backend.api.deps import CallerDep, ContextDep
+from drift_backend.api.listing import KeysetDep
 from drift_backend.api.responses import data_upload, errors
 from drift_backend.api.uploads import BatchRejected, read_table
 from drift_backend.auth.permissions import Level
@@ -160,13 +161,22 @@ async def get_performance_runs(
     model: Model,
     caller: CallerDep,
     context: ContextDep,
-    page: Annotated[int, Query(ge=1, le=service.MAX_RUNS_PAGES)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=service.MAX_RUNS_PAGE)] = 20,
+    keyset: KeysetDep,
 ) -> Any:
     """Realised (and estimated) metrics per drift run — over the predictions recorded with
-    ``run=`` — newest run first, with label coverage and ``complete`` as for windows."""
+    ``run=`` — newest run first, with label coverage and ``complete`` as for windows; a
+    page at a time by cursor (``after`` a page's ``next``, ``before`` its ``previous``),
+    with no count, so a page costs the same however many runs the model has."""
     await get_for(context.db, experiment_id, caller, Level.Read)
-    return await service.runs(context.db, experiment_id, model, page, page_size, _rules(context))
+    return await service.runs(
+        context.db,
+        experiment_id,
+        model,
+        after=keyset.after,
+        before=keyset.before,
+        limit=keyset.limit,
+        rules=_rules(context),
+    )
 
 
 @router.get(

@@ -277,6 +277,8 @@ async def _rewrite_runs(db: Database, experiment_id: str, model: str, totals: _T
     }
     found = set(stored) | set(totals.run_predicted) | set(totals.run_labelled)
     created = await drifts.created_times(db, experiment_id, sorted(found))
+    # Their runs say they have predictions (runs recorded before the flag existed too).
+    await drifts.mark_predictions(db, experiment_id, sorted(set(created)))
     for run_id in sorted(found):
         if run_id not in created:
             continue

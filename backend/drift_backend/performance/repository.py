@@ -13,7 +13,8 @@
 - ``performance_runs``: one document per (experiment, model, drift run) with the hour
   documents' counts and sums over the predictions recorded with that run (``run`` on the
   prediction), added to the same way (:func:`add_to_runs`); ``run_created_at`` (the run's,
-  copied when the document is made) orders a model's runs newest first.
+  copied when the document is made) orders a model's runs newest first, a keyset page at a
+  time (:func:`page_runs`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from drift_backend.performance.windows import hour_start
+from drift_backend.schemas import utcnow
 from drift_backend.store.bulk import insert_new
 from drift_backend.store.database import Database, Document
+from drift_backend.store.keyset import Cursor, KeysetPage, keyset_page
 
 PREDICTIONS = "predictions"
 WINDOWS = "performance_windows"
@@ -315,16 +318,30 @@ async def read_windows(
     return [doc async for doc in cursor]
 
 
-async def read_runs(
-    db: Database, experiment_id: str, model: str, skip: int, limit: int
-) -> tuple[list[Document], int]:
-    """One page of a model's run documents, newest run first; and how many there are."""
-    query = {"experiment_id": experiment_id, "model": model}
-    cursor = (
-        db[RUNS].find(query).sort([("run_created_at", -1), ("_id", -1)]).skip(skip).limit(limit)
+async def page_runs(
+    db: Database,
+    experiment_id: str,
+    model: str,
+    *,
+    after: Cursor | None,
+    before: Cursor | None,
+    limit: int,
+) -> KeysetPage:
+    """One keyset page of a model's run documents, newest run first by (``run_created_at``,
+    ``_id``), after (older than) or before (newer than) a cursor: the index on (experiment,
+    model, run_created_at, _id) serves it, and no count is made, so a page costs what it
+    holds however many runs the model has. A cursor names the run by its id (the ``_id``
+    without the model's prefix, which orders the same way within a model)."""
+    return await keyset_page(
+        db[RUNS],
+        {"experiment_id": experiment_id, "model": model},
+        after=after,
+        before=before,
+        limit=limit,
+        now=utcnow(),
+        time="run_created_at",
+        id_prefix=run_key(experiment_id, model, ""),
     )
-    docs = [doc async for doc in cursor]
-    return docs, await db[RUNS].count_documents(query)
 
 
 async def get_run(db: Database, experiment_id: str, model: str, run_id: str) -> Document | None:

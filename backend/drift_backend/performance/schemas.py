@@ -138,10 +138,13 @@ class PerformanceOfModel(BaseModel):
 
 
 class PerformanceRuns(PerformanceOfModel):
-    page: int
-    page_size: int
-    total: int = Field(description="the model's runs with predictions")
+    """A keyset page of the model's runs with predictions, without a count of them all."""
+
     runs: list[PerformanceRun] = Field(description="newest run first")
+    next: str | None = Field(description="`after` for the next (older) page; null on the last.")
+    previous: str | None = Field(
+        description="`before` for the previous (newer) page; null on the newest."
+    )
 
 
 class RunPerformance(PerformanceOfModel):

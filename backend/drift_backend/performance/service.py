@@ -60,6 +60,7 @@ from drift_backend.performance.windows import (
 )
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database, Document
+from drift_backend.store.keyset import Cursor
 
 #: Ids labelled per round (read, write, re-read on a lost race); the repository splits the
 #: writes further, each one bounded database operation.
@@ -132,7 +133,9 @@ class Limits:
 
 
 def _unknown_model(model: str) -> NotFound:
-    return NotFound(f"model: no predictions recorded for model {model!r} in this experiment")
+    return NotFound.naming(
+        "model", f"no predictions recorded for model {model!r} in this experiment"
+    )
 
 
 async def _in_thread(func: Any, *args: Any) -> Any:
@@ -207,19 +210,18 @@ def _parse_predictions(table: pa.Table, now: datetime, max_rows: int) -> batches
     )
 
 
-async def _run_created(db: Database, experiment_id: str, model: str, run: str) -> datetime:
-    """The creation time of the drift run predictions are recorded with (it orders the
-    model's runs); the run must be one of this model in this experiment."""
+async def _run_of(db: Database, experiment_id: str, model: str, run: str) -> Document:
+    """The drift run predictions are recorded with (its creation time orders the model's
+    runs); it must be one of this model in this experiment."""
     try:
         found = await drifts.get(db, experiment_id, run)
     except NotFound:
-        raise NotFound(f"run: no drift run {run!r} in this experiment") from None
+        raise NotFound.naming("run", f"no drift run {run!r} in this experiment") from None
     if found["model"] != model:
         raise ValidationFailed(
             "run", f"drift run {run!r} is a run of model {found['model']!r}, not of {model!r}"
         )
-    created: datetime = found["created_at"]
-    return created
+    return found
 
 
 async def record_predictions(
@@ -232,7 +234,7 @@ async def record_predictions(
 ) -> dict[str, Any]:
     """``run``: the drift run (of this model) the predictions belong to: they also add to
     that run's document, and keep its id."""
-    run_created = None if run is None else await _run_created(db, experiment_id, model, run)
+    run_doc = None if run is None else await _run_of(db, experiment_id, model, run)
     now = utcnow()
     rows: batches.Rows = await _in_thread(_parse_predictions, table, now, limits.max_rows)
     task = Task.regression if rows.y.dtype == np.float64 else Task.classification
@@ -272,12 +274,16 @@ async def record_predictions(
     proba_kept = None if proba is None else proba[recorded]
     increments = _prediction_increments(keys, y_kept, proba_kept, doc["classes"])
     await repository.add_to_windows(db, experiment_id, model, increments)
-    if run is not None and run_created is not None and recorded.any():
+    if run is not None and run_doc is not None and recorded.any():
+        if not run_doc.get("has_predictions"):
+            # Before its document: a reader told "has predictions" may find none yet (and
+            # shows nothing), never the other way round.
+            await drifts.mark_predictions(db, experiment_id, [run])
         # The run's document: the same counts over all the batch's rows (one key, 0).
         whole = np.zeros(int(recorded.sum()), dtype=np.int64)
         counted = _prediction_increments(whole, y_kept, proba_kept, doc["classes"])
         await repository.add_to_runs(
-            db, experiment_id, model, {run: counted[0]}, {run: run_created}
+            db, experiment_id, model, {run: counted[0]}, {run: run_doc["created_at"]}
         )
     await recount.unmark(db, doc["_id"], marker)
     await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
@@ -739,11 +745,6 @@ def _measured(doc: Document, stats: Stats, rules: Rules, reference: Stats | None
 
 # --- per drift run ------------------------------------------------------------------------------
 
-#: Runs per page of ``GET .../performance/runs`` (``page_size``'s largest value).
-MAX_RUNS_PAGE = 100
-#: The last page number accepted (a bound, so the skip it makes stays a small integer).
-MAX_RUNS_PAGES = 100_000
-
 
 def _run(doc: Document, stored: Document, rules: Rules, reference: Stats | None) -> dict[str, Any]:
     stats = add_into({}, {k: v for k, v in stored.items() if k in FIELDS}, stored=True)
@@ -771,22 +772,29 @@ def _reference_stats(doc: Document) -> Stats | None:
 
 
 async def runs(
-    db: Database, experiment_id: str, model: str, page: int, page_size: int, rules: Rules
+    db: Database,
+    experiment_id: str,
+    model: str,
+    *,
+    after: Cursor | None,
+    before: Cursor | None,
+    limit: int,
+    rules: Rules,
 ) -> dict[str, Any]:
-    """The model's metrics per drift run, newest run first, one page of them."""
+    """The model's metrics per drift run, newest run first, one keyset page of them
+    (``next``: the cursor of older runs, ``previous``: of newer ones)."""
     doc = await repository.get_model(db, experiment_id, model)
     if doc is None:
         raise _unknown_model(model)
-    stored, total = await repository.read_runs(
-        db, experiment_id, model, (page - 1) * page_size, page_size
+    page = await repository.page_runs(
+        db, experiment_id, model, after=after, before=before, limit=limit
     )
     reference = _reference_stats(doc)
     return {
         **_model_answer(doc, rules),
-        "page": page,
-        "page_size": page_size,
-        "total": total,
-        "runs": [_run(doc, run, rules, reference) for run in stored],
+        "runs": [_run(doc, run, rules, reference) for run in page.items],
+        "next": page.next,
+        "previous": page.previous,
     }
 
 
@@ -798,12 +806,14 @@ async def run_performance(
     try:
         found = await drifts.get(db, experiment_id, run_id)
     except NotFound:
-        raise NotFound(f"run: no drift run {run_id!r} in this experiment") from None
+        raise NotFound.naming("run", f"no drift run {run_id!r} in this experiment") from None
     model = model or found["model"]
     doc = await repository.get_model(db, experiment_id, model)
     stored = None if doc is None else await repository.get_run(db, experiment_id, model, run_id)
     if doc is None or stored is None:
-        raise NotFound(f"run: no predictions of model {model!r} recorded with run {run_id!r}")
+        raise NotFound.naming(
+            "run", f"no predictions of model {model!r} recorded with run {run_id!r}"
+        )
     return {**_model_answer(doc, rules), "run": _run(doc, stored, rules, _reference_stats(doc))}
 
 

@@ -127,6 +127,12 @@ INDEXES: dict[str, list[IndexModel]] = {
             ]
         ),
         IndexModel([("experiment_id", ASCENDING), ("run_id", ASCENDING)]),
+        # perftidy: the keyset pages' time windows (store/keyset.py) are ranges on
+        # run_created_at; on the longer index SecantusDB drops their inclusive end (as for
+        # drifts, above), and given both it plans ranges on this one.
+        IndexModel(
+            [("experiment_id", ASCENDING), ("model", ASCENDING), ("run_created_at", DESCENDING)]
+        ),
     ],
     # a model's newest decided window (alerts), decisions whose run is unwritten.
     "performance_decisions": [

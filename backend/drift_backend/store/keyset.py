@@ -10,6 +10,10 @@ page is full. Why windows and not one sorted query with a limit: MongoDB walks t
 applying the limit, so one query over an experiment's whole history costs its size (10 s at
 100,000 runs). A window's cost is what it holds: the first page of a run every five minutes
 reads the last hour or eight, a sparse experiment a few more small windows.
+
+Another time field may order the rows (``time``: ``performance_runs`` by ``run_created_at``),
+and the ``_id`` of every row matched may share a prefix the cursors leave out (``id_prefix``:
+a cursor then names the row by what is its own, and stays short whatever the prefix).
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ class Cursor:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def of(cls, doc: dict[str, Any]) -> Cursor:
-        return cls(doc[TIME], str(doc["_id"]))
+    def of(cls, doc: dict[str, Any], time: str = TIME, id_prefix: str = "") -> Cursor:
+        return cls(doc[time], str(doc["_id"]).removeprefix(id_prefix))
 
     @classmethod
     def decode(cls, field: str, text: str) -> Cursor:
@@ -92,14 +96,14 @@ def _intersect(*ranges: dict[str, Any]) -> dict[str, Any]:
     return dict(bound for bound in (lower, upper) if bound is not None)
 
 
-def _and(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def _and(base: dict[str, Any], extra: dict[str, Any], time: str) -> dict[str, Any]:
     """Both filters as one document where keys differ (SecantusDB plans no index for a
     top-level ``$and``), time ranges intersected; else ``$and``."""
     merged = dict(base)
     for key, value in extra.items():
         if key not in merged:
             merged[key] = value
-        elif key == TIME and _is_range(merged[key]) and _is_range(value):
+        elif key == time and _is_range(merged[key]) and _is_range(value):
             merged[key] = _intersect(merged[key], value)
         else:
             return {"$and": [base, extra]}
@@ -121,10 +125,14 @@ def _windows(anchor: datetime, newer: bool, strict: bool) -> list[dict[str, Any]
 
 
 async def _read(
-    collection: AsyncCollection[dict[str, Any]], match: dict[str, Any], newer: bool, limit: int
+    collection: AsyncCollection[dict[str, Any]],
+    match: dict[str, Any],
+    newer: bool,
+    limit: int,
+    time: str,
 ) -> list[dict[str, Any]]:
     direction = ASCENDING if newer else DESCENDING
-    cursor = collection.find(match).sort([(TIME, direction), ("_id", direction)]).limit(limit)
+    cursor = collection.find(match).sort([(time, direction), ("_id", direction)]).limit(limit)
     return [doc async for doc in cursor]
 
 
@@ -135,13 +143,16 @@ async def _collect(
     newer: bool,
     want: int,
     now: datetime,
+    time: str,
 ) -> list[dict[str, Any]]:
-    """Up to ``want`` rows past ``cursor`` in the direction asked, nearest first."""
+    """Up to ``want`` rows past ``cursor`` (its id the whole ``_id``) in the direction asked,
+    nearest first."""
     found: list[dict[str, Any]] = []
     if cursor is not None:  # first the rows at the cursor's very time, past its id
-        at: Any = cursor.at if TIME not in match else {"$gte": cursor.at, "$lte": cursor.at}
-        ties = _and(_and(match, {TIME: at}), {"_id": {"$gt" if newer else "$lt": cursor.id}})
-        found += await _read(collection, ties, newer, want)
+        at: Any = cursor.at if time not in match else {"$gte": cursor.at, "$lte": cursor.at}
+        past = {"_id": {"$gt" if newer else "$lt": cursor.id}}
+        ties = _and(_and(match, {time: at}, time), past, time)
+        found += await _read(collection, ties, newer, want, time)
         windows = _windows(cursor.at, newer, strict=True)
     else:
         windows = _windows(now, newer=False, strict=False)
@@ -150,7 +161,8 @@ async def _collect(
     for window in windows:
         if len(found) >= want:
             break
-        found += await _read(collection, _and(match, {TIME: window}), newer, want - len(found))
+        window_match = _and(match, {time: window}, time)
+        found += await _read(collection, window_match, newer, want - len(found), time)
     return found[:want]
 
 
@@ -162,20 +174,31 @@ async def keyset_page(
     before: Cursor | None,
     limit: int,
     now: datetime,
+    time: str = TIME,
+    id_prefix: str = "",
 ) -> KeysetPage:
     """The page of ``match`` after ``after`` (older), before ``before`` (newer), or the
-    newest page; a page before the newest rows that is not full is the newest page."""
+    newest page; a page before the newest rows that is not full is the newest page.
+    ``time``: the field ordering the rows; ``id_prefix``: what every matched ``_id`` starts
+    with, left out of the cursors (given and answered)."""
+
+    def whole(cursor: Cursor | None) -> Cursor | None:
+        return None if cursor is None else Cursor(cursor.at, id_prefix + cursor.id)
+
+    def mark(doc: dict[str, Any]) -> str:
+        return Cursor.of(doc, time, id_prefix).encode()
+
     if before is not None:
-        found = await _collect(collection, match, before, True, limit + 1, now)
+        found = await _collect(collection, match, whole(before), True, limit + 1, now, time)
         if len(found) > limit:
             items = list(reversed(found[:limit]))
-            return KeysetPage(items, Cursor.of(items[-1]).encode(), Cursor.of(items[0]).encode())
+            return KeysetPage(items, mark(items[-1]), mark(items[0]))
         after = None  # nothing newer beyond these: the newest page, full
-    found = await _collect(collection, match, after, False, limit + 1, now)
+    found = await _collect(collection, match, whole(after), False, limit + 1, now, time)
     items = found[:limit]
     has_next = len(found) > limit
     return KeysetPage(
         items,
-        Cursor.of(items[-1]).encode() if has_next else None,
-        Cursor.of(items[0]).encode() if after is not None and items else None,
+        mark(items[-1]) if has_next else None,
+        mark(items[0]) if after is not None and items else None,
     )

@@ -2,17 +2,20 @@
 (realised, estimated with its band, the reference), label coverage, the confusion matrix of
 one window and the decision of each, every chart with its numbers as a table and a CSV link.
 
-Everything comes from two backend routes: ``GET /experiment/{id}/performance/models`` (the
-models to pick) and ``GET /experiment/{id}/performance?model&window&from&to``. The choices
-(model, window, range, metric, the matrix's window) are a GET form, so a view is a URL and
-works without JavaScript; charts.js draws from the tables. The body refreshes itself on
+Everything comes from three backend routes: ``GET /experiment/{id}/performance/models`` (the
+models to pick), ``GET /experiment/{id}/performance?model&window&from&to`` and, below the
+windows, the model's runs with their metrics a keyset page at a time (``GET
+.../performance/runs?model&after&before``; the page's ``after``/``before`` are the
+backend's cursors, as on the runs table). The choices (model, window, range, metric, the
+matrix's window, the runs page) are a GET form or links, so a view is a URL and works
+without JavaScript; charts.js draws from the tables. The body refreshes itself on
 ``performance.window_updated`` events (the event relay, as the runs table does).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -37,6 +40,10 @@ from drift_dashboard.templating import render
 router = APIRouter()
 WINDOWS = ("hour", "day", "week")
 Short = Annotated[str, Query(max_length=40)]
+#: A backend cursor of the runs table (opaque, a few hundred characters at most).
+Cursor = Annotated[str, Query(max_length=1024)]
+#: Runs per page of the runs table.
+RUNS_PAGE = 20
 
 
 @dataclass
@@ -49,13 +56,27 @@ class PerformanceQuery:
     end: str = ""
     metric: str = ""
     at: str = ""
+    #: The runs table's page: older than the backend's cursor ``after``, or newer than
+    #: ``before``; neither: the newest runs.
+    after: str = ""
+    before: str = ""
     errors: list[str] = field(default_factory=list)
 
     @classmethod
     def parse(
-        cls, model: str, window: str, start: str, end: str, metric: str, at: str
+        cls,
+        model: str,
+        window: str,
+        start: str,
+        end: str,
+        metric: str,
+        at: str,
+        after: str = "",
+        before: str = "",
     ) -> PerformanceQuery:
         out = cls(model=model.strip(), metric=metric.strip(), at=at.strip())
+        out.after = after.strip()
+        out.before = "" if out.after else before.strip()
         if window in WINDOWS:
             out.window = window
         elif window:
@@ -81,6 +102,8 @@ class PerformanceQuery:
             "to": self.end,
             "metric": self.metric,
             "at": self.at,
+            "after": self.after,
+            "before": self.before,
             **changes,
         }
         return {k: v for k, v in values.items() if v and not (k == "window" and v == "day")}
@@ -98,11 +121,33 @@ async def get_query(
     end: Annotated[str, Query(alias="to", max_length=40)] = "",
     metric: Text = "",
     at: Short = "",
+    after: Cursor = "",
+    before: Cursor = "",
 ) -> PerformanceQuery:
-    return PerformanceQuery.parse(model, window, start, end, metric, at)
+    return PerformanceQuery.parse(model, window, start, end, metric, at, after, before)
 
 
 QueryDep = Annotated[PerformanceQuery, Depends(get_query)]
+
+
+def tab_url(experiment_id: str, query: PerformanceQuery, kind: str, **changes: str) -> str:
+    """A link within the tab (kind ``""``), to its body (``"body"``) or a table's CSV, with
+    the query's choices and ``changes`` (an empty value drops one)."""
+    params = query.query(**changes)
+    base = f"/experiments/{experiment_id}/performance"
+    path = {"": base, "body": f"{base}/body"}.get(kind, f"{base}/{kind}.csv")
+    return path + (f"?{urlencode(params)}" if params else "")
+
+
+@dataclass
+class RunsPage:
+    """A page of the runs table and the links around it (newer, older, the newest, CSV)."""
+
+    table: tables.Table
+    next_url: str | None
+    previous_url: str | None
+    first_url: str | None
+    csv_url: str
 
 
 @dataclass
@@ -122,13 +167,12 @@ class Board:
     #: The windows with a confusion matrix, newest first (the matrix's window picker).
     matrix_windows: list[dict[str, Any]] = field(default_factory=list)
     tables: dict[str, tables.Table] = field(default_factory=dict)
+    #: The model's runs with their metrics, one page (None: none to show).
+    runs: RunsPage | None = None
 
     def url(self, kind: str, **changes: str) -> str:
         """A link within the tab (kind ``""``), to its body (``"body"``) or a table's CSV."""
-        query = self.query.query(**changes)
-        base = f"/experiments/{self.experiment_id}/performance"
-        path = {"": base, "body": f"{base}/body"}.get(kind, f"{base}/{kind}.csv")
-        return path + (f"?{urlencode(query)}" if query else "")
+        return tab_url(self.experiment_id, self.query, kind, **changes)
 
     @property
     def model(self) -> dict[str, Any] | None:
@@ -148,6 +192,48 @@ async def fetch(api: Api, experiment_id: str, query: PerformanceQuery) -> dict[s
     return answer
 
 
+async def fetch_runs(
+    api: Api, experiment_id: str, query: PerformanceQuery
+) -> tuple[dict[str, Any], PerformanceQuery] | None:
+    """The page of the model's runs the query asks for, and the query as served (a cursor
+    the backend refuses, edited or from another version, gives the newest page); None when
+    the backend has none to give (an unknown model: the windows' answer says so)."""
+    path = f"/experiment/{experiment_id}/performance/runs"
+    params = {"model": query.model, "limit": str(RUNS_PAGE)}
+    cursor = {"after": query.after} if query.after else {}
+    cursor = cursor or ({"before": query.before} if query.before else {})
+    try:
+        page: dict[str, Any] = await api.get(path, params={**params, **cursor})
+    except ApiError as exc:
+        if exc.status in (401, 403) or exc.status >= 500:
+            raise
+        if exc.status != 422 or not cursor:
+            return None
+        query = replace(query, after="", before="")
+        page = await api.get(path, params=params)
+    return page, query
+
+
+def runs_page(experiment_id: str, query: PerformanceQuery, page: dict[str, Any]) -> RunsPage | None:
+    """The runs table of a page, with its links; None when the model has no runs with
+    predictions at all (a first page without rows)."""
+    paged = bool(query.after or query.before)
+    if not page.get("runs") and not paged:
+        return None
+
+    def link(**cursor: str) -> str:
+        changes = {"after": "", "before": "", **cursor}
+        return tab_url(experiment_id, query, "", **changes) + "#perf-runs"
+
+    return RunsPage(
+        table=tables.runs_table(page),
+        next_url=link(after=page["next"]) if page.get("next") else None,
+        previous_url=link(before=page["previous"]) if page.get("previous") else None,
+        first_url=link() if paged else None,
+        csv_url=tab_url(experiment_id, query, "runs"),
+    )
+
+
 async def load(api: Api, experiment_id: str, query: PerformanceQuery) -> Board:
     models = await load_models(api, experiment_id)
     if not query.model and models:
@@ -155,13 +241,20 @@ async def load(api: Api, experiment_id: str, query: PerformanceQuery) -> Board:
     board = Board(experiment_id, query, models)
     if not query.model:
         return board
+    # Independent reads: the tab waits for the slower, not for their sum.
+    runs = asyncio.ensure_future(fetch_runs(api, experiment_id, query))
     try:
         board.answer = await fetch(api, experiment_id, query)
     except ApiError as exc:
+        runs.cancel()
         if exc.status in (401, 403) or exc.status >= 500:
             raise
         board.error = exc.detail
         return board
+    fetched = await runs
+    if fetched is not None:
+        page, board.query = fetched  # without a cursor the backend refused
+        board.runs = runs_page(experiment_id, board.query, page)
     answer = board.answer
     board.metric = tables.pick_metric(answer, query.metric)
     board.metrics = list(
@@ -223,16 +316,23 @@ async def performance_body(
 async def performance_csv(
     api: ApiDep,
     experiment_id: ExperimentId,
-    kind: Literal["metric", "coverage", "metrics", "decisions", "confusion"],
+    kind: Literal["metric", "coverage", "metrics", "decisions", "confusion", "runs"],
     query: QueryDep,
 ) -> Response:
-    """A table's numbers as CSV: the same table the page shows, from the same answer."""
+    """A table's numbers as CSV: the same table the page shows, from the same answer (the
+    runs table: the page of runs shown, by its cursor)."""
     if not query.model:
         query.model = next(iter(m["model"] for m in await load_models(api, experiment_id)), "")
     if not query.model:
         return Response("no model has predictions\n", status_code=404, media_type="text/plain")
-    answer = await fetch(api, experiment_id, query)
-    table = tables.build(answer, kind, query.metric, query.at)
+    if kind == "runs":
+        fetched = await fetch_runs(api, experiment_id, query)
+        if fetched is None:
+            return Response("no such model\n", status_code=404, media_type="text/plain")
+        table = tables.runs_table(fetched[0])
+    else:
+        answer = await fetch(api, experiment_id, query)
+        table = tables.build(answer, kind, query.metric, query.at)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in query.model)[:60]
     return Response(
         table.csv(),

@@ -24,7 +24,9 @@ DEFAULT_METRIC = {"classification": "accuracy", "regression": "mae"}
 class Column:
     key: str
     label: str
-    #: How the page shows a cell: "number", "time", "flag" (yes/no), "text".
+    #: How the page shows a cell: "number", "time", "flag" (yes/no), "text", "run" (a
+    #: link to the drift run's page), "realised" (a number marked provisional in an
+    #: incomplete row).
     kind: str = "number"
 
 
@@ -278,6 +280,42 @@ def confusion_table(window: dict[str, Any] | None) -> Table:
     table.columns += [Column(f"predicted_{label}", label) for label in labels]
     for label, counts in zip(labels, matrix["matrix"], strict=False):
         table.rows.append([label, *counts])
+    return table
+
+
+def runs_table(page: dict[str, Any]) -> Table:
+    """One page of the model's metrics per drift run (``GET .../performance/runs``, newest
+    run first): its predictions, labels, coverage and completeness, the task's main metric
+    (accuracy, or the regression MAE) and, when some run of the page has one, its estimate
+    before labels."""
+    metric = DEFAULT_METRIC.get(str(page.get("task")), "")
+    runs = page.get("runs", [])
+    estimated = any(isinstance((r.get("estimated") or {}).get(metric), dict) for r in runs)
+    columns = [
+        Column("run_id", "Run", "run"),
+        Column("run_created_at", "Created (UTC)", "time"),
+        Column("n_predicted", "Predicted"),
+        Column("n_labelled", "Labelled"),
+        Column("coverage", "Coverage"),
+        Column("complete", "Complete", "flag"),
+        Column(metric, metric, "realised"),
+    ]
+    if estimated:
+        columns.append(Column(f"estimated_{metric}", f"{metric}, estimated"))
+    table = Table(columns, complete=[bool(r.get("complete")) for r in runs])
+    for r in runs:
+        row = [
+            r["run_id"],
+            r["run_created_at"],
+            r.get("n_predicted"),
+            r.get("n_labelled"),
+            r.get("coverage"),
+            bool(r.get("complete")),
+            _value((r.get("metrics") or {}).get(metric)),
+        ]
+        if estimated:
+            row.append(_value((r.get("estimated") or {}).get(metric)))
+        table.rows.append(row)
     return table
 
 

@@ -10,10 +10,14 @@ from typing import Any
 from drift_dashboard.api import Api
 
 
-async def load(api: Api, experiment_id: str, run_id: str) -> dict[str, Any] | None:
-    """The run's performance answer; None when no predictions were recorded with it."""
+async def load(api: Api, experiment_id: str, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's performance answer; None when no predictions were recorded with it. The
+    run says whether any were (``has_predictions``), so most runs cost no request; a
+    backend that does not say (older) is asked."""
+    if not run.get("has_predictions", True):
+        return None
     answer: dict[str, Any] | None = await api.get_or_none(
-        f"/experiment/{experiment_id}/drift/{run_id}/performance"
+        f"/experiment/{experiment_id}/drift/{run['id']}/performance"
     )
     return answer
 

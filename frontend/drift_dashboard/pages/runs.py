@@ -108,7 +108,7 @@ async def show_run(
     scope = await load_scope(api, session, experiment_id)
     run = await api.get(f"/experiment/{experiment_id}/drift/{run_id}")
     report = await load_report(api, experiment_id, run)
-    performance = await run_performance.load(api, experiment_id, run_id)
+    performance = await run_performance.load(api, experiment_id, run)
     selected = pick_feature(report, feature) if report else None
     parameters = dict(run.get("parameters") or {})
     check = parameters.pop("check", None)
