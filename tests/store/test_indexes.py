@@ -75,7 +75,7 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "performance_runs": [
         ((("experiment_id", ASC), ("model", ASC), ("run_created_at", DESC), ("_id", DESC)), False),
         ((("experiment_id", ASC), ("run_id", ASC)), False),
-        # perftidy: the keyset windows' time ranges (SecantusDB keeps their inclusive end)
+        # The keyset windows' time ranges (SecantusDB keeps their inclusive end)
         ((("experiment_id", ASC), ("model", ASC), ("run_created_at", DESC)), False),
     ],
     "performance_decisions": [

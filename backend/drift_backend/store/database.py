@@ -127,7 +127,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             ]
         ),
         IndexModel([("experiment_id", ASCENDING), ("run_id", ASCENDING)]),
-        # perftidy: the keyset pages' time windows (store/keyset.py) are ranges on
+        # The keyset pages' time windows (store/keyset.py) are ranges on
         # run_created_at; on the longer index SecantusDB drops their inclusive end (as for
         # drifts, above), and given both it plans ranges on this one.
         IndexModel(
