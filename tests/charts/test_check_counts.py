@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from drift_backend.charts import check_counts, feature_counts, queries, run_counts
+from drift_backend.charts import check_counts, cover, feature_counts, queries, run_counts
 from drift_backend.charts import repository as charts
 from drift_backend.charts.buckets import window
 from drift_backend.charts.cover import floor
 from drift_backend.store.database import Database
 
 from tests.charts.conftest import PREFIX, add_check, add_run, feature, report
+from tests.charts.test_run_counts import spans_of, stored
 from tests.conftest import Api
 
 FAR = datetime(2200, 1, 1, tzinfo=UTC)
@@ -49,16 +50,19 @@ async def naive_violations(db: Database, exp: str, grain: timedelta) -> dict[Any
 
 async def counted_violations(db: Database, exp: str, grain: timedelta) -> dict[Any, Any]:
     found = {}
-    query = {"experiment_id": exp, "grain": int(grain.total_seconds())}
+    query = {"experiment_id": exp, "grain": int(stored(grain).total_seconds())}
     async for doc in db.violation_counts.find(query):
-        if not doc["checks"]:
-            continue
-        kinds = {check_counts.unescape(k): n for k, n in (doc.get("kinds") or {}).items() if n}
-        found[(doc["model"], doc["start"])] = {
-            "checks": doc["checks"],
-            "total": doc["total"],
-            "kinds": kinds,
-        }
+        for start, counts in spans_of(doc, grain):
+            if not counts["checks"]:
+                continue
+            kinds = {
+                check_counts.unescape(k): n for k, n in (counts.get("kinds") or {}).items() if n
+            }
+            found[(doc["model"], start)] = {
+                "checks": counts["checks"],
+                "total": counts["total"],
+                "kinds": kinds,
+            }
     return found
 
 
@@ -85,10 +89,12 @@ async def counted_features(db: Database, exp: str) -> dict[Any, Any]:
     """The same from the blocks: each feature in the block its name hashes to."""
     found = {}
     async for doc in db.feature_counts.find({"experiment_id": exp}):
-        for field, entry in doc.get("f", {}).items():
+        assert doc["grain"] == feature_counts.DAY_GRAIN
+        for field, spans in doc.get("f", {}).items():
             name = check_counts.unescape(field)
             assert doc["block"] == feature_counts.block_of(name)
-            found[(doc["model"], name, doc["start"])] = entry
+            for quarter, entry in spans.items():
+                found[(doc["model"], name, cover.quarter_start(doc["start"], quarter))] = entry
     return found
 
 
@@ -238,9 +244,13 @@ async def test_whole_spans_are_read_from_the_counts(chart_api: Api, chart_db: Da
     api, db = chart_api, chart_db
     exp = (await api.experiment("alice"))["id"]
     await seed(api, db, exp, 4)
-    await db.violation_counts.update_many({"experiment_id": exp}, {"$set": {"total": 100}})
-    async for doc in db.feature_counts.find({"experiment_id": exp}):
-        runs = {f"f.{field}.runs": 100 for field in doc["f"]}
+    # Only the day documents are changed: the 6-hour spans are read from them.
+    days = {"experiment_id": exp, "grain": 86400}
+    async for doc in db.violation_counts.find(days):
+        totals = {f"q.{quarter}.total": 100 for quarter in doc["q"]}
+        await db.violation_counts.update_one({"_id": doc["_id"]}, {"$set": totals})
+    async for doc in db.feature_counts.find(days):
+        runs = {f"f.{field}.{q}.runs": 100 for field in doc["f"] for q in doc["f"][field]}
         await db.feature_counts.update_one({"_id": doc["_id"]}, {"$set": runs})
     params = {"from": "2026-02-28T00:00:00Z", "to": "2026-03-30T00:00:00Z"}
     base = f"{PREFIX}/experiment/{exp}/charts"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from drift_backend.charts import run_counts
+from drift_backend.charts import cover, run_counts
 from drift_backend.charts.buckets import window
 from drift_backend.drifts import service as drifts
 from drift_backend.drifts.timeline import run_counts as direct_counts
@@ -50,6 +50,18 @@ async def direct(
     }
 
 
+def stored(grain: timedelta) -> timedelta:
+    """The documents a grain's spans live in: 6 hours in their day's."""
+    return cover.DAY if grain == cover.QUARTER else grain
+
+
+def spans_of(doc: dict[str, Any], grain: timedelta) -> list[tuple[datetime, dict[str, Any]]]:
+    """(span start, its counts) of a count document: a day's four quarters, or itself."""
+    if grain != cover.QUARTER:
+        return [(doc["start"], doc)]
+    return [(cover.quarter_start(doc["start"], f), c) for f, c in doc.get("q", {}).items()]
+
+
 async def counted(
     db: Database, exp: str, model: str | None, grain: timedelta
 ) -> dict[Any, dict[str, int]]:
@@ -58,10 +70,11 @@ async def counted(
     if model is not None:
         query["model"] = model
     totals: dict[Any, Counter[str]] = {}
-    async for doc in db.run_counts.find({**query, "grain": int(grain.total_seconds())}):
-        totals.setdefault(doc["start"], Counter()).update(
-            {s: doc.get(s, 0) for s in run_counts.STATES}
-        )
+    async for doc in db.run_counts.find({**query, "grain": int(stored(grain).total_seconds())}):
+        for start, counts in spans_of(doc, grain):
+            totals.setdefault(start, Counter()).update(
+                {s: counts.get(s, 0) for s in run_counts.STATES}
+            )
     marked: dict[Any, Counter[str]] = {}
     async for mark in db.run_count_marks.find(query):
         start = run_counts.floor(mark["created_at"], grain)

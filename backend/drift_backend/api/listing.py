@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -48,6 +49,14 @@ def combine(scope: dict[str, Any], client_filter: dict[str, Any]) -> dict[str, A
     return {"$and": [scope, client_filter]}
 
 
+#: A total known without counting (``client filter -> total``, or None: count them).
+KnownTotal = Callable[[dict[str, Any]], Awaitable[int | None]]
+#: The deepest newest-first page (skip + page size) read by keyset windows; past it, the
+#: database sorts and skips as before (holding that many documents in the backend would
+#: cost more memory than it saves time).
+KEYSET_DEPTH = 1000
+
+
 async def search_page(
     collection: AsyncCollection[dict[str, Any]],
     query: Any,
@@ -58,15 +67,33 @@ async def search_page(
     response: Response,
     *,
     sort_fields: set[str],
+    known_total: KnownTotal | None = None,
+    newest_by_windows: bool = False,
 ) -> list[dict[str, Any]]:
-    """One page of ``collection`` matching the client's filter within ``scope``."""
+    """One page of ``collection`` matching the client's filter within ``scope``.
+
+    ``known_total`` gives the total for filters whose count is kept elsewhere (the others
+    are counted). ``newest_by_windows`` (a collection with ``(scope, created_at, _id)``
+    indexes): a newest-first page by ``created_at`` within :data:`KEYSET_DEPTH` rows is
+    read as the keyset pages are (``store/keyset.py``), in widening time windows back from
+    now, so its cost is its depth, not the size of the match. Same order, same rows."""
     if page.sort_by not in sort_fields:
         raise ValidationFailed("sort_by", f"must be one of {', '.join(sorted(sort_fields))}")
     client_filter = translate(
         query, schema, max_depth=settings.max_filter_depth, max_nodes=settings.max_filter_nodes
     )
     mongo_filter = combine(scope, client_filter)
-    total = await collection.count_documents(mongo_filter)
+    total = await known_total(client_filter) if known_total is not None else None
+    if total is None:
+        total = await collection.count_documents(mongo_filter)
+    depth = page.skip + page.page_size
+    newest_first = page.sort_by == "created_at" and page.descending
+    if newest_by_windows and newest_first and depth <= KEYSET_DEPTH:
+        newest = await keyset_page(
+            collection, mongo_filter, after=None, before=None, limit=depth, now=utcnow()
+        )
+        response.headers["X-Pagination"] = page.header(total)
+        return newest.items[page.skip :]
     sort_key = "_id" if page.sort_by == "id" else page.sort_by
     cursor = (
         collection.find(mongo_filter)

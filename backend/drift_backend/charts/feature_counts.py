@@ -1,9 +1,11 @@
 """A feature's history, pre-aggregated per 6 hours: the ``feature_counts`` collection. Per
-(experiment, model, 6 hours of ``created_at``) the features are spread over
-:data:`BLOCKS` documents by a hash of their name; each holds, per feature of its block, what
-the feature-history chart shows of a bucket: checks (``runs``), how many drifted, the
-smallest p-value and adjusted p-value, the largest distance and threshold. A 30-day history
-(6-hour buckets) reads its 120 documents per model instead of every check's result.
+(experiment, model, day of ``created_at``) the features are spread over :data:`BLOCKS`
+documents by a hash of their name; each holds, per feature of its block and per 6-hour span
+of the day (``f.<feature>.h00`` .. ``h18``, ``charts/cover.py``), what the feature-history
+chart shows of a bucket: checks (``runs``), how many drifted, the smallest p-value and
+adjusted p-value, the largest distance and threshold. A 30-day history (6-hour buckets)
+reads its 30 day documents per model (120 when each 6 hours had its own, until session 8)
+instead of every check's result.
 
 Why blocks: a check reads and writes whole the blocks it has features in, at most
 :data:`BLOCKS` documents, each guarded by its version ``v`` (:func:`add`). Measured on
@@ -14,9 +16,10 @@ whole about 0.3 s. One document per span holding every feature would make each r
 every feature's values; a block of a 1,000-feature experiment holds about 31.
 
 Added to by :mod:`.check_counts` once per check run, under its marker (exactly once). Only
-one grain, 6 hours: a window whose step is not a multiple of it (7 days and shorter) reads
-the results themselves, as before. ``$min``/``$max`` cannot be undone, so a deleted check's
-features are recomputed from the results left in their span (:func:`recompute`).
+one grain, 6 hours (kept in day documents): a window whose step is not a multiple of it
+(7 days and shorter) reads the results themselves, as before. ``$min``/``$max`` cannot be
+undone, so a deleted check's features are recomputed from the results left in their 6 hours
+(:func:`recompute`).
 """
 
 from __future__ import annotations
@@ -25,19 +28,22 @@ import asyncio
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
-from drift_backend.charts.cover import floor
+from drift_backend.charts.cover import DAY, QUARTER, day_range, floor, quarter, quarter_start
 from drift_backend.store.database import Database
 
 FEATURE_COUNTS = "feature_counts"
-GRAIN = timedelta(hours=6)
+GRAIN = QUARTER
 GRAINS = (GRAIN,)
-#: Documents per (experiment, model, 6 hours): the most upserts one check costs.
+#: What a document spans (its ``grain`` field: documents from before, one per 6 hours,
+#: have none; start-up rebuilds them, :func:`outdated`).
+DAY_GRAIN = int(DAY.total_seconds())
+#: Documents per (experiment, model, day): the most upserts one check costs.
 BLOCKS = 32
 #: Rounds of writing the blocks another check wrote meanwhile.
 ATTEMPTS = 10
@@ -55,17 +61,25 @@ def field_of(feature: str) -> str:
     return feature.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
 
 
-def key(experiment_id: str, model: str, start: datetime, block: int) -> str:
-    # The model may hold "|": it comes last, after fixed parts.
-    return f"{experiment_id}|{start.isoformat()}|{block}|{model}"
+def key(experiment_id: str, model: str, day: datetime, block: int) -> str:
+    # The model may hold "|": it comes last, after fixed parts. "day" keeps these apart
+    # from the 6-hour documents of before (a midnight one had this key without it).
+    return f"{experiment_id}|day|{day.isoformat()}|{block}|{model}"
 
 
 def _span(result: dict[str, Any]) -> tuple[str, str, datetime]:
+    """The (experiment, model, 6 hours) of a result."""
     return (result["experiment_id"], result["model"], floor(result["created_at"], GRAIN))
 
 
-def _identity(experiment_id: str, model: str, start: datetime, block: int) -> dict[str, Any]:
-    return {"experiment_id": experiment_id, "model": model, "start": start, "block": block}
+def _identity(experiment_id: str, model: str, day: datetime, block: int) -> dict[str, Any]:
+    return {
+        "experiment_id": experiment_id,
+        "model": model,
+        "grain": DAY_GRAIN,
+        "start": day,
+        "block": block,
+    }
 
 
 def _values(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -98,7 +112,9 @@ async def _write_block(
     entries = dict(old["f"]) if old is not None else {}
     for result in results:
         field = field_of(result["feature"])
-        entries[field] = _merge(entries.get(field), result)
+        spans = entries[field] = dict(entries.get(field) or {})
+        at = quarter(result["created_at"])
+        spans[at] = _merge(spans.get(at), result)
     if old is None:
         try:
             await db.feature_counts.insert_one(
@@ -121,8 +137,9 @@ async def add(db: Database, results: list[dict[str, Any]]) -> None:
     read and added to again."""
     blocks: dict[tuple[str, str, datetime, int], list[dict[str, Any]]] = defaultdict(list)
     for result in results:
-        experiment_id, model, start = _span(result)
-        blocks[(experiment_id, model, start, block_of(result["feature"]))].append(result)
+        day = floor(result["created_at"], DAY)
+        ident = (result["experiment_id"], result["model"], day, block_of(result["feature"]))
+        blocks[ident].append(result)
     pending = list(blocks)
     for _ in range(ATTEMPTS):
         if not pending:
@@ -151,7 +168,8 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
 
 async def recompute(db: Database, gone: Iterable[dict[str, Any]]) -> None:
     """After ``feature_results`` documents ``gone`` (or rewritten ones) changed: their
-    features' entries again, from the results in each (experiment, model, 6 hours)."""
+    features' entries again, from the results in each (experiment, model, 6 hours), in
+    their day's blocks."""
     spans: dict[tuple[str, str, datetime], set[str]] = defaultdict(set)
     for result in gone:
         spans[_span(result)].add(result["feature"])
@@ -164,9 +182,10 @@ async def recompute(db: Database, gone: Iterable[dict[str, Any]]) -> None:
         pipeline = [{"$match": match}, {"$group": {"_id": "$feature", **_group()}}]
         left = {row["_id"]: row async for row in await db.feature_results.aggregate(pipeline)}
         updates: dict[int, dict[str, Any]] = {}
+        day = floor(start, DAY)
         for feature in features:
             update = updates.setdefault(block_of(feature), {})
-            path = f"f.{field_of(feature)}"
+            path = f"f.{field_of(feature)}.{quarter(start)}"
             if feature in left:
                 update.setdefault("$set", {})[path] = _entry(left[feature])
             else:
@@ -175,9 +194,9 @@ async def recompute(db: Database, gone: Iterable[dict[str, Any]]) -> None:
         for block, update in updates.items():
             # A rewritten check's new feature may open a block; a deletion never does.
             if "$set" in update:
-                update["$setOnInsert"] = _identity(experiment_id, model, start, block)
+                update["$setOnInsert"] = _identity(experiment_id, model, day, block)
             update["$inc"] = {"v": 1}  # a check adding to the block meanwhile reads again
-            doc_id = key(experiment_id, model, start, block)
+            doc_id = key(experiment_id, model, day, block)
             ops.append(UpdateOne({"_id": doc_id}, update, upsert="$set" in update))
         if ops:
             await db.feature_counts.bulk_write(ops, ordered=False)
@@ -211,39 +230,50 @@ async def build(db: Database, experiment_id: str | None) -> None:
     async for row in await db.feature_results.aggregate(pipeline):
         ident = row["_id"]
         block = block_of(ident["feature"])
-        doc_id = key(ident["experiment_id"], ident["model"], ident["start"], block)
+        day = floor(ident["start"], DAY)
+        doc_id = key(ident["experiment_id"], ident["model"], day, block)
         doc = built.setdefault(
             doc_id,
             {
                 "_id": doc_id,
-                **_identity(ident["experiment_id"], ident["model"], ident["start"], block),
+                **_identity(ident["experiment_id"], ident["model"], day, block),
                 "v": 1,
                 "f": {},
             },
         )
-        doc["f"][field_of(ident["feature"])] = _entry(row)
-    stale = [doc["_id"] async for doc in db.feature_counts.find(scope, {"_id": 1})]
-    gone = [doc_id for doc_id in stale if doc_id not in built]
-    for first in range(0, len(gone), 1000):
-        await db.feature_counts.delete_many({"_id": {"$in": gone[first : first + 1000]}})
+        spans = doc["f"].setdefault(field_of(ident["feature"]), {})
+        spans[quarter(ident["start"])] = _entry(row)
+    # Written before the stale ones are deleted (as ``run_counts.rebuild`` does).
     docs = list(built.values())
     for first in range(0, len(docs), 1000):
         chunk = docs[first : first + 1000]
         await db.feature_counts.bulk_write(
             [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in chunk], ordered=False
         )
+    stale = [doc["_id"] async for doc in db.feature_counts.find(scope, {"_id": 1})]
+    gone = [doc_id for doc_id in stale if doc_id not in built]
+    for first in range(0, len(gone), 1000):
+        await db.feature_counts.delete_many({"_id": {"$in": gone[first : first + 1000]}})
+
+
+async def outdated(db: Database) -> bool:
+    """True when the blocks are 6-hour ones (from before the day documents). A rebuild
+    replaces every block, so one look-up tells."""
+    some = await db.feature_counts.find_one({}, {"grain": 1})
+    return some is not None and some.get("grain") != DAY_GRAIN
 
 
 def spans_filter(
     experiment_id: str, feature: str, model: str | None, start: datetime, end: datetime
 ) -> dict[str, Any]:
-    """The feature's block documents of the spans in ``[start, end)`` (on span edges), on
-    the ``(experiment_id[, model], block, start)`` index."""
+    """The feature's block documents of the days holding the 6-hour spans in ``[start,
+    end)`` (on span edges), on the ``(experiment_id[, model], block, start)`` index."""
     match: dict[str, Any] = {"experiment_id": experiment_id}
     if model is not None:
         match["model"] = model
     match["block"] = block_of(feature)
-    match["start"] = {"$gte": start, "$lt": end}
+    match["start"] = day_range(start, end)
+    match["grain"] = DAY_GRAIN  # never a 6-hour block of before (read as a day's)
     return match
 
 
@@ -255,16 +285,18 @@ async def spans(
     start: datetime,
     end: datetime,
 ) -> list[tuple[datetime, dict[str, Any]]]:
-    """``(span start, the feature's entry)`` for each span in ``[start, end)`` that has
-    one (of every model, or of one)."""
+    """``(span start, the feature's entry)`` for each 6-hour span in ``[start, end)`` that
+    has one (of every model, or of one), from their days' blocks."""
     path = f"f.{field_of(feature)}"
     match = spans_filter(experiment_id, feature, model, start, end)
     found = db.feature_counts.find(match, {"_id": 0, "start": 1, path: 1})
     entries = []
     async for doc in found:
-        entry = doc.get("f", {}).get(field_of(feature))
-        if entry and entry.get("runs"):
-            entries.append((doc["start"], entry))
+        spans = doc.get("f", {}).get(field_of(feature)) or {}
+        for field, entry in spans.items():
+            at = quarter_start(doc["start"], field)
+            if start <= at < end and entry and entry.get("runs"):
+                entries.append((at, entry))
     return entries
 
 

@@ -1,10 +1,11 @@
 """The run timeline's counts, kept as runs change state: the ``run_counts`` collection, one
 document per (experiment, model, hour of ``created_at``) with the number of its runs in each
-state (``drifted``, ``not_drifted``, ``failed``, ``running``), and the same per 6 hours and
-per 10 minutes, so a timeline reads one document per 6 hours (hour, 10 minutes) of its
-window instead of every run in it.
-(SecantusDB, the test database, pays about 0.1 ms for each document a query reads: the 720
-hours of a 30-day window cost 100 ms there, its 120 quarter-days 15 ms.)
+state (``drifted``, ``not_drifted``, ``failed``, ``running``), the same per 10 minutes, and
+one per day holding its four 6-hour spans (``q.h00`` .. ``q.h18``, ``charts/cover.py``), so
+a timeline reads one document per day (hour, 10 minutes) of its window instead of every run
+in it. (SecantusDB, the test database, pays about 0.25 ms for each document a query reads:
+the 720 hours of a 30-day window cost 180 ms there, its 120 quarter-days 30 ms, the 30 days
+holding them 8 ms.)
 
 The drift-run state machine (``drifts/service.py``) calls :func:`record_created`,
 :func:`record_changed` and :func:`record_deleted` after its own write succeeded, as it emits
@@ -33,8 +34,17 @@ from typing import Any
 from pymongo import ReplaceOne, UpdateOne
 
 from drift_backend.charts import check_counts, run_totals
+from drift_backend.charts.buckets import Window
+from drift_backend.charts.cover import (
+    DAY,
+    QUARTER,
+    day_range,
+    quarter,
+    quarter_start,
+    span_fields,
+    span_key,
+)
 from drift_backend.charts.cover import floor as floor  # re-exported: callers name run_counts.floor
-from drift_backend.charts.cover import span_fields, span_key
 from drift_backend.drifts import timeline as drift_timeline
 from drift_backend.drifts.schemas import JobStatus
 from drift_backend.store.bulk import insert_new, upsert_all
@@ -51,7 +61,10 @@ RUNNING = "running"
 #: 15 minutes and finer steps read the runs), and all align to the buckets' reference
 #: (2000-01-01T00:00Z), so each span lies in exactly one bucket. 10 minutes is a 1-day
 #: window's step (200 buckets): its 144 spans instead of its runs.
-GRAINS = (timedelta(hours=6), timedelta(hours=1), timedelta(minutes=10))
+GRAINS = (QUARTER, timedelta(hours=1), timedelta(minutes=10))
+#: The documents written per run: the 6-hour spans live in their day's document.
+STORED = (DAY, timedelta(hours=1), timedelta(minutes=10))
+DAY_GRAIN = int(DAY.total_seconds())
 
 
 def state_of(run: dict[str, Any]) -> str:
@@ -77,6 +90,14 @@ async def _quietly(what: str, runs: list[dict[str, Any]], update: Awaitable[None
         log.warning("could not count runs %s as %s; rebuild-run-counts repairs it", ids, what)
 
 
+def _change_in(run: dict[str, Any], grain: timedelta, change: dict[str, int]) -> dict[str, int]:
+    """``change`` as the ``$inc`` of ``run``'s document of ``grain`` (a day's: its quarter)."""
+    if grain != DAY:
+        return change
+    field = quarter(run["created_at"])
+    return {f"q.{field}.{state}": n for state, n in change.items()}
+
+
 async def _inc(db: Database, run: dict[str, Any], change: dict[str, int]) -> None:
     """Add ``change`` (state -> +1/-1) to the counts of ``run``'s spans, every grain."""
     await _inc_many(db, [(run, change)])
@@ -86,12 +107,12 @@ async def _inc_many(db: Database, changes: list[tuple[dict[str, Any], dict[str, 
     """:func:`_inc` for several runs: one upsert per span, all in one bulk write."""
     updates: dict[str, dict[str, Any]] = {}
     for run, change in changes:
-        for grain in GRAINS:
+        for grain in STORED:
             update = updates.setdefault(
                 span_key(run, grain), {"$set": span_fields(run, grain), "$inc": {}}
             )
-            for state, n in change.items():
-                update["$inc"][state] = update["$inc"].get(state, 0) + n
+            for field, n in _change_in(run, grain, change).items():
+                update["$inc"][field] = update["$inc"].get(field, 0) + n
     ops = [UpdateOne({"_id": doc_id}, update, upsert=True) for doc_id, update in updates.items()]
     await upsert_all(db.run_counts, ops)
     # The model's totals (``/metrics``) move with the spans, under the same marker.
@@ -199,17 +220,28 @@ async def rebuild(db: Database, experiment_id: str | None = None) -> int:
         if total_key not in totals:
             totals[total_key] = run_totals.start(run)
         run_totals.add(totals[total_key], run, state)
-        for grain in GRAINS:
+        for grain in STORED:
             key = span_key(run, grain)
             doc = built.get(key)
             if doc is None:
-                doc = built[key] = {
-                    "_id": key,
-                    **span_fields(run, grain),
-                    **dict.fromkeys(STATES, 0),
-                }
+                doc = built[key] = {"_id": key, **span_fields(run, grain)}
+            if grain == DAY:  # a day counts its quarters
+                doc = doc.setdefault("q", {})
+                doc = doc.setdefault(quarter(run["created_at"]), dict.fromkeys(STATES, 0))
+            elif state not in doc:
+                doc.update(dict.fromkeys(STATES, 0))
             doc[state] += 1
     scope = {} if experiment_id is None else {"experiment_id": experiment_id}
+    # Written before the stale ones are deleted: a rebuild that dies half-way (say, the
+    # start-up one that replaces 6-hour documents by days) leaves old documents beside the
+    # new rather than neither; running it again repairs.
+    for collection, docs in ((db.run_counts, list(built.values())), (db.run_count_marks, marks)):
+        for first in range(0, len(docs), 1000):
+            chunk = docs[first : first + 1000]
+            await collection.bulk_write(
+                [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in chunk],
+                ordered=False,
+            )
     for collection, fresh in (
         (db.run_counts, built),
         (db.run_count_marks, {m["_id"] for m in marks}),
@@ -218,31 +250,37 @@ async def rebuild(db: Database, experiment_id: str | None = None) -> int:
         gone = [key for key in stale if key not in fresh]
         for first in range(0, len(gone), 1000):
             await collection.delete_many({"_id": {"$in": gone[first : first + 1000]}})
-    for collection, docs in ((db.run_counts, list(built.values())), (db.run_count_marks, marks)):
-        for first in range(0, len(docs), 1000):
-            chunk = docs[first : first + 1000]
-            await collection.bulk_write(
-                [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in chunk],
-                ordered=False,
-            )
     await run_totals.write_built(db, totals, experiment_id)
     # And what checks add to the charts (violations, feature history): one repair for all.
     await check_counts.rebuild(db, experiment_id)
     return len(built)
 
 
+async def outdated(db: Database) -> bool:
+    """True when the counts predate the day documents (6-hour documents of their own): an
+    experiment with counts has no day document. Two look-ups, the second on the
+    ``(experiment_id, grain, start)`` index (a query on ``grain`` alone would scan)."""
+    some = await db.run_counts.find_one({}, {"experiment_id": 1})
+    if some is None:
+        return False
+    day = {"experiment_id": some["experiment_id"], "grain": DAY_GRAIN}
+    return await db.run_counts.find_one(day, {"_id": 1}) is None
+
+
 async def prepare(db: Database) -> None:
     """At start-up: count the runs of a deployment that has runs but no counts yet (or
     no per-model totals: a deployment from before ``/metrics`` read them and before the
-    10-minute spans, which came with them), and its checks if they are not counted."""
+    10-minute spans, which came with them; or counts from before the day documents), and
+    its checks if they are not counted (or counted before the day documents)."""
     missing = (
         await db.run_counts.find_one({}, {"_id": 1}) is None
         or await db.run_totals.find_one({}, {"_id": 1}) is None
+        or await outdated(db)
     )
     if missing and await drift_timeline.any_run(db):
         written = await rebuild(db)  # the checks' counts too
         log.info("counted existing runs for the timeline: %d documents", written)
-    elif await check_counts.missing(db):
+    elif await check_counts.missing(db) or await check_counts.outdated(db):
         written = await check_counts.rebuild(db)
         log.info("counted existing checks for the charts: %d documents", written)
 
@@ -272,6 +310,42 @@ def spans_pipeline(
         {"$group": {"_id": bucket, **{state: _sum(state) for state in STATES}}},
         {"$sort": {"_id": 1}},
     ]
+
+
+def quarters_filter(
+    experiment_id: str, model: str | None, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The day documents holding the 6-hour spans in ``[start, end)``, on the
+    ``(experiment_id[, model], grain, start)`` index."""
+    match: dict[str, Any] = {"experiment_id": experiment_id}
+    if model is not None:
+        match["model"] = model
+    match["grain"] = DAY_GRAIN
+    match["start"] = day_range(start, end)
+    return match
+
+
+async def quarters(
+    db: Database,
+    experiment_id: str,
+    model: str | None,
+    start: datetime,
+    end: datetime,
+    window: Window,
+) -> list[dict[str, Any]]:
+    """The counts of the 6-hour spans in ``[start, end)`` (on span edges) per bucket of
+    ``window`` (whose step is a multiple of 6 hours), as :func:`spans` gives them: read
+    from their days' documents, about a quarter as many."""
+    match = quarters_filter(experiment_id, model, start, end)
+    totals: dict[datetime, dict[str, int]] = {}
+    async for doc in db.run_counts.find(match, {"_id": 0, "start": 1, "q": 1}):
+        for field, counts in (doc.get("q") or {}).items():
+            at = quarter_start(doc["start"], field)
+            if start <= at < end:
+                row = totals.setdefault(window.bucket_of(at), dict.fromkeys(STATES, 0))
+                for state in STATES:
+                    row[state] += counts.get(state, 0)
+    return [{"_id": bucket, **row} for bucket, row in sorted(totals.items())]
 
 
 async def spans(

@@ -153,6 +153,18 @@ async def for_experiment(db: Database, experiment_id: str) -> list[dict[str, Any
     ]
 
 
+async def runs(db: Database, experiment_id: str, model: str | None) -> int:
+    """An experiment's runs (of one model, or of all): its models' documents summed, never
+    a count of the runs."""
+    scope: dict[str, Any] = (
+        {"experiment_id": experiment_id} if model is None else {"_id": key(experiment_id, model)}
+    )
+    total = 0
+    async for doc in db.run_totals.find(scope):
+        total += sum(int(doc.get(state, 0)) for state in STATES)
+    return total
+
+
 async def by_state(db: Database) -> dict[str, int]:
     """Runs of every experiment by state: one document per (experiment, model) summed."""
     pipeline: list[dict[str, Any]] = [

@@ -42,15 +42,19 @@ def window_doc(window: Window) -> dict[str, Any]:
 async def timeline(
     db: Database, experiment_id: str, model: str | None, window: Window
 ) -> dict[str, Any]:
-    """The window from the counted spans (``run_counts``) that fit its step, the rest
-    (less than 10 minutes at each edge, or a window cut finer) by counting its runs
-    (``charts/cover.py``); the parts are read concurrently."""
+    """The window from the counted spans (``run_counts``) that fit its step (6-hour ones
+    from their days' documents), the rest (less than 10 minutes at each edge, or a window
+    cut finer) by counting its runs (``charts/cover.py``); the parts are read concurrently."""
     reads: list[Awaitable[list[dict[str, Any]]]] = []
     for part in cover.parts(window, run_counts.GRAINS):
         if part.grain is None:
             bucket = window.expression("created_at")
             reads.append(
                 drift_timeline.run_counts(db, experiment_id, model, part.start, part.end, bucket)
+            )
+        elif part.grain == cover.QUARTER:
+            reads.append(
+                run_counts.quarters(db, experiment_id, model, part.start, part.end, window)
             )
         else:
             bucket = window.expression("start")
@@ -98,8 +102,9 @@ async def _history_spans(
 async def feature_history(
     db: Database, experiment_id: str, feature: str, model: str | None, window: Window
 ) -> dict[str, Any]:
-    """The window from the 6-hour feature spans (``feature_counts``) where its step is a
-    multiple of 6 hours, the rest from the feature's results (``charts/cover.py``)."""
+    """The window from the 6-hour feature spans (``feature_counts``, kept in day
+    documents) where its step is a multiple of 6 hours, the rest from the feature's
+    results (``charts/cover.py``)."""
     reads: list[Awaitable[list[dict[str, Any]]]] = []
     for part in cover.parts(window, feature_counts.GRAINS):
         if part.grain is None:
@@ -177,8 +182,9 @@ async def heatmap(
 async def violations(
     db: Database, experiment_id: str, model: str | None, window: Window
 ) -> dict[str, Any]:
-    """The window from the violation counts (``violation_counts``, per 6 hours and hour)
-    that fit its step, the rest from the check runs (``charts/cover.py``)."""
+    """The window from the violation counts (``violation_counts``, per 6 hours in day
+    documents, and per hour) that fit its step, the rest from the check runs
+    (``charts/cover.py``)."""
     checks: dict[datetime, dict[str, int]] = defaultdict(lambda: {"checks": 0, "total": 0})
     kinds: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for part in cover.parts(window, check_counts.GRAINS):
@@ -190,9 +196,14 @@ async def violations(
             for row in found["kinds"]:
                 kinds[row["_id"]["bucket"]][row["_id"]["kind"]] += row["count"]
             continue
-        spans = await check_counts.violation_spans(
-            db, experiment_id, model, part.grain, part.start, part.end
-        )
+        if part.grain == cover.QUARTER:
+            spans = await check_counts.violation_quarters(
+                db, experiment_id, model, part.start, part.end
+            )
+        else:
+            spans = await check_counts.violation_spans(
+                db, experiment_id, model, part.grain, part.start, part.end
+            )
         for doc in spans:
             bucket = window.bucket_of(doc["start"])
             checks[bucket]["checks"] += doc.get("checks", 0)
@@ -235,6 +246,14 @@ async def model_totals(db: Database, experiment_id: str) -> list[dict[str, Any]]
     ]
     rows.sort(key=lambda row: (row["last_run_at"], row["model"]), reverse=True)
     return rows
+
+
+async def run_count(db: Database, experiment_id: str, model: str | None = None) -> int:
+    """How many runs an experiment (one of its models) has, from the per-model totals kept
+    as runs change state (``run_totals``): one document per model read, whatever the number
+    of runs. Exact as the counts are (``charts/run_counts.py``): a run is in it once its
+    write has counted it, and a count lost to a failure is missing until a rebuild."""
+    return await run_totals.runs(db, experiment_id, model)
 
 
 async def runs_by_status(db: Database) -> dict[str, int]:

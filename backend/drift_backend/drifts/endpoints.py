@@ -8,6 +8,7 @@ from drift_backend.api.deps import CallerDep, DbDep, SettingsDep
 from drift_backend.api.listing import KeysetDep, PageDep, search_keyset, search_page
 from drift_backend.api.responses import PAGINATED, errors
 from drift_backend.auth.permissions import Level
+from drift_backend.charts import service as charts
 from drift_backend.checks import service as checks
 from drift_backend.drifts import latest, service
 from drift_backend.drifts.schemas import Drift, DriftCreate, DriftPage, DriftReplace, LatestRuns
@@ -35,7 +36,23 @@ async def search_drifts(
     response: Response,
     query: Any = Body(default=None),
 ) -> list[dict[str, Any]]:
+    """drift-watch's search: a page by number and ``X-Pagination`` with the total. The
+    total of the whole experiment, or of one model, is kept as runs change state (the
+    charts' per-model totals): read, not counted. Newest-first pages by ``created_at``
+    (the default) down to ``listing.KEYSET_DEPTH`` rows read about their depth; deeper
+    pages and other orders sort the match in the database."""
     await get_for(db, experiment_id, caller, Level.Read)
+
+    async def kept_total(client_filter: dict[str, Any]) -> int | None:
+        model = client_filter.get("model")
+        if isinstance(model, dict) and model.keys() == {"$eq"}:
+            model = model["$eq"]
+        if not client_filter:
+            return await charts.run_count(db, experiment_id)
+        if client_filter.keys() == {"model"} and isinstance(model, str):
+            return await charts.run_count(db, experiment_id, model)
+        return None
+
     docs = await search_page(
         db.drifts,
         query,
@@ -45,6 +62,8 @@ async def search_drifts(
         settings,
         response,
         sort_fields=service.DRIFT_SORT_FIELDS,
+        known_total=kept_total,
+        newest_by_windows=True,
     )
     return [service.to_api(doc) for doc in docs]
 
