@@ -197,6 +197,11 @@ async def test_deleting_the_experiment_deletes_its_counts(
         ("2026-02-20T07:10:00Z", "2026-04-01T00:00:00Z", 10),  # 7-day buckets, ragged edges
         ("2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z", 25),  # 1-hour buckets
         ("2026-03-01T02:00:00Z", "2026-03-01T08:00:00Z", 200),  # minute buckets: documents
+        # 30 days off the day edges (6-hour buckets): days' quarters, edge days partly
+        ("2026-02-14T13:37:00Z", "2026-03-16T13:37:00Z", 200),
+        ("2026-02-10T05:00:00Z", "2026-04-11T05:00:00Z", 200),  # 12-hour buckets
+        ("2026-02-15T09:00:00Z", "2026-03-17T09:00:00Z", 40),  # 1-day buckets, off the edges
+        ("2026-03-02T00:00:00Z", "2026-03-03T00:00:00Z", 4),  # 6-hour buckets of one day
     ],
 )
 async def test_routes_from_counts_equal_aggregating_the_documents(
@@ -204,7 +209,14 @@ async def test_routes_from_counts_equal_aggregating_the_documents(
 ) -> None:
     api, db = chart_api, chart_db
     exp = (await api.experiment("alice"))["id"]
-    await seed(api, db, exp)
+    runs = await seed(api, db, exp)
+    # At a day's edge: the last millisecond of one day, the first of the next; and one
+    # deleted (its day's quarter recomputed from the results left).
+    for when in ("2026-03-01T23:59:59.999Z", "2026-03-02T00:00:00Z"):
+        await add_check(api, db, exp, when, features(5), ["completeness_check"], model="m1")
+    url = f"{PREFIX}/experiment/{exp}/drift/{runs[7]['_id']}"
+    assert (await api.request("DELETE", url, "alice")).status_code == 204
+    await assert_counts_match(db, exp)
     w = window(datetime.fromisoformat(start), datetime.fromisoformat(end), buckets, FAR)
     params = {"from": start, "to": end, "buckets": buckets}
     base = f"{PREFIX}/experiment/{exp}/charts"
@@ -308,3 +320,59 @@ async def test_concurrent_checks_of_one_span_are_all_counted(
     )
     await assert_counts_match(db, exp)
     assert sum(e["runs"] for e in (await counted_features(db, exp)).values()) == 6 * 2 + 3
+
+
+async def test_start_up_replaces_check_counts_from_before_the_day_documents(
+    chart_api: Api, chart_db: Database
+) -> None:
+    # Violations and feature blocks counted per 6 hours in documents of their own (before
+    # session 8), the run counts already per day: start-up recounts the checks, and the
+    # days hold what was counted live.
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    await seed(api, db, exp, 10)
+    quarter = cover.QUARTER
+    live = (
+        await counted_violations(db, exp, quarter),
+        await counted_violations(db, exp, timedelta(hours=1)),
+        await counted_features(db, exp),
+    )
+    assert live[0]
+    assert live[2]
+    async for day in db.violation_counts.find({"grain": 86400}):
+        for start, counts in spans_of(day, quarter):
+            old = {**day, **counts, "grain": 21600, "start": start}
+            del old["q"]
+            old["_id"] = f"{day['experiment_id']}|{day['model']}|21600|{start.isoformat()}"
+            await db.violation_counts.insert_one(old)
+        await db.violation_counts.delete_one({"_id": day["_id"]})
+    async for day in db.feature_counts.find({}):
+        blocks: dict[datetime, dict[str, Any]] = {}
+        for field, spans in day["f"].items():
+            for q, entry in spans.items():
+                blocks.setdefault(cover.quarter_start(day["start"], q), {})[field] = entry
+        for start, entries in blocks.items():
+            key = f"{day['experiment_id']}|{start.isoformat()}|{day['block']}|{day['model']}"
+            fields = ("experiment_id", "model", "block", "v")
+            old = {"_id": key, **{f: day[f] for f in fields}, "start": start, "f": entries}
+            await db.feature_counts.insert_one(old)
+        await db.feature_counts.delete_one({"_id": day["_id"]})
+    assert await check_counts.outdated(db)
+    assert not await run_counts.outdated(db)
+    await run_counts.prepare(db)
+    assert not await check_counts.outdated(db)
+    assert await db.violation_counts.count_documents({"grain": 21600}) == 0
+    assert await db.feature_counts.count_documents({"grain": {"$ne": 86400}}) == 0
+    assert (
+        await counted_violations(db, exp, quarter),
+        await counted_violations(db, exp, timedelta(hours=1)),
+        await counted_features(db, exp),
+    ) == live
+    await assert_counts_match(db, exp)
+
+    # Feature blocks alone from before (a crash between the two rebuilds) are found too.
+    async for day in db.feature_counts.find({}):
+        await db.feature_counts.update_one({"_id": day["_id"]}, {"$unset": {"grain": ""}})
+    assert await check_counts.outdated(db)
+    await run_counts.prepare(db)
+    assert await counted_features(db, exp) == live[2]

@@ -322,6 +322,12 @@ async def test_deleting_the_experiment_deletes_its_counts(
         ("2026-05-31T22:00:00Z", "2026-06-04T01:00:00Z", 120),  # 1-hour buckets
         ("2026-06-01T03:07:00Z", "2026-06-02T03:07:00Z", 200),  # 10 minutes: spans, runs
         ("2026-06-01T00:00:00Z", "2026-06-04T00:00:00Z", 200),  # 30 minutes: 10-min spans
+        # 30 days off the day edges (6-hour buckets): day documents' quarters, edge days
+        # partly, hours, 10 minutes, runs
+        ("2026-05-31T13:37:00Z", "2026-06-30T13:37:00Z", 200),
+        ("2026-05-20T05:00:00Z", "2026-07-19T05:00:00Z", 200),  # 12-hour buckets
+        ("2026-05-25T09:00:00Z", "2026-06-24T09:00:00Z", 40),  # 1-day buckets, off the edges
+        ("2026-06-02T00:00:00Z", "2026-06-03T00:00:00Z", 4),  # 6-hour buckets of one day
     ],
 )
 async def test_the_timeline_from_counts_equals_counting_the_runs(
@@ -333,6 +339,10 @@ async def test_the_timeline_from_counts_equals_counting_the_runs(
         when = datetime(2026, 6, 1, tzinfo=UTC) + timedelta(minutes=97 * i)
         status = ("Completed", "Failed", "Running", "Completed")[i % 4]
         await add_run(api, exp, when.isoformat(), status, drift=i % 3 == 0, model=f"m{1 + i % 2}")
+    # At a day's edge: the last millisecond of one day, the first of the next.
+    await add_run(api, exp, "2026-06-01T23:59:59.999Z", drift=True)
+    await add_run(api, exp, "2026-06-02T00:00:00Z", "Failed")
+    await assert_counts_match(db, exp)
     params = {"from": start, "to": end, "buckets": buckets}
     r = await api.request(
         "GET", f"{PREFIX}/experiment/{exp}/charts/timeline", "alice", params=params
@@ -346,3 +356,72 @@ async def test_the_timeline_from_counts_equals_counting_the_runs(
     ]
     assert got == expected
     assert sum(sum(b[s] for s in run_counts.STATES) for b in got) > 0
+
+
+async def test_a_30_day_timeline_reads_the_day_documents(
+    chart_api: Api, chart_db: Database
+) -> None:
+    # Counts changed behind the timeline's back in the day documents alone show in a 30-day
+    # window (6-hour buckets): its whole 6-hour spans come from the days' quarters, one
+    # document per day (the hour and 10-minute documents and the runs say otherwise).
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    for when in ("2026-06-10T01:00:00Z", "2026-06-10T13:00:00Z", "2026-06-20T23:59:59Z"):
+        await add_run(api, exp, when)
+    days = [doc async for doc in db.run_counts.find({"experiment_id": exp, "grain": 86400})]
+    assert len(days) == 2
+    assert await db.run_counts.count_documents({"experiment_id": exp, "grain": 21600}) == 0
+    for doc in days:
+        quarters = {f"q.{field}.not_drifted": 100 for field in doc["q"]}
+        await db.run_counts.update_one({"_id": doc["_id"]}, {"$set": quarters})
+    params = {"from": "2026-06-01T03:00:00Z", "to": "2026-07-01T03:00:00Z"}
+    r = await api.request(
+        "GET", f"{PREFIX}/experiment/{exp}/charts/timeline", "alice", params=params
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["window"]["unit"], r.json()["window"]["bin_size"]) == ("hour", 6)
+    assert [(b["start"], b["not_drifted"]) for b in r.json()["buckets"]] == [
+        ("2026-06-10T00:00:00+00:00", 100),
+        ("2026-06-10T12:00:00+00:00", 100),
+        ("2026-06-20T18:00:00+00:00", 100),
+    ]
+
+
+async def test_start_up_replaces_counts_from_before_the_day_documents(
+    chart_api: Api, chart_db: Database
+) -> None:
+    # A deployment whose counts have 6-hour documents of their own (before session 8):
+    # start-up finds no day document and recounts; then the days equal what was counted
+    # live, the 6-hour documents are gone, and a second start-up does nothing.
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    for i in range(12):
+        when = datetime(2026, 7, 1, tzinfo=UTC) + timedelta(minutes=331 * i)
+        await add_run(api, exp, when.isoformat(), ("Completed", "Failed")[i % 2], model=f"m{i % 2}")
+
+    async def snapshot() -> list[Any]:
+        return [
+            await counted(db, exp, model, grain)
+            for grain in run_counts.GRAINS
+            for model in (None, "m0", "m1")
+        ]
+
+    live = await snapshot()
+    assert live[0]  # 6-hour spans (from the days)
+    quarter = cover.QUARTER
+    async for day in db.run_counts.find({"grain": 86400}):
+        for start, counts in spans_of(day, quarter):
+            old = {**day, "grain": 21600, "start": start, **counts}
+            del old["q"]
+            old["_id"] = run_counts.span_key({**old, "created_at": start}, quarter)
+            await db.run_counts.insert_one(old)
+        await db.run_counts.delete_one({"_id": day["_id"]})
+    assert await run_counts.outdated(db)
+    await run_counts.prepare(db)
+    assert not await run_counts.outdated(db)
+    assert await snapshot() == live
+    assert await db.run_counts.count_documents({"grain": 21600}) == 0
+    await assert_counts_match(db, exp)
+    written = await db.run_counts.count_documents({})
+    await run_counts.prepare(db)
+    assert await db.run_counts.count_documents({}) == written
