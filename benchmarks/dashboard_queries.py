@@ -247,16 +247,23 @@ class Recorder:
         return self.collection.find(flt, *args)
 
 
-async def keyset_examined(db: Any, exp: str, now: datetime) -> tuple[int, int]:
-    """(finds, documents examined) of the newest keyset page of 50 on SecantusDB: each find
-    the page sends, explained with ``executionStats``."""
+async def keyset_examined(db: Any, exp: str, now: datetime, limit: int = 50) -> tuple[int, int]:
+    """(finds, documents examined) of the newest keyset page of ``limit`` on SecantusDB: each
+    find the page sends, explained with ``executionStats``."""
     recorder = Recorder(db.drifts)
-    await keyset_page(recorder, {"experiment_id": exp}, after=None, before=None, limit=50, now=now)
+    await keyset_page(
+        recorder, {"experiment_id": exp}, after=None, before=None, limit=limit, now=now
+    )
     examined = 0
     for flt in recorder.filters:
         explained = await db.command(
             "explain",
-            {"find": "drifts", "filter": flt, "sort": {"created_at": -1, "_id": -1}, "limit": 51},
+            {
+                "find": "drifts",
+                "filter": flt,
+                "sort": {"created_at": -1, "_id": -1},
+                "limit": limit + 1,
+            },
             verbosity="executionStats",
         )
         examined += int(explained["executionStats"]["totalDocsExamined"])
@@ -301,18 +308,16 @@ async def metrics_examined(mongo_url: str) -> tuple[int, int]:
     return len(reads.commands), examined
 
 
-async def search_examined(db: Any, exp: str) -> int:
+async def search_examined(db: Any, exp: str, now: datetime) -> tuple[int, int]:
+    """(finds, documents examined) of the v1 search's first page of 50 (newest first, read
+    by keyset windows: ``api/listing.py``) and its total (``run_totals``)."""
+    finds, examined = await keyset_examined(db, exp, now, limit=50)
     explained = await db.command(
         "explain",
-        {
-            "find": "drifts",
-            "filter": {"experiment_id": exp},
-            "sort": {"created_at": -1, "_id": -1},
-            "limit": 50,
-        },
+        {"find": "run_totals", "filter": {"experiment_id": exp}},
         verbosity="executionStats",
     )
-    return int(explained["executionStats"]["totalDocsExamined"])
+    return finds + 1, examined + int(explained["executionStats"]["totalDocsExamined"])
 
 
 async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
@@ -321,14 +326,8 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
     recent = await chart_queries.last_check_runs(db, exp, None, 50, now)
     quarter = run_counts.GRAINS[0]
     first = run_counts.floor(w.start, quarter) + quarter
+    last = run_counts.floor(w.end, quarter)
     aggregations = [
-        (
-            "run_counts",
-            "timeline: whole 6-hour spans",
-            run_counts.spans_pipeline(
-                exp, None, quarter, first, run_counts.floor(w.end, quarter), w.expression("start")
-            ),
-        ),
         (
             "drifts",
             "timeline: the partial hours at the edges",
@@ -362,20 +361,31 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
             {"experiment_id": exp, "created_at": {"$gte": now - timedelta(hours=1)}},
             {"created_at": -1, "_id": -1},
         ),
-        ("drifts", "v1 drift/search page", {"experiment_id": exp}, {"created_at": -1, "_id": -1}),
+        (
+            "drifts",
+            "v1 drift/search page: its first window, the last hour",
+            {"experiment_id": exp, "created_at": {"$gte": now - timedelta(hours=1)}},
+            {"created_at": -1, "_id": -1},
+        ),
+        (
+            "run_counts",
+            "timeline: whole 6-hour spans (their days' documents)",
+            run_counts.quarters_filter(exp, None, first, last),
+            {},
+        ),
         (
             "feature_counts",
-            "feature history: whole 6-hour spans (f19's block)",
-            feature_counts.spans_filter(exp, "f19", None, first, run_counts.floor(w.end, quarter)),
+            "feature history: whole 6-hour spans (f19's block of their days)",
+            feature_counts.spans_filter(exp, "f19", None, first, last),
             {},
         ),
         (
             "violation_counts",
-            "violations: whole 6-hour spans",
+            "violations: whole 6-hour spans (their days' documents)",
             {
                 "experiment_id": exp,
-                "grain": int(quarter.total_seconds()),
-                "start": {"$gte": first, "$lt": run_counts.floor(w.end, quarter)},
+                "grain": 86400,
+                "start": {"$gte": run_counts.floor(first, timedelta(days=1)), "$lt": last},
             },
             {},
         ),
@@ -394,8 +404,10 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         }
         explained = await db.command("explain", command)
         lines.append(f"- {label} (`{collection}`): {_plan(_winning(explained))}")
-    count = await db.command("explain", {"count": "drifts", "query": {"experiment_id": exp}})
-    lines.append(f"- v1 drift/search total (`drifts` count): {_plan(_winning(count))}")
+    totals = await db.command("explain", {"find": "run_totals", "filter": {"experiment_id": exp}})
+    lines.append(
+        f"- v1 drift/search total (`run_totals`, one document per model): {_plan(_winning(totals))}"
+    )
     for collection, label, pipeline in aggregations:
         explained = await db.command(
             "explain", {"aggregate": collection, "pipeline": pipeline, "cursor": {}}
@@ -454,7 +466,7 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
                 print(f"done: {q.label}, {size} runs", file=sys.stderr)
     plans = await explain_all(db, experiments[args.big], now)
     examined = {size: await keyset_examined(db, exp, now) for size, exp in experiments.items()}
-    v1_examined = await search_examined(db, experiments[args.big])
+    v1_finds, v1_examined = await search_examined(db, experiments[args.big], now)
     await client.close()
 
     small, big = args.small, args.big
@@ -501,8 +513,9 @@ async def run(args: argparse.Namespace, mongo_url: str, base: str, token: str) -
             f"- keyset page, {size:,} runs: {finds} find(s), {n:,} documents examined"
             for size, (finds, n) in examined.items()
         ),
-        f"- v1 `drift/search` page, {big:,} runs: {v1_examined:,} documents examined "
-        "(plus its count, as many again)",
+        f"- v1 `drift/search` page with its total, {big:,} runs: {v1_finds} find(s), "
+        f"{v1_examined:,} documents examined (the page by keyset windows, the total from "
+        "`run_totals`)",
         "",
         "One `/metrics` reading (every experiment; its sources run with a command listener, "
         "each read explained with `executionStats`):",
