@@ -413,7 +413,7 @@ async def test_start_up_replaces_counts_from_before_the_day_documents(
         for start, counts in spans_of(day, quarter):
             old = {**day, "grain": 21600, "start": start, **counts}
             del old["q"]
-            old["_id"] = run_counts.span_key({**old, "created_at": start}, quarter)
+            old["_id"] = cover.span_key({**old, "created_at": start}, quarter)
             await db.run_counts.insert_one(old)
         await db.run_counts.delete_one({"_id": day["_id"]})
     assert await run_counts.outdated(db)
