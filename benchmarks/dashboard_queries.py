@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx2
-from drift_backend.charts import feature_counts, run_counts
+from drift_backend.charts import check_counts, feature_counts, run_counts
 from drift_backend.charts import queries as chart_queries
 from drift_backend.charts.buckets import DEFAULT_BUCKETS, window
 from drift_backend.charts.repository import check_run_document, feature_documents
@@ -382,11 +382,7 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         (
             "violation_counts",
             "violations: whole 6-hour spans (their days' documents)",
-            {
-                "experiment_id": exp,
-                "grain": 86400,
-                "start": {"$gte": run_counts.floor(first, timedelta(days=1)), "$lt": last},
-            },
+            check_counts.quarters_filter(exp, None, first, last),
             {},
         ),
         (

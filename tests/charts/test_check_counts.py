@@ -376,3 +376,23 @@ async def test_start_up_replaces_check_counts_from_before_the_day_documents(
     assert await check_counts.outdated(db)
     await run_counts.prepare(db)
     assert await counted_features(db, exp) == live[2]
+
+
+async def test_the_day_documents_are_read_on_an_index(chart_api: Api, chart_db: Database) -> None:
+    # Each query of a window's 6-hour spans plans an index scan, of every model or one (a
+    # filter field outside the index made SecantusDB scan the whole collection).
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    await seed(api, db, exp, 4)
+    start, end = datetime(2026, 2, 28, 6, tzinfo=UTC), datetime(2026, 3, 30, tzinfo=UTC)
+    for model in (None, "m1"):
+        for collection, flt in (
+            ("run_counts", run_counts.quarters_filter(exp, model, start, end)),
+            ("violation_counts", check_counts.quarters_filter(exp, model, start, end)),
+            ("feature_counts", feature_counts.spans_filter(exp, "a", model, start, end)),
+        ):
+            assert await db[collection].count_documents(flt) > 0
+            explained = await db.command("explain", {"find": collection, "filter": flt})
+            plan = str(explained["queryPlanner"]["winningPlan"])
+            assert "IXSCAN" in plan, (collection, plan)
+            assert "COLLSCAN" not in plan, (collection, plan)

@@ -260,17 +260,26 @@ async def violation_spans(
     return [doc async for doc in db.violation_counts.find(match, projection)]
 
 
+def quarters_filter(
+    experiment_id: str, model: str | None, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The day documents holding the 6-hour spans in ``[start, end)``, on the
+    ``(experiment_id[, model], grain, start)`` index."""
+    match: dict[str, Any] = {"experiment_id": experiment_id}
+    if model is not None:
+        match["model"] = model
+    match["grain"] = DAY_GRAIN
+    match["start"] = day_range(start, end)
+    return match
+
+
 async def violation_quarters(
     db: Database, experiment_id: str, model: str | None, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
     """The violations of the 6-hour spans in ``[start, end)`` (on span edges), shaped as
     :func:`violation_spans` gives them, read from their days' documents (over the same
     index, grain a day): about a quarter as many documents."""
-    match: dict[str, Any] = {"experiment_id": experiment_id}
-    if model is not None:
-        match["model"] = model
-    match["grain"] = DAY_GRAIN
-    match["start"] = day_range(start, end)
+    match = quarters_filter(experiment_id, model, start, end)
     found = []
     async for doc in db.violation_counts.find(match, {"_id": 0, "start": 1, "q": 1}):
         for field, counts in (doc.get("q") or {}).items():
