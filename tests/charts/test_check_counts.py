@@ -1,5 +1,5 @@
 """What checks add to the charts, counted as they land (``violation_counts`` per hour and 6
-hours, ``feature_counts`` per 6 hours), against aggregating the check runs and feature
+hours, ``feature_counts`` per 6 hours, the 6 hours in day documents), against aggregating the check runs and feature
 results themselves: equal after checks, retries (the same report, and a different one after
 a partial attempt), deletions and a rebuild; each check counted exactly once; the routes
 answer from the counts what they answered from the documents."""

@@ -1,8 +1,8 @@
-"""The timeline's run counts (``run_counts``, per 6 hours, hour and 10 minutes) against a direct
-count of the runs:
-equal after every kind of state change, each counted exactly once however often it is
-retried; a failed count never fails the run's write; rebuild repairs; the timeline route
-answers the same buckets from the counts as from the runs."""
+"""The timeline's run counts (``run_counts``, per 6 hours in day documents, hour and 10
+minutes) against a direct count of the runs: equal after every kind of state change, each
+counted exactly once however often it is retried; a failed count never fails the run's
+write; rebuild repairs; the timeline route answers the same buckets from the counts as from
+the runs."""
 
 from __future__ import annotations
 
@@ -275,7 +275,7 @@ async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
     await assert_counts_match(db, exp)
     assert (
         await db.run_counts.count_documents({"experiment_id": exp}) == 3
-    )  # the 08:00 run: its 6 hours, hour, 10 minutes
+    )  # the 08:00 run: its day, hour, 10 minutes
 
 
 async def test_start_up_counts_runs_stored_before_the_counts_existed(
@@ -302,7 +302,7 @@ async def test_deleting_the_experiment_deletes_its_counts(
     api, db = chart_api, chart_db
     exp = (await api.experiment("alice"))["id"]
     await add_run(api, exp, "2026-05-01T00:00:00Z")
-    # 6 hours, hour, 10 minutes
+    # day (its 6 hours), hour, 10 minutes
     assert await db.run_counts.count_documents({"experiment_id": exp}) == 3
     r = await api.request("DELETE", f"{PREFIX}/experiment/{exp}", "alice")
     assert r.status_code == 204, r.text
