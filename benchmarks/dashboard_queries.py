@@ -370,7 +370,7 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         (
             "run_counts",
             "timeline: whole 6-hour spans (their days' documents)",
-            run_counts.quarters_filter(exp, None, first, last),
+            run_counts.held_filter(exp, None, run_counts.QUARTER, first, last),
             {},
         ),
         (

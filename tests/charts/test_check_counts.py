@@ -379,15 +379,17 @@ async def test_start_up_replaces_check_counts_from_before_the_day_documents(
 
 
 async def test_the_day_documents_are_read_on_an_index(chart_api: Api, chart_db: Database) -> None:
-    # Each query of a window's 6-hour spans plans an index scan, of every model or one (a
-    # filter field outside the index made SecantusDB scan the whole collection).
+    # Each query of a window's 6-hour (and the timeline's 10-minute) spans plans an index
+    # scan, of every model or one (a filter field outside the index made SecantusDB scan
+    # the whole collection).
     api, db = chart_api, chart_db
     exp = (await api.experiment("alice"))["id"]
     await seed(api, db, exp, 4)
     start, end = datetime(2026, 2, 28, 6, tzinfo=UTC), datetime(2026, 3, 30, tzinfo=UTC)
     for model in (None, "m1"):
         for collection, flt in (
-            ("run_counts", run_counts.quarters_filter(exp, model, start, end)),
+            ("run_counts", run_counts.held_filter(exp, model, cover.QUARTER, start, end)),
+            ("run_counts", run_counts.held_filter(exp, model, cover.TEN_MINUTES, start, end)),
             ("violation_counts", check_counts.quarters_filter(exp, model, start, end)),
             ("feature_counts", feature_counts.spans_filter(exp, "a", model, start, end)),
         ):

@@ -51,15 +51,19 @@ async def direct(
 
 
 def stored(grain: timedelta) -> timedelta:
-    """The documents a grain's spans live in: 6 hours in their day's."""
-    return cover.DAY if grain == cover.QUARTER else grain
+    """The documents a grain's spans live in: 6 hours in their day's, 10 minutes in their
+    hour's."""
+    return run_counts.HELD[grain][0] if grain in run_counts.HELD else grain
 
 
 def spans_of(doc: dict[str, Any], grain: timedelta) -> list[tuple[datetime, dict[str, Any]]]:
-    """(span start, its counts) of a count document: a day's four quarters, or itself."""
-    if grain != cover.QUARTER:
-        return [(doc["start"], doc)]
-    return [(cover.quarter_start(doc["start"], f), c) for f, c in doc.get("q", {}).items()]
+    """(span start, its counts) of a count document: a day's four quarters, an hour's six
+    10-minute spans, or itself."""
+    if grain == cover.QUARTER:
+        return [(cover.quarter_start(doc["start"], f), c) for f, c in doc.get("q", {}).items()]
+    if grain == cover.TEN_MINUTES:
+        return [(cover.sixth_start(doc["start"], f), c) for f, c in doc.get("t", {}).items()]
+    return [(doc["start"], doc)]
 
 
 async def counted(
@@ -274,8 +278,8 @@ async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
     await run_counts.rebuild(db)
     await assert_counts_match(db, exp)
     assert (
-        await db.run_counts.count_documents({"experiment_id": exp}) == 3
-    )  # the 08:00 run: its day, hour, 10 minutes
+        await db.run_counts.count_documents({"experiment_id": exp}) == 2
+    )  # the 08:00 run: its day (its 6 hours), hour (its 10 minutes)
 
 
 async def test_start_up_counts_runs_stored_before_the_counts_existed(
@@ -302,8 +306,8 @@ async def test_deleting_the_experiment_deletes_its_counts(
     api, db = chart_api, chart_db
     exp = (await api.experiment("alice"))["id"]
     await add_run(api, exp, "2026-05-01T00:00:00Z")
-    # day (its 6 hours), hour, 10 minutes
-    assert await db.run_counts.count_documents({"experiment_id": exp}) == 3
+    # day (its 6 hours), hour (its 10 minutes)
+    assert await db.run_counts.count_documents({"experiment_id": exp}) == 2
     r = await api.request("DELETE", f"{PREFIX}/experiment/{exp}", "alice")
     assert r.status_code == 204, r.text
     assert await db.run_counts.count_documents({"experiment_id": exp}) == 0
@@ -363,7 +367,7 @@ async def test_a_30_day_timeline_reads_the_day_documents(
 ) -> None:
     # Counts changed behind the timeline's back in the day documents alone show in a 30-day
     # window (6-hour buckets): its whole 6-hour spans come from the days' quarters, one
-    # document per day (the hour and 10-minute documents and the runs say otherwise).
+    # document per day (the hour documents and the runs say otherwise).
     api, db = chart_api, chart_db
     exp = (await api.experiment("alice"))["id"]
     for when in ("2026-06-10T01:00:00Z", "2026-06-10T13:00:00Z", "2026-06-20T23:59:59Z"):
@@ -385,6 +389,61 @@ async def test_a_30_day_timeline_reads_the_day_documents(
         ("2026-06-10T12:00:00+00:00", 100),
         ("2026-06-20T18:00:00+00:00", 100),
     ]
+
+
+async def test_a_1_day_timeline_reads_the_hours_10_minute_spans(
+    chart_api: Api, chart_db: Database
+) -> None:
+    # Counts changed in the hour documents' 10-minute fields alone show in a 1-day window
+    # (10-minute buckets): one document per hour, not one per 10 minutes.
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    for when in ("2026-06-10T01:05:00Z", "2026-06-10T01:47:00Z", "2026-06-10T13:00:00Z"):
+        await add_run(api, exp, when)
+    hours = [doc async for doc in db.run_counts.find({"experiment_id": exp, "grain": 3600})]
+    assert len(hours) == 2
+    assert await db.run_counts.count_documents({"experiment_id": exp, "grain": 600}) == 0
+    for doc in hours:
+        sixths = {f"t.{field}.not_drifted": 100 for field in doc["t"]}
+        await db.run_counts.update_one({"_id": doc["_id"]}, {"$set": sixths})
+    params = {"from": "2026-06-10T00:00:00Z", "to": "2026-06-11T00:00:00Z"}
+    r = await api.request(
+        "GET", f"{PREFIX}/experiment/{exp}/charts/timeline", "alice", params=params
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["window"]["unit"], r.json()["window"]["bin_size"]) == ("minute", 10)
+    assert [(b["start"], b["not_drifted"]) for b in r.json()["buckets"]] == [
+        ("2026-06-10T01:00:00+00:00", 100),
+        ("2026-06-10T01:40:00+00:00", 100),
+        ("2026-06-10T13:00:00+00:00", 100),
+    ]
+
+
+async def test_start_up_replaces_10_minute_documents_of_their_own(
+    chart_api: Api, chart_db: Database
+) -> None:
+    # Counts from before the hours held their 10-minute spans: start-up recounts them into
+    # the hours, and the 10-minute documents are gone.
+    api, db = chart_api, chart_db
+    exp = (await api.experiment("alice"))["id"]
+    for i in range(9):
+        when = datetime(2026, 7, 1, tzinfo=UTC) + timedelta(minutes=17 * i)
+        await add_run(api, exp, when.isoformat(), ("Completed", "Failed")[i % 2])
+    live = await counted(db, exp, None, cover.TEN_MINUTES)
+    ten = cover.TEN_MINUTES
+    async for hour in db.run_counts.find({"grain": 3600}):
+        for start, counts in spans_of(hour, ten):
+            old = {**{k: hour[k] for k in ("experiment_id", "model")}, **counts}
+            old.update({"grain": 600, "start": start})
+            old["_id"] = cover.span_key({**old, "created_at": start}, ten)
+            await db.run_counts.insert_one(old)
+        await db.run_counts.update_one({"_id": hour["_id"]}, {"$unset": {"t": ""}})
+    assert await run_counts.outdated(db)
+    await run_counts.prepare(db)
+    assert not await run_counts.outdated(db)
+    assert await db.run_counts.count_documents({"grain": 600}) == 0
+    assert await counted(db, exp, None, ten) == live
+    await assert_counts_match(db, exp)
 
 
 async def test_start_up_replaces_counts_from_before_the_day_documents(

@@ -28,6 +28,9 @@ def floor(when: datetime, grain: timedelta) -> datetime:
 #: The document that holds a quarter's counts, and the quarter itself.
 DAY = timedelta(days=1)
 QUARTER = timedelta(hours=6)
+#: The same for the run timeline's 10-minute spans: six in their hour's document.
+HOUR = timedelta(hours=1)
+TEN_MINUTES = timedelta(minutes=10)
 
 
 def quarter(when: datetime) -> str:
@@ -39,6 +42,16 @@ def quarter(when: datetime) -> str:
 def quarter_start(day: datetime, field: str) -> datetime:
     """The start of the quarter ``field`` (:func:`quarter`) of the day starting at ``day``."""
     return day + timedelta(hours=int(field[1:]))
+
+
+def sixth(when: datetime) -> str:
+    """The field of ``when``'s 10-minute span in its hour's document: ``m00`` .. ``m50``."""
+    return f"m{floor(when, TEN_MINUTES).minute:02d}"
+
+
+def sixth_start(hour: datetime, field: str) -> datetime:
+    """The start of the 10-minute span ``field`` (:func:`sixth`) of the hour at ``hour``."""
+    return hour + timedelta(minutes=int(field[1:]))
 
 
 def day_range(start: datetime, end: datetime) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """The run timeline's counts, kept as runs change state: the ``run_counts`` collection, one
 document per (experiment, model, hour of ``created_at``) with the number of its runs in each
-state (``drifted``, ``not_drifted``, ``failed``, ``running``), the same per 10 minutes, and
-one per day holding its four 6-hour spans (``q.h00`` .. ``q.h18``, ``charts/cover.py``), so
-a timeline reads one document per day (hour, 10 minutes) of its window instead of every run
-in it. (SecantusDB, the test database, pays about 0.25 ms for each document a query reads:
-the 720 hours of a 30-day window cost 180 ms there, its 120 quarter-days 30 ms, the 30 days
-holding them 8 ms.)
+state (``drifted``, ``not_drifted``, ``failed``, ``running``) and the same for each of its
+six 10-minute spans (``t.m00`` .. ``t.m50``), and one per day holding its four 6-hour spans
+(``q.h00`` .. ``q.h18``, ``charts/cover.py``), so a timeline reads one document per day
+(6-hour buckets and longer) or per hour (hourly and 10-minute buckets) of its window instead
+of every run in it. (SecantusDB, the test database, pays about 0.25 ms for each document a
+query reads: the 720 hours of a 30-day window cost 180 ms there, its 120 quarter-days 30 ms,
+the 30 days holding them 8 ms; a day's 144 10-minute spans 36 ms, its 24 hours 6 ms.)
 
 The drift-run state machine (``drifts/service.py``) calls :func:`record_created`,
 :func:`record_changed` and :func:`record_deleted` after its own write succeeded, as it emits
@@ -37,10 +38,13 @@ from drift_backend.charts import check_counts, run_totals
 from drift_backend.charts.buckets import Window
 from drift_backend.charts.cover import (
     DAY,
+    HOUR,
     QUARTER,
-    day_range,
+    TEN_MINUTES,
     quarter,
     quarter_start,
+    sixth,
+    sixth_start,
     span_fields,
     span_key,
 )
@@ -61,10 +65,15 @@ RUNNING = "running"
 #: 15 minutes and finer steps read the runs), and all align to the buckets' reference
 #: (2000-01-01T00:00Z), so each span lies in exactly one bucket. 10 minutes is a 1-day
 #: window's step (200 buckets): its 144 spans instead of its runs.
-GRAINS = (QUARTER, timedelta(hours=1), timedelta(minutes=10))
+GRAINS = (QUARTER, HOUR, TEN_MINUTES)
 #: The documents written per run: the 6-hour spans live in their day's document.
-STORED = (DAY, timedelta(hours=1), timedelta(minutes=10))
+STORED = (DAY, HOUR)
 DAY_GRAIN = int(DAY.total_seconds())
+HOUR_GRAIN = int(HOUR.total_seconds())
+#: Spans kept inside a larger document: grain -> (that document's grain, the field holding
+#: them, the field of a time). A 1-day window (10-minute buckets) reads its 24 hours'
+#: documents instead of 144 of its own, and counting a run writes two documents, not four.
+HELD = {QUARTER: (DAY, "q", quarter), TEN_MINUTES: (HOUR, "t", sixth)}
 
 
 def state_of(run: dict[str, Any]) -> str:
@@ -91,11 +100,12 @@ async def _quietly(what: str, runs: list[dict[str, Any]], update: Awaitable[None
 
 
 def _change_in(run: dict[str, Any], grain: timedelta, change: dict[str, int]) -> dict[str, int]:
-    """``change`` as the ``$inc`` of ``run``'s document of ``grain`` (a day's: its quarter)."""
-    if grain != DAY:
-        return change
-    field = quarter(run["created_at"])
-    return {f"q.{field}.{state}": n for state, n in change.items()}
+    """``change`` as the ``$inc`` of ``run``'s document of ``grain``: a day's counts its
+    quarter only, an hour's itself and its 10-minute span."""
+    at = run["created_at"]
+    if grain == DAY:
+        return {f"q.{quarter(at)}.{state}": n for state, n in change.items()}
+    return {**change, **{f"t.{sixth(at)}.{state}": n for state, n in change.items()}}
 
 
 async def _inc(db: Database, run: dict[str, Any], change: dict[str, int]) -> None:
@@ -225,11 +235,15 @@ async def rebuild(db: Database, experiment_id: str | None = None) -> int:
             doc = built.get(key)
             if doc is None:
                 doc = built[key] = {"_id": key, **span_fields(run, grain)}
-            if grain == DAY:  # a day counts its quarters
+            if grain == HOUR:  # an hour counts itself and its 10-minute spans
+                if state not in doc:
+                    doc.update(dict.fromkeys(STATES, 0))
+                doc[state] += 1
+                doc = doc.setdefault("t", {})
+                doc = doc.setdefault(sixth(run["created_at"]), dict.fromkeys(STATES, 0))
+            else:  # a day counts its quarters
                 doc = doc.setdefault("q", {})
                 doc = doc.setdefault(quarter(run["created_at"]), dict.fromkeys(STATES, 0))
-            elif state not in doc:
-                doc.update(dict.fromkeys(STATES, 0))
             doc[state] += 1
     scope = {} if experiment_id is None else {"experiment_id": experiment_id}
     # Written before the stale ones are deleted: a rebuild that dies half-way (say, the
@@ -257,14 +271,18 @@ async def rebuild(db: Database, experiment_id: str | None = None) -> int:
 
 
 async def outdated(db: Database) -> bool:
-    """True when the counts predate the day documents (6-hour documents of their own): an
-    experiment with counts has no day document. Two look-ups, the second on the
-    ``(experiment_id, grain, start)`` index (a query on ``grain`` alone would scan)."""
+    """True when the counts predate the day documents (6-hour documents of their own) or
+    the hours holding their 10-minute spans: an experiment with counts has no day document,
+    or has a 10-minute one. Look-ups on the ``(experiment_id, grain, start)`` index (a
+    query on ``grain`` alone would scan)."""
     some = await db.run_counts.find_one({}, {"experiment_id": 1})
     if some is None:
         return False
-    day = {"experiment_id": some["experiment_id"], "grain": DAY_GRAIN}
-    return await db.run_counts.find_one(day, {"_id": 1}) is None
+    scope = {"experiment_id": some["experiment_id"]}
+    if await db.run_counts.find_one({**scope, "grain": DAY_GRAIN}, {"_id": 1}) is None:
+        return True
+    old = {**scope, "grain": int(TEN_MINUTES.total_seconds())}
+    return await db.run_counts.find_one(old, {"_id": 1}) is not None
 
 
 async def prepare(db: Database) -> None:
@@ -312,35 +330,38 @@ def spans_pipeline(
     ]
 
 
-def quarters_filter(
-    experiment_id: str, model: str | None, start: datetime, end: datetime
+def held_filter(
+    experiment_id: str, model: str | None, grain: timedelta, start: datetime, end: datetime
 ) -> dict[str, Any]:
-    """The day documents holding the 6-hour spans in ``[start, end)``, on the
+    """The documents holding the ``grain`` spans (:data:`HELD`) in ``[start, end)``, on the
     ``(experiment_id[, model], grain, start)`` index."""
+    holder = HELD[grain][0]
     match: dict[str, Any] = {"experiment_id": experiment_id}
     if model is not None:
         match["model"] = model
-    match["grain"] = DAY_GRAIN
-    match["start"] = day_range(start, end)
+    match["grain"] = int(holder.total_seconds())
+    match["start"] = {"$gte": floor(start, holder), "$lt": end}
     return match
 
 
-async def quarters(
+async def held(
     db: Database,
     experiment_id: str,
     model: str | None,
+    grain: timedelta,
     start: datetime,
     end: datetime,
     window: Window,
 ) -> list[dict[str, Any]]:
-    """The counts of the 6-hour spans in ``[start, end)`` (on span edges) per bucket of
-    ``window`` (whose step is a multiple of 6 hours), as :func:`spans` gives them: read
-    from their days' documents, about a quarter as many."""
-    match = quarters_filter(experiment_id, model, start, end)
+    """The counts of the ``grain`` spans in ``[start, end)`` (on span edges) per bucket of
+    ``window`` (whose step is a multiple of ``grain``), as :func:`spans` gives them: read
+    from the documents holding them (days' quarters, hours' 10 minutes)."""
+    _, holder_field, _ = HELD[grain]
+    match = held_filter(experiment_id, model, grain, start, end)
     totals: dict[datetime, dict[str, int]] = {}
-    async for doc in db.run_counts.find(match, {"_id": 0, "start": 1, "q": 1}):
-        for field, counts in (doc.get("q") or {}).items():
-            at = quarter_start(doc["start"], field)
+    async for doc in db.run_counts.find(match, {"_id": 0, "start": 1, holder_field: 1}):
+        for field, counts in (doc.get(holder_field) or {}).items():
+            at = (quarter_start if grain == QUARTER else sixth_start)(doc["start"], field)
             if start <= at < end:
                 row = totals.setdefault(window.bucket_of(at), dict.fromkeys(STATES, 0))
                 for state in STATES:

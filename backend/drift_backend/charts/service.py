@@ -52,9 +52,9 @@ async def timeline(
             reads.append(
                 drift_timeline.run_counts(db, experiment_id, model, part.start, part.end, bucket)
             )
-        elif part.grain == cover.QUARTER:
+        elif part.grain in run_counts.HELD:
             reads.append(
-                run_counts.quarters(db, experiment_id, model, part.start, part.end, window)
+                run_counts.held(db, experiment_id, model, part.grain, part.start, part.end, window)
             )
         else:
             bucket = window.expression("start")
