@@ -173,6 +173,9 @@ class Drift:
     data_drift: DriftResult | None
     error: RunError | None
     created_by: str | None
+    #: Whether predictions were recorded with this run (``Client.run_performance`` has
+    #: its metrics); False from servers that do not say.
+    has_predictions: bool = False
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Drift:
@@ -197,6 +200,7 @@ class Drift:
             data_drift=DriftResult.from_json(data_drift) if data_drift else None,
             error=RunError.from_json(error) if error else None,
             created_by=data.get("created_by"),
+            has_predictions=bool(data.get("has_predictions", False)),
         )
 
 

@@ -62,9 +62,11 @@ def test_a_monitor_sends_its_run_with_its_predictions(
 def test_client_predictions_take_a_run(alice: Client, experiment: Experiment) -> None:
     ids, y_pred, _, times = _data(30, 2)
     run = alice.create_drift(experiment.id, "named-run")
+    assert run.has_predictions is False
     alice.predictions(
         experiment.id, "named-run", ids[:20], y_pred[:20], times=times[:20], run=run.id
     )
+    assert alice.get_drift(experiment.id, run.id).has_predictions is True
     alice.predictions(experiment.id, "named-run", ids[20:], y_pred[20:], times=times[20:])
     assert alice.run_performance(experiment.id, run.id)["run"]["n_predicted"] == 20
     with pytest.raises(NotFoundError, match="run"):
