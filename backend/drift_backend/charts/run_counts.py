@@ -71,9 +71,10 @@ STORED = (DAY, HOUR)
 DAY_GRAIN = int(DAY.total_seconds())
 HOUR_GRAIN = int(HOUR.total_seconds())
 #: Spans kept inside a larger document: grain -> (that document's grain, the field holding
-#: them, the field of a time). A 1-day window (10-minute buckets) reads its 24 hours'
-#: documents instead of 144 of its own, and counting a run writes two documents, not four.
-HELD = {QUARTER: (DAY, "q", quarter), TEN_MINUTES: (HOUR, "t", sixth)}
+#: them, the start of a span from the document's and its field). A 1-day window (10-minute
+#: buckets) reads its 24 hours' documents instead of 144 of its own, and counting a run
+#: writes two documents, not four.
+HELD = {QUARTER: (DAY, "q", quarter_start), TEN_MINUTES: (HOUR, "t", sixth_start)}
 
 
 def state_of(run: dict[str, Any]) -> str:
@@ -356,12 +357,12 @@ async def held(
     """The counts of the ``grain`` spans in ``[start, end)`` (on span edges) per bucket of
     ``window`` (whose step is a multiple of ``grain``), as :func:`spans` gives them: read
     from the documents holding them (days' quarters, hours' 10 minutes)."""
-    _, holder_field, _ = HELD[grain]
+    _, holder_field, span_start = HELD[grain]
     match = held_filter(experiment_id, model, grain, start, end)
     totals: dict[datetime, dict[str, int]] = {}
     async for doc in db.run_counts.find(match, {"_id": 0, "start": 1, holder_field: 1}):
         for field, counts in (doc.get(holder_field) or {}).items():
-            at = (quarter_start if grain == QUARTER else sixth_start)(doc["start"], field)
+            at = span_start(doc["start"], field)
             if start <= at < end:
                 row = totals.setdefault(window.bucket_of(at), dict.fromkeys(STATES, 0))
                 for state in STATES:
