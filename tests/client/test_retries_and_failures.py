@@ -374,15 +374,16 @@ def test_upload_and_check_read_timeouts(
     wire.sent.clear()
 
     client.upload_baseline(exp.id, REFERENCE, model="m")
-    run = client.check(exp.id, CURRENT, model="m", wait=30)
+    # 55 s: a hang guard with room for a loaded machine (the run must be Completed below).
+    run = client.check(exp.id, CURRENT, model="m", wait=55)
     capped = client.check(exp.id, CURRENT, model="m", wait=90)
     client.get_drift(exp.id, run.id)
 
     upload, check, check_capped, get = wire.sent
     assert upload.call.endswith("/baseline")
     assert upload.timeout == {"connect": 10.0, "read": 300.0, "write": 10.0, "pool": 10.0}
-    assert check.params["wait"] == ["30"]
-    assert check.timeout == {"connect": 10.0, "read": 330.0, "write": 10.0, "pool": 10.0}
+    assert check.params["wait"] == ["55"]
+    assert check.timeout == {"connect": 10.0, "read": 355.0, "write": 10.0, "pool": 10.0}
     assert check_capped.params["wait"] == ["90"]
     assert check_capped.timeout["read"] == 360.0, "the server answers within 60 s at most"
     assert get.timeout == {"connect": 10.0, "read": 10.0, "write": 10.0, "pool": 10.0}
