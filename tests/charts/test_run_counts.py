@@ -250,6 +250,32 @@ async def test_runs_created_at_once_are_each_counted_and_announced_once(
     numbers = [doc["_id"] for doc in created]
     assert len(set(numbers)) == len(numbers) == 40
 
+    # Their finishes at once too, each sent twice (the second finds it finished: 200, no
+    # second count and no second event), and updates of runs kept Running.
+    running = [run for run in made if run["job_status"] == "Running"]
+    finish = {"model": "m1", "job_status": "Completed", "drift_detected": True}
+    update = {"model": "m2", "job_status": "Running", "tags": ["later"]}
+    answers = await asyncio.gather(
+        *(
+            api.request("PUT", drift_url(exp, run["id"]), "alice", json=finish)
+            for run in running[:8]
+            for _ in range(2)
+        ),
+        *(
+            api.request("PUT", drift_url(exp, run["id"]), "alice", json=update)
+            for run in running[8:]
+        ),
+    )
+    assert {r.status_code for r in answers} == {200}
+    await assert_counts_match(db, exp)
+    later = {"experiment_id": exp, "type": {"$ne": "run.created"}}
+    announced = Counter([(doc["type"], doc["run_id"]) async for doc in db.events.find(later)])
+    assert announced == {
+        **{("run.finished", run["id"]): 1 for run in made if run["job_status"] != "Running"},
+        **{("run.finished", run["id"]): 1 for run in running[:8]},
+        **{("run.updated", run["id"]): 1 for run in running[8:]},
+    }
+
 
 async def test_a_failed_count_never_fails_the_write_and_rebuild_repairs(
     chart_api: Api, chart_db: Database

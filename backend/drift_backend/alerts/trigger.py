@@ -11,7 +11,7 @@ retries (``alerts/evaluation.py``). Like an event, queueing never fails the call
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -32,14 +32,24 @@ def job_id(run_id: str) -> str:
 
 async def run_finished(db: Database, run: Mapping[str, Any]) -> None:
     """Queue the evaluation of a finished run against its experiment's alert rules."""
-    try:
-        if not await repository.has_rules(db, run["experiment_id"]):
-            return
-        await JobQueue(db).enqueue(
-            EVALUATE_KIND, {}, drift_id=run["_id"], job_id=job_id(run["_id"])
-        )
-    except DuplicateKeyError:
-        pass  # queued before: a retried write
-    except Exception:  # the run is written: losing its alert evaluation must not undo it
-        raise_if_cancelled()
-        log.warning("could not queue the alert evaluation of run %s", run["_id"], exc_info=True)
+    await runs_finished(db, [run])
+
+
+async def runs_finished(db: Database, runs: Sequence[Mapping[str, Any]]) -> None:
+    """:func:`run_finished` for several runs: each experiment's rules looked up once."""
+    with_rules: dict[str, bool] = {}
+    for run in runs:
+        try:
+            experiment_id = run["experiment_id"]
+            if experiment_id not in with_rules:
+                with_rules[experiment_id] = await repository.has_rules(db, experiment_id)
+            if not with_rules[experiment_id]:
+                continue
+            await JobQueue(db).enqueue(
+                EVALUATE_KIND, {}, drift_id=run["_id"], job_id=job_id(run["_id"])
+            )
+        except DuplicateKeyError:
+            pass  # queued before: a retried write
+        except Exception:  # the run is written: losing its alert evaluation must not undo it
+            raise_if_cancelled()
+            log.warning("could not queue the alert evaluation of run %s", run["_id"], exc_info=True)

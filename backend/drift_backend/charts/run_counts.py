@@ -139,12 +139,6 @@ def _mark(run: dict[str, Any], state: str) -> dict[str, Any]:
     }
 
 
-async def _count(db: Database, run: dict[str, Any], state: str) -> None:
-    """Count ``run`` in ``state`` unless it has a marker (then it is counted already)."""
-    if not await insert_new(db.run_count_marks, [{"_id": run["_id"], **_mark(run, state)}]):
-        await _inc(db, run, {state: 1})
-
-
 async def record_created(db: Database, run: dict[str, Any]) -> None:
     """A new run (Running, or reported already finished)."""
     await record_created_many(db, [run])
@@ -163,37 +157,59 @@ async def record_created_many(db: Database, runs: list[dict[str, Any]]) -> None:
     await _quietly("created", runs, count())
 
 
+Change = tuple[dict[str, Any], dict[str, int]]
+
+
+async def _moves(db: Database, run: dict[str, Any]) -> list[Change]:
+    """Move ``run``'s marker to where it is counted now; the count changes that move owes
+    (none when another caller moved it, or nothing moved)."""
+    new = _mark(run, state_of(run))
+    # The usual case: a Running run finished, its model unchanged.
+    if new["state"] != RUNNING:
+        moved = await db.run_count_marks.find_one_and_update(
+            {"_id": run["_id"], "state": RUNNING, "model": run["model"]},
+            {"$set": {"state": new["state"]}},
+        )
+        if moved is not None:
+            return [(run, {RUNNING: -1, new["state"]: 1})]
+    old = await db.run_count_marks.find_one({"_id": run["_id"]})
+    if old is None:  # its creation was never counted: count it now
+        marked = {"_id": run["_id"], **new}
+        return [] if await insert_new(db.run_count_marks, [marked]) else [(run, {new["state"]: 1})]
+    if (old["model"], old["state"]) == (new["model"], new["state"]):
+        return []  # nothing to move (a repeat, or an update that keeps it Running)
+    if old["state"] != RUNNING and new["state"] != old["state"]:
+        return []  # a finished run never changes state; leave its count alone
+    moved = await db.run_count_marks.find_one_and_update(
+        {"_id": run["_id"], "model": old["model"], "state": old["state"]},
+        {"$set": new},
+    )
+    if moved is None:
+        return []
+    # Its model changed (a client's replace): from one model's documents to the other's.
+    return [({**run, **old}, {old["state"]: -1}), (run, {new["state"]: 1})]
+
+
 async def record_changed(db: Database, run: dict[str, Any]) -> None:
     """A run changed: finished, or updated while Running (``run`` as it is stored now)."""
+    await record_changed_many(db, [run])
 
-    async def change() -> None:
-        new = _mark(run, state_of(run))
-        # The usual case: a Running run finished, its model unchanged.
-        if new["state"] != RUNNING:
-            moved = await db.run_count_marks.find_one_and_update(
-                {"_id": run["_id"], "state": RUNNING, "model": run["model"]},
-                {"$set": {"state": new["state"]}},
+
+async def record_changed_many(db: Database, runs: list[dict[str, Any]]) -> None:
+    """Changed runs: each marker moved on its own (conditionally, so exactly once), the
+    counts they owe in one bulk write (``drifts/`` group-commits what concurrent requests
+    change)."""
+    changes: list[Change] = []
+    for run in runs:
+        try:
+            changes.extend(await _moves(db, run))
+        except Exception:  # the run's own write is done: a lost count must not undo it
+            raise_if_cancelled()
+            log.warning(
+                "could not count run %s as changed; rebuild-run-counts repairs it", run["_id"]
             )
-            if moved is not None:
-                await _inc(db, run, {RUNNING: -1, new["state"]: 1})
-                return
-        old = await db.run_count_marks.find_one({"_id": run["_id"]})
-        if old is None:  # its creation was never counted: count it now
-            await _count(db, run, new["state"])
-            return
-        if (old["model"], old["state"]) == (new["model"], new["state"]):
-            return  # nothing to move (a repeat, or an update that keeps it Running)
-        if old["state"] != RUNNING and new["state"] != old["state"]:
-            return  # a finished run never changes state; leave its count alone
-        moved = await db.run_count_marks.find_one_and_update(
-            {"_id": run["_id"], "model": old["model"], "state": old["state"]},
-            {"$set": new},
-        )
-        if moved is not None:  # its model changed (a client's replace): between documents
-            await _inc(db, {**run, **old}, {old["state"]: -1})
-            await _inc(db, run, {new["state"]: 1})
-
-    await _quietly("changed", [run], change())
+    if changes:
+        await _quietly("changed", [run for run, _ in changes], _inc_many(db, changes))
 
 
 async def record_deleted(db: Database, run: dict[str, Any]) -> None:

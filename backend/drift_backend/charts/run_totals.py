@@ -85,14 +85,19 @@ async def inc_many(db: Database, changes: list[tuple[dict[str, Any], dict[str, i
             last["last_run_at"] = max(last["last_run_at"], run["created_at"])
     ops = [UpdateOne({"_id": doc_id}, update, upsert=True) for doc_id, update in updates.items()]
     await upsert_all(db.run_totals, ops)
+    newest: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # model key -> completed
     for run, change in changes:
         experiment_id, model = run["experiment_id"], run["model"]
         entered = [state for state, n in change.items() if n > 0]
         if any(state in COMPLETED for state in entered):
             completed = {"created_at": run["created_at"], "drift": "drifted" in entered}
-            await _newer(db, experiment_id, model, "completed", completed)
+            known = newest.get(key(experiment_id, model))
+            if known is None or known[1]["created_at"] < completed["created_at"]:
+                newest[key(experiment_id, model)] = (run, completed)
         if not entered:  # it left this model (deleted, or moved to another model)
             await refresh_runs(db, experiment_id, model, run["created_at"])
+    for run, completed in newest.values():  # only the newest of a model can win
+        await _newer(db, run["experiment_id"], run["model"], "completed", completed)
 
 
 async def refresh_runs(db: Database, experiment_id: str, model: str, gone: datetime) -> None:

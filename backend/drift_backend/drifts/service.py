@@ -211,11 +211,7 @@ async def replace(
         return_document=ReturnDocument.AFTER,
     )
     if doc is not None:
-        await run_counts.record_changed(db, doc)
-        if JobStatus(doc["job_status"]).terminal:
-            await _finished(db, doc)
-        else:
-            await events.run_event(db, EventType.run_updated, doc)
+        await announce.changed(db, doc)
         return doc
     current = await get(db, experiment_id, drift_id)
     if all(current.get(key) == value for key, value in fields.items()):
@@ -329,8 +325,7 @@ async def complete_check(
     )
     if doc is None:
         return False
-    await run_counts.record_changed(db, doc)
-    await _finished(db, doc)
+    await announce.changed(db, doc)
     return True
 
 
@@ -352,8 +347,7 @@ async def fail(db: Database, drift_id: str, error: dict[str, str]) -> bool:
     )
     if doc is None:
         return False
-    await run_counts.record_changed(db, doc)
-    await _finished(db, doc)
+    await announce.changed(db, doc)
     return True
 
 
@@ -398,5 +392,4 @@ async def fail_stale_runs(db: Database, timeout_seconds: float) -> int:
         if doc is None:
             return failed
         failed += 1
-        await run_counts.record_changed(db, doc)
-        await _finished(db, doc)
+        await announce.changed(db, doc)

@@ -49,6 +49,8 @@ async def emit(
 async def _store(db: Database, events: list[dict[str, Any]]) -> list[int]:
     """Number and store ``events`` (one counter step and one insert for all); their
     numbers, or none when they could not be stored (logged)."""
+    if not events:
+        return []
     try:
         last = await repository.next_seq(db, len(events))
         now = utcnow()

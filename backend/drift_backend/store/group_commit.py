@@ -39,9 +39,11 @@ class GroupCommit(Generic[T]):
 
     async def submit(self, item: T) -> None:
         """Until ``item`` has been written (with whatever else was waiting)."""
-        done = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
         self._waiting.append((item, done))
-        if self._writer is None or self._writer.done():
+        # A writer of another event loop (one that stopped under it) never drains again.
+        if self._writer is None or self._writer.done() or self._writer.get_loop() is not loop:
             self._writer = asyncio.create_task(self._write())
         await asyncio.shield(done)
 
@@ -56,5 +58,5 @@ class GroupCommit(Generic[T]):
                 log.exception("a group write failed")
             finally:
                 for _, done in batch:
-                    if not done.done():
+                    if not done.done() and not done.get_loop().is_closed():
                         done.set_result(None)
