@@ -20,6 +20,7 @@ from drift_backend.devstack.services import (
 )
 from drift_backend.main import create_app
 from drift_backend.settings import Settings
+from drift_backend.store.database import Database, connect
 from pymongo import AsyncMongoClient
 
 from tests.support.jwt_issuer import JWTIssuer
@@ -56,6 +57,17 @@ def mongodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess
     proc = start_mongodb(free_port(), None, log_path=logs / "secantus.log")
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+async def db(mongodb: ManagedProcess) -> AsyncIterator[Database]:
+    """A database of its own on the session's SecantusDB (the backend's client options, no
+    indexes), dropped after the test. Modules that test through the API define their own."""
+    client = connect(mongodb.url)
+    name = f"scratch_{uuid.uuid4().hex[:10]}"
+    yield client[name]
+    await client.drop_database(name)
+    await client.close()
 
 
 @pytest.fixture(scope="session")

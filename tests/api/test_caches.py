@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
-import pytest
-from drift_backend.devstack.services import ManagedProcess
-from drift_backend.store.database import Database, connect
+from drift_backend.store.database import Database
 from drift_backend.users.cache import UserCache
-
-
-@pytest.fixture
-async def db(mongodb: ManagedProcess) -> AsyncIterator[Database]:
-    client = connect(mongodb.url)
-    name = f"caches_{uuid.uuid4().hex[:10]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 async def test_user_cache_keeps_at_most_its_size(db: Database) -> None:

@@ -445,6 +445,23 @@ async def test_a_1_day_timeline_reads_the_hours_10_minute_spans(
     ]
 
 
+async def to_old_layout(db: Database, grain: timedelta) -> None:
+    """Turn the ``grain`` spans held in larger documents into documents of their own, as
+    counts were kept before session 8: a day keeps nothing else (it goes), an hour keeps
+    its own counts (only its 10-minute field goes)."""
+    holder, field, _ = run_counts.HELD[grain]
+    async for doc in db.run_counts.find({"grain": int(holder.total_seconds())}):
+        for start, counts in spans_of(doc, grain):
+            old = {"experiment_id": doc["experiment_id"], "model": doc["model"], **counts}
+            old.update({"grain": int(grain.total_seconds()), "start": start})
+            old["_id"] = cover.span_key({**old, "created_at": start}, grain)
+            await db.run_counts.insert_one(old)
+        if holder == cover.DAY:
+            await db.run_counts.delete_one({"_id": doc["_id"]})
+        else:
+            await db.run_counts.update_one({"_id": doc["_id"]}, {"$unset": {field: ""}})
+
+
 async def test_start_up_replaces_10_minute_documents_of_their_own(
     chart_api: Api, chart_db: Database
 ) -> None:
@@ -455,15 +472,9 @@ async def test_start_up_replaces_10_minute_documents_of_their_own(
     for i in range(9):
         when = datetime(2026, 7, 1, tzinfo=UTC) + timedelta(minutes=17 * i)
         await add_run(api, exp, when.isoformat(), ("Completed", "Failed")[i % 2])
-    live = await counted(db, exp, None, cover.TEN_MINUTES)
     ten = cover.TEN_MINUTES
-    async for hour in db.run_counts.find({"grain": 3600}):
-        for start, counts in spans_of(hour, ten):
-            old = {**{k: hour[k] for k in ("experiment_id", "model")}, **counts}
-            old.update({"grain": 600, "start": start})
-            old["_id"] = cover.span_key({**old, "created_at": start}, ten)
-            await db.run_counts.insert_one(old)
-        await db.run_counts.update_one({"_id": hour["_id"]}, {"$unset": {"t": ""}})
+    live = await counted(db, exp, None, ten)
+    await to_old_layout(db, ten)
     assert await run_counts.outdated(db)
     await run_counts.prepare(db)
     assert not await run_counts.outdated(db)
@@ -493,14 +504,7 @@ async def test_start_up_replaces_counts_from_before_the_day_documents(
 
     live = await snapshot()
     assert live[0]  # 6-hour spans (from the days)
-    quarter = cover.QUARTER
-    async for day in db.run_counts.find({"grain": 86400}):
-        for start, counts in spans_of(day, quarter):
-            old = {**day, "grain": 21600, "start": start, **counts}
-            del old["q"]
-            old["_id"] = cover.span_key({**old, "created_at": start}, quarter)
-            await db.run_counts.insert_one(old)
-        await db.run_counts.delete_one({"_id": day["_id"]})
+    await to_old_layout(db, cover.QUARTER)
     assert await run_counts.outdated(db)
     await run_counts.prepare(db)
     assert not await run_counts.outdated(db)

@@ -6,25 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from drift_backend.devstack.services import ManagedProcess
 from drift_backend.events import repository, service
 from drift_backend.events.hub import EventHub
 from drift_backend.events.schemas import EventType
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database, connect
-
-
-@pytest.fixture
-async def db(mongodb: ManagedProcess) -> AsyncIterator[Database]:
-    client = connect(mongodb.url)
-    name = f"events_{uuid.uuid4().hex[:10]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 def _hub(db: Database, **overrides: Any) -> EventHub:

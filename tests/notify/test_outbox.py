@@ -3,25 +3,19 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from drift_backend.devstack.services import ManagedProcess
 from drift_backend.notify import service
 from drift_backend.notify.message import AlertMessage, FeatureAlert
-from drift_backend.store.database import Database, connect, ensure_indexes
+from drift_backend.store.database import Database, ensure_indexes
 
 
 @pytest.fixture
-async def db(mongodb: ManagedProcess) -> AsyncIterator[Database]:
-    client = connect(mongodb.url)
-    name = f"notify_{uuid.uuid4().hex[:10]}"
-    await ensure_indexes(client[name])
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
+async def db(db: Database) -> Database:
+    """The scratch database (``tests/conftest.py``) with the backend's indexes."""
+    await ensure_indexes(db)
+    return db
 
 
 def _message(key: str, experiment: str = "exp-1") -> AlertMessage:

@@ -4,25 +4,13 @@ upserts that race to create a document all apply, other write errors are raised.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from drift_backend.devstack.services import ManagedProcess
 from drift_backend.store.bulk import insert_new, upsert_all
-from drift_backend.store.database import Database, connect
+from drift_backend.store.database import Database
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
-
-
-@pytest.fixture
-async def db(mongodb: ManagedProcess) -> AsyncIterator[Database]:
-    client = connect(mongodb.url)
-    name = f"bulk_{uuid.uuid4().hex[:10]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 async def test_insert_new_names_the_documents_already_stored(db: Database) -> None:

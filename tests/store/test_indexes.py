@@ -3,13 +3,9 @@ the query it serves), and creating them again at the next start changes nothing.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from drift_backend.devstack.services import ManagedProcess
-from drift_backend.store.database import Database, connect, ensure_indexes
+from drift_backend.store.database import Database, ensure_indexes
 
 ASC, DESC = 1, -1
 
@@ -134,15 +130,6 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("files_id", ASC), ("n", ASC)), True),  # GridFS reads a batch chunk by chunk
     ],
 }
-
-
-@pytest.fixture
-async def db(mongodb: ManagedProcess) -> AsyncIterator[Database]:
-    client = connect(mongodb.url)
-    name = f"indexes_{uuid.uuid4().hex[:10]}"
-    yield client[name]
-    await client.drop_database(name)
-    await client.close()
 
 
 async def _indexes(db: Database, collection: str) -> set[tuple[tuple[tuple[str, int], ...], bool]]:

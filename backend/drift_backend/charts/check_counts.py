@@ -32,8 +32,10 @@ from pymongo.errors import DuplicateKeyError
 from drift_backend.charts import feature_counts
 from drift_backend.charts.cover import (
     DAY,
+    HOUR,
     QUARTER,
-    day_range,
+    held_spans,
+    holders_filter,
     quarter,
     quarter_start,
     span_fields,
@@ -48,9 +50,9 @@ log = logging.getLogger(__name__)
 VIOLATION_COUNTS = "violation_counts"
 CHECK_COUNT_MARKS = "check_count_marks"
 #: The violation spans, largest first (the violations chart of 30 days has 6-hour buckets).
-GRAINS = (QUARTER, timedelta(hours=1))
+GRAINS = (QUARTER, HOUR)
 #: The documents written per check: the 6-hour spans live in their day's document.
-STORED = (DAY, timedelta(hours=1))
+STORED = (DAY, HOUR)
 DAY_GRAIN = int(DAY.total_seconds())
 #: What a marker keeps of a ``check_runs`` document (all a subtraction needs).
 MARK_FIELDS = ("experiment_id", "model", "created_at", "violation_total", "violations")
@@ -263,14 +265,8 @@ async def violation_spans(
 def quarters_filter(
     experiment_id: str, model: str | None, start: datetime, end: datetime
 ) -> dict[str, Any]:
-    """The day documents holding the 6-hour spans in ``[start, end)``, on the
-    ``(experiment_id[, model], grain, start)`` index."""
-    match: dict[str, Any] = {"experiment_id": experiment_id}
-    if model is not None:
-        match["model"] = model
-    match["grain"] = DAY_GRAIN
-    match["start"] = day_range(start, end)
-    return match
+    """The day documents holding the 6-hour spans in ``[start, end)``."""
+    return holders_filter(experiment_id, model, DAY, start, end)
 
 
 async def violation_quarters(
@@ -280,10 +276,8 @@ async def violation_quarters(
     :func:`violation_spans` gives them, read from their days' documents (over the same
     index, grain a day): about a quarter as many documents."""
     match = quarters_filter(experiment_id, model, start, end)
-    found = []
+    found: list[dict[str, Any]] = []
     async for doc in db.violation_counts.find(match, {"_id": 0, "start": 1, "q": 1}):
-        for field, counts in (doc.get("q") or {}).items():
-            at = quarter_start(doc["start"], field)
-            if start <= at < end:
-                found.append({**counts, "start": at})
+        spans = held_spans(doc["start"], doc.get("q"), quarter_start, start, end)
+        found.extend({**counts, "start": at} for at, counts in spans)
     return found

@@ -12,6 +12,7 @@ reads, ~0.25 ms: the number of documents is what a long window costs.)"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,9 +55,40 @@ def sixth_start(hour: datetime, field: str) -> datetime:
     return hour + timedelta(minutes=int(field[1:]))
 
 
-def day_range(start: datetime, end: datetime) -> dict[str, Any]:
-    """The ``start`` range of the day documents whose quarters overlap ``[start, end)``."""
-    return {"$gte": floor(start, DAY), "$lt": end}
+def holder_range(start: datetime, end: datetime, holder: timedelta = DAY) -> dict[str, Any]:
+    """The ``start`` range of the ``holder`` documents (days, hours) whose spans overlap
+    ``[start, end)``."""
+    return {"$gte": floor(start, holder), "$lt": end}
+
+
+def holders_filter(
+    experiment_id: str, model: str | None, holder: timedelta, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The count documents of grain ``holder`` whose spans overlap ``[start, end)``, on the
+    ``(experiment_id[, model], grain, start)`` index of ``run_counts`` and
+    ``violation_counts``."""
+    match: dict[str, Any] = {"experiment_id": experiment_id}
+    if model is not None:
+        match["model"] = model
+    match["grain"] = int(holder.total_seconds())
+    match["start"] = holder_range(start, end, holder)
+    return match
+
+
+def held_spans(
+    holder_start: datetime,
+    spans: dict[str, Any] | None,
+    span_start: Callable[[datetime, str], datetime],
+    start: datetime,
+    end: datetime,
+) -> Iterator[tuple[datetime, Any]]:
+    """``(span start, what is kept of it)`` of the ``spans`` a holder document starting at
+    ``holder_start`` keeps by field (a day's quarters, an hour's 10 minutes), those in
+    ``[start, end)``."""
+    for name, kept in (spans or {}).items():
+        at = span_start(holder_start, name)
+        if start <= at < end:
+            yield at, kept
 
 
 @dataclass(frozen=True)

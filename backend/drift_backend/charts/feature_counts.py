@@ -34,7 +34,15 @@ from typing import Any
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
-from drift_backend.charts.cover import DAY, QUARTER, day_range, floor, quarter, quarter_start
+from drift_backend.charts.cover import (
+    DAY,
+    QUARTER,
+    floor,
+    held_spans,
+    holder_range,
+    quarter,
+    quarter_start,
+)
 from drift_backend.store.database import Database
 
 FEATURE_COUNTS = "feature_counts"
@@ -272,7 +280,7 @@ def spans_filter(
     if model is not None:
         match["model"] = model
     match["block"] = block_of(feature)
-    match["start"] = day_range(start, end)
+    match["start"] = holder_range(start, end)
     # No "grain" here: SecantusDB plans a filter on a field outside the index as a
     # collection scan (blocks of before are skipped as they are read, :func:`spans`).
     return match
@@ -295,10 +303,9 @@ async def spans(
     async for doc in found:
         if doc.get("grain") != DAY_GRAIN:
             continue  # a 6-hour block of before, until start-up rebuilds it
-        spans = doc.get("f", {}).get(field_of(feature)) or {}
-        for field, entry in spans.items():
-            at = quarter_start(doc["start"], field)
-            if start <= at < end and entry and entry.get("runs"):
+        spans = doc.get("f", {}).get(field_of(feature))
+        for at, entry in held_spans(doc["start"], spans, quarter_start, start, end):
+            if entry and entry.get("runs"):
                 entries.append((at, entry))
     return entries
 

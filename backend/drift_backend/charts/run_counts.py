@@ -41,6 +41,8 @@ from drift_backend.charts.cover import (
     HOUR,
     QUARTER,
     TEN_MINUTES,
+    held_spans,
+    holders_filter,
     quarter,
     quarter_start,
     sixth,
@@ -69,7 +71,6 @@ GRAINS = (QUARTER, HOUR, TEN_MINUTES)
 #: The documents written per run: the 6-hour spans live in their day's document.
 STORED = (DAY, HOUR)
 DAY_GRAIN = int(DAY.total_seconds())
-HOUR_GRAIN = int(HOUR.total_seconds())
 #: Spans kept inside a larger document: grain -> (that document's grain, the field holding
 #: them, the start of a span from the document's and its field). A 1-day window (10-minute
 #: buckets) reads its 24 hours' documents instead of 144 of its own, and counting a run
@@ -88,7 +89,7 @@ def state_of(run: dict[str, Any]) -> str:
 
 
 def hour_of(when: datetime) -> datetime:
-    return floor(when, timedelta(hours=1))
+    return floor(when, HOUR)
 
 
 async def _quietly(what: str, runs: list[dict[str, Any]], update: Awaitable[None]) -> None:
@@ -350,15 +351,8 @@ def spans_pipeline(
 def held_filter(
     experiment_id: str, model: str | None, grain: timedelta, start: datetime, end: datetime
 ) -> dict[str, Any]:
-    """The documents holding the ``grain`` spans (:data:`HELD`) in ``[start, end)``, on the
-    ``(experiment_id[, model], grain, start)`` index."""
-    holder = HELD[grain][0]
-    match: dict[str, Any] = {"experiment_id": experiment_id}
-    if model is not None:
-        match["model"] = model
-    match["grain"] = int(holder.total_seconds())
-    match["start"] = {"$gte": floor(start, holder), "$lt": end}
-    return match
+    """The documents holding the ``grain`` spans (:data:`HELD`) in ``[start, end)``."""
+    return holders_filter(experiment_id, model, HELD[grain][0], start, end)
 
 
 async def held(
@@ -377,12 +371,10 @@ async def held(
     match = held_filter(experiment_id, model, grain, start, end)
     totals: dict[datetime, dict[str, int]] = {}
     async for doc in db.run_counts.find(match, {"_id": 0, "start": 1, holder_field: 1}):
-        for field, counts in (doc.get(holder_field) or {}).items():
-            at = span_start(doc["start"], field)
-            if start <= at < end:
-                row = totals.setdefault(window.bucket_of(at), dict.fromkeys(STATES, 0))
-                for state in STATES:
-                    row[state] += counts.get(state, 0)
+        for at, counts in held_spans(doc["start"], doc.get(holder_field), span_start, start, end):
+            row = totals.setdefault(window.bucket_of(at), dict.fromkeys(STATES, 0))
+            for state in STATES:
+                row[state] += counts.get(state, 0)
     return [{"_id": bucket, **row} for bucket, row in sorted(totals.items())]
 
 

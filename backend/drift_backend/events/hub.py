@@ -26,13 +26,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Collection, Coroutine
-from typing import Any
+from collections.abc import Collection
 
 from drift_backend.errors import ServiceUnavailable
 from drift_backend.events import repository
 from drift_backend.store.cancellation import raise_if_cancelled
-from drift_backend.store.changes import Doorbell
+from drift_backend.store.changes import Doorbell, first_of
 from drift_backend.store.database import Database, Document
 
 log = logging.getLogger(__name__)
@@ -164,7 +163,7 @@ class EventHub:
     async def run(self, stop: asyncio.Event) -> None:
         """Tail the collection while streams want it, until ``stop`` is set."""
         while not stop.is_set():
-            await _first(self._wanted.wait(), stop.wait())
+            await first_of(self._wanted.wait(), stop.wait())
             if not stop.is_set():
                 await self._tail(stop)
 
@@ -258,13 +257,3 @@ class EventHub:
                 self.subscribers.discard(subscriber)
                 self.dropped += 1
                 log.info("dropped an event stream that fell %d events behind", self.queue_size)
-
-
-async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
-    """Until the first of ``waits`` returns (the others are cancelled)."""
-    tasks = [asyncio.ensure_future(wait) for wait in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

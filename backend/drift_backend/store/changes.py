@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pymongo.asynchronous.change_stream import AsyncChangeStream
@@ -91,13 +91,19 @@ class Doorbell:
 
     async def wait(self, seconds: float, stop: asyncio.Event) -> bool:
         """Until a ring, ``stop`` or ``seconds``, whichever comes first; True on a ring."""
-        waits = [asyncio.ensure_future(self._rung.wait()), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waits:
-                waiter.cancel()
+        await first_of(self._rung.wait(), stop.wait(), seconds=seconds)
         return self._rung.is_set()
+
+
+async def first_of(*waits: Coroutine[Any, Any, Any], seconds: float | None = None) -> None:
+    """Until the first of ``waits`` returns, or ``seconds`` pass (the others are
+    cancelled)."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def wait_for_document(
