@@ -56,8 +56,9 @@ def write_config(
     services["frontend"]["loadBalancer"]["servers"] = [{"url": frontend}]
     if health_interval:
         for service in services.values():
+            # Only the interval: a check slower than it (a loaded machine) must not mark a
+            # live server down; a stopped one refuses at once whatever the timeout.
             service["loadBalancer"]["healthCheck"]["interval"] = health_interval
-            service["loadBalancer"]["healthCheck"]["timeout"] = health_interval
     local_tls: dict[str, Any] = yaml.safe_load(
         (PROXY / "local-tls" / "certificate.yml").read_text()
     )
