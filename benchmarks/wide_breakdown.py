@@ -2,7 +2,11 @@
 API, split by the run's own timestamps into upload (parse, reduce, store the batch), queue and
 worker (load, statistics, report), waking the waiting request, and reading the report.
 
-Run from the repository root: ``uv run python benchmarks/wide_breakdown.py [--checks N]``.
+Run from the repository root: ``uv run python benchmarks/wide_breakdown.py [--checks N]
+[--columns N] [--standalone-db]``. Besides the times, each check's CPU seconds per process,
+and SecantusDB's kernel CPU seconds and the MB it passed to write calls (files and sockets):
+about four times the batch with an oplog (the batch, its oplog entry, the journal, the copy
+sent to the statistics process), half that with ``--standalone-db``.
 A diagnostic, not a comparison: ``wide_vs_evidently.py`` holds the target. The client's
 DataFrame-to-Arrow conversion is not timed here. The backend and a worker with two
 statistics processes run as their own processes, as in that benchmark; the first check in
@@ -41,13 +45,15 @@ def frames(columns: int, rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return reference, current
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (0 once it is gone)."""
+def cpu_seconds(pid: int, *, system_only: bool = False) -> float:
+    """User + system CPU seconds of a process so far, or its system (kernel) seconds alone
+    (0 once it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[12]) if system_only else int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
@@ -57,19 +63,40 @@ def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
     }
 
 
+def system_seconds(pid: int) -> float:
+    return cpu_seconds(pid, system_only=True)
+
+
+def written_mb(pid: int) -> float:
+    """MB a process has passed to write calls so far (``wchar``: files and sockets)."""
+    try:
+        lines = Path(f"/proc/{pid}/io").read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0.0
+    fields = dict(line.split(": ") for line in lines)
+    return int(fields["wchar"]) / 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checks", type=int, default=6)
     parser.add_argument("--columns", type=int, default=1000)
+    parser.add_argument(
+        "--standalone-db",
+        action="store_true",
+        help="SecantusDB standalone: no oplog, no change streams (the worker and requests poll)",
+    )
     args = parser.parse_args()
     reference, current = frames(args.columns, 10_000)
     tmp = Path(tempfile.mkdtemp())
-    mongo = start_mongodb(free_port(), tmp / "db")
+    mongo = start_mongodb(free_port(), tmp / "db", standalone=args.standalone_db)
     with JWTIssuer() as issuer:
         issuer.profile("bench", email="bench@example.org")
         env = backend_env(
             mongo.url, issuer.url, tmp, database="breakdown", embedded=False, worker_processes=2
         )
+        if args.standalone_db:
+            env["DRIFT_CHANGE_STREAMS"] = "false"
         backend = start_backend(free_port(), env, tmp / "backend.log")
         worker = start_worker(env, tmp / "worker.log", 2)
         try:
@@ -85,7 +112,7 @@ def main() -> None:
             body = to_ipc(current)
             print(
                 "check  upload+reduce+store  queue+worker  wake+answer  report  total (s)"
-                "  | CPU s: client backend worker db  sum  | load"
+                "  | CPU s: client backend worker db  sum  | load  | db: kernel CPU s, MB written"
             )
             for i in range(args.checks):
                 parts = {
@@ -94,6 +121,8 @@ def main() -> None:
                     "db": [mongo.process.pid],
                 }
                 before = cpu_by_part(parts)
+                db_system = system_seconds(mongo.process.pid)
+                db_written = written_mb(mongo.process.pid)
                 start = time.time()
                 answer = http.post(
                     f"{prefix}/check",
@@ -111,12 +140,14 @@ def main() -> None:
                 http.get(f"{prefix}/drift/{run['id']}/report").raise_for_status()
                 done = time.time()
                 after = cpu_by_part(parts)
+                db_system = system_seconds(mongo.process.pid) - db_system
+                db_written = written_mb(mongo.process.pid) - db_written
                 cpu = [after[k] - before[k] for k in after]
                 print(
                     f"{i:5d}  {made - start:19.2f}  {finished - made:12.2f}  "
                     f"{answered - finished:11.2f}  {done - answered:6.2f}  {done - start:5.2f}"
                     f"  | {' '.join(f'{c:6.2f}' for c in cpu)}  {sum(cpu):5.2f}"
-                    f"  | {os.getloadavg()[0]:.1f}"
+                    f"  | {os.getloadavg()[0]:.1f}  | {db_system:6.2f}  {db_written:5.0f}"
                 )
         finally:
             worker.stop()

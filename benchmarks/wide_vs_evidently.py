@@ -168,6 +168,7 @@ class Results:
     backend_peak: float = 0.0
     worker_memory: Memory | None = None
     separate_worker: bool = False
+    standalone_db: bool = False
     #: The machine's 1-minute load average sampled while each timed part ran (2 cores:
     #: above 2, other work shares them and the wall times grow).
     load: dict[str, list[float]] = field(default_factory=dict)
@@ -253,7 +254,13 @@ def render(res: Results, args: argparse.Namespace) -> str:
     lines = [
         f"Machine: {machine(res.evidently)}. Run: `{mode}`, {res.columns:,} columns "
         f"({args.repeats} checks, {args.upload_repeats} baseline upload(s), medians; Evidently "
-        f"{args.ev_repeats} run(s)). Worker: {worker_label(res.separate_worker, WORKER_PROCESSES)}.",
+        f"{args.ev_repeats} run(s)). Worker: {worker_label(res.separate_worker, WORKER_PROCESSES)}."
+        + (
+            " Database: SecantusDB standalone (`--standalone-db`: no oplog, no change streams;"
+            " the worker and waiting requests poll)."
+            if res.standalone_db
+            else ""
+        ),
         "",
         f"{ROWS:,}-row reference and {ROWS:,}-row current batch, {res.columns:,} numerical "
         f"columns, {len(res.injected)} drifted; seconds, median:",
@@ -314,12 +321,18 @@ def main() -> None:
         action="store_true",
         help="run the worker inside the backend even if `drift-monitor-server worker` exists",
     )
+    parser.add_argument(
+        "--standalone-db",
+        action="store_true",
+        help="SecantusDB standalone: no oplog, no change streams (the worker and requests poll)",
+    )
     args = parser.parse_args()
     args.repeats, args.upload_repeats, args.ev_repeats = (3, 1, 1) if args.quick else (5, 3, 3)
     n_columns = args.columns or (QUICK_COLUMNS if args.quick else COLUMNS)
     ref, cur, injected = frames(n_columns, ROWS)
     res = Results(columns=n_columns, injected=injected)
     res.separate_worker = not args.embedded_worker and has_worker_command()
+    res.standalone_db = args.standalone_db
     res.arrow_mib = len(to_ipc(ref)) / 2**20
 
     with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp_name, JWTIssuer() as issuer:
@@ -337,7 +350,9 @@ def main() -> None:
         note_load(res, "statistics only", start)
         print(f"  engine: {res.engine}", file=sys.stderr)
 
-        mongo = start_mongodb(free_port(), tmp / "db", log_path=tmp / "secantus.log")
+        mongo = start_mongodb(
+            free_port(), tmp / "db", log_path=tmp / "secantus.log", standalone=args.standalone_db
+        )
         worker: ManagedProcess | None = None
         backend: ManagedProcess | None = None
         try:
@@ -349,6 +364,8 @@ def main() -> None:
                 embedded=not res.separate_worker,
                 worker_processes=WORKER_PROCESSES,
             )
+            if args.standalone_db:
+                env["DRIFT_CHANGE_STREAMS"] = "false"
             backend = start_backend(free_port(), env, tmp / "backend.log")
             if res.separate_worker:
                 worker = start_worker(env, tmp / "worker.log", WORKER_PROCESSES)

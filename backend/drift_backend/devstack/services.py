@@ -116,9 +116,21 @@ MALLOC_REUSE_ENV = {
 
 
 def start_mongodb(
-    port: int, data_dir: Path | None, log_path: Path | None = None, timeout: float = 60.0
+    port: int,
+    data_dir: Path | None,
+    log_path: Path | None = None,
+    timeout: float = 60.0,
+    *,
+    standalone: bool = False,
 ) -> ManagedProcess:
-    """SecantusDB on loopback; ``data_dir=None`` keeps the data in a throw-away directory."""
+    """SecantusDB on loopback; ``data_dir=None`` keeps the data in a throw-away directory.
+
+    ``standalone``: a standalone server instead of a single-node replica set, so without an
+    oplog and change streams (run the backend and worker with ``DRIFT_CHANGE_STREAMS=false``:
+    they poll). SecantusDB writes each inserted document into its oplog and journal once
+    more, in Python: for a wide check's 80 MB batch, a standalone server spent 0.2-1.0 fewer
+    of its 1.4-2.3 CPU seconds per check and wrote half the bytes, in back-to-back runs of
+    ``benchmarks/wide_breakdown.py [--standalone-db]``."""
     storage = ":memory:" if data_dir is None else str(data_dir)
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -132,6 +144,7 @@ def start_mongodb(
         storage,
         "--log-level",
         "WARNING",
+        *(["--standalone"] if standalone else []),
     ]
     # Retryable writes off: SecantusDB 0.7.0b3 scans (and past 10,000 sorts) its record of
     # retryable writes on every write, which slows a long-running stack to ~100 writes/s.
