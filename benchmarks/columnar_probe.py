@@ -257,8 +257,9 @@ class Counts:
 class Applier:
     """The one writer of a model's windows: batches in order, an index of the ids."""
 
-    def __init__(self, db: Database, model: str, coalesce: int = 1) -> None:
+    def __init__(self, db: Database, model: str, coalesce: int = 1, cache: int = CACHE) -> None:
         self.db = db
+        self.cache_size = cache
         self.model = model
         self.coalesce = coalesce
         self.pending: dict[int, dict[str, float | int]] = {}
@@ -329,7 +330,7 @@ class Applier:
     def remember(self, seq: int, batch: Predictions) -> Predictions:
         self.cache[seq] = batch
         self.cache.move_to_end(seq)
-        while len(self.cache) > CACHE:
+        while len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         return batch
 
@@ -562,11 +563,17 @@ async def packed_hours(meter: Meter, db: Database, model: str) -> dict[str, floa
 # --- the run -------------------------------------------------------------------------------------
 
 
-def bodies(data: Data, late: np.ndarray) -> tuple[list[bytes], list[bytes]]:
-    """The request bodies a client would send: predictions in order, then the labels in
-    prediction-time order with the held-back day's last (as performance_ingest sends)."""
+def bodies(data: Data, late: np.ndarray, order: str) -> tuple[list[bytes], list[bytes]]:
+    """The request bodies a client would send: predictions in order, then the labels with
+    the held-back day's last; ``order`` of the others: ``prediction`` time (as
+    performance_ingest sends them), ``label`` time (as they become known: a batch then
+    spans up to three days of predictions) or ``random``."""
     rows = len(data.ids)
     in_time = np.setdiff1d(np.arange(rows), late)
+    if order == "label":
+        in_time = in_time[np.argsort(data.label_times[in_time], kind="stable")]
+    elif order == "random":
+        in_time = np.random.default_rng(5).permutation(in_time)
     predictions = [_ipc(prediction_table(data, slice(s, s + BATCH))) for s in range(0, rows, BATCH)]
     labels = [
         _ipc(label_table(data, in_time[s : s + BATCH])) for s in range(0, len(in_time), BATCH)
@@ -741,6 +748,8 @@ class Result:
     sklearn_seconds: float
     sklearn_cpu: float
     coalesce: int
+    cache: int
+    label_order: str
     parse_seconds: float
     client_cpu: float
     disk: dict[str, int]
@@ -756,7 +765,7 @@ async def run(args: argparse.Namespace, url: str, db_pid: int, data_dir: Path) -
     data = make_data(args.rows)
     late = held_back(data)
     t0 = time.process_time()
-    pred_bodies, label_bodies = bodies(data, late)
+    pred_bodies, label_bodies = bodies(data, late, args.label_order)
     client_cpu = time.process_time() - t0
     print(f"data: {args.rows:,} rows, {len(late):,} held back", file=sys.stderr)
     client = connect(url, timeout_seconds=300)
@@ -822,7 +831,7 @@ async def run(args: argparse.Namespace, url: str, db_pid: int, data_dir: Path) -
     disk["after labels"] = disk_bytes(data_dir)
 
     # 3. apply: predictions, then labels (the held-back batch timed on its own).
-    applier = Applier(db, model, args.coalesce)
+    applier = Applier(db, model, args.coalesce, args.cache)
 
     async def apply_predictions() -> None:
         async for doc in db[PREDICTION_BATCHES].find(model_range(model)).sort("_id", 1):
@@ -908,6 +917,8 @@ async def run(args: argparse.Namespace, url: str, db_pid: int, data_dir: Path) -
         sklearn_seconds=sklearn_seconds,
         sklearn_cpu=sklearn_cpu,
         coalesce=args.coalesce,
+        cache=args.cache,
+        label_order=args.label_order,
         parse_seconds=parse_seconds,
         client_cpu=client_cpu,
         disk=disk,
@@ -960,7 +971,8 @@ def report(result: Result, layout: str) -> str:
     lines = [
         f"Rows {result.rows:,}; load average before {_load(result.load[0])}, after "
         f"{_load(result.load[1])}; layout {layout}; the applier writes the hours every "
-        f"{result.coalesce} batch(es).",
+        f"{result.coalesce} batch(es) and keeps {result.cache} prediction batches; labels in "
+        f"{result.label_order}-time order.",
         "",
         "| phase | seconds | CPU s SecantusDB | CPU s script | note |",
         "|---|--:|--:|--:|---|",
@@ -1034,6 +1046,10 @@ def main() -> None:
     parser.add_argument(
         "--coalesce", type=int, default=1, help="batches the applier adds per hour write"
     )
+    parser.add_argument(
+        "--label-order", choices=["prediction", "label", "random"], default="prediction"
+    )
+    parser.add_argument("--cache", type=int, default=CACHE, help="prediction batches kept")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="ipc-lz4")
     parser.add_argument(
         "--compare", nargs="*", default=sorted(LAYOUTS), help="layouts inserted on other models"
