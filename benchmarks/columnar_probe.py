@@ -972,7 +972,7 @@ def report(result: Result, layout: str) -> str:
         f"Rows {result.rows:,}; load average before {_load(result.load[0])}, after "
         f"{_load(result.load[1])}; layout {layout}; the applier writes the hours every "
         f"{result.coalesce} batch(es) and keeps {result.cache} prediction batches; labels in "
-        f"{result.label_order}-time order.",
+        f"{ {'random': 'random'}.get(result.label_order, result.label_order + '-time') } order.",
         "",
         "| phase | seconds | CPU s SecantusDB | CPU s script | note |",
         "|---|--:|--:|--:|---|",
