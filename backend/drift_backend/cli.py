@@ -131,19 +131,13 @@ def rebuild_run_counts(experiment: str | None) -> None:
 @main.command("recount-performance")
 @click.option("--experiment", required=True, help="The experiment's id.")
 @click.option("--model", default=None, help="Only this model (default: all of its models).")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Recount even while a batch looks in flight (a marker younger than the grace).",
-)
-def recount_performance(experiment: str, model: str | None, force: bool) -> None:
-    """Recompute a model's performance windows from its stored predictions and labels (a
-    repair for batches that died between their writes and their window updates)."""
+def recount_performance(experiment: str, model: str | None) -> None:
+    """Recompute a model's performance windows from its stored batches (a repair: the
+    windows are what the batches say unless something else changed them). Each model's
+    recount waits for, then holds, its applier's lease."""
     import asyncio
-    from datetime import timedelta
 
     from drift_backend.performance import concept, recount, service
-    from drift_backend.schemas import utcnow
     from drift_backend.store.database import connect
 
     settings = load_settings()
@@ -153,29 +147,15 @@ def recount_performance(experiment: str, model: str | None, force: bool) -> None
         try:
             db = client[settings.mongodb_database]
             models = [model] if model else await service.model_names(db, experiment)
-            quiet = utcnow() - timedelta(seconds=settings.performance_recount_grace_seconds)
-            return [
-                await recount.recount(
-                    db,
-                    experiment,
-                    name,
-                    concept.tracking(settings),
-                    in_flight_after=None if force else quiet,
-                )
-                for name in models
-            ]
+            tracking = concept.tracking(settings)
+            return [await recount.recount(db, experiment, name, tracking) for name in models]
         finally:
             await client.close()
 
     for done in asyncio.run(run()):
-        state = (
-            "busy (a batch is writing; try again, or --force)"
-            if done.busy
-            else ("raced with a batch: run it again" if done.raced else "recounted")
-        )
         click.echo(
-            f"{done.model}: {state}: {done.predictions} predictions, {done.labelled} labelled, "
-            f"{done.hours} hours"
+            f"{done.model}: recounted: {done.predictions} predictions, {done.labelled} "
+            f"labelled, {done.hours} hours"
         )
 
 

@@ -194,9 +194,8 @@ class Settings(BaseSettings):
     performance_regression_tolerance: float = Field(default=0.1, ge=0, le=100)
     #: The window a change of decision is recorded for, as a concept-drift run.
     performance_decision_window: str = Field(default="day", pattern="^(hour|day|week)$")
-    #: A batch still marked as writing after this long died: its model is recounted.
-    performance_recount_grace_seconds: float = Field(default=600.0, gt=0)
-    #: How often each worker looks for such models (and decisions whose run is unwritten).
+    #: How often each worker looks for batches a dead applier left unapplied (and
+    #: decisions whose run is unwritten).
     performance_tick_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     # Limits

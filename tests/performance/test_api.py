@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.performance import repository
+from drift_backend.performance import repository, stored
 from drift_backend.performance.batches import MAX_ID_LENGTH
 from drift_backend.store.database import connect
 from sklearn import metrics as skm
@@ -169,7 +169,7 @@ async def test_deleting_the_experiment_deletes_its_performance_data(
     try:
         db = client[api.settings.mongodb_database]
         experiment_id = base.rsplit("/", 1)[1]
-        collections = ("predictions", "performance_windows", "performance_models")
+        collections = ("performance_batches", "performance_windows", "performance_models")
         for name in collections:
             assert await db[name].count_documents({"experiment_id": experiment_id}) > 0
         r = await api.request("DELETE", base, "alice")
@@ -183,28 +183,27 @@ async def test_deleting_the_experiment_deletes_its_performance_data(
 async def test_an_experiments_deletion_leaves_ids_that_share_its_prefix(
     setup: tuple[Api, str],
 ) -> None:
-    """Predictions are deleted by their ``_id`` prefix ("<experiment>:"): experiments whose
+    """Batches are deleted by their ``_id`` prefix ("<experiment>:"): experiments whose
     ids begin with the deleted one's, or that it begins with, keep theirs."""
     api, _ = setup
     ids = ("e1", "e1-2", "e10", "e1;", "e")
     models = ("m", "m;", ":")  # model names with the key's separators stay inside the range
     docs = [
-        {"_id": repository.prediction_key(e, m, p), "experiment_id": e, "model": m, "y": 1}
+        {"_id": stored.batch_key(repository.model_key(e, m), seq), "experiment_id": e, "model": m}
         for e in ids
         for m in models
-        for p in ("a", "b:c", ";")
+        for seq in (1, 2, 10)
     ]
     client = connect(api.settings.mongodb_url.get_secret_value())
     try:
         db = client[api.settings.mongodb_database]
-        assert await repository.insert_predictions(db, docs) == set()
-        await repository.delete_for_experiment(db, "e1")
-        left = {
-            d["experiment_id"] async for d in db.predictions.find({"experiment_id": {"$in": ids}})
-        }
+        await db[stored.BATCHES].insert_many(docs)
+        await stored.delete_for_experiment(db, "e1")
+        found = db[stored.BATCHES].find({"experiment_id": {"$in": ids}})
+        left = {d["experiment_id"] async for d in found}
         assert left == set(ids) - {"e1"}
         for e in ids[1:]:
-            assert await db.predictions.count_documents({"experiment_id": e}) == 9
+            assert await db[stored.BATCHES].count_documents({"experiment_id": e}) == 9
     finally:
         await client.close()
 
@@ -220,7 +219,8 @@ async def test_deleting_one_experiment_keeps_anothers_predictions(setup: tuple[A
     try:
         db = client[api.settings.mongodb_database]
         gone, kept = base.rsplit("/", 1)[1], other.rsplit("/", 1)[1]
-        assert await db.predictions.count_documents({"experiment_id": gone}) == 0
-        assert await db.predictions.count_documents({"experiment_id": kept}) == 2
+        batches = db[stored.BATCHES]
+        assert await batches.count_documents({"experiment_id": gone}) == 0
+        assert await batches.count_documents({"experiment_id": kept}) == 1
     finally:
         await client.close()

@@ -1,9 +1,11 @@
-"""A batch that dies between its writes and its window increments leaves rows
-stored but uncounted; the recount finds it by its marker and repairs the windows to what a
-batch computation of the stored data gives."""
+"""A batch whose applier dies after storing it (or halfway through its windows) is applied
+by the next request for its model, or by the workers' tick, exactly once; a recount rebuilds
+windows that something else changed; predictions expire. Each compared with a model that
+received the same data whole, and with scikit-learn."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,8 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.performance import recount, repository
-from drift_backend.schemas import utcnow
+from drift_backend.performance import applier, recount, repository, stored
 from drift_backend.store.database import Database, connect
 from sklearn import metrics as skm
 
@@ -89,48 +90,51 @@ async def _windows(api: Api, exp: str, model: str) -> list[dict[str, Any]]:
     return list(r.json()["windows"])
 
 
-async def _crash_labels(db: Database, exp: str, model: str, ids: list[str], y: list[Any]) -> None:
-    """What record_labels does up to its window increments, and then no more."""
-    await recount.mark(db, repository.model_key(exp, model))
-    # Labels as the service stores them: classification ones as strings, regression floats.
-    keys = {
-        repository.prediction_key(exp, model, i): v if isinstance(v, float) else str(v)
-        for i, v in zip(ids, y, strict=True)
-    }
-    found = await repository.find_predictions(db, list(keys))
-    updates = []
-    for prediction in found:
-        old = {"t": prediction["t"], "lt": prediction["lt"]} if "t" in prediction else None
-        label_time = LABELLED_AT.replace(tzinfo=None)
-        updates.append(
-            repository.label_update(
-                prediction["_id"], old, keys[prediction["_id"]], label_time, "crash"
-            )
+class Died(Exception):
+    """The applier's process ends here."""
+
+
+async def _die(*args: Any, **kwargs: Any) -> None:
+    raise Died
+
+
+async def _dying(api: Api, exp: str, model: str, route: str, table: pa.Table) -> None:
+    """Send a batch whose applier dies (the patched step raises): the request fails."""
+    with contextlib.suppress(Died):
+        r = await api.request(
+            "POST",
+            f"{PREFIX}/experiment/{exp}{route}",
+            "alice",
+            params={"model": model},
+            content=_ipc(table),
+            headers={"Content-Type": "application/vnd.apache.arrow.stream"},
         )
-    assert await repository.set_labels(db, updates) == len(ids)
+        assert r.status_code == 500, r.text
 
 
-async def _crash_predictions(
-    db: Database, exp: str, model: str, d: dict[str, Any], rows: range
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def _same(mine: list[dict[str, Any]], whole: list[dict[str, Any]]) -> None:
+    assert len(mine) == len(whole)
+    for got, want in zip(mine, whole, strict=True):
+        for key in ("start", "n_predicted", "n_labelled", "coverage", "complete"):
+            assert got[key] == want[key], key
+        assert got["confusion_matrix"] == want["confusion_matrix"]
+        assert got["label_lag"] == pytest.approx(want["label_lag"])
+        for name, metric in want["metrics"].items():
+            assert got["metrics"][name]["value"] == pytest.approx(metric["value"]), name
+        if want["estimated"] is not None:  # the prediction side (score counts) too
+            assert got["estimated"]["accuracy"] == pytest.approx(want["estimated"]["accuracy"])
+
+
+async def test_what_a_dead_applier_left_is_applied_by_the_next_request(
+    api: Api, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What record_predictions does up to its window increments."""
-    await recount.mark(db, repository.model_key(exp, model))
-    docs = [
-        {
-            "_id": repository.prediction_key(exp, model, d["ids"][i]),
-            "experiment_id": exp,
-            "model": model,
-            "time": d["t"][i],
-            "y": str(d["pred"][i]),
-            "expires_at": utcnow() + timedelta(days=30),
-            "p": [1 - float(d["p1"][i]), float(d["p1"][i])],
-        }
-        for i in rows
-    ]
-    assert await repository.insert_predictions(db, docs) == set()
-
-
-async def test_a_recount_repairs_what_a_dead_batch_left_uncounted(api: Api, db: Database) -> None:
     await api.register("alice")
     exp = (await api.experiment("alice"))["id"]
     n = 600
@@ -139,74 +143,72 @@ async def test_a_recount_repairs_what_a_dead_batch_left_uncounted(api: Api, db: 
     await _post(api, exp, "whole", "/predictions", _predictions(d, slice(0, n)))
     await _post(api, exp, "whole", "/ground-truth", _labels(d, slice(0, 500)))
 
-    # The same data, with batches that died: predictions 550.. never counted; labels
-    # 300..499 stored but not counted; and labels 0..49 first sent wrong, then corrected by
-    # a batch that died (the windows still count the wrong ones).
     await _post(api, exp, "m", "/predictions", _predictions(d, slice(0, 550)))
-    await _crash_predictions(db, exp, "m", d, range(550, n))
+    # Predictions 550.. stored, then the applier died before any window.
+    with monkeypatch.context() as patch:
+        patch.setattr(applier.Applier, "_predictions", _die)
+        await _dying(api, exp, "m", "/predictions", _predictions(d, slice(550, n)))
+    # Labels 0..49 first sent wrong; 50..299 fine.
     await _post(api, exp, "m", "/ground-truth", _labels(d, slice(0, 50), 1 - d["true"][:50]))
     await _post(api, exp, "m", "/ground-truth", _labels(d, slice(50, 300)))
-    await _crash_labels(db, exp, "m", d["ids"][300:500], d["true"][300:500].tolist())
-    await _crash_labels(db, exp, "m", d["ids"][:50], d["true"][:50].tolist())
-
-    whole = await _windows(api, exp, "whole")
-    broken = await _windows(api, exp, "m")
-    assert sum(w["n_labelled"] for w in broken) == 300 != sum(w["n_labelled"] for w in whole)
-    assert sum(w["n_predicted"] for w in broken) == 550
-
-    done = await recount.recount_stale(db, grace_seconds=0.0)
-    assert [(r.model, r.predictions, r.labelled, r.raced, r.busy) for r in done] == [
-        ("m", n, 500, False, False)
-    ]
+    # Labels 300..499 stored and added to the windows, then the applier died before it
+    # recorded the batch as applied: the next applier applies it again, and adds nothing.
+    with monkeypatch.context() as patch:
+        patch.setattr(stored, "set_applied", _die)
+        await _dying(api, exp, "m", "/ground-truth", _labels(d, slice(300, 500)))
     model = await repository.get_model(db, exp, "m")
     assert model is not None
-    assert model["pending"] == []  # the markers are cleared
-    assert await recount.recount_stale(db, grace_seconds=0.0) == []  # nothing left
-
-    repaired = await _windows(api, exp, "m")
-    assert len(repaired) == len(whole) == 2
-    for mine, batch in zip(repaired, whole, strict=True):
-        for key in (
-            "start",
-            "n_predicted",
-            "n_labelled",
-            "coverage",
-            "complete",
-            "confusion_matrix",
-        ):
-            assert mine[key] == batch[key], key
-        assert mine["label_lag"] == pytest.approx(batch["label_lag"])
-        for name, metric in batch["metrics"].items():
-            assert mine["metrics"][name]["value"] == pytest.approx(metric["value"]), name
-        # The estimator's score counts (the prediction side) too.
-        assert mine["estimated"]["accuracy"] == pytest.approx(batch["estimated"]["accuracy"])
+    assert model["stored"] > model["applied"]
+    # The next batch (the corrections of 0..49) applies what was left first.
+    r = await send(api, exp, "m", "/ground-truth", _labels(d, slice(0, 50)))
+    assert r["changed"] == 50
+    model = await repository.get_model(db, exp, "m")
+    assert model is not None
+    assert model["stored"] == model["applied"]
+    assert model["lease"] is None
+    mine = await _windows(api, exp, "m")
+    whole = await _windows(api, exp, "whole")
+    _same(mine, whole)
+    assert sum(w["n_predicted"] for w in mine) == n
+    assert sum(w["n_labelled"] for w in mine) == 500
     # ... and the batch computation is scikit-learn's on the joined rows.
     first = [i for i in range(500) if d["t"][i] < DAY + timedelta(days=1)]
     y_true, p1 = d["true"][first], d["p1"][first]
-    assert repaired[0]["metrics"]["accuracy"]["value"] == pytest.approx(
+    assert mine[0]["metrics"]["accuracy"]["value"] == pytest.approx(
         skm.accuracy_score(y_true, d["pred"][first])
     )
-    assert repaired[0]["metrics"]["roc_auc"]["value"] == pytest.approx(
-        skm.roc_auc_score(y_true, p1)
-    )
-    assert repaired[0]["metrics"]["log_loss"]["value"] == pytest.approx(
+    assert mine[0]["metrics"]["roc_auc"]["value"] == pytest.approx(skm.roc_auc_score(y_true, p1))
+    assert mine[0]["metrics"]["log_loss"]["value"] == pytest.approx(
         skm.log_loss(y_true, np.column_stack([1 - p1, p1]))
     )
 
 
-async def test_a_batch_in_flight_is_not_recounted_under_it(api: Api, db: Database) -> None:
+async def send(api: Api, exp: str, model: str, route: str, table: pa.Table) -> Any:
+    return await post_table(api, f"{PREFIX}/experiment/{exp}{route}", table, model)
+
+
+async def test_the_tick_applies_what_a_dead_applier_left(
+    api: Api, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await api.register("alice")
     exp = (await api.experiment("alice"))["id"]
-    d = _data(50)
-    await _post(api, exp, "m", "/predictions", _predictions(d, slice(0, 50)))
-    await recount.mark(db, repository.model_key(exp, "m"))  # a batch writing now
-    # The tick waits for the grace; an explicit recount sees the batch as busy.
-    assert await recount.recount_stale(db, grace_seconds=600.0) == []
-    found = await recount.recount(db, exp, "m", in_flight_after=utcnow() - timedelta(seconds=600))
-    assert found.busy
+    d = _data(200)
+    for model in ("whole", "m"):
+        await _post(api, exp, model, "/predictions", _predictions(d, slice(0, 200)))
+    await _post(api, exp, "whole", "/ground-truth", _labels(d, slice(0, 200)))
+    with monkeypatch.context() as patch:
+        patch.setattr(applier.Applier, "_labels", _die)
+        await _dying(api, exp, "m", "/ground-truth", _labels(d, slice(0, 200)))
+    assert sum(w["n_labelled"] for w in await _windows(api, exp, "m")) == 0
+    key = repository.model_key(exp, "m")
+    assert await recount.tick(db) == [key]
+    assert await recount.tick(db) == []  # nothing left
+    _same(await _windows(api, exp, "m"), await _windows(api, exp, "whole"))
 
 
-async def test_the_recount_command(api: Api, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_recount_rebuilds_changed_windows(
+    api: Api, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``drift-monitor-server recount-performance`` repairs an experiment's models."""
     import asyncio
 
@@ -215,20 +217,29 @@ async def test_the_recount_command(api: Api, db: Database, monkeypatch: pytest.M
 
     await api.register("alice")
     exp = (await api.experiment("alice"))["id"]
-    d = _data(40)
-    await _post(api, exp, "m", "/predictions", _predictions(d, slice(0, 40)))
-    await _crash_labels(db, exp, "m", d["ids"][:40], d["true"][:40].tolist())
+    d = _data(300)
+    for model in ("whole", "m"):
+        await _post(api, exp, model, "/predictions", _predictions(d, slice(0, 300)))
+        await _post(
+            api, exp, model, "/ground-truth", _labels(d, slice(0, 200), 1 - d["true"][:200])
+        )
+        await _post(api, exp, model, "/ground-truth", _labels(d, slice(0, 250)))
+    # Something other than the applier changed the windows (a restored backup, a bug).
+    await db[repository.WINDOWS].update_many(
+        {"experiment_id": exp, "model": "m"}, {"$inc": {"n_lab": 7, "s.cm.1.1": 3, "v": 1}}
+    )
+    assert sum(w["n_labelled"] for w in await _windows(api, exp, "m")) != 250
     monkeypatch.setenv("DRIFT_MONGODB_URL", api.settings.mongodb_url.get_secret_value())
     monkeypatch.setenv("DRIFT_MONGODB_DATABASE", api.settings.mongodb_database)
-    # The batch looks in flight (its marker is fresh): refused without --force.
-    args = ["recount-performance", "--experiment", exp]
+    args = ["recount-performance", "--experiment", exp, "--model", "m"]
     result = await asyncio.to_thread(CliRunner().invoke, main, args)
     assert result.exit_code == 0, result.output
-    assert "m: busy" in result.output
-    result = await asyncio.to_thread(CliRunner().invoke, main, [*args, "--force"])
-    assert result.exit_code == 0, result.output
-    assert "m: recounted: 40 predictions, 40 labelled" in result.output
-    assert sum(w["n_labelled"] for w in await _windows(api, exp, "m")) == 40
+    assert "m: recounted: 300 predictions, 250 labelled" in result.output
+    _same(await _windows(api, exp, "m"), await _windows(api, exp, "whole"))
+    # A later batch still counts once.
+    for model in ("whole", "m"):
+        await _post(api, exp, model, "/ground-truth", _labels(d, slice(250, 300)))
+    _same(await _windows(api, exp, "m"), await _windows(api, exp, "whole"))
 
 
 async def test_a_regression_model_is_recounted_too(api: Api, db: Database) -> None:
@@ -248,18 +259,13 @@ async def test_a_regression_model_is_recounted_too(api: Api, db: Database) -> No
         await _post(
             api, exp, model, "/predictions", pa.table({"id": ids, "y_pred": pred, "time": when})
         )
-    await _post(
-        api, exp, "whole", "/ground-truth", pa.table({"id": ids, "y_true": y, "time": labelled})
+        await _post(
+            api, exp, model, "/ground-truth", pa.table({"id": ids, "y_true": y, "time": labelled})
+        )
+    await db[repository.WINDOWS].update_many(
+        {"experiment_id": exp, "model": "m"}, {"$set": {"s": {}, "n_lab": 0}}
     )
-    await _post(
-        api,
-        exp,
-        "m",
-        "/ground-truth",
-        pa.table({"id": ids[:100], "y_true": y[:100], "time": labelled[:100]}),
-    )
-    await _crash_labels(db, exp, "m", ids[100:], y[100:].tolist())
-    [done] = await recount.recount_stale(db, grace_seconds=0.0)
+    done = await recount.recount(db, exp, "m")
     assert (done.predictions, done.labelled) == (n, n)
     [mine] = await _windows(api, exp, "m")
     [batch] = await _windows(api, exp, "whole")
@@ -267,3 +273,29 @@ async def test_a_regression_model_is_recounted_too(api: Api, db: Database) -> No
     for name, metric in batch["metrics"].items():
         assert mine["metrics"][name]["value"] == pytest.approx(metric["value"]), name
     assert mine["metrics"]["rmse"]["value"] == pytest.approx(skm.root_mean_squared_error(y, pred))
+
+
+async def test_unlabelled_predictions_expire(api_factory: Any) -> None:
+    """After ``DRIFT_PERFORMANCE_UNLABELLED_TTL_SECONDS`` an unlabelled prediction is gone:
+    its label is unknown and its id may be predicted anew; labelled ones stay, and their
+    label can still change. The windows keep counting what expired."""
+    import asyncio
+
+    api: Api = await api_factory(performance_unlabelled_ttl_seconds=1.0)
+    await api.register("alice")
+    exp = (await api.experiment("alice"))["id"]
+    d = _data(40)
+    await _post(api, exp, "m", "/predictions", _predictions(d, slice(0, 40)))
+    first = await send(api, exp, "m", "/ground-truth", _labels(d, slice(0, 20)))
+    assert first["labelled"] == 20
+    await asyncio.sleep(1.5)
+    late = await send(
+        api, exp, "m", "/ground-truth", _labels(d, slice(10, 40), 1 - d["true"][10:40])
+    )
+    assert (late["changed"], late["labelled"], late["unknown"]) == (10, 0, 20)
+    assert late["unknown_ids"] == d["ids"][20:40]
+    again = await send(api, exp, "m", "/predictions", _predictions(d, slice(15, 40)))
+    assert (again["recorded"], again["duplicates"]) == (20, 5)
+    windows = await _windows(api, exp, "m")
+    assert sum(w["n_predicted"] for w in windows) == 60
+    assert sum(w["n_labelled"] for w in windows) == 20

@@ -318,31 +318,16 @@ async def test_recount_repairs_run_documents(alice_api: Api, db: Database) -> No
     data = Data("binary", 120, 8)
     run = await _run(api, exp, "m")
     rows = np.arange(100)
-    await post_table(api, base + "/predictions", data.predictions(rows), model="m", run=run)
+    await post_table(
+        api, base + "/predictions", data.predictions(np.arange(120)), model="m", run=run
+    )
     await post_table(
         api, base + "/ground-truth", data.labels(rows[:80], data.truth[:80]), model="m"
     )
     whole = (await _runs(api, exp, "m"))["runs"][0]
-    # A batch that died after its writes: 20 predictions of the run stored, never counted.
-    dead = data.predictions(np.arange(100, 120)).to_pydict()
-    await repository.insert_predictions(
-        db,
-        [
-            {
-                "_id": repository.prediction_key(exp, "m", dead["id"][i]),
-                "experiment_id": exp,
-                "model": "m",
-                "time": dead["time"][i].replace(tzinfo=None),
-                "y": dead["y_pred"][i],
-                "p": [dead["proba_0"][i], dead["proba_1"][i]],
-                "run": run,
-            }
-            for i in range(20)
-        ],
-    )
-    # ... and the run document damaged besides (a lost label increment).
+    # The run document damaged (20 predictions and 5 labels lost: a restored backup, a bug).
     await db[repository.RUNS].update_one(
-        {"_id": repository.run_key(exp, "m", run)}, {"$inc": {"n_lab": -5, "v": 1}}
+        {"_id": repository.run_key(exp, "m", run)}, {"$inc": {"n_pred": -20, "n_lab": -5, "v": 1}}
     )
     broken = (await _runs(api, exp, "m"))["runs"][0]
     assert (broken["n_predicted"], broken["n_labelled"]) == (100, 75)

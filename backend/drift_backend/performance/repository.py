@@ -1,39 +1,36 @@
-"""The performance collections (owned here; other domains call :mod:`.service`):
+"""The performance collections (owned here and in :mod:`.stored`; other domains call
+:mod:`.service`):
 
-- ``predictions``: one document per (experiment, model, prediction id), ``_id``
-  :func:`prediction_key`, so a late label is one update by ``_id``. ``y`` the prediction,
-  ``p`` its class probabilities (in the model's class order), ``time``; once labelled ``t``
-  (the label), ``lt`` (its time) and ``w`` (the last label writers, see the service).
-  Unlabelled predictions carry ``expires_at``, which a TTL index acts on; a label removes it.
+- ``performance_batches`` (:mod:`.stored`): every predictions or labels batch, as Arrow.
 - ``performance_windows``: one document per (experiment, model, hour) of counts and sums
   (:mod:`.windows`), only ever added to: by ``$inc`` (and ``$max`` for the longest lag), or
-  by a compare-and-swap on its version ``v`` for a large addition (:func:`add_to_windows`).
+  by a compare-and-swap on its version ``v`` for a large addition (:func:`add_to_windows`);
+  ``a`` is the last batch added to it (:mod:`.applier`).
 - ``performance_models``: one document per (experiment, model): its task, its probability
-  classes, the constant regression sums are shifted by, and its labelled reference.
+  classes, the constant regression sums are shifted by, its labelled reference, and its
+  applier's ``lease``, ``stored`` and ``applied`` batch numbers.
 - ``performance_runs``: one document per (experiment, model, drift run) with the hour
-  documents' counts and sums over the predictions recorded with that run (``run`` on the
-  prediction), added to the same way (:func:`add_to_runs`); ``run_created_at`` (the run's,
-  copied when the document is made) orders a model's runs newest first, a keyset page at a
-  time (:func:`page_runs`).
+  documents' counts and sums over the predictions recorded with that run, added to the
+  same way (:func:`add_to_runs`); ``run_created_at`` (the run's, copied when the document
+  is made) orders a model's runs newest first, a keyset page at a time (:func:`page_runs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from drift_backend.performance.windows import hour_start
 from drift_backend.schemas import utcnow
-from drift_backend.store.bulk import insert_new
 from drift_backend.store.database import Database, Document
 from drift_backend.store.keyset import Cursor, KeysetPage, keyset_page
 
-PREDICTIONS = "predictions"
 WINDOWS = "performance_windows"
 MODELS = "performance_models"
 RUNS = "performance_runs"
@@ -44,10 +41,6 @@ Collection = AsyncCollection[Document]
 def model_key(experiment_id: str, model: str) -> str:
     # The model's length first: no model name can make two keys equal.
     return f"{experiment_id}:{len(model)}:{model}"
-
-
-def prediction_key(experiment_id: str, model: str, prediction_id: str) -> str:
-    return f"{model_key(experiment_id, model)}:{prediction_id}"
 
 
 def window_key(experiment_id: str, model: str, hour: int) -> str:
@@ -108,76 +101,56 @@ async def list_models(db: Database, experiment_id: str) -> list[Document]:
     return [doc async for doc in cursor]
 
 
-# --- predictions ---------------------------------------------------------------------------------
+# --- the applier's lease and progress (see applier.py) -----------------------------------------
 
 
-#: Documents per bulk write: each write is one operation under the per-operation bound
-#: (``DRIFT_MONGODB_TIMEOUT_SECONDS``), and a single-threaded server (SecantusDB) serves
-#: nothing else while it runs one, so a batch at the row limit goes in parts (10,000
-#: conditional label updates in one write took over 5 s there).
-WRITE_CHUNK = 1000
-#: Conditional label updates per bulk write: an update costs SecantusDB several times an
-#: insert (it maintains the TTL index), and 1,000 of them took 3-5 s on a busy machine,
-#: at the edge of the default 5 s operation timeout.
-LABEL_WRITE_CHUNK = 250
-
-
-async def insert_predictions(db: Database, docs: list[Document]) -> set[int]:
-    """Insert the new ones; the positions in ``docs`` of those already stored (the first
-    prediction of an id wins)."""
-    stored: set[int] = set()
-    for start in range(0, len(docs), WRITE_CHUNK):
-        there = await insert_new(db[PREDICTIONS], docs[start : start + WRITE_CHUNK])
-        stored |= {start + index for index in there}
-    return stored
-
-
-#: Keys per ``$in`` look-up. MongoDB takes thousands at no extra cost per key; SecantusDB
-#: (the test database) spends time growing with the square of the list (0.03 s for 100 keys,
-#: 2.8 s for 1000), so lists stay short.
-LOOKUP_CHUNK = 100
-
-
-async def find_predictions(db: Database, keys: list[str]) -> list[Document]:
-    found: list[Document] = []
-    for start in range(0, len(keys), LOOKUP_CHUNK):
-        cursor = db[PREDICTIONS].find(
-            {"_id": {"$in": keys[start : start + LOOKUP_CHUNK]}},
-            {"time": 1, "y": 1, "p": 1, "t": 1, "lt": 1, "w": 1, "run": 1},
-        )
-        found.extend([doc async for doc in cursor])
-    return found
-
-
-async def set_labels(db: Database, updates: list[UpdateOne]) -> int:
-    """Conditional label writes; how many applied."""
-    applied = 0
-    for start in range(0, len(updates), LABEL_WRITE_CHUNK):
-        result = await db[PREDICTIONS].bulk_write(
-            updates[start : start + LABEL_WRITE_CHUNK], ordered=False
-        )
-        applied += int(result.modified_count)
-    return applied
-
-
-def label_update(
-    key: str, old: Document | None, label: Any, label_time: datetime, writer: str
-) -> UpdateOne:
-    """Set the label of ``key`` if it is still ``old`` (its label and time, or none): a
-    concurrent writer's change makes this one a no-op, which the service then sees."""
-    condition: Document = {"_id": key}
-    if old is None:
-        condition["t"] = {"$exists": False}
-    else:
-        condition.update(old)
-    return UpdateOne(
-        condition,
-        {
-            "$set": {"t": label, "lt": label_time},
-            "$unset": {"expires_at": ""},
-            "$push": {"w": {"$each": [writer], "$slice": -8}},
-        },
+async def take_lease(db: Database, key: str, owner: str, seconds: float) -> Document | None:
+    """Make ``owner`` the model's applier until ``seconds`` from now, if no other holds it
+    (or the other's lease ran out); the model's document then, else None."""
+    now = utcnow()
+    return await db[MODELS].find_one_and_update(
+        {"_id": key, "$or": [{"lease": None}, {"lease.until": {"$lt": now}}]},
+        {"$set": {"lease": {"owner": owner, "until": now + timedelta(seconds=seconds)}}},
+        return_document=ReturnDocument.AFTER,
     )
+
+
+async def renew_lease(db: Database, key: str, owner: str, seconds: float) -> bool:
+    until = utcnow() + timedelta(seconds=seconds)
+    found = await db[MODELS].update_one(
+        {"_id": key, "lease.owner": owner}, {"$set": {"lease.until": until}}
+    )
+    return bool(found.matched_count)
+
+
+async def release_lease(db: Database, key: str, owner: str) -> None:
+    await db[MODELS].update_one({"_id": key, "lease.owner": owner}, {"$set": {"lease": None}})
+
+
+async def note_stored(db: Database, key: str, seq: int) -> None:
+    """A batch ``seq`` is about to be stored (a model whose ``stored`` passes its ``applied``
+    and whose lease ran out has batches a dead applier left: the workers' tick applies them)."""
+    await db[MODELS].update_one({"_id": key}, {"$max": {"stored": seq}})
+
+
+async def note_applied(db: Database, key: str, seq: int) -> None:
+    await db[MODELS].update_one({"_id": key}, {"$max": {"applied": seq, "stored": seq}})
+
+
+async def stale_models(db: Database, limit: int = 100) -> list[Document]:
+    """Models with stored batches not applied and no live applier."""
+    cursor = (
+        db[MODELS]
+        .find(
+            {
+                "$expr": {"$gt": [{"$ifNull": ["$stored", 0]}, {"$ifNull": ["$applied", 0]}]},
+                "$or": [{"lease": None}, {"lease.until": {"$lt": utcnow()}}],
+            },
+            {"experiment_id": 1, "model": 1},
+        )
+        .limit(limit)
+    )
+    return [doc async for doc in cursor]
 
 
 # --- windows -------------------------------------------------------------------------------------
@@ -211,16 +184,21 @@ async def _swap(
     fields: Document,
     inc: Mapping[str, float | int],
     lag_max: float | None,
+    seq: int | None,
 ) -> None:
     """Read the document (an hour, a run), add ``inc`` in memory, and write it back only if
     no writer changed it in between (its version ``v``, which every write of it increments);
     else again."""
     for _ in range(SWAP_ATTEMPTS):
         doc = await documents.find_one({"_id": key})
+        if doc is not None and seq is not None and doc.get("a", 0) >= seq:
+            return  # this batch is in already
         version = None if doc is None else doc.get("v")
         new: Document = dict(doc) if doc is not None else {"_id": key, **fields}
         _apply(new, inc)
         new["v"] = (version or 0) + 1
+        if seq is not None:
+            new["a"] = seq
         if lag_max is not None:
             new["lag_max"] = max(new.get("lag_max", lag_max), lag_max)
         if doc is None:
@@ -241,17 +219,29 @@ async def _add(
     fields: Document,
     inc: Mapping[str, float | int],
     longest: float | None,
+    seq: int | None = None,
 ) -> None:
     """Add ``inc`` to one document (made with ``fields`` on first use), exactly once: a
     small increment by ``$inc``, a large one by compare-and-swap (:func:`_swap`). Both
     increment the version ``v``, so a swap never overwrites an ``$inc`` it did not see; any
-    other writer of these documents must increment ``v`` too."""
+    other writer of these documents must increment ``v`` too.
+
+    ``seq``: the applier's batch (``a`` on the document is the last batch added to it): a
+    batch applied again after its applier died adds nothing to the documents it reached."""
     if len(inc) > INC_PATHS:
-        await _swap(documents, key, fields, inc, longest)
+        await _swap(documents, key, fields, inc, longest, seq)
         return
     update: Document = {"$inc": {**inc, "v": 1}, "$setOnInsert": fields}
     if longest is not None:
         update["$max"] = {"lag_max": longest}
+    if seq is not None:
+        update["$set"] = {"a": seq}
+        # A duplicate key: the document has this batch already (its ``a`` is not below).
+        with contextlib.suppress(DuplicateKeyError):
+            await documents.update_one(
+                {"_id": key, "a": {"$not": {"$gte": seq}}}, update, upsert=True
+            )
+        return
     try:
         await documents.update_one({"_id": key}, update, upsert=True)
     except DuplicateKeyError:
@@ -266,6 +256,7 @@ async def add_to_windows(
     model: str,
     increments: Mapping[int, Mapping[str, float | int]],
     lag_max: Mapping[int, float] | None = None,
+    seq: int | None = None,
 ) -> None:
     """Add each hour's increments to its document (made on first use), exactly once
     (:func:`_add`)."""
@@ -273,7 +264,7 @@ async def add_to_windows(
         key = window_key(experiment_id, model, hour)
         fields = {"experiment_id": experiment_id, "model": model, "start": hour_start(hour)}
         longest = lag_max.get(hour) if lag_max else None
-        await _add(db[WINDOWS], key, fields, inc, longest)
+        await _add(db[WINDOWS], key, fields, inc, longest, seq)
 
 
 async def add_to_runs(
@@ -283,6 +274,7 @@ async def add_to_runs(
     increments: Mapping[str, Mapping[str, float | int]],
     created: Mapping[str, datetime],
     lag_max: Mapping[str, float] | None = None,
+    seq: int | None = None,
 ) -> None:
     """Add each run's increments to its document, as :func:`add_to_windows` does for hours.
     ``created``: each run's creation time (the order runs are listed in); a run missing
@@ -293,7 +285,7 @@ async def add_to_runs(
         key = run_key(experiment_id, model, run_id)
         fields = run_fields(experiment_id, model, run_id, created[run_id])
         longest = lag_max.get(run_id) if lag_max else None
-        await _add(db[RUNS], key, fields, inc, longest)
+        await _add(db[RUNS], key, fields, inc, longest, seq)
 
 
 def run_fields(experiment_id: str, model: str, run_id: str, created: datetime) -> Document:
@@ -358,12 +350,6 @@ async def delete_run(db: Database, experiment_id: str, run_id: str) -> None:
 
 
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
-    # The predictions by their _id prefix (every key starts "<experiment>:"; ';' follows ':'),
-    # which the primary index serves: an index on experiment_id would cost every prediction
-    # and label write for this one rare delete.
-    await db[PREDICTIONS].delete_many(
-        {"_id": {"$gte": f"{experiment_id}:", "$lt": f"{experiment_id};"}}
-    )
     await db[WINDOWS].delete_many({"experiment_id": experiment_id})
     await db[MODELS].delete_many({"experiment_id": experiment_id})
     await db[RUNS].delete_many({"experiment_id": experiment_id})

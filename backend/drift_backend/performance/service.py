@@ -7,18 +7,15 @@ the request holds anyway — and a window is only ever changed by ``$inc``, so r
 metrics costs O(hours in the range), never a pass over the predictions. A worker job would
 add a queue round trip and nothing cheaper.
 
-Late labels: a label is written on its prediction only if the prediction's label is still
-what was read (``repository.label_update``), and the windows get exactly the difference of
-the labels that were written. A writer whose conditional update did not apply (another
-label for the same id won the race) reads the prediction again and retries; which writes
-applied is told by the writer's id in the prediction's ``w`` list.
+Predictions and labels: each batch is stored whole (Arrow) and applied to the windows by
+the model's applier (:mod:`.applier`), in order and once; a late label adds its row's
+contribution to the hour its prediction was made in, and a changed one takes the old
+contribution out again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,30 +28,32 @@ from drift_backend.drifts import service as drifts
 from drift_backend.errors import NotFound, ValidationFailed
 from drift_backend.events import service as events
 from drift_backend.events.schemas import EventType
-from drift_backend.performance import batches, cbpe, concept, estimation, recount, repository
+from drift_backend.performance import (
+    applier,
+    batches,
+    cbpe,
+    concept,
+    estimation,
+    repository,
+    stored,
+)
 from drift_backend.performance.batches import Task
+from drift_backend.performance.columns import Labels, Predictions
 from drift_backend.performance.decisions import Tolerances, window_decisions
 from drift_backend.performance.metrics import (
-    AUC_BINS,
     Metric,
     class_order,
     classification_metrics,
     regression_metrics,
 )
 from drift_backend.performance.windows import (
-    Labelled,
     Stats,
     Window,
     add_into,
-    by_hour,
     classification_stats,
     escape_tree,
-    flatten,
-    hour_keys,
     hour_start,
-    label_increments,
     regression_stats,
-    run_increments,
     unescape_tree,
     window_start,
 )
@@ -62,13 +61,6 @@ from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database, Document
 from drift_backend.store.keyset import Cursor
 
-#: Ids labelled per round (read, write, re-read on a lost race); the repository splits the
-#: writes further, each one bounded database operation.
-LABEL_CHUNK = 1000
-#: Tries of a label chunk whose conditional writes lost a race to another writer.
-LABEL_ATTEMPTS = 5
-#: Unknown ids named in an answer (all are counted).
-UNKNOWN_SHOWN = 20
 #: Most windows one performance answer covers.
 MAX_WINDOWS = 1000
 WINDOW_LENGTH = {
@@ -243,113 +235,23 @@ async def record_predictions(
         # Regression sums are kept shifted by a value near the targets (R² without loss of
         # digits); the first batch's mean prediction is near enough, and fixed for good.
         await repository.set_shift(db, doc["_id"], float(rows.y.mean()))
+        doc = await repository.get_model(db, experiment_id, model) or doc
     assert rows.ids is not None
     assert rows.times is not None
-    proba = _ordered_proba(rows.proba, rows.classes or [], doc["classes"])
+    batch = Predictions(
+        ids=np.asarray(rows.ids, dtype=object),
+        times=rows.times,
+        y=rows.y,
+        proba=_ordered_proba(rows.proba, rows.classes or [], doc["classes"]),
+    )
     expires = now + timedelta(seconds=limits.unlabelled_ttl_seconds)
-    times = rows.times.astype(object)  # naive UTC datetimes, as PyMongo stores them
-    docs = []
-    for i, prediction_id in enumerate(rows.ids):
-        item: Document = {
-            "_id": repository.prediction_key(experiment_id, model, prediction_id),
-            "experiment_id": experiment_id,
-            "model": model,
-            "time": times[i],
-            "y": rows.y[i].item() if task is Task.regression else rows.y[i],
-            "expires_at": expires,
-        }
-        if proba is not None:
-            item["p"] = proba[i].tolist()
-        if run is not None:
-            item["run"] = run
-        docs.append(item)
-    # marked until its windows are written (a crash in between is recounted).
-    marker = await recount.mark(db, doc["_id"])
-    duplicates = await repository.insert_predictions(db, docs)
-    recorded = np.ones(len(docs), dtype=bool)
-    recorded[list(duplicates)] = False
-    keys = hour_keys(rows.times[recorded])
-    hours = np.unique(keys)
-    y_kept = rows.y[recorded]
-    proba_kept = None if proba is None else proba[recorded]
-    increments = _prediction_increments(keys, y_kept, proba_kept, doc["classes"])
-    await repository.add_to_windows(db, experiment_id, model, increments)
-    if run is not None and run_doc is not None and recorded.any():
-        if not run_doc.get("has_predictions"):
-            # Before its document: a reader told "has predictions" may find none yet (and
-            # shows nothing), never the other way round.
-            await drifts.mark_predictions(db, experiment_id, [run])
-        # The run's document: the same counts over all the batch's rows (one key, 0).
-        whole = np.zeros(int(recorded.sum()), dtype=np.int64)
-        counted = _prediction_increments(whole, y_kept, proba_kept, doc["classes"])
-        await repository.add_to_runs(
-            db, experiment_id, model, {run: counted[0]}, {run: run_doc["created_at"]}
-        )
-    await recount.unmark(db, doc["_id"], marker)
-    await _windows_changed(db, experiment_id, model, "predictions", [int(h) for h in hours])
+    created = None if run_doc is None else run_doc["created_at"]
+    async with applier.session(db, doc) as model_applier:
+        applied = await model_applier.predictions(batch, run, created, expires)
+    await _windows_changed(db, experiment_id, model, "predictions", applied.hours)
     if limits.tracking is not None:  # new predictions change coverage
-        await concept.decide_again(db, limits.tracking, doc, [int(h) for h in hours])
-    return {
-        "received": len(docs),
-        "recorded": int(recorded.sum()),
-        "duplicates": len(duplicates),
-        "task": task,
-        "classes": doc["classes"],
-    }
-
-
-def _prediction_increments(
-    keys: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, classes: list[str]
-) -> dict[int, dict[str, float | int]]:
-    """The ``$inc`` of each document (hour, or run) the recorded predictions add to:
-    ``keys[i]`` names row ``i``'s."""
-    found, counts = np.unique(keys, return_counts=True)
-    increments: dict[int, dict[str, float | int]] = {
-        int(k): {"n_pred": int(c)} for k, c in zip(found, counts, strict=True)
-    }
-    if proba is not None and len(classes) == 2:
-        _add_scores(increments, keys, y_pred, proba, classes)
-    if proba is not None and len(classes) > 2:
-        _add_class_scores(increments, keys, y_pred, proba, classes)
-    return increments
-
-
-def _add_scores(
-    increments: dict[int, dict[str, float | int]],
-    hours: np.ndarray,
-    y_pred: np.ndarray,
-    proba: np.ndarray,
-    classes: list[str],
-) -> None:
-    """Counts of predictions by hour, predicted class and positive-class score bin: what
-    the estimated accuracy (:mod:`.cbpe`) is computed from, labels or not."""
-    positive = class_order(classes)[-1]
-    bins = np.rint(proba[:, classes.index(positive)] * AUC_BINS).astype(np.int64)
-    for hour, mask in by_hour(hours):
-        flat = flatten({"e": _pair_counts(y_pred[mask], bins[mask])})
-        increments[hour].update(flat)
-
-
-def _add_class_scores(
-    increments: dict[int, dict[str, float | int]],
-    hours: np.ndarray,
-    y_pred: np.ndarray,
-    proba: np.ndarray,
-    classes: list[str],
-) -> None:
-    """Multiclass CBPE (:mod:`.estimation`): per hour and class, counts of predictions by
-    the class's raw probability, predicted as the class or not; calibrated when read."""
-    for hour, mask in by_hour(hours):
-        counts = estimation.class_score_counts(y_pred[mask], proba[mask], classes)
-        increments[hour].update(flatten({"m": counts}))
-
-
-def _pair_counts(labels: np.ndarray, bins: np.ndarray) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for label in np.unique(labels):
-        values, counts = np.unique(bins[labels == label], return_counts=True)
-        out[str(label)] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
-    return out
+        await concept.decide_again(db, limits.tracking, doc, applied.hours)
+    return {**applied.outcome, "task": task, "classes": doc["classes"]}
 
 
 # --- ground truth --------------------------------------------------------------------------------
@@ -367,14 +269,6 @@ def _parse_labels(table: pa.Table, now: datetime, max_rows: int, task: Task) -> 
     )
 
 
-def _lag(prediction_time: datetime, label_time: datetime) -> float:
-    return max(0.0, (label_time - prediction_time).total_seconds())
-
-
-def _hour(time: datetime) -> int:
-    return int(hour_keys(np.array([np.datetime64(time.replace(tzinfo=None), "ms")]))[0])
-
-
 async def record_labels(
     db: Database, limits: Limits, experiment_id: str, model: str, table: pa.Table
 ) -> dict[str, Any]:
@@ -386,141 +280,13 @@ async def record_labels(
     rows: batches.Rows = await _in_thread(_parse_labels, table, now, limits.max_rows, task)
     assert rows.ids is not None
     assert rows.times is not None
-    label_times = rows.times.astype(object)
-    counts = {"labelled": 0, "changed": 0, "unchanged": 0}
-    unknown: list[str] = []
-    applied: list[Any] = []
-    # marked until its windows are written (a crash in between is recounted).
-    marker = await recount.mark(db, doc["_id"])
-    for start in range(0, len(rows.ids), LABEL_CHUNK):
-        wanted: dict[str, tuple[str, Any, datetime]] = {}
-        for i in range(start, min(start + LABEL_CHUNK, len(rows.ids))):
-            key = repository.prediction_key(experiment_id, model, rows.ids[i])
-            label = rows.y[i].item() if task is Task.regression else rows.y[i]
-            wanted[key] = (rows.ids[i], label, label_times[i].replace(tzinfo=None))
-        missing = await _label_chunk(db, wanted, counts, applied)
-        unknown.extend(wanted[key][0] for key in missing)
-    # The windows once per batch: a window's update costs O(classes x score bins) whatever
-    # the number of labels, so one per batch rather than one per chunk.
-    hours = await _add_labels(db, doc, applied, counts)
-    await recount.unmark(db, doc["_id"], marker)
+    labels = Labels(ids=np.asarray(rows.ids, dtype=object), y=rows.y, times=rows.times)
+    async with applier.session(db, doc) as model_applier:
+        applied = await model_applier.labels(labels)
+    await _windows_changed(db, experiment_id, model, "labels", applied.hours)
     if limits.tracking is not None:
-        await concept.decide_again(db, limits.tracking, doc, hours)
-    return {
-        "received": len(rows.ids),
-        **counts,
-        "unknown": len(unknown),
-        "unknown_ids": unknown[:UNKNOWN_SHOWN],
-    }
-
-
-async def _label_chunk(
-    db: Database,
-    wanted: Mapping[str, tuple[str, Any, datetime]],
-    counts: dict[str, int],
-    applied: list[Any],
-) -> list[str]:
-    """Label the predictions of ``wanted`` (key -> (id, label, label time)), adding the
-    writes that applied to ``applied``; the keys of those never predicted."""
-    pending = dict(wanted)
-    unknown: list[str] = []
-    for attempt in range(LABEL_ATTEMPTS):
-        found = {d["_id"]: d for d in await repository.find_predictions(db, list(pending))}
-        if attempt == 0:
-            unknown = [key for key in pending if key not in found]
-        writer = uuid.uuid4().hex
-        updates, planned = [], {}
-        for key, prediction in found.items():
-            _, label, label_time = pending[key]
-            old = {"t": prediction["t"], "lt": prediction["lt"]} if "t" in prediction else None
-            if old is not None and old["t"] == label:
-                counts["unchanged"] += 1  # the lag stays the first label's
-                continue
-            updates.append(repository.label_update(key, old, label, label_time, writer))
-            planned[key] = (prediction, old, label, label_time)
-        if not updates:
-            return unknown
-        written = await repository.set_labels(db, updates)
-        if written == len(updates):
-            done = list(planned)
-        else:
-            # Another writer changed some of these first: only ours carry our writer id.
-            again = await repository.find_predictions(db, list(planned))
-            done = [d["_id"] for d in again if writer in d.get("w", [])]
-        applied.extend(planned[key] for key in done)
-        pending = {key: pending[key] for key in planned if key not in set(done)}
-        if not pending:
-            return unknown
-    raise ValidationFailed("id", "labels of these ids keep changing concurrently; send again")
-
-
-async def _add_labels(
-    db: Database, model_doc: Document, applied: list[Any], counts: dict[str, int]
-) -> list[int]:
-    """Count the applied label writes into their windows; the hours changed."""
-    rows: list[Labelled] = []
-    for prediction, old, label, label_time in applied:
-        time = prediction["time"].replace(tzinfo=None)
-        hour = _hour(time)
-        common = {
-            "hour": hour,
-            "y_pred": prediction["y"],
-            "proba": prediction.get("p"),
-            "run": prediction.get("run"),
-        }
-        rows.append(
-            Labelled(
-                **common,
-                y_true=label,
-                lag=_lag(time, label_time),
-                sign=1,
-                first=old is None,
-            )
-        )
-        if old is None:
-            counts["labelled"] += 1
-        else:
-            counts["changed"] += 1
-            old_time = old["lt"].replace(tzinfo=None)
-            rows.append(Labelled(**common, y_true=old["t"], lag=_lag(time, old_time), sign=-1))
-    if not rows:
-        return []
-    increments, lag_max = await asyncio.to_thread(
-        label_increments,
-        rows,
-        model_doc["task"] == Task.regression,
-        model_doc["classes"],
-        model_doc.get("shift") or 0.0,
-    )
-    await repository.add_to_windows(
-        db, model_doc["experiment_id"], model_doc["model"], increments, lag_max
-    )
-    await _add_labels_to_runs(db, model_doc, rows)
-    await _windows_changed(
-        db, model_doc["experiment_id"], model_doc["model"], "labels", list(increments)
-    )
-    return list(increments)
-
-
-async def _add_labels_to_runs(db: Database, model_doc: Document, rows: list[Labelled]) -> None:
-    """The same rows' contributions to the documents of the runs their predictions were
-    recorded with (a run deleted meanwhile gets none)."""
-    if all(row.run is None for row in rows):  # the common case: no thread hop, no read
-        return
-    increments, lag_max = await asyncio.to_thread(
-        run_increments,
-        rows,
-        model_doc["task"] == Task.regression,
-        model_doc["classes"],
-        model_doc.get("shift") or 0.0,
-    )
-    if not increments:
-        return
-    experiment_id = model_doc["experiment_id"]
-    created = await drifts.created_times(db, experiment_id, sorted(increments))
-    await repository.add_to_runs(
-        db, experiment_id, model_doc["model"], increments, created, lag_max
-    )
+        await concept.decide_again(db, limits.tracking, doc, applied.hours)
+    return applied.outcome
 
 
 # --- the labelled reference ----------------------------------------------------------------------
@@ -836,6 +602,7 @@ async def latest_decision(
 
 
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
+    await stored.delete_for_experiment(db, experiment_id)
     await repository.delete_for_experiment(db, experiment_id)
     await concept.delete_for_experiment(db, experiment_id)
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from drift_backend.performance import estimation
 from drift_backend.performance.metrics import AUC_BINS, ECE_BINS, EPS, class_order
 
 Stats = dict[str, Any]
@@ -195,65 +196,132 @@ def unescape_tree(stored: Mapping[str, Any]) -> Stats:
 
 
 @dataclass(frozen=True)
-class Labelled:
-    """One label's effect on its prediction's hour: ``sign`` +1 adds the (prediction,
-    label) row, -1 takes a replaced label's row out again; ``first``: the prediction had
-    no label before (it counts towards the hour's labelled predictions)."""
+class Part:
+    """Labelled rows' effect on their documents, as columns: ``sign`` +1 adds the
+    (prediction, label) rows, -1 takes replaced labels' rows out again. ``keys[i]`` names
+    row ``i``'s document (an hour, or a drift run's id); ``proba`` rows of NaN are
+    predictions recorded without probabilities; ``first`` marks predictions that had no
+    label before (they count towards the labelled predictions)."""
 
-    hour: int
-    y_pred: Any
-    proba: list[float] | None
-    y_true: Any
-    lag: float
+    keys: np.ndarray
+    y_pred: np.ndarray
+    y_true: np.ndarray
+    proba: np.ndarray | None
+    lag: np.ndarray
     sign: int
-    first: bool = False
-    #: The drift run the prediction was recorded with, if any (its run document).
-    run: str | None = None
+    first: np.ndarray | None = None
+
+    def take(self, rows: np.ndarray) -> Part:
+        return Part(
+            self.keys[rows],
+            self.y_pred[rows],
+            self.y_true[rows],
+            None if self.proba is None else self.proba[rows],
+            self.lag[rows],
+            self.sign,
+            None if self.first is None else self.first[rows],
+        )
 
 
 Key = TypeVar("Key", int, str)
 
 
-def label_increments(
-    rows: list[Labelled], regression: bool, classes: list[str], shift: float
-) -> tuple[dict[int, dict[str, float | int]], dict[int, float]]:
-    """The ``$inc`` of each hour the ``rows`` touch, and each hour's longest label lag."""
-    return _increments(rows, [row.hour for row in rows], regression, classes, shift)
-
-
-def run_increments(
-    rows: list[Labelled], regression: bool, classes: list[str], shift: float
-) -> tuple[dict[str, dict[str, float | int]], dict[str, float]]:
-    """The same for the run documents: the ``$inc`` of each run among the ``rows`` (rows
-    of predictions without a run add to none), and each run's longest label lag."""
-    with_run = [row for row in rows if row.run is not None]
-    return _increments(with_run, [str(row.run) for row in with_run], regression, classes, shift)
-
-
-def _increments(
-    rows: list[Labelled], keys: list[Key], regression: bool, classes: list[str], shift: float
-) -> tuple[dict[Key, dict[str, float | int]], dict[Key, float]]:
-    """The ``$inc`` of each document (``keys[i]`` holds ``rows[i]``) and its longest lag."""
-    groups: dict[tuple[Key, int, bool], list[Labelled]] = {}
-    for row, key in zip(rows, keys, strict=True):
-        groups.setdefault((key, row.sign, row.proba is not None), []).append(row)
-    totals: dict[Key, Stats] = {}
-    lag_max: dict[Key, float] = {}
-    for (key, sign, with_proba), group in groups.items():
-        total = totals.setdefault(key, {})
-        y_true = np.array([r.y_true for r in group], dtype=np.float64 if regression else object)
-        y_pred = np.array([r.y_pred for r in group], dtype=np.float64 if regression else object)
-        if regression:
-            stats = regression_stats(y_true, y_pred, shift, sign)
-        else:
-            proba = np.array([r.proba for r in group]) if with_proba else None
-            stats = classification_stats(y_true, y_pred, proba, classes, sign)
-        add_into(total, {"s": stats})
-        lags = [r.lag for r in group]
-        add_into(
-            total,
-            {"n_lab": sum(sign for r in group if r.first), "lag_sum": sign * float(sum(lags))},
-        )
-        if sign > 0:
-            lag_max[key] = max(lag_max.get(key, 0.0), max(lags))
+def increments(
+    parts: Iterable[Part], regression: bool, classes: list[str], shift: float
+) -> tuple[dict[Any, dict[str, float | int]], dict[Any, float]]:
+    """The ``$inc`` of each document the parts' rows touch, and its longest label lag."""
+    totals: dict[Any, Stats] = {}
+    lag_max: dict[Any, float] = {}
+    for part in parts:
+        if not len(part.keys):
+            continue
+        found, inverse = np.unique(part.keys, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(found) + 1))
+        for k, key in enumerate(found.tolist()):
+            rows = order[bounds[k] : bounds[k + 1]]
+            _add_rows(totals.setdefault(key, {}), part.take(rows), regression, classes, shift)
+            if part.sign > 0:
+                lag_max[key] = max(lag_max.get(key, 0.0), float(part.lag[rows].max()))
     return {key: flatten(total) for key, total in totals.items()}, lag_max
+
+
+def _add_rows(total: Stats, part: Part, regression: bool, classes: list[str], shift: float) -> None:
+    sign = part.sign
+    if regression:
+        add_into(total, {"s": regression_stats(part.y_true, part.y_pred, shift, sign)})
+    else:
+        with_proba = (
+            np.zeros(len(part.keys), dtype=bool)
+            if part.proba is None
+            else ~np.isnan(part.proba[:, 0])
+        )
+        for mask, proba in ((with_proba, part.proba), (~with_proba, None)):
+            if mask.any():
+                stats = classification_stats(
+                    part.y_true[mask],
+                    part.y_pred[mask],
+                    None if proba is None else proba[mask],
+                    classes,
+                    sign,
+                )
+                add_into(total, {"s": stats})
+    n_lab = 0 if part.first is None else int(part.first.sum())
+    add_into(total, {"n_lab": sign * n_lab, "lag_sum": sign * float(part.lag.sum())})
+
+
+# --- contributions of recorded predictions -------------------------------------------------------
+
+
+def prediction_increments(
+    keys: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, classes: list[str]
+) -> dict[int, dict[str, float | int]]:
+    """The ``$inc`` of each document (hour, or run) the recorded predictions add to:
+    ``keys[i]`` names row ``i``'s."""
+    found, counts = np.unique(keys, return_counts=True)
+    increments: dict[int, dict[str, float | int]] = {
+        int(k): {"n_pred": int(c)} for k, c in zip(found, counts, strict=True)
+    }
+    if proba is not None and len(classes) == 2:
+        _add_scores(increments, keys, y_pred, proba, classes)
+    if proba is not None and len(classes) > 2:
+        _add_class_scores(increments, keys, y_pred, proba, classes)
+    return increments
+
+
+def _add_scores(
+    increments: dict[int, dict[str, float | int]],
+    hours: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+) -> None:
+    """Counts of predictions by hour, predicted class and positive-class score bin: what
+    the estimated accuracy (:mod:`.cbpe`) is computed from, labels or not."""
+    positive = class_order(classes)[-1]
+    bins = np.rint(proba[:, classes.index(positive)] * AUC_BINS).astype(np.int64)
+    for hour, mask in by_hour(hours):
+        flat = flatten({"e": _pair_counts(y_pred[mask], bins[mask])})
+        increments[hour].update(flat)
+
+
+def _add_class_scores(
+    increments: dict[int, dict[str, float | int]],
+    hours: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+) -> None:
+    """Multiclass CBPE (:mod:`.estimation`): per hour and class, counts of predictions by
+    the class's raw probability, predicted as the class or not; calibrated when read."""
+    for hour, mask in by_hour(hours):
+        counts = estimation.class_score_counts(y_pred[mask], proba[mask], classes)
+        increments[hour].update(flatten({"m": counts}))
+
+
+def _pair_counts(labels: np.ndarray, bins: np.ndarray) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for label in np.unique(labels):
+        values, counts = np.unique(bins[labels == label], return_counts=True)
+        out[str(label)] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+    return out

@@ -102,13 +102,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     "batches.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
     "batches.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
     # notify: the delivery log (newest first), notifications not yet handed to targets.
-    # Model performance (performance/): look-ups are by _id (prediction, hour, model keys);
-    # these serve an experiment's deletion, the windows of a range, and the TTL that removes
-    # predictions never labelled (their expires_at; a label unsets it). Predictions have no
-    # experiment_id index: each write pays for every index (SecantusDB: 1,000 label updates
-    # 1.2-1.9 s without secondary indexes, 2-5 s with), and an experiment's deletion selects
-    # them by their _id prefix instead (repository.delete_for_experiment).
-    "predictions": [
+    # Model performance (performance/): look-ups are by _id (batch, hour, model keys); these
+    # serve the windows of a range, an experiment's deletion, and the TTL that removes a
+    # predictions batch once its unlabelled predictions expire (its labelled rows live on
+    # in the label batches). Batches have no experiment_id index: an experiment's deletion
+    # selects them by their _id prefix.
+    "performance_batches": [
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
     ],
     "performance_windows": [
