@@ -56,9 +56,9 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
     "events": [
         ((("experiment_id", ASC), ("_id", ASC)), False),  # a filtered stream's replay
     ],
-    "predictions": [
+    "performance_batches": [
         # (an experiment's are deleted by their _id prefix: no experiment_id index)
-        ((("expires_at", ASC),), False),  # TTL: unlabelled predictions expire
+        ((("expires_at", ASC),), False),  # TTL: a batch's unlabelled predictions expire
     ],
     "performance_windows": [
         # the hours of a model's range (and an experiment's on delete)
@@ -158,4 +158,3 @@ async def test_an_upgraded_database_loses_its_retired_indexes(db: Database) -> N
     await ensure_indexes(db)
     found = await _indexes(db, "predictions")
     assert ((("experiment_id", ASC),), False) not in found
-    assert set(EXPECTED["predictions"]) <= found

@@ -566,7 +566,7 @@ class Totals:
         _sum_into(
             self.predicted, prediction_increments(hour_keys(batch.times[new]), y, proba, classes)
         )
-        if run:
+        if run and len(y):
             whole = np.zeros(len(y), dtype=np.int64)
             counted = prediction_increments(whole, y, proba, classes)
             _sum_into(self.run_predicted, {run: counted[0]})
