@@ -39,14 +39,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from drift_backend.devstack.services import free_port, start_backend
-from drift_backend.performance import recount, repository
+from drift_backend.performance import recount, repository, stored
+from drift_backend.performance.columns import decode_joined, decode_predictions
 from drift_backend.performance.metrics import classification_metrics
-from drift_backend.performance.windows import (
-    Labelled,
-    classification_stats,
-    hour_keys,
-    label_increments,
-)
+from drift_backend.performance.windows import Part, classification_stats, hour_keys, increments
 from pymongo import AsyncMongoClient
 from sklearn import metrics as skm
 
@@ -260,50 +256,53 @@ def sklearn_daily(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, 
 
 
 async def recompute_day(db: Any, experiment: str, model: str, day: datetime) -> dict[str, Any]:
-    """Every prediction of ``day`` read from the database (with its label) and the day's
-    metrics computed from them by the windows' own code: what a recount costs."""
-    cursor = db[repository.PREDICTIONS].find(
-        {
-            "experiment_id": experiment,
-            "model": model,
-            "time": {"$gte": day, "$lt": day + timedelta(days=1)},
-        },
-        {"y": 1, "p": 1, "t": 1},
-    )
-    docs = [doc async for doc in cursor]
-    labelled = [d for d in docs if "t" in d]
-    y_true = np.array([d["t"] for d in labelled], dtype=object)
-    y_pred = np.array([d["y"] for d in labelled], dtype=object)
-    proba = np.array([d["p"] for d in labelled])
+    """The day's metrics from the stored batches, by the windows' own code: every predictions
+    batch read (the day's recorded rows counted) and every label batch's joined rows (each
+    id's newest label of a prediction of the day): what a recount of one day costs."""
+    key = repository.model_key(experiment, model)
+    start = np.datetime64(day, "ms")
+    end = start + np.timedelta64(1, "D")
+    n_predicted = 0
+    newest: dict[str, tuple[str, str, np.ndarray]] = {}
+    async for doc in stored.read(db, key, 0):
+        if doc["kind"] == "p":
+            batch = decode_predictions(doc["ids"], doc["data"], False, len(CLASSES))
+            recorded = np.ones(len(batch.ids), dtype=bool)
+            recorded[np.frombuffer(doc.get("dups") or b"", dtype="<i4")] = False
+            n_predicted += int((recorded & (batch.times >= start) & (batch.times < end)).sum())
+        elif doc.get("joined") is not None:
+            joined = decode_joined(doc["joined"], False, len(CLASSES))
+            assert joined.proba is not None
+            for i in np.flatnonzero((joined.times >= start) & (joined.times < end)):
+                newest[joined.ids[i]] = (joined.y_true[i], joined.y_pred[i], joined.proba[i])
+    rows = list(newest.values())
+    y_true = np.array([r[0] for r in rows], dtype=object)
+    y_pred = np.array([r[1] for r in rows], dtype=object)
+    proba = np.array([r[2] for r in rows])
     stats = classification_stats(y_true, y_pred, proba, CLASSES)
     metrics, _, _ = classification_metrics(stats, CLASSES)
-    return {"n_predicted": len(docs), "n_labelled": len(labelled), "metrics": metrics}
+    return {"n_predicted": n_predicted, "n_labelled": len(rows), "metrics": metrics}
 
 
 # --- the window update alone --------------------------------------------------------------------
 
 
 async def window_update(db: Any, experiment: str, data: Data, rows: np.ndarray) -> float:
-    """Seconds to add ``rows``' labels to their hours, as a label batch does once its labels
-    are written (``label_increments`` and ``add_to_windows``), into a scratch model's
-    windows: the incremental update a recomputation would replace."""
-    hours = hour_keys(data.times[rows])
-    lags = (data.label_times[rows] - data.times[rows]).astype(np.int64) / 1000
-    labelled = [
-        Labelled(
-            hour=int(hours[k]),
-            y_pred=str(data.y_pred[i]),
-            proba=data.proba[i].tolist(),
-            y_true=str(data.y_true[i]),
-            lag=float(lags[k]),
-            sign=1,
-            first=True,
-        )
-        for k, i in enumerate(rows)
-    ]
+    """Seconds to add ``rows``' labels to their hours, as a label batch's applier does once
+    it has joined them to their predictions (``increments`` and ``add_to_windows``), into a
+    scratch model's windows: the incremental update a recomputation would replace."""
+    part = Part(
+        keys=hour_keys(data.times[rows]),
+        y_pred=data.y_pred[rows].astype(str).astype(object),
+        y_true=data.y_true[rows].astype(str).astype(object),
+        proba=data.proba[rows],
+        lag=(data.label_times[rows] - data.times[rows]).astype(np.int64) / 1000,
+        sign=1,
+        first=np.ones(len(rows), dtype=bool),
+    )
     t0 = time.perf_counter()
-    increments, lag_max = await asyncio.to_thread(label_increments, labelled, False, CLASSES, 0.0)
-    await repository.add_to_windows(db, experiment, "scratch", increments, lag_max)
+    found, lag_max = await asyncio.to_thread(increments, [part], False, CLASSES, 0.0)
+    await repository.add_to_windows(db, experiment, "scratch", found, lag_max)
     return time.perf_counter() - t0
 
 
