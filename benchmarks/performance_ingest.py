@@ -388,7 +388,7 @@ async def run(
         after = (await daily()).json()
         late_get = time.perf_counter() - t0
 
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
     day = (START + timedelta(days=LATE_DAY)).replace(tzinfo=None)
     t0 = time.perf_counter()
     day_pass = await recompute_day(client[DATABASE], experiment, model, day)

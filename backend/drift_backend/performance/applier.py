@@ -33,7 +33,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -89,6 +89,12 @@ def _size(value: Any) -> int:
     return sum(
         a.nbytes + (64 * len(a) if a.dtype == object else 0) for a in arrays if a is not None
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    """Stored times come back aware from the service's clients (``tz_aware``), naive from
+    others (a script's); both are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class _Registry:
@@ -200,13 +206,13 @@ class Applier:
         async for doc in stored.read(self.db, self.key, after, upto, fields):
             seq = int(doc["seq"])
             if doc["kind"] == "p":
-                if doc["expires_at"] > now:
+                if _utc(doc["expires_at"]) > now:
                     ids = await asyncio.to_thread(read_ids, doc["ids"])
                     new = np.ones(len(ids), dtype=bool)
                     new[np.frombuffer(doc.get("dups") or b"", dtype="<i4")] = False
                     rows = np.flatnonzero(new)
                     self.state.index.add(hash_ids(ids[rows]), seq, rows.astype(np.int32))
-                    self.state.live[seq] = doc["expires_at"]
+                    self.state.live[seq] = _utc(doc["expires_at"])
             elif doc.get("jids") is not None:
                 ids = await asyncio.to_thread(read_ids, doc["jids"])
                 self._label_entries(hash_ids(ids), seq)
@@ -232,7 +238,7 @@ class Applier:
             )
             run = doc.get("run")
             created = {run: doc["run_created_at"]} if run else {}
-            await self._predictions(seq, batch, run, created, doc["expires_at"])
+            await self._predictions(seq, batch, run, created, _utc(doc["expires_at"]))
         else:
             labels = await asyncio.to_thread(
                 decode_labels, doc["ids"], doc["data"], self.regression
