@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from drift_backend.performance import applier, recount, repository, stored
+from drift_backend.performance import recount, repository
 from drift_backend.store.database import Database, connect
 from sklearn import metrics as skm
 
@@ -98,6 +98,20 @@ async def _die(*args: Any, **kwargs: Any) -> None:
     raise Died
 
 
+def _halfway(write: Any) -> Any:
+    """``add_to_windows`` that writes half the hours, then dies."""
+
+    async def half(*args: Any, **kwargs: Any) -> None:
+        db, experiment_id, model, found, *rest = args
+        assert len(found) > 1
+        await write(
+            db, experiment_id, model, dict(list(found.items())[: len(found) // 2]), *rest, **kwargs
+        )
+        raise Died
+
+    return half
+
+
 async def _dying(api: Api, exp: str, model: str, route: str, table: pa.Table) -> None:
     """Send a batch whose applier dies (the patched step raises): the request fails."""
     with contextlib.suppress(Died):
@@ -146,15 +160,15 @@ async def test_what_a_dead_applier_left_is_applied_by_the_next_request(
     await _post(api, exp, "m", "/predictions", _predictions(d, slice(0, 550)))
     # Predictions 550.. stored, then the applier died before any window.
     with monkeypatch.context() as patch:
-        patch.setattr(applier.Applier, "_predictions", _die)
+        patch.setattr(repository, "add_to_windows", _die)
         await _dying(api, exp, "m", "/predictions", _predictions(d, slice(550, n)))
     # Labels 0..49 first sent wrong; 50..299 fine.
     await _post(api, exp, "m", "/ground-truth", _labels(d, slice(0, 50), 1 - d["true"][:50]))
     await _post(api, exp, "m", "/ground-truth", _labels(d, slice(50, 300)))
-    # Labels 300..499 stored and added to the windows, then the applier died before it
-    # recorded the batch as applied: the next applier applies it again, and adds nothing.
+    # Labels 300..499 stored and added to half their hours, then the applier died: the next
+    # applier applies the batch again, and adds nothing to the hours it reached.
     with monkeypatch.context() as patch:
-        patch.setattr(stored, "set_applied", _die)
+        patch.setattr(repository, "add_to_windows", _halfway(repository.add_to_windows))
         await _dying(api, exp, "m", "/ground-truth", _labels(d, slice(300, 500)))
     model = await repository.get_model(db, exp, "m")
     assert model is not None
@@ -197,7 +211,7 @@ async def test_the_tick_applies_what_a_dead_applier_left(
         await _post(api, exp, model, "/predictions", _predictions(d, slice(0, 200)))
     await _post(api, exp, "whole", "/ground-truth", _labels(d, slice(0, 200)))
     with monkeypatch.context() as patch:
-        patch.setattr(applier.Applier, "_labels", _die)
+        patch.setattr(repository, "add_to_windows", _die)
         await _dying(api, exp, "m", "/ground-truth", _labels(d, slice(0, 200)))
     assert sum(w["n_labelled"] for w in await _windows(api, exp, "m")) == 0
     key = repository.model_key(exp, "m")

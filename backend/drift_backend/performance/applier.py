@@ -238,35 +238,41 @@ class Applier:
             )
             run = doc.get("run")
             created = {run: doc["run_created_at"]} if run else {}
-            await self._predictions(seq, batch, run, created, _utc(doc["expires_at"]))
+            await self._predictions(seq, batch, run, created, _utc(doc["expires_at"]), None)
         else:
             labels = await asyncio.to_thread(
                 decode_labels, doc["ids"], doc["data"], self.regression
             )
-            await self._labels(seq, labels)
+            await self._labels(seq, labels, None)
 
     # --- storing -----------------------------------------------------------------------------
 
-    async def _store(self, kind: str, n: int, ids: np.ndarray, data: bytes, extra: Document) -> int:
+    def _new(self, kind: str, ids: np.ndarray, data: bytes, extra: Document) -> Document:
+        """A new batch's document (stored once applying it has been worked out)."""
         seq = self.next_seq
         self.next_seq += 1
+        return {
+            "_id": stored.batch_key(self.key, seq),
+            "experiment_id": self.experiment_id,
+            "model": self.model,
+            "seq": seq,
+            "kind": kind,
+            "n": len(ids),
+            "received_at": utcnow(),
+            "ids": Binary(to_ipc(ids_table(ids))),
+            "data": Binary(data),
+            **extra,
+        }
+
+    async def _record(self, seq: int, applied: Document, new: Document | None) -> None:
+        """Store the batch with what applying it gives (one insert), or add that to a batch
+        stored before: before its windows, so a holder that dies after this leaves a batch
+        the next one applies again (adding nothing to the windows it reached)."""
+        if new is None:
+            await stored.set_applied(self.db, self.key, seq, applied)
+            return
         await repository.note_stored(self.db, self.key, seq)
-        await stored.insert(
-            self.db,
-            {
-                "_id": stored.batch_key(self.key, seq),
-                "experiment_id": self.experiment_id,
-                "model": self.model,
-                "seq": seq,
-                "kind": kind,
-                "n": n,
-                "received_at": utcnow(),
-                "ids": Binary(to_ipc(ids_table(ids))),
-                "data": Binary(data),
-                **extra,
-            },
-        )
-        return seq
+        await stored.insert(self.db, {**new, **applied})
 
     async def predictions(
         self,
@@ -278,14 +284,14 @@ class Applier:
         """Store and apply a predictions batch (``run``: the drift run it was recorded with)."""
         data = await asyncio.to_thread(batch.encode, self.regression)
         extra = {"run": run, "run_created_at": run_created_at, "expires_at": expires_at}
-        seq = await self._store("p", len(batch.ids), batch.ids, data, extra)
+        new = self._new("p", batch.ids, data, extra)
         created = {run: run_created_at} if run and run_created_at else {}
-        return await self._predictions(seq, batch, run, created, expires_at)
+        return await self._predictions(new["seq"], batch, run, created, expires_at, new)
 
     async def labels(self, labels: Labels) -> Applied:
         data = await asyncio.to_thread(labels.encode, self.regression)
-        seq = await self._store("l", len(labels.ids), labels.ids, data, {})
-        return await self._labels(seq, labels)
+        new = self._new("l", labels.ids, data, {})
+        return await self._labels(new["seq"], labels, new)
 
     # --- applying ------------------------------------------------------------------------------
 
@@ -297,8 +303,7 @@ class Applier:
                 del self.state.live[seq]
                 self.registry.cache.pop((self.key, "p", seq), None)
 
-    async def _done(self, seq: int, fields: Document) -> None:
-        await stored.set_applied(self.db, self.key, seq, fields)
+    async def _done(self, seq: int) -> None:
         await repository.note_applied(self.db, self.key, seq)
         self.applied = self.state.seq = seq
         await repository.renew_lease(self.db, self.key, self.owner, LEASE_SECONDS)
@@ -310,11 +315,12 @@ class Applier:
         run: str | None,
         created: dict[str, datetime],
         expires_at: datetime,
+        new: Document | None,
     ) -> Applied:
         self._expire(utcnow())
         hashes = hash_ids(batch.ids)
-        new = self.state.index.lookup(hashes) < 0
-        rows = np.flatnonzero(new)
+        new_ids = self.state.index.lookup(hashes) < 0
+        rows = np.flatnonzero(new_ids)
         self.state.index.add(hashes[rows], seq, rows.astype(np.int32))
         self.state.live[seq] = expires_at
         self.registry.cache[(self.key, "p", seq)] = (batch, run)
@@ -322,6 +328,9 @@ class Applier:
         y = batch.y[rows]
         proba = None if batch.proba is None else batch.proba[rows]
         inc = await asyncio.to_thread(prediction_increments, keys, y, proba, self.classes)
+        dups = np.flatnonzero(~new_ids).astype("<i4")
+        outcome = {"received": len(batch.ids), "recorded": len(rows), "duplicates": len(dups)}
+        await self._record(seq, {"outcome": outcome, "dups": Binary(dups.tobytes())}, new)
         await repository.add_to_windows(self.db, self.experiment_id, self.model, inc, seq=seq)
         if run and len(rows) and run in created:
             # Before its document: a reader told "has predictions" may find none yet (and
@@ -332,9 +341,7 @@ class Applier:
             await repository.add_to_runs(
                 self.db, self.experiment_id, self.model, {run: counted[0]}, created, seq=seq
             )
-        dups = np.flatnonzero(~new).astype("<i4")
-        outcome = {"received": len(batch.ids), "recorded": len(rows), "duplicates": len(dups)}
-        await self._done(seq, {"outcome": outcome, "dups": Binary(dups.tobytes())})
+        await self._done(seq)
         return Applied(outcome, sorted({int(k) for k in keys}))
 
     async def _prediction_batch(self, seq: int) -> tuple[Predictions, str | None] | None:
@@ -364,7 +371,7 @@ class Applier:
         self.registry.cache[(self.key, "j", seq)] = joined
         return joined
 
-    async def _labels(self, seq: int, labels: Labels) -> Applied:
+    async def _labels(self, seq: int, labels: Labels, new: Document | None) -> Applied:
         self._expire(utcnow())
         index = self.state.index
         n = len(labels.ids)
@@ -423,12 +430,6 @@ class Applier:
         inc, lag_max = await asyncio.to_thread(
             increments, [plus, minus], self.regression, self.classes, self.shift
         )
-        await repository.add_to_windows(
-            self.db, self.experiment_id, self.model, inc, lag_max, seq=seq
-        )
-        await self._labels_to_runs(seq, plus, minus, rows.runs[taken], rows.runs[out])
-        self._label_entries(hashes[taken], seq)
-        self.registry.cache[(self.key, "j", seq)] = joined
         unknown = labels.ids[~rows.found]
         outcome = {
             "received": n,
@@ -440,7 +441,15 @@ class Applier:
         }
         encoded = await asyncio.to_thread(joined.encode, self.regression)
         jids = to_ipc(ids_table(joined.ids))
-        await self._done(seq, {"outcome": outcome, "joined": Binary(encoded), "jids": Binary(jids)})
+        applied = {"outcome": outcome, "joined": Binary(encoded), "jids": Binary(jids)}
+        await self._record(seq, applied, new)
+        await repository.add_to_windows(
+            self.db, self.experiment_id, self.model, inc, lag_max, seq=seq
+        )
+        await self._labels_to_runs(seq, plus, minus, rows.runs[taken], rows.runs[out])
+        self._label_entries(hashes[taken], seq)
+        self.registry.cache[(self.key, "j", seq)] = joined
+        await self._done(seq)
         return Applied(outcome, sorted({int(h) for h in inc}))
 
     async def _from_predictions(

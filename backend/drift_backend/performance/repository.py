@@ -170,11 +170,15 @@ SWAP_ATTEMPTS = 50
 def _apply(doc: Document, inc: Mapping[str, float | int]) -> None:
     """Add the flat ``$inc`` paths (``"s.cm.a.b"``) into the nested ``doc`` in place, as
     MongoDB's ``$inc`` would."""
+    parents: dict[str, Document] = {"": doc}  # paths share parents (a bin's "p" and "n")
     for path, value in inc.items():
-        *parents, leaf = path.split(".")
-        node = doc
-        for part in parents:
-            node = node.setdefault(part, {})
+        parent, _, leaf = path.rpartition(".")
+        node = parents.get(parent)
+        if node is None:
+            node = doc
+            for part in parent.split("."):
+                node = node.setdefault(part, {})
+            parents[parent] = node
         node[leaf] = node.get(leaf, 0) + value
 
 
