@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import bson
+from bson.binary import Binary
+
 from drift_backend.drifts import service as drifts
 from drift_backend.performance import applier, concept, repository
 from drift_backend.performance.repository import RUNS, WINDOWS
@@ -72,16 +75,24 @@ def _hour_doc(
     old: Document | None, predicted: Mapping[str, Any], labelled: Mapping[str, Any]
 ) -> Document:
     """The hour's new document: ``old``'s other fields, the prediction side at the larger
-    of stored and recounted per cell, the label side as recounted."""
-    kept = {
-        path: value
-        for path, value in _paths(old or {})
-        if path.split(".")[0] not in LABEL_FIELDS and path != "_id"
-    }
+    of stored and recounted per cell, the label side as recounted; the large parts packed
+    as the windows keep them (``repository.PACKED``)."""
+    stored = dict(old or {})
+    stored.pop("b", None)
+    kept: Document = {}
+    for path, value in [*_paths(stored), *_paths(repository.unpack(old or {}))]:
+        if path.split(".")[0] in LABEL_FIELDS or path == "_id":
+            continue
+        # A cell may be both a field (a small $inc) and packed: its value is their sum.
+        kept[path] = kept[path] + value if path in kept else value
     for path, value in predicted.items():
         kept[path] = max(kept.get(path, 0), value)
     kept.update(labelled)
-    return _nested(kept)
+    heavy = {path: value for path, value in kept.items() if path.startswith(repository.PACKED)}
+    doc = _nested({path: value for path, value in kept.items() if path not in heavy})
+    if heavy:
+        doc["b"] = Binary(bson.encode(_nested(heavy)))
+    return doc
 
 
 async def recount(

@@ -407,6 +407,7 @@ async def performance(
     for hour in hours:
         total = grouped.setdefault(window_start(hour["start"], window), {})
         add_into(total, {k: v for k, v in hour.items() if k in FIELDS}, stored=True)
+        add_into(total, repository.unpack(hour), stored=True)
     reference = doc.get("reference")
     reference_stats = unescape_tree(reference["s"]) if reference else None
     windows = [
@@ -514,6 +515,7 @@ def _measured(doc: Document, stats: Stats, rules: Rules, reference: Stats | None
 
 def _run(doc: Document, stored: Document, rules: Rules, reference: Stats | None) -> dict[str, Any]:
     stats = add_into({}, {k: v for k, v in stored.items() if k in FIELDS}, stored=True)
+    add_into(stats, repository.unpack(stored), stored=True)
     return {
         "run_id": stored["run_id"],
         "run_created_at": stored["run_created_at"],
