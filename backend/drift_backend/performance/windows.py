@@ -61,13 +61,24 @@ def unescape(key: str) -> str:
     return key.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
 
 
-def flatten(stats: Mapping[str, Any], prefix: str = "") -> dict[str, float | int]:
+def _nested(value: Any) -> bool:
+    # dict first: the common case, and isinstance on an ABC is slow (millions of leaves).
+    return isinstance(value, dict) or (
+        not isinstance(value, int | float) and isinstance(value, Mapping)
+    )
+
+
+def flatten(
+    stats: Mapping[str, Any], prefix: str = "", out: dict[str, float | int] | None = None
+) -> dict[str, float | int]:
     """``{"cm": {"a": {"b": 1}}}`` -> ``{"cm.a.b": 1}``: the paths of an ``$inc``."""
-    out: dict[str, float | int] = {}
+    if out is None:
+        out = {}
     for key, value in stats.items():
-        path = f"{prefix}{escape(key)}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, path + "."))
+        plain = "." not in key and "$" not in key and "%" not in key
+        path = prefix + (key if plain else escape(key))
+        if _nested(value):
+            flatten(value, path + ".", out)
         else:
             out[path] = value
     return out
@@ -78,10 +89,7 @@ def add_into(total: Stats, part: Mapping[str, Any], *, stored: bool = False) -> 
     keeps the larger."""
     for raw, value in part.items():
         key = unescape(raw) if stored and "%" in raw else raw
-        # dict before Mapping: the common case, and isinstance on an ABC is slow.
-        if isinstance(value, dict) or (
-            not isinstance(value, int | float) and isinstance(value, Mapping)
-        ):
+        if _nested(value):
             add_into(total.setdefault(key, {}), value, stored=stored)
         elif key == "lag_max":
             total[key] = max(total.get(key, 0.0), value)
@@ -249,10 +257,17 @@ def increments(
     return {key: flatten(total) for key, total in totals.items()}, lag_max
 
 
+def _add_stats(total: Stats, stats: Stats) -> None:
+    if "s" in total:
+        add_into(total["s"], stats)
+    else:
+        total["s"] = stats  # the document's first group: nothing to add to
+
+
 def _add_rows(total: Stats, part: Part, regression: bool, classes: list[str], shift: float) -> None:
     sign = part.sign
     if regression:
-        add_into(total, {"s": regression_stats(part.y_true, part.y_pred, shift, sign)})
+        _add_stats(total, regression_stats(part.y_true, part.y_pred, shift, sign))
     else:
         with_proba = (
             np.zeros(len(part.keys), dtype=bool)
@@ -268,7 +283,7 @@ def _add_rows(total: Stats, part: Part, regression: bool, classes: list[str], sh
                     classes,
                     sign,
                 )
-                add_into(total, {"s": stats})
+                _add_stats(total, stats)
     n_lab = 0 if part.first is None else int(part.first.sum())
     add_into(total, {"n_lab": sign * n_lab, "lag_sum": sign * float(part.lag.sum())})
 
