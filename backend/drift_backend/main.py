@@ -42,6 +42,7 @@ from drift_backend.memory import MIB, retain_freed_memory
 from drift_backend.metrics import endpoints as metrics
 from drift_backend.metrics.http import HttpMetrics
 from drift_backend.notify.endpoints import router as notify_router
+from drift_backend.performance import upgrade as performance_upgrade
 from drift_backend.performance.endpoints import router as performance_router
 from drift_backend.performance.recount import periodic as performance_periodic
 from drift_backend.settings import Settings
@@ -81,6 +82,8 @@ async def _create_indexes(context: AppContext) -> None:
             await events.prepare(context.db, context.settings.events_ttl_seconds)
             # perf: the timeline's run counts, for runs stored before they existed.
             await run_counts.prepare(context.db)
+            # predictions stored one document each (before the batches) into batches.
+            await performance_upgrade.prepare(context.db)
         except Exception:  # MongoDB may start after us; readiness says 503 meanwhile
             raise_if_cancelled()
             log.warning("creating indexes failed; retrying in %.1f s", delay, exc_info=True)

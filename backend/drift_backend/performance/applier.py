@@ -81,6 +81,9 @@ class _State:
     index: IdIndex = field(default_factory=IdIndex)
     seq: int = 0
     live: dict[int, datetime] = field(default_factory=dict)
+    #: The model's ``generation`` the index was built for: batches rewritten (an upgrade
+    #: moving old predictions into batches) change it, and every index is built again.
+    generation: str | None = None
 
 
 def _size(value: Any) -> int:
@@ -179,8 +182,11 @@ class Applier:
         self.applied = int(doc.get("applied") or 0)
         self.next_seq = max(self.applied, int(doc.get("stored") or 0)) + 1
         state = registry.states.get(self.key)
-        if state is None or state.seq > self.applied:
-            state = _State()
+        generation = doc.get("generation")
+        if state is None or state.seq > self.applied or state.generation != generation:
+            state = _State(generation=generation)
+            for cached in [k for k in registry.cache if k[0] == self.key]:
+                del registry.cache[cached]  # batches of that number may differ now
         self.state = state
         registry.states[self.key] = state
 

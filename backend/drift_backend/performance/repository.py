@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,6 +138,11 @@ async def note_stored(db: Database, key: str, seq: int) -> None:
 
 async def note_applied(db: Database, key: str, seq: int) -> None:
     await db[MODELS].update_one({"_id": key}, {"$max": {"applied": seq, "stored": seq}})
+
+
+async def new_generation(db: Database, key: str) -> None:
+    """The model's batches were rewritten: every process builds its index of them again."""
+    await db[MODELS].update_one({"_id": key}, {"$set": {"generation": uuid.uuid4().hex}})
 
 
 async def stale_models(db: Database, limit: int = 100) -> list[Document]:
