@@ -111,13 +111,16 @@ class _Registry:
         self.locks: dict[str, asyncio.Lock] = {}
 
 
-_registries: weakref.WeakKeyDictionary[Database, _Registry] = weakref.WeakKeyDictionary()
+#: By the database handle's identity (two handles of equal clients compare equal): one per
+#: handle the process uses, dropped with it.
+_registries: dict[int, _Registry] = {}
 
 
 def _registry(db: Database) -> _Registry:
-    found = _registries.get(db)
+    found = _registries.get(id(db))
     if found is None:
-        found = _registries[db] = _Registry()
+        found = _registries[id(db)] = _Registry()
+        weakref.finalize(db, _registries.pop, id(db), None)
     return found
 
 
