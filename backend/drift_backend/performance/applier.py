@@ -260,6 +260,13 @@ class Applier:
         """A new batch's document (stored once applying it has been worked out)."""
         seq = self.next_seq
         self.next_seq += 1
+        return self.document(seq, kind, ids, data, extra)
+
+    def document(
+        self, seq: int, kind: str, ids: np.ndarray, data: bytes, extra: Document
+    ) -> Document:
+        """Batch ``seq`` of this model as stored (``kind`` "p" or "l"; ``data`` its encoded
+        columns but the ids)."""
         return {
             "_id": stored.batch_key(self.key, seq),
             "experiment_id": self.experiment_id,

@@ -83,18 +83,19 @@ class Predictions:
         return to_ipc(pa.table(columns))
 
 
+def _proba(table: pa.Table, n_classes: int) -> np.ndarray | None:
+    if "p0" not in table.column_names:
+        return None
+    return np.column_stack([np.asarray(table.column(f"p{k}").to_numpy()) for k in range(n_classes)])
+
+
 def decode_predictions(ids: bytes, data: bytes, regression: bool, n_classes: int) -> Predictions:
     table = from_ipc(data)
-    proba = None
-    if "p0" in table.column_names:
-        proba = np.column_stack(
-            [np.asarray(table.column(f"p{k}").to_numpy()) for k in range(n_classes)]
-        )
     return Predictions(
         ids=read_ids(ids),
         times=_times(table, "time"),
         y=_read_target(table, "y", regression),
-        proba=proba,
+        proba=_proba(table, n_classes),
     )
 
 
@@ -159,18 +160,13 @@ class Joined:
 
 def decode_joined(data: bytes, regression: bool, n_classes: int) -> Joined:
     table = from_ipc(data)
-    proba = None
-    if "p0" in table.column_names:
-        proba = np.column_stack(
-            [np.asarray(table.column(f"p{k}").to_numpy()) for k in range(n_classes)]
-        )
     return Joined(
         ids=np.asarray(table.column("id").to_numpy(zero_copy_only=False), dtype=object),
         y_true=_read_target(table, "y", regression),
         label_times=_times(table, "lt"),
         times=_times(table, "time"),
         y_pred=_read_target(table, "pred", regression),
-        proba=proba,
+        proba=_proba(table, n_classes),
         runs=np.asarray(table.column("run").to_numpy(zero_copy_only=False), dtype=object),
     )
 

@@ -25,9 +25,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import bson
-from bson.binary import Binary
-
 from drift_backend.drifts import service as drifts
 from drift_backend.performance import applier, concept, repository
 from drift_backend.performance.repository import RUNS, WINDOWS
@@ -80,7 +77,7 @@ def _hour_doc(
     stored = dict(old or {})
     stored.pop("b", None)
     kept: Document = {}
-    for path, value in [*_paths(stored), *_paths(repository.unpack(old or {}))]:
+    for path, value in [*_paths(stored), *repository.unpack(old or {}).items()]:
         if path.split(".")[0] in LABEL_FIELDS or path == "_id":
             continue
         # A cell may be both a field (a small $inc) and packed: its value is their sum.
@@ -91,7 +88,7 @@ def _hour_doc(
     heavy = {path: value for path, value in kept.items() if path.startswith(repository.PACKED)}
     doc = _nested({path: value for path, value in kept.items() if path not in heavy})
     if heavy:
-        doc["b"] = Binary(bson.encode(_nested(heavy)))
+        doc["b"] = repository.pack(heavy)
     return doc
 
 

@@ -404,10 +404,17 @@ async def performance(
     start, end = _range(window, start, end)
     hours = await repository.read_windows(db, experiment_id, model, start, end)
     grouped: dict[datetime, Stats] = {}
+    packed: dict[datetime, dict[str, float | int]] = {}
     for hour in hours:
-        total = grouped.setdefault(window_start(hour["start"], window), {})
-        add_into(total, {k: v for k, v in hour.items() if k in FIELDS}, stored=True)
-        add_into(total, repository.unpack(hour), stored=True)
+        begin = window_start(hour["start"], window)
+        add_into(
+            grouped.setdefault(begin, {}),
+            {k: v for k, v in hour.items() if k in FIELDS},
+            stored=True,
+        )
+        repository.add_cells(packed.setdefault(begin, {}), repository.unpack(hour))
+    for begin, cells in packed.items():  # nested once per window, not per hour
+        add_into(grouped[begin], repository.nest(cells), stored=True)
     reference = doc.get("reference")
     reference_stats = unescape_tree(reference["s"]) if reference else None
     windows = [
@@ -515,7 +522,7 @@ def _measured(doc: Document, stats: Stats, rules: Rules, reference: Stats | None
 
 def _run(doc: Document, stored: Document, rules: Rules, reference: Stats | None) -> dict[str, Any]:
     stats = add_into({}, {k: v for k, v in stored.items() if k in FIELDS}, stored=True)
-    add_into(stats, repository.unpack(stored), stored=True)
+    add_into(stats, repository.nest(repository.unpack(stored)), stored=True)
     return {
         "run_id": stored["run_id"],
         "run_created_at": stored["run_created_at"],

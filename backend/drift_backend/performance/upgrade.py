@@ -156,19 +156,5 @@ async def _insert(
     extra: Document,
 ) -> None:
     await repository.note_stored(db, model_applier.key, seq)
-    await stored.insert(
-        db,
-        {
-            "_id": stored.batch_key(model_applier.key, seq),
-            "experiment_id": model_applier.experiment_id,
-            "model": model_applier.model,
-            "seq": seq,
-            "kind": kind,
-            "n": len(ids),
-            "received_at": utcnow(),
-            "ids": Binary(to_ipc(ids_table(ids))),
-            "data": Binary(data),
-            "migrated": True,
-            **extra,
-        },
-    )
+    document = model_applier.document(seq, kind, ids, data, {"migrated": True, **extra})
+    await stored.insert(db, document)
