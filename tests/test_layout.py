@@ -49,7 +49,8 @@ OWNERS: dict[str, str] = {
     "alert_targets": "notify",
     "deliveries": "notify",
     # Predictions, late labels and their windows
-    "predictions": "performance",
+    "predictions": "performance",  # before the batches: upgrade.py moves it into them
+    "performance_batches": "performance",  # every predictions and labels batch
     "performance_windows": "performance",
     "performance_models": "performance",
     "performance_decisions": "performance",  # Decided windows

@@ -77,6 +77,12 @@ async def set_applied(db: Database, model_key: str, seq: int, fields: Document) 
     await db[BATCHES].update_one({"_id": batch_key(model_key, seq)}, {"$set": fields})
 
 
+async def any_migrated(db: Database, model_key: str) -> bool:
+    """Whether the model has batches an upgrade made (``performance/upgrade.py``)."""
+    query = {**_range(model_key, 0, None), "migrated": True}
+    return await db[BATCHES].find_one(query, {"_id": 1}) is not None
+
+
 async def delete_for_experiment(db: Database, experiment_id: str) -> None:
     # By _id prefix (every key starts "<experiment>:"; ';' follows ':'): the primary index.
     await db[BATCHES].delete_many(

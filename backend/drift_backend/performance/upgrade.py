@@ -47,10 +47,7 @@ async def prepare(db: Database) -> int:
             await db[OLD].delete_many(scope)
             continue
         async with applier.session(db, model_doc) as model_applier:
-            done = await db[stored.BATCHES].find_one(
-                {"_id": {"$gt": f"{key}:", "$lt": f"{key};"}, "migrated": True}, {"_id": 1}
-            )
-            if done is None:
+            if not await stored.any_migrated(db, key):
                 docs = [doc async for doc in db[OLD].find(scope).sort("_id", 1)]
                 await _move(db, model_applier, key, docs)
                 moved += len(docs)
