@@ -264,7 +264,9 @@ async def recompute_day(db: Any, experiment: str, model: str, day: datetime) -> 
     end = start + np.timedelta64(1, "D")
     n_predicted = 0
     newest: dict[str, tuple[str, str, np.ndarray]] = {}
-    async for doc in stored.read(db, key, 0):
+    model_doc = await repository.get_model(db, experiment, model)
+    assert model_doc is not None
+    async for doc in stored.read(db, key, 0, int(model_doc["applied"])):
         if doc["kind"] == "p":
             batch = decode_predictions(doc["ids"], doc["data"], False, len(CLASSES))
             recorded = np.ones(len(batch.ids), dtype=bool)

@@ -37,7 +37,9 @@ async def to_old_layout(db: Database, exp: str, model: str) -> int:
     labelled ones with their label."""
     key = repository.model_key(exp, model)
     docs: dict[str, Document] = {}
-    async for batch in stored.read(db, key, 0):
+    model_doc = await repository.get_model(db, exp, model)
+    assert model_doc is not None
+    async for batch in stored.read(db, key, 0, int(model_doc["applied"])):
         if batch["kind"] == "p":
             rows = decode_predictions(batch["ids"], batch["data"], False, 2)
             assert rows.proba is not None

@@ -198,9 +198,10 @@ class Applier:
     async def ready(self) -> None:
         if self.state.seq < self.applied:
             await self._replay(self.state.seq, self.applied)
-        for doc in [doc async for doc in stored.read(self.db, self.key, self.applied)]:
-            await self._apply_stored(doc)
+        # Every batch is noted (``stored`` on the model) before it is stored.
         noted = self.next_seq - 1
+        for doc in [doc async for doc in stored.read(self.db, self.key, self.applied, noted)]:
+            await self._apply_stored(doc)
         if noted > self.applied:
             # A holder died between noting a batch and storing it: nothing to apply.
             await repository.note_applied(self.db, self.key, noted)

@@ -21,17 +21,17 @@ from drift_backend.store.database import Database, Document
 BATCHES = "performance_batches"
 #: Batches read per round trip while an applier catches up or rebuilds its index.
 READ_BATCH = 16
+#: Batch numbers asked for per query while reading a model's batches in order.
+READ_KEYS = 256
 
 
 def batch_key(model_key: str, seq: int) -> str:
     return f"{model_key}:{seq:012d}"
 
 
-def _range(model_key: str, after: int, upto: int | None) -> Document:
-    high = batch_key(model_key, upto) if upto is not None else f"{model_key};"
-    return {
-        "_id": {"$gt": batch_key(model_key, after), "$lte" if upto is not None else "$lt": high}
-    }
+def _scope(model_key: str) -> Document:
+    # Every key of the model starts "<model key>:"; ';' follows ':'.
+    return {"_id": {"$gt": f"{model_key}:", "$lt": f"{model_key};"}}
 
 
 async def insert(db: Database, doc: Document) -> None:
@@ -42,18 +42,25 @@ async def read(
     db: Database,
     model_key: str,
     after: int,
-    upto: int | None = None,
+    upto: int,
     fields: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Document]:
-    """The model's batches with ``after < seq <= upto`` in order (``fields``: a projection)."""
-    cursor = (
-        db[BATCHES]
-        .find(_range(model_key, after, upto), dict(fields) if fields else None)
-        .sort("_id", 1)
-        .batch_size(READ_BATCH)
-    )
-    async for doc in cursor:
-        yield doc
+    """The model's batches with ``after < seq <= upto`` in order (``fields``: a projection).
+
+    By their keys (``$in``, a chunk at a time), not by a range of ``_id``: SecantusDB plans
+    an ``_id`` range as a collection scan, decoding every batch of every model on each
+    read (a third of its CPU time in the 1,000,000-row benchmark); exact keys are index
+    look-ups everywhere. Numbers with no batch (expired, or never stored) cost nothing."""
+    for low in range(after + 1, upto + 1, READ_KEYS):
+        keys = [batch_key(model_key, seq) for seq in range(low, min(low + READ_KEYS, upto + 1))]
+        cursor = (
+            db[BATCHES]
+            .find({"_id": {"$in": keys}}, dict(fields) if fields else None)
+            .sort("_id", 1)
+            .batch_size(READ_BATCH)
+        )
+        async for doc in cursor:
+            yield doc
 
 
 async def get(
@@ -79,7 +86,7 @@ async def set_applied(db: Database, model_key: str, seq: int, fields: Document) 
 
 async def any_migrated(db: Database, model_key: str) -> bool:
     """Whether the model has batches an upgrade made (``performance/upgrade.py``)."""
-    query = {**_range(model_key, 0, None), "migrated": True}
+    query = {**_scope(model_key), "migrated": True}
     return await db[BATCHES].find_one(query, {"_id": 1}) is not None
 
 
