@@ -29,7 +29,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from drift_backend.performance.windows import hour_start
+from drift_backend.performance.windows import add_cells, hour_start
 from drift_backend.schemas import utcnow
 from drift_backend.store.database import Database, Document
 from drift_backend.store.keyset import Cursor, KeysetPage, keyset_page
@@ -208,11 +208,6 @@ def unpack(doc: Mapping[str, Any]) -> dict[str, float | int]:
 
 def pack(cells: Mapping[str, float | int]) -> Binary:
     return Binary(bson.encode(cells))
-
-
-def add_cells(total: dict[str, float | int], cells: Mapping[str, float | int]) -> None:
-    for path, value in cells.items():
-        total[path] = total.get(path, 0) + value
 
 
 def nest(cells: Mapping[str, Any]) -> Document:

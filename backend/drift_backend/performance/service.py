@@ -49,6 +49,7 @@ from drift_backend.performance.metrics import (
 from drift_backend.performance.windows import (
     Stats,
     Window,
+    add_cells,
     add_into,
     classification_stats,
     escape_tree,
@@ -412,7 +413,7 @@ async def performance(
             {k: v for k, v in hour.items() if k in FIELDS},
             stored=True,
         )
-        repository.add_cells(packed.setdefault(begin, {}), repository.unpack(hour))
+        add_cells(packed.setdefault(begin, {}), repository.unpack(hour))
     for begin, cells in packed.items():  # nested once per window, not per hour
         add_into(grouped[begin], repository.nest(cells), stored=True)
     reference = doc.get("reference")

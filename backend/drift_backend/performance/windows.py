@@ -10,6 +10,7 @@ their hours, made when read.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import numpy as np
+import pandas as pd
 
 from drift_backend.performance import estimation
 from drift_backend.performance.metrics import AUC_BINS, ECE_BINS, EPS, class_order
@@ -100,28 +102,53 @@ def add_into(total: Stats, part: Mapping[str, Any], *, stored: bool = False) -> 
 
 # --- contributions of labelled rows --------------------------------------------------------------
 
+#: The keys of ROC score bins (and ECE bins), made once.
+_BIN_KEYS = np.array([str(b) for b in range(AUC_BINS + 1)], dtype=object)
 
-def _counts(codes: np.ndarray) -> dict[str, int]:
-    values, counts = np.unique(codes, return_counts=True)
-    return {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+
+def add_cells(total: dict[str, float | int], cells: Mapping[str, float | int]) -> None:
+    """Add flat ``cells`` (path -> number) into ``total`` in place."""
+    if total.keys().isdisjoint(cells):
+        total.update(cells)
+        return
+    for path, value in cells.items():
+        total[path] = total.get(path, 0) + value
+
+
+def _label_codes(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The distinct labels (as strings, in order of appearance) and each row's position
+    among them: hashed (pandas), several times faster than sorting Python strings."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    labels = [str(v) for v in uniques.tolist()]
+    if len(set(labels)) < len(labels):  # values alike as strings (1 and "1"): one label
+        merged, positions = _label_codes(np.array(labels, dtype=object))
+        return merged, positions[codes]
+    return labels, codes.astype(np.int64, copy=False)
 
 
 def _confusion(y_true: np.ndarray, y_pred: np.ndarray, sign: int) -> dict[str, dict[str, int]]:
-    true_labels, true_codes = np.unique(y_true, return_inverse=True)
-    pred_labels, pred_codes = np.unique(y_pred, return_inverse=True)
-    pairs, counts = np.unique(true_codes * len(pred_labels) + pred_codes, return_counts=True)
+    true_labels, true_codes = _label_codes(y_true)
+    pred_labels, pred_codes = _label_codes(y_pred)
+    width = max(len(pred_labels), 1)
+    counts = np.bincount(true_codes * width + pred_codes, minlength=len(true_labels) * width)
     out: dict[str, dict[str, int]] = {}
-    for pair, count in zip(pairs, counts, strict=True):
-        t, p = divmod(int(pair), len(pred_labels))
-        out.setdefault(str(true_labels[t]), {})[str(pred_labels[p])] = sign * int(count)
+    for pair in np.flatnonzero(counts).tolist():
+        t, p = divmod(pair, width)
+        out.setdefault(true_labels[t], {})[pred_labels[p]] = sign * int(counts[pair])
     return out
 
 
-def _probability_stats(
-    y_true: np.ndarray, proba: np.ndarray, classes: list[str], sign: int
-) -> Stats:
+def _truth_codes(y_true: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Each label's column in ``classes`` (-1: a label outside them)."""
     index = {cls: i for i, cls in enumerate(classes)}
-    truth = np.array([index.get(str(y), -1) for y in y_true], dtype=np.int64)
+    labels, codes = _label_codes(y_true)
+    columns = np.array([index.get(label, -1) for label in labels], dtype=np.int64)
+    truth: np.ndarray = columns[codes]
+    return truth
+
+
+def _probability_sums(truth: np.ndarray, proba: np.ndarray, sign: int) -> Stats:
+    """Log loss, Brier score and calibration (ECE) sums of rows with probabilities."""
     rows = np.arange(len(truth))
     onehot = np.zeros_like(proba)
     known = truth >= 0
@@ -139,25 +166,69 @@ def _probability_stats(
             "c": sign * float(confidence[in_bin].sum()),
             "k": sign * int(correct[in_bin].sum()),
         }
-    # Binary: the positive class's score is all ROC AUC needs.
-    scored = [class_order(classes)[-1]] if len(classes) == 2 else classes
-    auc: dict[str, dict[str, dict[str, int]]] = {}
-    for cls in scored:
-        k = index[cls]
-        codes = np.rint(proba[:, k] * AUC_BINS).astype(np.int64)
-        positive = truth == k
-        histogram: dict[str, dict[str, int]] = {}
-        for side, mask in (("p", positive), ("n", ~positive)):
-            for b, count in _counts(codes[mask]).items():
-                histogram.setdefault(b, {})[side] = sign * count
-        auc[cls] = histogram
     return {
         "np": sign * len(truth),
         "ll": sign * float(-np.log(np.clip(p_true, EPS, 1 - EPS)).sum()),
         "br": sign * float(((proba - onehot) ** 2).sum()),
         "ece": ece,
-        "auc": auc,
     }
+
+
+def _auc_histograms(
+    truth: np.ndarray, proba: np.ndarray, classes: list[str]
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Per scored class, the counts of its positive and of its negative rows in each of
+    the ``AUC_BINS + 1`` score bins (binary: the positive class's score is all ROC AUC
+    needs)."""
+    scored = [class_order(classes)[-1]] if len(classes) == 2 else classes
+    width = AUC_BINS + 1
+    out = []
+    for cls in scored:
+        k = classes.index(cls)
+        codes = np.rint(proba[:, k] * AUC_BINS).astype(np.int64)
+        both = np.bincount(codes + width * (truth != k), minlength=2 * width)
+        out.append((cls, both[:width], both[width:]))
+    return out
+
+
+def _auc_stats(truth: np.ndarray, proba: np.ndarray, classes: list[str], sign: int) -> Stats:
+    auc: dict[str, dict[str, dict[str, int]]] = {}
+    for cls, positive, negative in _auc_histograms(truth, proba, classes):
+        histogram: dict[str, dict[str, int]] = {}
+        for side, counts in (("p", positive), ("n", negative)):
+            filled = np.flatnonzero(counts)
+            for b, count in zip(_BIN_KEYS[filled].tolist(), counts[filled].tolist(), strict=True):
+                histogram.setdefault(b, {})[side] = sign * count
+        auc[cls] = histogram
+    return auc
+
+
+@functools.lru_cache(maxsize=64)
+def _auc_paths(classes: tuple[str, ...], cls: str) -> tuple[np.ndarray, np.ndarray]:
+    prefix = f"s.auc.{escape(cls)}."
+    return (
+        np.array([f"{prefix}{b}.p" for b in _BIN_KEYS.tolist()], dtype=object),
+        np.array([f"{prefix}{b}.n" for b in _BIN_KEYS.tolist()], dtype=object),
+    )
+
+
+def _auc_cells(
+    total: dict[str, float | int],
+    truth: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+    sign: int,
+) -> None:
+    """:func:`_auc_stats` added into flat paths, without the nested documents between."""
+    for cls, positive, negative in _auc_histograms(truth, proba, classes):
+        for paths, counts in zip(
+            _auc_paths(tuple(classes), cls), (positive, negative), strict=True
+        ):
+            filled = np.flatnonzero(counts)
+            add_cells(
+                total,
+                dict(zip(paths[filled].tolist(), (sign * counts[filled]).tolist(), strict=True)),
+            )
 
 
 def classification_stats(
@@ -171,7 +242,9 @@ def classification_stats(
     of ``classes``. ``sign`` -1 takes rows out again (a label that changed)."""
     stats: Stats = {"cm": _confusion(y_true, y_pred, sign)}
     if proba is not None and len(classes):
-        stats.update(_probability_stats(y_true, proba, classes, sign))
+        truth = _truth_codes(y_true, classes)
+        stats.update(_probability_sums(truth, proba, sign))
+        stats["auc"] = _auc_stats(truth, proba, classes, sign)
     return stats
 
 
@@ -241,7 +314,7 @@ def increments(
     parts: Iterable[Part], regression: bool, classes: list[str], shift: float
 ) -> tuple[dict[Any, dict[str, float | int]], dict[Any, float]]:
     """The ``$inc`` of each document the parts' rows touch, and its longest label lag."""
-    totals: dict[Any, Stats] = {}
+    totals: dict[Any, dict[str, float | int]] = {}
     lag_max: dict[Any, float] = {}
     for part in parts:
         if not len(part.keys):
@@ -254,20 +327,16 @@ def increments(
             _add_rows(totals.setdefault(key, {}), part.take(rows), regression, classes, shift)
             if part.sign > 0:
                 lag_max[key] = max(lag_max.get(key, 0.0), float(part.lag[rows].max()))
-    return {key: flatten(total) for key, total in totals.items()}, lag_max
+    return totals, lag_max
 
 
-def _add_stats(total: Stats, stats: Stats) -> None:
-    if "s" in total:
-        add_into(total["s"], stats)
-    else:
-        total["s"] = stats  # the document's first group: nothing to add to
-
-
-def _add_rows(total: Stats, part: Part, regression: bool, classes: list[str], shift: float) -> None:
+def _add_rows(
+    total: dict[str, float | int], part: Part, regression: bool, classes: list[str], shift: float
+) -> None:
+    """Add the rows' sums into ``total``, a document's flat paths (its sums under ``s.``)."""
     sign = part.sign
     if regression:
-        _add_stats(total, regression_stats(part.y_true, part.y_pred, shift, sign))
+        add_cells(total, flatten(regression_stats(part.y_true, part.y_pred, shift, sign), "s."))
     else:
         with_proba = (
             np.zeros(len(part.keys), dtype=bool)
@@ -275,17 +344,16 @@ def _add_rows(total: Stats, part: Part, regression: bool, classes: list[str], sh
             else ~np.isnan(part.proba[:, 0])
         )
         for mask, proba in ((with_proba, part.proba), (~with_proba, None)):
-            if mask.any():
-                stats = classification_stats(
-                    part.y_true[mask],
-                    part.y_pred[mask],
-                    None if proba is None else proba[mask],
-                    classes,
-                    sign,
-                )
-                _add_stats(total, stats)
+            if not mask.any():
+                continue
+            y_true = part.y_true[mask]
+            add_cells(total, flatten({"cm": _confusion(y_true, part.y_pred[mask], sign)}, "s."))
+            if proba is not None and len(classes):
+                truth = _truth_codes(y_true, classes)
+                add_cells(total, flatten(_probability_sums(truth, proba[mask], sign), "s."))
+                _auc_cells(total, truth, proba[mask], classes, sign)
     n_lab = 0 if part.first is None else int(part.first.sum())
-    add_into(total, {"n_lab": sign * n_lab, "lag_sum": sign * float(part.lag.sum())})
+    add_cells(total, {"n_lab": sign * n_lab, "lag_sum": sign * float(part.lag.sum())})
 
 
 # --- contributions of recorded predictions -------------------------------------------------------
