@@ -21,8 +21,9 @@ from drift_backend.store.database import Database, Document
 BATCHES = "performance_batches"
 #: Batches read per round trip while an applier catches up or rebuilds its index.
 READ_BATCH = 16
-#: Batch numbers asked for per query while reading a model's batches in order.
-READ_KEYS = 256
+#: Batch numbers asked for per query while reading a model's batches in order (SecantusDB
+#: holds every batch a query finds in memory at once: 64 label batches are about 100 MB).
+READ_KEYS = 64
 
 
 def batch_key(model_key: str, seq: int) -> str:
@@ -47,7 +48,7 @@ async def read(
 ) -> AsyncIterator[Document]:
     """The model's batches with ``after < seq <= upto`` in order (``fields``: a projection).
 
-    By their keys (``$in``, a chunk at a time), not by a range of ``_id``: SecantusDB plans
+    By their keys (``$in``, ``READ_KEYS`` at a time), not by a range of ``_id``: SecantusDB plans
     an ``_id`` range as a collection scan, decoding every batch of every model on each
     read (a third of its CPU time in the 1,000,000-row benchmark); exact keys are index
     look-ups everywhere. Numbers with no batch (expired, or never stored) cost nothing."""
