@@ -53,9 +53,6 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("experiment_id", ASC), ("created_at", DESC)), False),
         ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),
     ],
-    "events": [
-        ((("experiment_id", ASC), ("_id", ASC)), False),  # a filtered stream's replay
-    ],
     "performance_batches": [
         # (an experiment's are deleted by their _id prefix: no experiment_id index)
         ((("expires_at", ASC),), False),  # TTL: a batch's unlabelled predictions expire

@@ -2,7 +2,7 @@
 
 An event's ``_id`` is its sequence number: one ``$inc`` on a counter document hands out
 numbers that order events across every backend replica, and the ``_id`` index serves the
-tail (``_id > n``) with no index of its own. A TTL index on ``time`` deletes events
+tail (the numbers after ``n``) with no index of its own. A TTL index on ``time`` deletes events
 ``DRIFT_EVENTS_TTL_SECONDS`` after they happened; it is made here rather than in
 ``store.database.INDEXES`` because its option comes from the settings.
 """
@@ -10,7 +10,6 @@ tail (``_id > n``) with no index of its own. A TTL index on ``time`` deletes eve
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -21,6 +20,8 @@ from drift_backend.store.database import Database, Document
 #: The counter document's id in ``event_counters``.
 COUNTER_ID = "events"
 TTL_INDEX = "events_ttl"
+#: Event numbers asked for per query of a replay.
+READ_KEYS = 500
 #: Server codes for "an index of that name exists with other options".
 _INDEX_CONFLICTS = frozenset({85, 86})
 
@@ -77,8 +78,27 @@ async def newest_seq(db: Database) -> int | None:
     return int(doc["_id"]) if doc else None
 
 
+async def oldest_seq(db: Database) -> int | None:
+    doc = await db.events.find_one({}, {"_id": 1}, sort=[("_id", ASCENDING)])
+    return int(doc["_id"]) if doc else None
+
+
+# Events are read by their numbers (``$in``), never by a range of ``_id``: SecantusDB plans
+# an ``_id`` range as a collection scan, which decoded every kept event (a day of them) on
+# each poll of every open stream.
+
+
 async def after(db: Database, seq: int, limit: int) -> list[Document]:
-    """Up to ``limit`` events with a number above ``seq``, in order."""
+    """Up to ``limit`` events with a number above ``seq``, in order: those among the
+    numbers handed out so far (the counter); a hole wider than ``limit`` (numbers handed
+    out whose events were never stored) is passed by a range, once."""
+    handed = await counter_value(db)
+    if handed <= seq:
+        return []
+    keys = list(range(seq + 1, min(handed, seq + limit) + 1))
+    docs = [doc async for doc in db.events.find({"_id": {"$in": keys}}).sort("_id", 1)]
+    if docs or handed <= seq + limit:
+        return docs
     cursor = db.events.find({"_id": {"$gt": seq}}).sort("_id", 1).limit(limit)
     return [doc async for doc in cursor]
 
@@ -88,8 +108,11 @@ async def between(
 ) -> AsyncIterator[Document]:
     """Events numbered above ``low`` up to ``high``, in order, optionally of some experiments
     only (the replay after ``Last-Event-ID``)."""
-    query: dict[str, Any] = {"_id": {"$gt": low, "$lte": high}}
-    if experiments is not None:
-        query["experiment_id"] = {"$in": sorted(experiments)}
-    async for doc in db.events.find(query).sort("_id", 1):
-        yield doc
+    oldest = await oldest_seq(db)
+    if oldest is None:
+        return
+    for start in range(max(low, oldest - 1) + 1, high + 1, READ_KEYS):
+        keys = list(range(start, min(start + READ_KEYS, high + 1)))
+        async for doc in db.events.find({"_id": {"$in": keys}}).sort("_id", 1):
+            if experiments is None or doc["experiment_id"] in experiments:
+                yield doc

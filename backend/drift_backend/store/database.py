@@ -95,9 +95,8 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", DESCENDING)]
         ),
     ],
-    # Run and check events (events/): a stream's replay of some experiments, in order. Their
-    # TTL index takes its option from the settings, so events/repository.py makes it.
-    "events": [IndexModel([("experiment_id", ASCENDING), ("_id", ASCENDING)])],
+    # Run and check events (events/) are read by their numbers (_id) alone; their TTL index
+    # takes its option from the settings, so events/repository.py makes it.
     # GridFS bucket of queued check batches: an experiment's are dropped when it is deleted.
     "batches.files": [IndexModel([("metadata.experiment_id", ASCENDING)])],
     "batches.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
@@ -282,7 +281,11 @@ def database_unavailable(error: BaseException) -> bool:
 
 #: Indexes earlier versions made and this one no longer wants: each write pays for every
 #: index, so a deployment upgraded in place drops them at start-up.
-RETIRED: dict[str, list[str]] = {"predictions": ["experiment_id_1"]}
+RETIRED: dict[str, list[str]] = {
+    "predictions": ["experiment_id_1"],
+    # A filtered replay reads events by number and filters them (events/repository.py).
+    "events": ["experiment_id_1__id_1"],
+}
 
 
 async def ensure_indexes(db: Database) -> None:
