@@ -180,6 +180,9 @@ class Settings(BaseSettings):
     # Model performance monitoring (docs/performance.md)
     #: Rows per predictions, ground-truth or reference batch (the SDK splits larger ones).
     performance_max_batch_rows: int = Field(default=10_000, gt=0)
+    #: Classes of a classification model: an hour's document keeps a confusion cell per
+    #: pair of labels and ROC score counts per class (100 classes: about 6 MB at most).
+    performance_max_classes: int = Field(default=100, ge=2, le=400)
     #: A window whose labelled share of predictions is below this is marked incomplete.
     performance_min_coverage: float = Field(default=0.8, ge=0, le=1)
     #: Predictions still without a label are deleted this long after they were received.

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from drift_backend.performance import repository, stored
-from drift_backend.performance.batches import MAX_ID_LENGTH
+from drift_backend.performance.batches import MAX_BATCH_PROBABILITIES, MAX_ID_LENGTH
 from drift_backend.store.database import connect
 from sklearn import metrics as skm
 
@@ -156,6 +156,86 @@ async def test_a_batch_at_the_row_limit(patient: Api) -> None:
 
     one_more = pa.table({"id": [str(i) for i in range(rows + 1)], "y_pred": np.zeros(rows + 1)})
     assert problem(await post(api, base + "/predictions", one_more), 413) == "max_rows"
+
+
+def _many_classes(n_classes: int, rows: int, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet(np.ones(n_classes), rows)
+    classes = np.array([f"c{k}" for k in range(n_classes)])
+    return pa.table(
+        {
+            "id": pa.array(np.arange(rows).astype(str)),
+            "y_pred": classes[proba.argmax(axis=1)],
+            **{f"proba_{cls}": proba[:, k] for k, cls in enumerate(classes)},
+            "time": pa.array(
+                np.datetime64("2026-03-02T00:00")
+                + rng.integers(0, 86_400, rows).astype("timedelta64[s]")
+            ),
+        }
+    )
+
+
+async def test_a_batch_at_the_class_limit(patient: Api) -> None:
+    """``DRIFT_PERFORMANCE_MAX_CLASSES`` classes in a batch of the most rows: predictions,
+    their labels and the day's window (its hours keep a cell per label pair and ROC score
+    counts per class in one document each); one class more, or one distinct label more in
+    a batch, is refused naming the column. (More classes once answered 500: the stored
+    batch passed MongoDB's 16 MB.)"""
+    api = patient
+    await api.register("alice")
+    base = f"{PREFIX}/experiment/{(await api.experiment('alice'))['id']}"
+    n_classes, rows = api.settings.performance_max_classes, api.settings.performance_max_batch_rows
+    batch = _many_classes(n_classes, rows)
+    r = await post(api, base + "/predictions", batch)
+    assert r.status_code == 200, r.text
+    assert r.json()["recorded"] == rows
+    rng = np.random.default_rng(1)
+    y_true = np.array([f"c{k}" for k in rng.integers(0, n_classes, rows)])
+    r = await post(api, base + "/ground-truth", pa.table({"id": batch["id"], "y_true": y_true}))
+    assert r.status_code == 200, r.text
+    assert r.json()["labelled"] == rows
+    r = await api.request(
+        "GET",
+        base + "/performance",
+        "alice",
+        params={
+            "model": "m",
+            "window": "day",
+            "from": "2026-03-02T00:00:00Z",
+            "to": "2026-03-03T00:00:00Z",
+        },
+    )
+    assert r.status_code == 200, r.text
+    (day,) = r.json()["windows"]
+    assert day["n_labelled"] == rows
+    accuracy = skm.accuracy_score(y_true, batch["y_pred"].to_numpy())
+    assert day["metrics"]["accuracy"]["value"] == pytest.approx(accuracy, abs=1e-12)
+
+    wider = _many_classes(n_classes + 1, 1)
+    assert problem(await post(api, base + "/predictions", wider, "m2"), 422) == "proba_*"
+    labels = np.array([f"l{k}" for k in range(n_classes + 1)])
+    ids = pa.array(np.arange(n_classes + 1).astype(str))
+    plain = pa.table({"id": ids, "y_pred": labels})
+    assert problem(await post(api, base + "/predictions", plain, "m3"), 422) == "y_pred"
+    unlabelled = pa.table({"id": ids, "y_true": labels})
+    assert problem(await post(api, base + "/ground-truth", unlabelled), 422) == "y_true"
+
+
+async def test_a_batch_holds_at_most_a_million_probabilities(api_factory: Any) -> None:
+    """With the row limit raised, a many-class batch is bounded by its probabilities (one
+    document holds a batch, and a label batch's joined rows), predictions and labels alike,
+    with the rows it may have."""
+    api: Api = await api_factory(performance_max_batch_rows=20_000, mongodb_timeout_seconds=60)
+    await api.register("alice")
+    base = f"{PREFIX}/experiment/{(await api.experiment('alice'))['id']}"
+    assert MAX_BATCH_PROBABILITIES == 1_000_000
+    r = await post(api, base + "/predictions", _many_classes(100, 10_001))
+    assert problem(r, 413) == "max_rows"
+    assert "at most 10000 rows" in r.json()["errors"][0]["reason"]
+    assert (await post(api, base + "/predictions", _many_classes(100, 10))).status_code == 200
+    ids = pa.array(np.arange(10_001).astype(str))
+    labels = pa.table({"id": ids, "y_true": np.full(10_001, "c1")})
+    assert problem(await post(api, base + "/ground-truth", labels), 413) == "max_rows"
 
 
 async def test_deleting_the_experiment_deletes_its_performance_data(

@@ -16,7 +16,7 @@ from drift_backend.store.database import Database, connect
 from tests.conftest import Api
 from tests.performance.test_recount import DAY, _data, _labels, _predictions, _same
 
-LIMITS = service.Limits(max_rows=10_000, unlabelled_ttl_seconds=86_400.0)
+LIMITS = service.Limits(max_rows=10_000, max_classes=100, unlabelled_ttl_seconds=86_400.0)
 RULES = service.Rules(min_coverage=0.8, tolerance=0.05, alpha=0.05)
 
 

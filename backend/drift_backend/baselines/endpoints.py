@@ -141,7 +141,9 @@ async def create_baseline(
         table = await read_table(request, context.settings)
         if columns is not None:
             try:
-                table, reference = await performance.reference_from_upload(table, columns)
+                table, reference = await performance.reference_from_upload(
+                    table, columns, context.settings.performance_max_classes
+                )
             except performance.BatchInvalid as invalid:
                 raise BatchRejected(invalid.error) from None
         profile = await asyncio.to_thread(
@@ -156,7 +158,7 @@ async def create_baseline(
     if reference is not None:
         assert model is not None  # _reference_columns requires it
         answer["performance_reference"] = await performance.record_reference_from_upload(
-            context.db, experiment_id, model, reference
+            context.db, experiment_id, model, reference, context.settings.performance_max_classes
         )
     return answer
 

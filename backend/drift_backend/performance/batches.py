@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -55,6 +56,40 @@ def _invalid(field: str, reason: str) -> BatchError:
 def check_rows(table: pa.Table, max_rows: int) -> None:
     if table.num_rows > max_rows:
         raise BatchError("max_rows", f"more than {max_rows} rows in one batch", 413)
+
+
+#: Class probabilities per batch (rows x classes): a batch, and a label batch's joined rows,
+#: are stored as one document each, under MongoDB's 16 MB (8 bytes a probability).
+MAX_BATCH_PROBABILITIES = 1_000_000
+
+
+def check_probabilities(rows: int, n_classes: int) -> None:
+    if n_classes and rows * n_classes > MAX_BATCH_PROBABILITIES:
+        most = MAX_BATCH_PROBABILITIES // n_classes
+        raise BatchError(
+            "max_rows",
+            f"{rows} rows of a model with {n_classes} classes: at most {most} rows per batch "
+            f"({MAX_BATCH_PROBABILITIES:,} class probabilities)",
+            413,
+        )
+
+
+def check_classes(classes: list[str], y: np.ndarray, field: str, max_classes: int) -> None:
+    """At most ``max_classes`` probability columns, and distinct labels in ``y``: an hour
+    keeps a confusion cell per pair of labels and score counts per class, in one document."""
+    if len(classes) > max_classes:
+        raise _invalid(
+            PROBA_PREFIX + "*",
+            f"{len(classes)} classes; a model has at most {max_classes} "
+            "(DRIFT_PERFORMANCE_MAX_CLASSES)",
+        )
+    distinct = len(pd.unique(y))
+    if distinct > max_classes:
+        raise _invalid(
+            field,
+            f"{distinct} distinct labels in one batch; a model has at most {max_classes} "
+            "classes (DRIFT_PERFORMANCE_MAX_CLASSES)",
+        )
 
 
 def _column(table: pa.Table, name: str) -> pa.ChunkedArray:

@@ -45,6 +45,7 @@ def _limits(context: AppContext) -> service.Limits:
     settings = context.settings
     return service.Limits(
         max_rows=settings.performance_max_batch_rows,
+        max_classes=settings.performance_max_classes,
         unlabelled_ttl_seconds=settings.performance_unlabelled_ttl_seconds,
         tracking=concept.tracking(settings),
     )

@@ -120,6 +120,8 @@ class Rules:
 @dataclass(frozen=True)
 class Limits:
     max_rows: int
+    #: Classes of a classification model (probability columns, distinct labels per batch).
+    max_classes: int
     unlabelled_ttl_seconds: float
     #: How windows are decided after a batch (None: not at all).
     tracking: concept.Tracking | None = None
@@ -182,8 +184,8 @@ def _ordered_proba(proba: np.ndarray | None, classes: list[str], order: list[str
 # --- predictions ---------------------------------------------------------------------------------
 
 
-def _parse_predictions(table: pa.Table, now: datetime, max_rows: int) -> batches.Rows:
-    batches.check_rows(table, max_rows)
+def _parse_predictions(table: pa.Table, now: datetime, limits: Limits) -> batches.Rows:
+    batches.check_rows(table, limits.max_rows)
     unknown = [
         name
         for name in table.column_names
@@ -194,8 +196,12 @@ def _parse_predictions(table: pa.Table, now: datetime, max_rows: int) -> batches
     ids = batches.read_ids(table)
     task = batches.infer_task(table, "y_pred")
     proba, classes = batches.read_proba(table)
+    batches.check_probabilities(table.num_rows, len(classes))
+    y = batches.read_target(table, "y_pred", task)
+    if task is Task.classification:
+        batches.check_classes(classes, y, "y_pred", limits.max_classes)
     return batches.Rows(
-        y=batches.read_target(table, "y_pred", task),
+        y=y,
         ids=ids,
         proba=proba,
         classes=classes,
@@ -229,7 +235,7 @@ async def record_predictions(
     that run's document, and keep its id."""
     run_doc = None if run is None else await _run_of(db, experiment_id, model, run)
     now = utcnow()
-    rows: batches.Rows = await _in_thread(_parse_predictions, table, now, limits.max_rows)
+    rows: batches.Rows = await _in_thread(_parse_predictions, table, now, limits)
     task = Task.regression if rows.y.dtype == np.float64 else Task.classification
     doc = await _model_for(db, experiment_id, model, task, rows.classes or [])
     if task is Task.regression and doc.get("shift") is None:
@@ -258,13 +264,19 @@ async def record_predictions(
 # --- ground truth --------------------------------------------------------------------------------
 
 
-def _parse_labels(table: pa.Table, now: datetime, max_rows: int, task: Task) -> batches.Rows:
-    batches.check_rows(table, max_rows)
+def _parse_labels(table: pa.Table, now: datetime, limits: Limits, doc: Document) -> batches.Rows:
+    batches.check_rows(table, limits.max_rows)
+    # Each label's joined row carries its prediction's probabilities.
+    batches.check_probabilities(table.num_rows, len(doc["classes"]))
     unknown = [n for n in table.column_names if n not in ("id", "y_true", "time")]
     if unknown:
         raise BatchError(unknown[0], "unknown column; send id, y_true and optionally time", 422)
+    task = Task(doc["task"])
+    y = batches.read_target(table, "y_true", task)
+    if task is Task.classification:
+        batches.check_classes([], y, "y_true", limits.max_classes)
     return batches.Rows(
-        y=batches.read_target(table, "y_true", task),
+        y=y,
         ids=batches.read_ids(table),
         times=batches.read_times(table, "time", now),
     )
@@ -276,9 +288,8 @@ async def record_labels(
     doc = await repository.get_model(db, experiment_id, model)
     if doc is None:
         raise _unknown_model(model)
-    task = Task(doc["task"])
     now = utcnow()
-    rows: batches.Rows = await _in_thread(_parse_labels, table, now, limits.max_rows, task)
+    rows: batches.Rows = await _in_thread(_parse_labels, table, now, limits, doc)
     assert rows.ids is not None
     assert rows.times is not None
     labels = Labels(ids=np.asarray(rows.ids, dtype=object), y=rows.y, times=rows.times)
@@ -293,8 +304,8 @@ async def record_labels(
 # --- the labelled reference ----------------------------------------------------------------------
 
 
-def _parse_reference(table: pa.Table, max_rows: int) -> tuple[Task, batches.Rows]:
-    batches.check_rows(table, max_rows)
+def _parse_reference(table: pa.Table, limits: Limits) -> tuple[Task, batches.Rows]:
+    batches.check_rows(table, limits.max_rows)
     unknown = [
         name
         for name in table.column_names
@@ -304,9 +315,14 @@ def _parse_reference(table: pa.Table, max_rows: int) -> tuple[Task, batches.Rows
         raise BatchError(unknown[0], "unknown column; send y_true, y_pred, proba_<class>", 422)
     task = batches.infer_task(table, "y_pred")
     proba, classes = batches.read_proba(table)
+    y = batches.read_target(table, "y_true", task)
+    y_pred = batches.read_target(table, "y_pred", task)
+    if task is Task.classification:
+        batches.check_classes(classes, y, "y_true", limits.max_classes)
+        batches.check_classes([], y_pred, "y_pred", limits.max_classes)
     return task, batches.Rows(
-        y=batches.read_target(table, "y_true", task),
-        y_pred=batches.read_target(table, "y_pred", task),
+        y=y,
+        y_pred=y_pred,
         proba=proba,
         classes=classes,
     )
@@ -316,7 +332,7 @@ async def record_reference(
     db: Database, limits: Limits, experiment_id: str, model: str, table: pa.Table
 ) -> dict[str, Any]:
     """The model's labelled reference (its expected performance), replacing any earlier."""
-    task, rows = await _in_thread(_parse_reference, table, limits.max_rows)
+    task, rows = await _in_thread(_parse_reference, table, limits)
     doc = await _model_for(db, experiment_id, model, task, rows.classes or [])
     assert rows.y_pred is not None
     if task is Task.regression:
@@ -653,21 +669,26 @@ def _split_reference(table: pa.Table, columns: ReferenceColumns) -> tuple[pa.Tab
 
 
 async def reference_from_upload(
-    table: pa.Table, columns: ReferenceColumns
+    table: pa.Table, columns: ReferenceColumns, max_classes: int
 ) -> tuple[pa.Table, pa.Table]:
     """(the upload's feature columns, its reference in the ``performance-reference`` shape),
     the reference checked as that route checks it (:class:`BatchInvalid` names the query
     parameter or column at fault) so a bad one stores nothing."""
     features, reference = await _in_thread(_split_reference, table, columns)
-    await _in_thread(_parse_reference, reference, reference.num_rows)
+    unbounded = Limits(
+        max_rows=reference.num_rows, max_classes=max_classes, unlabelled_ttl_seconds=0.0
+    )
+    await _in_thread(_parse_reference, reference, unbounded)
     return features, reference
 
 
 async def record_reference_from_upload(
-    db: Database, experiment_id: str, model: str, reference: pa.Table
+    db: Database, experiment_id: str, model: str, reference: pa.Table, max_classes: int
 ) -> dict[str, Any]:
     """Store what :func:`reference_from_upload` made. Not bound by the batch row limit:
     the upload was bounded by ``DRIFT_MAX_UPLOAD_BYTES``, and a reference is kept as sums
     (the TTL is a predictions' limit, unused here)."""
-    unbounded = Limits(max_rows=reference.num_rows, unlabelled_ttl_seconds=0.0)
+    unbounded = Limits(
+        max_rows=reference.num_rows, max_classes=max_classes, unlabelled_ttl_seconds=0.0
+    )
     return await record_reference(db, unbounded, experiment_id, model, reference)
