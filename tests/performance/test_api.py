@@ -221,6 +221,36 @@ async def test_a_batch_at_the_class_limit(patient: Api) -> None:
     assert problem(await post(api, base + "/ground-truth", unlabelled), 422) == "y_true"
 
 
+async def test_a_models_labels_are_bounded_across_batches(setup: tuple[Api, str]) -> None:
+    """Batches that each have few labels cannot together give a model more than
+    ``DRIFT_PERFORMANCE_MAX_CLASSES`` (an hour's confusion matrix would outgrow its
+    document); a refused batch records nothing."""
+    api, base = setup
+    most = api.settings.performance_max_classes
+
+    def batch(first: int, last: int, column: str = "y_pred", prefix: str = "p") -> pa.Table:
+        numbers = np.arange(first, last)
+        return pa.table(
+            {
+                "id": pa.array([f"{prefix}{n}" for n in numbers]),
+                column: pa.array([f"l{n}" for n in numbers]),
+            }
+        )
+
+    assert (await post(api, base + "/predictions", batch(0, 60))).status_code == 200
+    assert (await post(api, base + "/predictions", batch(40, most))).status_code == 200
+    refused = await post(api, base + "/predictions", batch(most - 1, most + 1, prefix="q"))
+    assert problem(refused, 422) == "y_pred"
+    assert "1 labels new" in refused.json()["errors"][0]["reason"]
+    again = batch(most - 1, most, prefix="q")  # the refused batch's known row: not recorded
+    assert (await post(api, base + "/predictions", again)).json()["recorded"] == 1
+
+    truth = await post(api, base + "/ground-truth", batch(0, 10, "y_true"))
+    assert truth.json()["labelled"] == 10
+    new_truth = pa.table({"id": ["p10"], "y_true": ["never predicted as"]})
+    assert problem(await post(api, base + "/ground-truth", new_truth), 422) == "y_true"
+
+
 async def test_a_batch_holds_at_most_a_million_probabilities(api_factory: Any) -> None:
     """With the row limit raised, a many-class batch is bounded by its probabilities (one
     document holds a batch, and a label batch's joined rows), predictions and labels alike,

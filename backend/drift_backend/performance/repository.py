@@ -94,6 +94,11 @@ async def set_classes(db: Database, key: str, classes: list[str]) -> Document | 
     return await db[MODELS].find_one({"_id": key})
 
 
+async def add_labels(db: Database, key: str, labels: list[str]) -> None:
+    """Labels a classification model's batches brought (``labels``: every value seen)."""
+    await db[MODELS].update_one({"_id": key}, {"$addToSet": {"labels": {"$each": labels}}})
+
+
 async def set_shift(db: Database, key: str, shift: float) -> None:
     """Fix the constant a regression model's sums are shifted by, once."""
     await db[MODELS].update_one({"_id": key, "shift": None}, {"$set": {"shift": shift}})

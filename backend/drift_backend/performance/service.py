@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from drift_backend.baselines.ingest import BatchError
@@ -175,6 +176,26 @@ async def _model_for(
     return doc
 
 
+async def _admit_labels(
+    db: Database, doc: Document, y: np.ndarray, field: str, max_classes: int
+) -> None:
+    """A classification model's labels (predicted and true) are at most ``max_classes``
+    values in all, across its batches: an hour keeps a confusion cell per pair of them. A
+    batch that would bring more is refused whole. (Concurrent batches each check against
+    the model as read, so together they may pass it by one batch's new labels.)"""
+    known = {str(label) for label in doc.get("labels") or []}
+    new = sorted({str(label) for label in pd.unique(y).tolist()} - known)
+    if not new:
+        return
+    if len(known) + len(new) > max_classes:
+        raise ValidationFailed(
+            field,
+            f"{len(new)} labels new to model {doc['model']!r}, which has {len(known)}; a "
+            f"model has at most {max_classes} (DRIFT_PERFORMANCE_MAX_CLASSES)",
+        )
+    await repository.add_labels(db, doc["_id"], new)
+
+
 def _ordered_proba(proba: np.ndarray | None, classes: list[str], order: list[str]) -> Any:
     if proba is None:
         return None
@@ -245,6 +266,8 @@ async def record_predictions(
         doc = await repository.get_model(db, experiment_id, model) or doc
     assert rows.ids is not None
     assert rows.times is not None
+    if task is Task.classification:
+        await _admit_labels(db, doc, rows.y, "y_pred", limits.max_classes)
     batch = Predictions(
         ids=np.asarray(rows.ids, dtype=object),
         times=rows.times,
@@ -292,6 +315,8 @@ async def record_labels(
     rows: batches.Rows = await _in_thread(_parse_labels, table, now, limits, doc)
     assert rows.ids is not None
     assert rows.times is not None
+    if doc["task"] == Task.classification:
+        await _admit_labels(db, doc, rows.y, "y_true", limits.max_classes)
     labels = Labels(ids=np.asarray(rows.ids, dtype=object), y=rows.y, times=rows.times)
     async with applier.session(db, doc) as model_applier:
         applied = await model_applier.labels(labels)
