@@ -52,7 +52,9 @@ async def _newer(
     ``created_at``). The upsert only inserts for a model without a document; when the
     filter fails on an existing one, its insert is a duplicate key: newer is there."""
     at = value["created_at"]
-    newer_or_none = {"$or": [{f"{field}.created_at": {"$lt": at}}, {field: None}]}
+    # Older or none (a missing field's created_at is not >= at either); not an $or, which
+    # SecantusDB plans beside _id as a scan of every model's document.
+    newer_or_none = {f"{field}.created_at": {"$not": {"$gte": at}}}
     try:
         await db.run_totals.update_one(
             {"_id": key(experiment_id, model), **newer_or_none},

@@ -77,27 +77,27 @@ class JobQueue:
     async def claim(self, worker: str) -> Claim | None:
         """The oldest queued job, or one whose lease expired, with a fresh lease; else None."""
         now = utcnow()
-        job = await self.jobs.find_one_and_update(
-            {
-                "$or": [
-                    {"status": QUEUED},
-                    {"status": RUNNING, "lease_until": {"$lt": now}},
-                ],
-                "attempts": {"$lt": self.max_attempts},
+        update = {
+            "$set": {
+                "status": RUNNING,
+                "worker": worker,
+                "lease_until": now + self.lease,
+                "updated_at": now,
             },
-            {
-                "$set": {
-                    "status": RUNNING,
-                    "worker": worker,
-                    "lease_until": now + self.lease,
-                    "updated_at": now,
-                },
-                "$inc": {"attempts": 1},
-            },
-            sort=[("created_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
-        return Claim(job, worker) if job is not None else None
+            "$inc": {"attempts": 1},
+        }
+        # One query per status, each on its index: SecantusDB plans an $or of them as a
+        # collection scan over every job ever run (0.6 s per claim at 20,000 done jobs).
+        for state in _claimable(now):
+            job = await self.jobs.find_one_and_update(
+                {**state, "attempts": {"$lt": self.max_attempts}},
+                update,
+                sort=[("created_at", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+            if job is not None:
+                return Claim(job, worker)
+        return None
 
     async def heartbeat(self, claim: Claim) -> bool:
         """Extend the lease; False when the claim was lost (expired and taken by another)."""
@@ -141,21 +141,22 @@ class JobQueue:
         """Jobs whose every attempt died (lease expired on the last claim): mark them failed."""
         now = utcnow()
         found: list[dict[str, Any]] = []
-        while True:
-            job = await self.jobs.find_one_and_update(
-                {
-                    "$or": [
-                        {"status": RUNNING, "lease_until": {"$lt": now}},
-                        {"status": QUEUED},
-                    ],
-                    "attempts": {"$gte": self.max_attempts},
-                },
-                {"$set": {"status": FAILED, "lease_until": None, "updated_at": now}},
-                return_document=ReturnDocument.AFTER,
-            )
-            if job is None:
-                return found
-            found.append(job)
+        for state in _claimable(now):
+            while True:
+                job = await self.jobs.find_one_and_update(
+                    {**state, "attempts": {"$gte": self.max_attempts}},
+                    {"$set": {"status": FAILED, "lease_until": None, "updated_at": now}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if job is None:
+                    break
+                found.append(job)
+        return found
+
+
+def _claimable(now: datetime) -> tuple[dict[str, Any], ...]:
+    """Jobs a worker may take: a dead worker's (its lease expired) first, then queued ones."""
+    return ({"status": RUNNING, "lease_until": {"$lt": now}}, {"status": QUEUED})
 
 
 async def delete_for_runs(db: Database, drift_ids: list[str]) -> None:

@@ -194,7 +194,8 @@ async def reserve_send_slot(
     taken = await db.alert_targets.find_one_and_update(
         {
             "_id": target_id,
-            "$or": [{"next_send_at": {"$lte": now}}, {"next_send_at": None}],
+            # Due or never set: not an $or, which SecantusDB plans as a scan beside _id.
+            "next_send_at": {"$not": {"$gt": now}},
         },
         {"$set": {"next_send_at": now + timedelta(seconds=interval_seconds)}},
     )
@@ -210,7 +211,7 @@ async def reserve_send_slot(
 async def hold_until(db: Database, target_id: str, until: datetime) -> None:
     """The receiver asked us to wait (429 ``Retry-After``): nothing goes to it before."""
     await db.alert_targets.update_one(
-        {"_id": target_id, "$or": [{"next_send_at": {"$lt": until}}, {"next_send_at": None}]},
+        {"_id": target_id, "next_send_at": {"$not": {"$gte": until}}},
         {"$set": {"next_send_at": until}},
     )
 

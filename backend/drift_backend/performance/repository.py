@@ -117,7 +117,9 @@ async def take_lease(db: Database, key: str, owner: str, seconds: float) -> Docu
     (or the other's lease ran out); the model's document then, else None."""
     now = utcnow()
     return await db[MODELS].find_one_and_update(
-        {"_id": key, "$or": [{"lease": None}, {"lease.until": {"$lt": now}}]},
+        # Not an $or of "no lease" and "expired": SecantusDB scans every model for an $or
+        # beside _id; a missing lease's "until" is not >= now either.
+        {"_id": key, "lease.until": {"$not": {"$gte": now}}},
         {"$set": {"lease": {"owner": owner, "until": now + timedelta(seconds=seconds)}}},
         return_document=ReturnDocument.AFTER,
     )
