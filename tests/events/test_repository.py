@@ -6,34 +6,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from drift_backend.devstack.services import ManagedProcess
 from drift_backend.events import repository
 from drift_backend.store.database import Database, Document
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
-
-class Finds(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.finds: list[Document] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command["find"] == "events":
-            command = event.command
-            self.finds.append({k: command[k] for k in ("filter", "sort", "limit") if k in command})
-
-    def succeeded(self, event: Any) -> None:
-        pass
-
-    def failed(self, event: Any) -> None:
-        pass
+from tests.support.commands import Commands
 
 
 @pytest.fixture
-async def watched(mongodb: ManagedProcess) -> AsyncIterator[tuple[Database, Finds]]:
-    finds = Finds()
+async def watched(mongodb: ManagedProcess) -> AsyncIterator[tuple[Database, Commands]]:
+    finds = Commands("find", "events", ("filter", "sort", "limit"))
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongodb.url, tz_aware=True, event_listeners=[finds]
     )
@@ -55,7 +40,7 @@ def _ids(docs: list[Document]) -> list[int]:
     return [int(doc["_id"]) for doc in docs]
 
 
-async def test_the_tail_and_the_replay_read_by_number(watched: tuple[Database, Finds]) -> None:
+async def test_the_tail_and_the_replay_read_by_number(watched: tuple[Database, Commands]) -> None:
     db, finds = watched
     assert await repository.after(db, 0, 10) == []  # nothing handed out: no event query
     await _store(db, [*range(1, 8), *range(400, 411)])  # 8..399 a hole wider than a batch
@@ -75,7 +60,7 @@ async def test_the_tail_and_the_replay_read_by_number(watched: tuple[Database, F
     # and the newest event, found once per replay and per tailer start, are the ends of the
     # _id index on MongoDB; SecantusDB scans for them.)
     scans = []
-    by_number = [find for find in finds.finds if find["filter"]]
+    by_number = [find for find in finds.seen if find.get("filter")]
     assert len(by_number) >= 7
     for find in by_number:
         explained = await db.command("explain", {"find": "events", **find})

@@ -5,34 +5,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from drift_backend.performance import stored
 from drift_backend.store.database import Database, Document
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from tests.conftest import Api
-
-
-class Finds(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.filters: list[Document] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command["find"] == stored.BATCHES:
-            self.filters.append(dict(event.command["filter"]))
-
-    def succeeded(self, event: Any) -> None:
-        pass
-
-    def failed(self, event: Any) -> None:
-        pass
+from tests.support.commands import Commands
 
 
 @pytest.fixture
-async def watched(api: Api) -> AsyncIterator[tuple[Database, Finds]]:
-    finds = Finds()
+async def watched(api: Api) -> AsyncIterator[tuple[Database, Commands]]:
+    finds = Commands("find", stored.BATCHES, ("filter",))
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         api.settings.mongodb_url.get_secret_value(), tz_aware=True, event_listeners=[finds]
     )
@@ -41,7 +26,7 @@ async def watched(api: Api) -> AsyncIterator[tuple[Database, Finds]]:
 
 
 async def test_a_models_batches_are_read_in_order_on_the_primary_index(
-    watched: tuple[Database, Finds],
+    watched: tuple[Database, Commands],
 ) -> None:
     db, finds = watched
     for model_key, seqs in (("e1:m1", [1, 2, 3, 5, 300]), ("e1:m10", [1, 2]), ("e2:m1", [4])):
@@ -53,9 +38,9 @@ async def test_a_models_batches_are_read_in_order_on_the_primary_index(
     assert [doc["seq"] async for doc in stored.read(db, "e1:m1", 0, 2)] == [1, 2]
     assert [doc["seq"] async for doc in stored.read(db, "e1:m1", 300, 300)] == []
 
-    assert len(finds.filters) == math.ceil(299 / stored.READ_KEYS) + 1
-    for flt in finds.filters:
-        explained = await db.command("explain", {"find": stored.BATCHES, "filter": flt})
+    assert len(finds.seen) == math.ceil(299 / stored.READ_KEYS) + 1
+    for find in finds.seen:
+        explained = await db.command("explain", {"find": stored.BATCHES, **find})
         plan = str(explained["queryPlanner"]["winningPlan"])
         assert "IXSCAN" in plan, plan
         assert "COLLSCAN" not in plan, plan

@@ -11,7 +11,9 @@ import pytest
 from drift_backend.devstack.services import ManagedProcess
 from drift_backend.jobs.queue import DONE, FAILED, QUEUED, RUNNING, JobQueue
 from drift_backend.store.database import Database, ensure_indexes
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
+
+from tests.support.commands import Commands
 
 
 @pytest.fixture
@@ -109,29 +111,11 @@ async def test_release_requeues_for_a_retry(db: Database) -> None:
     assert failed["status"] == FAILED
 
 
-class _Commands(monitoring.CommandListener):
-    """The filter and sort of every findAndModify on ``jobs``."""
-
-    def __init__(self) -> None:
-        self.seen: list[dict[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        command = event.command
-        if event.command_name == "findAndModify" and command["findAndModify"] == "jobs":
-            self.seen.append({k: command[k] for k in ("query", "sort") if k in command})
-
-    def succeeded(self, event: Any) -> None:
-        pass
-
-    def failed(self, event: Any) -> None:
-        pass
-
-
 async def test_claims_ask_by_status(mongodb: ManagedProcess, db: Database) -> None:
     """Done jobs stay in the collection: a claim (and the sweep of exhausted jobs) must not
     scan them. SecantusDB ran an $or of the claimable states as a collection scan (0.6 s
     per claim at 20,000 done jobs; one status at a time 2-3 ms)."""
-    commands = _Commands()
+    commands = Commands("findAndModify", "jobs", ("query", "sort"))
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         mongodb.url, tz_aware=True, event_listeners=[commands]
     )
