@@ -64,6 +64,21 @@ def test_wasserstein_and_energy_are_normed_by_reference_std() -> None:
     assert num.energy_distance(ref, cur).distance == pytest.approx(e.distance)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_wasserstein_equals_scipy_on_any_sizes_ties_and_order(seed: int) -> None:
+    # Computed on the two quantile functions, not scipy's CDFs: equal up to rounding on
+    # sizes of every ratio, tied values and unsorted input alike.
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        n, m = (int(k) for k in rng.integers(1, 400, 2))
+        if seed % 2:
+            ref, cur = rng.integers(0, 6, n).astype(float), rng.integers(2, 9, m).astype(float)
+        else:
+            ref, cur = rng.normal(size=n) * 1e3, rng.standard_t(3, size=m) * 1e3
+        expected = stats.wasserstein_distance(ref, cur) / max(np.std(ref), 0.001)
+        assert num.wasserstein(ref, cur).distance == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
 def test_linf_matches_brute_force_cdf() -> None:
     rng = np.random.default_rng(5)
     ref = rng.integers(0, 20, 120).astype(float)  # ties on purpose

@@ -8,7 +8,10 @@ Evidently's, and SageMaker's for L-infinity).
 
 from __future__ import annotations
 
+import math
 import warnings
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -265,6 +268,43 @@ def _cdf_distance(p: int, u: FloatArray, v: FloatArray) -> float:
     return float(np.sqrt((np.square(gap) * deltas).sum()))
 
 
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+
+
+@lru_cache(maxsize=16)
+def _quantile_steps(n: int, m: int) -> tuple[IntArray, IntArray, FloatArray]:
+    """Where the empirical quantile functions of ``n`` and of ``m`` sorted values step:
+    on each interval between their merged steps ``i/n`` and ``j/m`` (in integers on the
+    common scale ``lcm(n, m)``), the index of the value each takes there and the interval's
+    width. They depend on the sizes alone, so a check of many features of one size makes
+    them once (the cache)."""
+    g = math.gcd(n, m)
+    step_u, step_v = m // g, n // g  # i/n and j/m on the scale lcm(n, m) = n * step_u
+    ends = np.union1d(
+        np.arange(1, n + 1, dtype=np.int64) * step_u, np.arange(1, m + 1, dtype=np.int64) * step_v
+    )
+    widths = np.diff(ends, prepend=0) / float(n * step_u)
+    at_u = (ends + step_u - 1) // step_u - 1  # ceil(t * n) - 1 at the interval's end t
+    at_v = (ends + step_v - 1) // step_v - 1
+    for array in (at_u, at_v, widths):
+        array.flags.writeable = False  # shared by every caller of the cache
+    return at_u, at_v, widths
+
+
+def _ascending(values: FloatArray) -> FloatArray:
+    return values if bool(np.all(values[:-1] <= values[1:])) else np.sort(values)
+
+
+def _w1(u: FloatArray, v: FloatArray) -> float:
+    """Wasserstein-1 between two samples as the integral of the absolute difference of
+    their quantile functions, equal to scipy's integral of the CDFs' difference up to
+    rounding. On samples already sorted (the kept values are) it is a gather and a dot
+    product, with no merge of the two samples (a thousand-feature check feels it)."""
+    u, v = _ascending(u), _ascending(v)
+    at_u, at_v, widths = _quantile_steps(u.size, v.size)
+    return float(np.dot(widths, np.abs(u[at_u] - v[at_v])))
+
+
 def _reference_std(ref: FloatArray) -> float:
     return max(float(np.std(ref)), MIN_STD)
 
@@ -295,7 +335,7 @@ def wasserstein(
     False
     """
     ref, cur = clean_pair(reference, current)
-    d = _cdf_distance(1, ref, cur) / _reference_std(ref)
+    d = _w1(ref, cur) / _reference_std(ref)
     t = WASSERSTEIN_THRESHOLD if threshold is None else threshold
     return distance_result("wasserstein", "numerical", d, t, *_sizes(ref, cur), inclusive=True)
 
