@@ -25,13 +25,25 @@ _PREFIX = "drift-columns"
 
 
 @functools.cache
+def _threads() -> int:
+    return max(1, min(MAX_THREADS, len(os.sched_getaffinity(0))))
+
+
+@functools.cache
 def _pool() -> ThreadPoolExecutor:
-    threads = max(1, min(MAX_THREADS, len(os.sched_getaffinity(0))))
-    return ThreadPoolExecutor(threads, thread_name_prefix=_PREFIX)
+    return ThreadPoolExecutor(_threads(), thread_name_prefix=_PREFIX)
+
+
+#: Tasks per thread a call is cut into: few enough that handing a column to a thread does not
+#: cost more than the column (a 10,000-row column is well under a millisecond), enough that
+#: columns of uneven cost still spread evenly.
+CHUNKS_PER_THREAD = 4
 
 
 def map_columns(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """``[fn(item) for item in items]``, run on the shared column threads, in order.
+    """``[fn(item) for item in items]``, run on the shared column threads in contiguous
+    chunks, in order. (One task per column made a 1,000-column reduction slower than a
+    plain loop: 0.43 s against 0.27 s in chunks, the threads queueing for the GIL.)
 
     Called from one of those threads (nested per-column work), it runs inline: waiting on
     the pool from inside it could deadlock.
@@ -39,4 +51,10 @@ def map_columns(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     work = list(items)
     if len(work) < 2 or threading.current_thread().name.startswith(_PREFIX):
         return [fn(item) for item in work]
-    return list(_pool().map(fn, work))
+    size = -(-len(work) // (_threads() * CHUNKS_PER_THREAD))  # rounded up
+    chunks = [work[i : i + size] for i in range(0, len(work), size)]
+    return [
+        result
+        for part in _pool().map(lambda chunk: [fn(i) for i in chunk], chunks)
+        for result in part
+    ]

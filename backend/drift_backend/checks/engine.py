@@ -50,7 +50,6 @@ from drift_backend.baselines.model import (
     Profile,
     RowSample,
 )
-from drift_backend.baselines.parallel import map_columns
 from drift_backend.baselines.profile import sorted_quantiles
 from drift_backend.baselines.violations import check_violations
 from drift_backend.checks.config import DriftConfig
@@ -565,18 +564,20 @@ def run_check(
     mode = "summary" if isinstance(current, BatchSummary) else "raw"
     summary = current if isinstance(current, BatchSummary) else current.summary
     values = {} if isinstance(current, BatchSummary) else current.numeric
-    # On the column threads: the tests' numpy work (the merges of whole samples above all)
-    # releases the GIL, so a wide check uses the cores its one statistics process would leave idle.
-    features = map_columns(
-        lambda profiled: _test_feature(
+    # In this thread: a feature's tests hold the GIL for most of their time (scipy's Python
+    # around small numpy calls), so the column threads made a 1,000-feature check slower
+    # (0.35 s against 0.16 s; exact KS, Mann-Whitney and energy distance no faster). The
+    # worker's statistics processes are what use the cores.
+    features = [
+        _test_feature(
             profiled,
             summary.feature(profiled.name),
             values.get(profiled.name),
             profile.values(profiled.name),
             config,
-        ),
-        profile.features,
-    )
+        )
+        for profiled in profile.features
+    ]
     prediction = None
     if config.prediction is not None:
         prediction = _prediction(features, config)
