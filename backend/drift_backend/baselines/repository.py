@@ -20,8 +20,8 @@ from gridfs import AsyncGridFSBucket
 from gridfs.errors import GridFSError, NoFile
 from pymongo import DESCENDING
 
+from drift_backend.baselines import packed_values
 from drift_backend.baselines.model import Profile
-from drift_backend.baselines.reference_values import decode_values, encode_values
 from drift_backend.store.database import Database, transfer_deadline
 
 BUCKET = "baseline_profiles"
@@ -50,14 +50,14 @@ class StoredProfile:
 
     def parse(self) -> Profile:
         profile = Profile.model_validate_json(self.profile)
-        return profile.with_values(decode_values(self.values)) if self.values else profile
+        return profile.with_values(packed_values.unpack(self.values)[1]) if self.values else profile
 
 
 def encode(profile: Profile) -> StoredProfile:
     """A profile in its stored form (CPU work: call it off the event loop)."""
     values = profile.all_values
     return StoredProfile(
-        profile.model_dump_json().encode(), encode_values(values) if values else None
+        profile.model_dump_json().encode(), packed_values.pack(values) if values else None
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from drift_backend.baselines.ingest import arrow_stream
+from drift_backend.baselines import packed_values
 from drift_backend.baselines.model import BatchSummary, Profile, RowSample
 from drift_backend.baselines.parallel import map_columns
 from drift_backend.baselines.profile import sorted_quantiles
@@ -93,39 +93,25 @@ def exact_batch(table: pa.Table, profile: Profile, *, rows: bool = True) -> Redu
 
 
 def encode(batch: ReducedBatch) -> bytes:
-    """Arrow IPC: one row per numerical feature, the summary JSON in the schema metadata."""
-    names = list(batch.numeric)
-    arrays = [batch.numeric[n].values for n in names]
-    # One concatenation and an offsets array: building the list column from a Python list of
-    # arrays converts element-wise and took half of a 1,000-feature upload's encoding time.
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
-    np.cumsum([a.size for a in arrays], out=offsets[1:])
-    flat = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.float64)
-    values = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float64()))
-    table = pa.table(
-        {
-            "name": pa.array(names, pa.string()),
-            "exact": pa.array([batch.numeric[n].exact for n in names], pa.bool_()),
-            "values": values,
-        }
-    )
+    """One row per numerical feature with its values packed (:mod:`.packed_values`), the
+    summary JSON (and the row sample) in the schema metadata."""
     metadata = {_SUMMARY_KEY: batch.summary.model_dump_json().encode()}
     if batch.sample is not None:
         metadata[_SAMPLE_KEY] = batch.sample.model_dump_json().encode()
-    return arrow_stream(table.replace_schema_metadata(metadata))
+    exact = pa.array([kept.exact for kept in batch.numeric.values()], pa.bool_())
+    return packed_values.pack(
+        {name: kept.values for name, kept in batch.numeric.items()}, {"exact": exact}, metadata
+    )
 
 
 def decode(data: bytes | bytearray) -> ReducedBatch:
-    table = pa.ipc.open_stream(data).read_all()
+    table, values = packed_values.unpack(data)
     metadata = table.schema.metadata or {}
     summary = BatchSummary.model_validate_json(metadata[_SUMMARY_KEY])
-    lists = table.column("values").combine_chunks()
-    flat = lists.values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    offsets = lists.offsets.to_numpy()
     numeric = {
-        name: CurrentValues(flat[offsets[i] : offsets[i + 1]], exact=bool(exact))
-        for i, (name, exact) in enumerate(
-            zip(table.column("name").to_pylist(), table.column("exact").to_pylist(), strict=True)
+        name: CurrentValues(kept, exact=bool(exact))
+        for (name, kept), exact in zip(
+            values.items(), table.column("exact").to_pylist(), strict=True
         )
     }
     sample = (

@@ -1,0 +1,99 @@
+"""Float values by feature, packed for storage: a baseline's kept reference values and a
+reduced check batch's current values (each feature's run sorted, in both).
+
+Stored bytes cost twice over on the way (the database writes a document into its collection
+and again into its oplog and journal, and the worker reads it back), and 10,000 values of
+1,000 features are 80 MB as plain float64. Packed, the same values are about a third
+smaller on random doubles and much smaller on real columns (fewer distinct values, fewer
+significant digits), losslessly (bit for bit, NaN payloads and signed zeros included):
+
+1. each float's bits mapped to an unsigned integer in the order of the floats (the sign
+   bit flipped for positives, every bit for negatives), so a sorted run is non-decreasing;
+2. the differences of consecutive integers (modulo 2**64), small within a sorted run;
+3. their bytes regrouped by significance (the "byte shuffle" of Blosc and HDF5), so the
+   mostly-zero high bytes of the differences lie together;
+4. Zstandard at level 1 (pyarrow's codec).
+
+Layout: ``MAGIC``, the Arrow IPC stream's length (8 bytes, little-endian), an Arrow IPC
+stream of one row per feature (at least ``name`` and ``size``, the count of its values;
+callers add columns and schema metadata), then the packed values of every feature in that
+order. What was stored before (a plain Arrow IPC stream, the values in a list column
+``values``) reads as it is.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from drift_backend.baselines.ingest import arrow_stream
+from drift_backend.baselines.model import FloatArray
+
+MAGIC = b"DMPACK1\n"
+_LENGTH = struct.Struct("<Q")
+_CODEC = pa.Codec("zstd", compression_level=1)
+_SIGN = np.uint64(1 << 63)
+
+UintArray = np.ndarray[tuple[int], np.dtype[np.uint64]]
+
+
+def is_packed(data: bytes | bytearray | memoryview) -> bool:
+    return bytes(data[: len(MAGIC)]) == MAGIC
+
+
+def _pack(flat: FloatArray) -> bytes:
+    bits = np.ascontiguousarray(flat, dtype=np.float64).view(np.uint64)
+    ordered = np.where(bits & _SIGN, ~bits, bits | _SIGN)
+    steps = np.diff(ordered, prepend=np.uint64(0))  # wraps modulo 2**64: exact both ways
+    planes = np.ascontiguousarray(steps.view(np.uint8).reshape(-1, 8).T)
+    return bytes(_CODEC.compress(planes, asbytes=True))
+
+
+def _unpack(data: memoryview, count: int) -> FloatArray:
+    raw = _CODEC.decompress(data, decompressed_size=count * 8, asbytes=False)
+    planes = np.frombuffer(raw, dtype=np.uint8).reshape(8, count)
+    steps: UintArray = np.ascontiguousarray(planes.T).view(np.uint64).reshape(-1)
+    ordered = np.cumsum(steps, dtype=np.uint64)
+    return np.where(ordered & _SIGN, ordered & ~_SIGN, ~ordered).view(np.float64)
+
+
+def pack(
+    values: Mapping[str, FloatArray],
+    columns: Mapping[str, pa.Array] | None = None,
+    metadata: Mapping[bytes, bytes] | None = None,
+) -> bytes:
+    """The features' values packed, with ``columns`` (one row per feature, in the order of
+    ``values``) and the schema ``metadata`` beside them."""
+    names = list(values)
+    sizes = np.fromiter((values[n].size for n in names), dtype=np.int64, count=len(names))
+    flat = np.concatenate([values[n] for n in names]) if names else np.zeros(0)
+    table = pa.table(
+        {"name": pa.array(names, pa.string()), "size": pa.array(sizes), **(columns or {})}
+    )
+    if metadata:
+        table = table.replace_schema_metadata(dict(metadata))
+    ipc = arrow_stream(table)
+    return b"".join((MAGIC, _LENGTH.pack(len(ipc)), ipc, _pack(flat)))
+
+
+def unpack(data: bytes | bytearray) -> tuple[pa.Table, dict[str, FloatArray]]:
+    """The table of features written by :func:`pack` and each feature's values (views of
+    one array); or those of a stream stored before packing (its ``values`` list column)."""
+    if not is_packed(data):
+        table = pa.ipc.open_stream(data).read_all()
+        lists = table.column("values").combine_chunks()
+        flat = lists.values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        offsets = lists.offsets.to_numpy()
+    else:
+        view = memoryview(data)
+        start = len(MAGIC) + _LENGTH.size
+        (length,) = _LENGTH.unpack_from(view, len(MAGIC))
+        table = pa.ipc.open_stream(view[start : start + length]).read_all()
+        sizes = table.column("size").to_numpy()
+        flat = _unpack(view[start + length :], int(sizes.sum()))
+        offsets = np.concatenate(([0], np.cumsum(sizes)))
+    names = table.column("name").to_pylist()
+    return table, {name: flat[offsets[i] : offsets[i + 1]] for i, name in enumerate(names)}
