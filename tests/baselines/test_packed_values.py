@@ -65,3 +65,24 @@ def test_values_stored_before_packing_still_read() -> None:
     _, back = packed_values.unpack(legacy)
     assert back["a"].tolist() == [1.0, 2.0, 3.0]
     assert back["b"].tolist() == [-4.0]
+
+
+def test_parts_written_one_after_another_read_as_one() -> None:
+    rng = np.random.default_rng(2)
+    values = {f"x{i}": np.sort(rng.normal(size=int(rng.integers(0, 50)))) for i in range(7)}
+    names = list(values)
+    parts = [
+        packed_values.pack(
+            {n: values[n] for n in names[i : i + 3]},
+            {"exact": pa.array([True] * len(names[i : i + 3]))},
+        )
+        for i in range(0, len(names), 3)
+    ]
+    parts.append(packed_values.pack({}, {"exact": pa.array([], pa.bool_())}, {b"last": b"1"}))
+    table, back = packed_values.unpack(b"".join(parts))
+    assert table.column("name").to_pylist() == names
+    assert (table.schema.metadata or {}) == {b"last": b"1"}
+    for name in names:
+        assert _same_bits(back[name], values[name])
+    with pytest.raises(ValueError, match="no part starts"):
+        packed_values.unpack(b"".join(parts) + b"junk")

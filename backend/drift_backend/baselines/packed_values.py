@@ -14,11 +14,13 @@ significant digits), losslessly (bit for bit, NaN payloads and signed zeros incl
    mostly-zero high bytes of the differences lie together;
 4. Zstandard at level 1 (pyarrow's codec).
 
-Layout: ``MAGIC``, the Arrow IPC stream's length (8 bytes, little-endian), an Arrow IPC
-stream of one row per feature (at least ``name`` and ``size``, the count of its values;
-callers add columns and schema metadata), then the packed values of every feature in that
-order. What was stored before (a plain Arrow IPC stream, the values in a list column
-``values``) reads as it is.
+Layout of a part: ``MAGIC``, the lengths (8 bytes each, little-endian) of the two pieces
+that follow: an Arrow IPC stream of one row per feature (at least ``name`` and ``size``, the
+count of its values; callers add columns and schema metadata), and the packed values of
+those features in that order. Parts concatenate: a writer may store features part by part
+as it produces them (and the metadata in a last part of none), and :func:`unpack` reads
+them all as one. What was stored before (a plain Arrow IPC stream, the values in a list
+column ``values``) reads as it is.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from drift_backend.baselines.ingest import arrow_stream
 from drift_backend.baselines.model import FloatArray
 
 MAGIC = b"DMPACK1\n"
-_LENGTH = struct.Struct("<Q")
+_LENGTHS = struct.Struct("<QQ")
 _CODEC = pa.Codec("zstd", compression_level=1)
 _SIGN = np.uint64(1 << 63)
 
@@ -65,8 +67,8 @@ def pack(
     columns: Mapping[str, pa.Array] | None = None,
     metadata: Mapping[bytes, bytes] | None = None,
 ) -> bytes:
-    """The features' values packed, with ``columns`` (one row per feature, in the order of
-    ``values``) and the schema ``metadata`` beside them."""
+    """One part: the features' values packed, with ``columns`` (one row per feature, in
+    the order of ``values``) and the schema ``metadata`` beside them."""
     names = list(values)
     sizes = np.fromiter((values[n].size for n in names), dtype=np.int64, count=len(names))
     flat = np.concatenate([values[n] for n in names]) if names else np.zeros(0)
@@ -75,25 +77,39 @@ def pack(
     )
     if metadata:
         table = table.replace_schema_metadata(dict(metadata))
-    ipc = arrow_stream(table)
-    return b"".join((MAGIC, _LENGTH.pack(len(ipc)), ipc, _pack(flat)))
+    ipc, blob = arrow_stream(table), _pack(flat)
+    return b"".join((MAGIC, _LENGTHS.pack(len(ipc), len(blob)), ipc, blob))
 
 
 def unpack(data: bytes | bytearray) -> tuple[pa.Table, dict[str, FloatArray]]:
-    """The table of features written by :func:`pack` and each feature's values (views of
-    one array); or those of a stream stored before packing (its ``values`` list column)."""
+    """The features of every part written by :func:`pack` (one table, the parts' schema
+    metadata merged) and each feature's values; or those of a stream stored before packing
+    (its ``values`` list column)."""
     if not is_packed(data):
         table = pa.ipc.open_stream(data).read_all()
         lists = table.column("values").combine_chunks()
         flat = lists.values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
         offsets = lists.offsets.to_numpy()
-    else:
-        view = memoryview(data)
-        start = len(MAGIC) + _LENGTH.size
-        (length,) = _LENGTH.unpack_from(view, len(MAGIC))
-        table = pa.ipc.open_stream(view[start : start + length]).read_all()
-        sizes = table.column("size").to_numpy()
-        flat = _unpack(view[start + length :], int(sizes.sum()))
+        names = table.column("name").to_pylist()
+        return table, {name: flat[offsets[i] : offsets[i + 1]] for i, name in enumerate(names)}
+    view = memoryview(data)
+    tables: list[pa.Table] = []
+    metadata: dict[bytes, bytes] = {}
+    values: dict[str, FloatArray] = {}
+    at = 0
+    while at < len(view):
+        if not is_packed(view[at:]):
+            raise ValueError(f"packed values: no part starts at byte {at}")
+        ipc_length, blob_length = _LENGTHS.unpack_from(view, at + len(MAGIC))
+        at += len(MAGIC) + _LENGTHS.size
+        part = pa.ipc.open_stream(view[at : at + ipc_length]).read_all()
+        at += ipc_length
+        sizes = part.column("size").to_numpy()
+        flat = _unpack(view[at : at + blob_length], int(sizes.sum()))
+        at += blob_length
         offsets = np.concatenate(([0], np.cumsum(sizes)))
-    names = table.column("name").to_pylist()
-    return table, {name: flat[offsets[i] : offsets[i + 1]] for i, name in enumerate(names)}
+        for i, name in enumerate(part.column("name").to_pylist()):
+            values[name] = flat[offsets[i] : offsets[i + 1]]
+        metadata.update(part.schema.metadata or {})
+        tables.append(part.replace_schema_metadata(None))
+    return pa.concat_tables(tables).replace_schema_metadata(metadata), values

@@ -14,6 +14,7 @@ then runs the test on the two whole samples.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,13 @@ import numpy as np
 import pyarrow as pa
 
 from drift_backend.baselines import packed_values
-from drift_backend.baselines.model import BatchSummary, Profile, RowSample
+from drift_backend.baselines.model import (
+    BatchSummary,
+    FeatureCounts,
+    FeatureProfile,
+    Profile,
+    RowSample,
+)
 from drift_backend.baselines.parallel import map_columns
 from drift_backend.baselines.profile import sorted_quantiles
 from drift_backend.baselines.sample import row_sample
@@ -31,6 +38,10 @@ from drift_backend.stats.registry import VALUE_TESTS
 
 EXACT_VALUES = 20_000
 GRID = 5_001
+#: Features reduced and packed at a time when a batch is stored as it is reduced: about 5 MB
+#: of 10,000-row features, so storing the first part starts early and a part in memory is
+#: small.
+PART_FEATURES = 64
 NUMERIC_KINDS = frozenset({"numerical", "datetime"})
 _SUMMARY_KEY = b"drift_monitor.summary"
 _SAMPLE_KEY = b"drift_monitor.sample"
@@ -60,6 +71,31 @@ def needs_raw(config: DriftConfig) -> bool:
     return bool(chosen & VALUE_TESTS)
 
 
+def _kept(
+    features: Iterable[FeatureProfile], values: Iterable[FloatArray | None], exact_limit: int
+) -> dict[str, CurrentValues]:
+    """What is kept of each numerical feature's sorted values: all, or a grid of them."""
+    numeric: dict[str, CurrentValues] = {}
+    for feature, kept in zip(features, values, strict=True):
+        if feature.kind not in NUMERIC_KINDS or kept is None:
+            continue
+        if kept.size <= exact_limit:
+            numeric[feature.name] = CurrentValues(kept, exact=True)
+        else:
+            grid = sorted_quantiles(kept, np.linspace(0.0, 1.0, GRID))
+            numeric[feature.name] = CurrentValues(grid, exact=False)
+    return numeric
+
+
+def _sample(table: pa.Table, profile: Profile, rows: bool) -> RowSample | None:
+    if not rows or profile.sample is None:
+        return None
+    sample = row_sample(table, profile.sample.features, seed=1)
+    if sample is not None and sample.features != profile.sample.features:
+        return None  # a column is missing: the rows would not line up
+    return sample
+
+
 def reduce_batch(
     table: pa.Table, profile: Profile, *, exact_limit: int = EXACT_VALUES, rows: bool = True
 ) -> ReducedBatch:
@@ -69,22 +105,9 @@ def reduce_batch(
     per_feature = map_columns(
         lambda fb: summarize_feature(table, fb, feature_bins), feature_bins.features
     )
-    numeric: dict[str, CurrentValues] = {}
-    for feature, (_, values) in zip(profile.features, per_feature, strict=True):
-        if feature.kind not in NUMERIC_KINDS or values is None:
-            continue
-        if values.size <= exact_limit:
-            numeric[feature.name] = CurrentValues(values, exact=True)
-        else:
-            grid = sorted_quantiles(values, np.linspace(0.0, 1.0, GRID))
-            numeric[feature.name] = CurrentValues(grid, exact=False)
-    sample = None
-    if rows and profile.sample is not None:
-        sample = row_sample(table, profile.sample.features, seed=1)
-        if sample is not None and sample.features != profile.sample.features:
-            sample = None  # a column is missing: the rows would not line up
+    numeric = _kept(profile.features, (values for _, values in per_feature), exact_limit)
     summary = summary_of(table, feature_bins, [counts for counts, _ in per_feature])
-    return ReducedBatch(summary, numeric, sample)
+    return ReducedBatch(summary, numeric, _sample(table, profile, rows))
 
 
 def exact_batch(table: pa.Table, profile: Profile, *, rows: bool = True) -> ReducedBatch:
@@ -92,16 +115,40 @@ def exact_batch(table: pa.Table, profile: Profile, *, rows: bool = True) -> Redu
     return reduce_batch(table, profile, exact_limit=table.num_rows, rows=rows)
 
 
-def encode(batch: ReducedBatch) -> bytes:
-    """One row per numerical feature with its values packed (:mod:`.packed_values`), the
-    summary JSON (and the row sample) in the schema metadata."""
-    metadata = {_SUMMARY_KEY: batch.summary.model_dump_json().encode()}
-    if batch.sample is not None:
-        metadata[_SAMPLE_KEY] = batch.sample.model_dump_json().encode()
-    exact = pa.array([kept.exact for kept in batch.numeric.values()], pa.bool_())
+def _values_part(numeric: dict[str, CurrentValues]) -> bytes:
+    exact = pa.array([kept.exact for kept in numeric.values()], pa.bool_())
     return packed_values.pack(
-        {name: kept.values for name, kept in batch.numeric.items()}, {"exact": exact}, metadata
+        {name: kept.values for name, kept in numeric.items()}, {"exact": exact}
     )
+
+
+def _last_part(summary: BatchSummary, sample: RowSample | None) -> bytes:
+    metadata = {_SUMMARY_KEY: summary.model_dump_json().encode()}
+    if sample is not None:
+        metadata[_SAMPLE_KEY] = sample.model_dump_json().encode()
+    return packed_values.pack({}, {"exact": pa.array([], pa.bool_())}, metadata)
+
+
+def encode(batch: ReducedBatch) -> bytes:
+    """The features' kept values packed (:mod:`.packed_values`) with whether each is exact,
+    then a last part with the summary JSON (and the row sample) in its schema metadata."""
+    return _values_part(batch.numeric) + _last_part(batch.summary, batch.sample)
+
+
+def encoded_parts(table: pa.Table, profile: Profile, *, rows: bool = True) -> Iterator[bytes]:
+    """``encode(reduce_batch(table, profile, rows=rows))`` in parts of ``PART_FEATURES``
+    features, each made when asked for: the caller stores one part while the next is
+    reduced, so a wide batch's reduction and its storage overlap (the database, another
+    process, works while this one sorts)."""
+    feature_bins = bins(profile)
+    counts: list[FeatureCounts] = []
+    for start in range(0, len(profile.features), PART_FEATURES):
+        part = feature_bins.features[start : start + PART_FEATURES]
+        per_feature = map_columns(lambda fb: summarize_feature(table, fb, feature_bins), part)
+        counts += [feature_counts for feature_counts, _ in per_feature]
+        features = profile.features[start : start + PART_FEATURES]
+        yield _values_part(_kept(features, (v for _, v in per_feature), EXACT_VALUES))
+    yield _last_part(summary_of(table, feature_bins, counts), _sample(table, profile, rows))
 
 
 def decode(data: bytes | bytearray) -> ReducedBatch:

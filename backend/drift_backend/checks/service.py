@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+from bson import ObjectId
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pydantic import ValidationError as PydanticValidationError
@@ -40,10 +41,54 @@ BATCH_BUCKET = "batches"
 BATCH_CHUNK_BYTES = 8 * 1024 * 1024
 
 
-async def store_batch(db: Database, data: bytes, metadata: dict[str, Any]) -> Any:
-    bucket = AsyncGridFSBucket(db, bucket_name=BATCH_BUCKET, chunk_size_bytes=BATCH_CHUNK_BYTES)
-    with transfer_deadline(db, len(data)):
-        return await bucket.upload_from_stream("batch", data, metadata=metadata)
+async def store_batch(db: Database, parts: Iterator[bytes], metadata: dict[str, Any]) -> Any:
+    """Store a batch as a GridFS file, its parts as ``parts`` makes them: each part is made
+    in a thread while the chunks before it are written, so making and storing overlap
+    (PyMongo's GridFS writer holds up to 32 MB before its first write). The file document
+    comes last, as GridFS writes it; a failure on either side deletes the chunks written."""
+    file_id = ObjectId()
+    chunks = db[f"{BATCH_BUCKET}.chunks"]
+    size = BATCH_CHUNK_BYTES
+    pending = bytearray()
+    written = 0
+
+    async def write(data: bytes) -> None:
+        nonlocal written
+        with transfer_deadline(db, len(data)):
+            await chunks.insert_one({"files_id": file_id, "n": written, "data": data})
+        written += 1
+
+    try:
+        made = asyncio.ensure_future(asyncio.to_thread(next, parts, None))
+        try:
+            while (part := await made) is not None:
+                made = asyncio.ensure_future(asyncio.to_thread(next, parts, None))
+                pending += part
+                while len(pending) >= size:
+                    chunk = bytes(pending[:size])
+                    del pending[:size]
+                    await write(chunk)
+        finally:
+            if not made.done():
+                made.cancel()  # its thread finishes the part; nothing waits for it
+        length = written * size + len(pending)
+        if pending:
+            await write(bytes(pending))
+        await db[f"{BATCH_BUCKET}.files"].insert_one(
+            {
+                "_id": file_id,
+                "length": length,
+                "chunkSize": size,
+                "uploadDate": utcnow(),
+                "filename": "batch",
+                "metadata": metadata,
+            }
+        )
+    except BaseException:
+        if written:
+            await _compensate("drop the batch's chunks", chunks.delete_many({"files_id": file_id}))
+        raise
+    return file_id
 
 
 async def load_batch(db: Database, file_id: Any) -> bytes:
@@ -150,21 +195,23 @@ def check_config(stored: dict[str, Any], override: str | None) -> DriftConfig:
         raise ValidationFailed(*first_problem(error, "config")) from None
 
 
-async def encode_batch(
+def encode_batch(
     current: pa.Table | BatchSummary, profile: Profile, config: DriftConfig
-) -> tuple[str, int, bytes]:
-    """``(mode, rows, bytes)`` of what is stored of a current batch: the summary as sent;
-    the rows only when a configured test needs them (``raw``); else what the tests read,
-    reduced at upload (``reduced``), so the rows themselves are never stored."""
+) -> tuple[str, int, Iterator[bytes]]:
+    """``(mode, rows, parts)`` of what is stored of a current batch, made as ``parts`` is
+    iterated (CPU work: iterate it off the event loop, as :func:`store_batch` does): the
+    summary as sent; the rows only when a configured test needs them (``raw``); else what the
+    tests read, reduced at upload (``reduced``), so the rows themselves are never stored."""
     if isinstance(current, BatchSummary):
-        return "summary", current.row_count, current.model_dump_json().encode()
-    rows = current.num_rows
+        return "summary", current.row_count, _one_part(lambda: current.model_dump_json().encode())
+    table = current
     if reduce.needs_raw(config):
-        return "raw", rows, await asyncio.to_thread(arrow_stream, current)
-    reduced = await asyncio.to_thread(
-        reduce.reduce_batch, current, profile, rows=config.multivariate
-    )
-    return "reduced", rows, await asyncio.to_thread(reduce.encode, reduced)
+        return "raw", table.num_rows, _one_part(lambda: arrow_stream(table))
+    return "reduced", table.num_rows, reduce.encoded_parts(table, profile, rows=config.multivariate)
+
+
+def _one_part(make: Callable[[], bytes]) -> Iterator[bytes]:
+    yield make()
 
 
 async def submit_check(
@@ -186,9 +233,9 @@ async def submit_check(
     dropped and a run already created is Failed with error type ``SubmitFailed`` (never
     left Running), and the caller gets :class:`SubmitFailed` (a 503).
     """
-    mode, rows, batch = await encode_batch(current, profile, config)
+    mode, rows, parts = encode_batch(current, profile, config)
     file_id = await store_batch(
-        db, batch, {"experiment_id": experiment_id, "rows": rows, "mode": mode}
+        db, parts, {"experiment_id": experiment_id, "rows": rows, "mode": mode}
     )
     try:
         run = await drifts.create(
