@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from drift_backend.baselines.ingest import arrow_stream
 from drift_backend.baselines.model import FloatArray
+from drift_backend.baselines.parallel import map_columns
 
 MAGIC = b"DMPACK1\n"
 _LENGTHS = struct.Struct("<QQ")
@@ -94,22 +95,27 @@ def unpack(data: bytes | bytearray) -> tuple[pa.Table, dict[str, FloatArray]]:
         return table, {name: flat[offsets[i] : offsets[i + 1]] for i, name in enumerate(names)}
     view = memoryview(data)
     tables: list[pa.Table] = []
-    metadata: dict[bytes, bytes] = {}
-    values: dict[str, FloatArray] = {}
+    packed: list[tuple[memoryview, int]] = []
     at = 0
     while at < len(view):
         if not is_packed(view[at:]):
             raise ValueError(f"packed values: no part starts at byte {at}")
         ipc_length, blob_length = _LENGTHS.unpack_from(view, at + len(MAGIC))
         at += len(MAGIC) + _LENGTHS.size
-        part = pa.ipc.open_stream(view[at : at + ipc_length]).read_all()
+        tables.append(pa.ipc.open_stream(view[at : at + ipc_length]).read_all())
         at += ipc_length
-        sizes = part.column("size").to_numpy()
-        flat = _unpack(view[at : at + blob_length], int(sizes.sum()))
+        packed.append(
+            (view[at : at + blob_length], int(tables[-1].column("size").to_numpy().sum()))
+        )
         at += blob_length
-        offsets = np.concatenate(([0], np.cumsum(sizes)))
-        for i, name in enumerate(part.column("name").to_pylist()):
+    # The parts on the column threads: decompressing and numpy's passes release the GIL.
+    flats = map_columns(lambda part: _unpack(*part), packed)
+    metadata: dict[bytes, bytes] = {}
+    values: dict[str, FloatArray] = {}
+    for table, flat in zip(tables, flats, strict=True):
+        offsets = np.concatenate(([0], np.cumsum(table.column("size").to_numpy())))
+        for i, name in enumerate(table.column("name").to_pylist()):
             values[name] = flat[offsets[i] : offsets[i + 1]]
-        metadata.update(part.schema.metadata or {})
-        tables.append(part.replace_schema_metadata(None))
-    return pa.concat_tables(tables).replace_schema_metadata(metadata), values
+        metadata.update(table.schema.metadata or {})
+    merged = pa.concat_tables([table.replace_schema_metadata(None) for table in tables])
+    return merged.replace_schema_metadata(metadata), values
