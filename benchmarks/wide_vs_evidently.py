@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,8 @@ class Results:
     injected: set[str] = field(default_factory=set)
     upload: list[float] = field(default_factory=list)
     check: list[float] = field(default_factory=list)
+    #: The first checks against the new baseline, one at once per statistics process.
+    first: list[float] = field(default_factory=list)
     engine: list[float] = field(default_factory=list)
     evidently: dict[str, Any] = field(default_factory=dict)
     ours: Accuracy | None = None
@@ -214,6 +217,14 @@ def run_ours(
 
         res.upload.append(timed(upload)[0])
         print(f"  baseline upload {res.upload[-1]:.2f} s", file=sys.stderr)
+    # The first check against a new baseline also moves its profile into a statistics
+    # process, once per process: one check at once per process, timed apart (the steady
+    # state below is what repeated checks cost; the upload line counts these).
+    with ThreadPoolExecutor(WORKER_PROCESSES) as pool:
+        res.first = list(
+            pool.map(lambda _: timed(lambda: api.check(cur, baseline))[0], range(WORKER_PROCESSES))
+        )
+    print(f"  first checks {', '.join(f'{t:.2f}' for t in res.first)} s", file=sys.stderr)
     report: dict[str, Any] = {}
     for _ in range(args.repeats):
         start = time.monotonic()
@@ -242,6 +253,7 @@ def run_engine(ref: pd.DataFrame, cur: pd.DataFrame, repeats: int) -> list[float
 
 def render(res: Results, args: argparse.Namespace) -> str:
     upload, check, ev = statistics.median(res.upload), statistics.median(res.check), 0.0
+    first = max(res.first)
     ev = statistics.median(res.evidently["times"])
     engine = statistics.median(res.engine)
     assert res.ours is not None
@@ -272,8 +284,10 @@ def render(res: Results, args: argparse.Namespace) -> str:
         f"baseline stored once before) | {check:.2f} | | |",
         f"| ours, the baseline upload alone (API, Arrow, {res.arrow_mib:.0f} MiB) | {upload:.2f} "
         "| | |",
+        f"| ours, the first check against the new baseline ({len(res.first)} at once, one per "
+        f"statistics process, each loading the profile; the slower) | {first:.2f} | | |",
         f"| Evidently `DataDriftPreset` (in-process, no I/O) | {ev:.2f} | {ev / check:.1f}x "
-        f"| {ev / (upload + check):.1f}x |",
+        f"| {ev / (upload + first):.1f}x |",
         f"| ours, statistics only in-process (profile the reference + `run_check`, no I/O) "
         f"| {engine:.2f} | | |",
         "",
@@ -291,8 +305,8 @@ def render(res: Results, args: argparse.Namespace) -> str:
         f"- Evidently (its defaults): {res.evidently_acc.text()}",
         "",
         f"Target: at least {TARGET:.0f}x faster than Evidently per check: {ev / check:.1f}x, "
-        f"{'met' if ev / check >= TARGET else 'MISSED'} (counting the baseline upload too: "
-        f"{ev / (upload + check):.1f}x).",
+        f"{'met' if ev / check >= TARGET else 'MISSED'} (counting the baseline upload and the "
+        f"first check too: {ev / (upload + first):.1f}x).",
     ]
     loads = ", ".join(
         f"{part} {statistics.median(values):.1f} / {max(values):.1f}"
