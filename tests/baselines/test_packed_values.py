@@ -86,3 +86,12 @@ def test_parts_written_one_after_another_read_as_one() -> None:
         assert _same_bits(back[name], values[name])
     with pytest.raises(ValueError, match="no part starts"):
         packed_values.unpack(b"".join(parts) + b"junk")
+
+
+def test_values_across_many_blocks_come_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packed_values, "BLOCK", 7)  # the differences run across blocks
+    rng = np.random.default_rng(3)
+    values = {"a": np.sort(rng.normal(size=50)), "b": rng.normal(size=23), "odd": ODD}
+    _, back = packed_values.unpack(packed_values.pack(values))
+    for name, kept in values.items():
+        assert _same_bits(back[name], kept), name

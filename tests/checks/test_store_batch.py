@@ -7,11 +7,12 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import drift_backend.checks.reduce as reduce
+import drift_backend.checks.service as service
 import numpy as np
 import pyarrow as pa
 import pytest
 from drift_backend.baselines.profile import build_profile
-from drift_backend.checks import reduce, service
 from drift_backend.devstack.services import ManagedProcess
 from drift_backend.store.database import Database
 from pymongo import MongoClient

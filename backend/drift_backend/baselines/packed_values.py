@@ -12,7 +12,7 @@ significant digits), losslessly (bit for bit, NaN payloads and signed zeros incl
 2. the differences of consecutive integers (modulo 2**64), small within a sorted run;
 3. their bytes regrouped by significance (the "byte shuffle" of Blosc and HDF5), so the
    mostly-zero high bytes of the differences lie together;
-4. Zstandard at level 1 (pyarrow's codec).
+4. Zstandard at level 1 (pyarrow's codec), in blocks of ``BLOCK`` values.
 
 Layout of a part: ``MAGIC``, the lengths (8 bytes each, little-endian) of the two pieces
 that follow: an Arrow IPC stream of one row per feature (at least ``name`` and ``size``, the
@@ -39,6 +39,12 @@ MAGIC = b"DMPACK1\n"
 _LENGTHS = struct.Struct("<QQ")
 _CODEC = pa.Codec("zstd", compression_level=1)
 _SIGN = np.uint64(1 << 63)
+_TOP = np.uint64(63)
+_LENGTH = struct.Struct("<Q")
+#: Values packed at a time: 8 MB of float64, so a part's temporaries stay that size.
+BLOCK = 1 << 20
+#: malloc's, which the processes keep warm (``memory.py``), not Arrow's own pool.
+_POOL = pa.system_memory_pool()
 
 UintArray = np.ndarray[tuple[int], np.dtype[np.uint64]]
 
@@ -48,19 +54,48 @@ def is_packed(data: bytes | bytearray | memoryview) -> bool:
 
 
 def _pack(flat: FloatArray) -> bytes:
+    """Blocks of ``BLOCK`` values, each its compressed length (8 bytes) and its frame; the
+    differences run on across blocks."""
     bits = np.ascontiguousarray(flat, dtype=np.float64).view(np.uint64)
-    ordered = np.where(bits & _SIGN, ~bits, bits | _SIGN)
-    steps = np.diff(ordered, prepend=np.uint64(0))  # wraps modulo 2**64: exact both ways
-    planes = np.ascontiguousarray(steps.view(np.uint8).reshape(-1, 8).T)
-    return bytes(_CODEC.compress(planes, asbytes=True))
+    frames: list[bytes] = []
+    previous = np.uint64(0)
+    for start in range(0, bits.size, BLOCK):
+        block = bits[start : start + BLOCK]
+        ordered = block ^ (np.negative(block >> _TOP) | _SIGN)  # negatives: every bit flipped
+        steps = np.empty_like(ordered)  # wrap modulo 2**64: exact both ways
+        steps[0] = ordered[0] - previous
+        np.subtract(ordered[1:], ordered[:-1], out=steps[1:])
+        previous = ordered[-1]
+        planes = np.ascontiguousarray(steps.view(np.uint8).reshape(-1, 8).T)
+        frame = bytes(_CODEC.compress(planes, asbytes=True, memory_pool=_POOL))
+        frames += [_LENGTH.pack(len(frame)), frame]
+    return b"".join(frames)
 
 
 def _unpack(data: memoryview, count: int) -> FloatArray:
-    raw = _CODEC.decompress(data, decompressed_size=count * 8, asbytes=False)
-    planes = np.frombuffer(raw, dtype=np.uint8).reshape(8, count)
-    steps: UintArray = np.ascontiguousarray(planes.T).view(np.uint64).reshape(-1)
-    ordered = np.cumsum(steps, dtype=np.uint64)
-    return np.where(ordered & _SIGN, ordered & ~_SIGN, ~ordered).view(np.float64)
+    """The ``count`` values of :func:`_pack`, block by block into one array: the temporaries
+    are a block's, reused, not the whole part's (fresh memory is what costs most here)."""
+    values: UintArray = np.empty(count, dtype=np.uint64)
+    previous = np.uint64(0)
+    at = 0
+    for start in range(0, count, BLOCK):
+        size = min(BLOCK, count - start)
+        (length,) = _LENGTH.unpack_from(data, at)
+        at += _LENGTH.size
+        raw = _CODEC.decompress(
+            data[at : at + length], decompressed_size=size * 8, asbytes=False, memory_pool=_POOL
+        )
+        at += length
+        block = values[start : start + size]
+        block.view(np.uint8).reshape(size, 8)[:] = np.frombuffer(raw, np.uint8).reshape(8, size).T
+        np.cumsum(block, out=block)
+        block += previous
+        previous = block[-1]
+        flip = block >> _TOP
+        flip -= np.uint64(1)  # positives: the sign bit back; negatives: every bit
+        flip |= _SIGN
+        block ^= flip
+    return values.view(np.float64)
 
 
 def pack(
