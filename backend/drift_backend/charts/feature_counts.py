@@ -111,12 +111,15 @@ def _merge(entry: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, An
 
 
 async def _write_block(
-    db: Database, ident: tuple[str, str, datetime, int], results: list[dict[str, Any]]
+    db: Database,
+    ident: tuple[str, str, datetime, int],
+    results: list[dict[str, Any]],
+    old: dict[str, Any] | None,
 ) -> bool:
-    """Count ``results`` into their block: read it, add, and write it back only if no one
-    wrote it meanwhile (its version ``v``); False when someone did (read it again)."""
+    """Count ``results`` into their block as read (``old``, None when there is none yet) and
+    write it back only if no one wrote it meanwhile (its version ``v``); False when someone
+    did (read it again)."""
     doc_id = key(*ident)
-    old = await db.feature_counts.find_one({"_id": doc_id})
     entries = dict(old["f"]) if old is not None else {}
     for result in results:
         field = field_of(result["feature"])
@@ -152,7 +155,15 @@ async def add(db: Database, results: list[dict[str, Any]]) -> None:
     for _ in range(ATTEMPTS):
         if not pending:
             return
-        done = await asyncio.gather(*(_write_block(db, ident, blocks[ident]) for ident in pending))
+        # One read of every block (by _id: key look-ups), not one each.
+        keys = [key(*ident) for ident in pending]
+        found = {doc["_id"]: doc async for doc in db.feature_counts.find({"_id": {"$in": keys}})}
+        done = await asyncio.gather(
+            *(
+                _write_block(db, ident, blocks[ident], found.get(doc_key))
+                for ident, doc_key in zip(pending, keys, strict=True)
+            )
+        )
         pending = [ident for ident, ok in zip(pending, done, strict=True) if not ok]
     if pending:
         raise RuntimeError(f"{len(pending)} feature blocks kept changing under this check")

@@ -149,7 +149,13 @@ async def save_report(db: Database, drift_id: str, report: dict[str, Any]) -> bo
 
 
 async def get_report(db: Database, drift_id: str) -> dict[str, Any] | None:
-    return await db.reports.find_one({"_id": drift_id}, {"_id": 0, "created_at": 0})
+    # Whole, its two storage fields dropped here: SecantusDB applies an exclusion projection
+    # by deep-copying the document (a thousand-feature report is 1.4 MB).
+    report = await db.reports.find_one({"_id": drift_id})
+    if report is not None:
+        del report["_id"]
+        report.pop("created_at", None)
+    return report
 
 
 async def delete_report(db: Database, drift_id: str) -> None:
