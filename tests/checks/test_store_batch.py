@@ -41,7 +41,9 @@ async def test_parts_are_stored_in_order_across_chunks(
 
     assert await service.load_batch(db, file_id) == b"".join(parts)
     # ... and as a statistics process reads it, with the synchronous driver.
-    with MongoClient[dict[str, Any]](mongodb.url) as sync:
+    # With a client timeout, as every client of ours has: a GridFS transfer's deadline is the
+    # client's bound plus the transfer's time (``transfer_deadline``), nothing without one.
+    with MongoClient[dict[str, Any]](mongodb.url, timeoutMS=10_000) as sync:
         assert bytes(service.read_batch(sync[db.name], file_id)) == b"".join(parts)
     assert threading.current_thread().name not in made  # made off the event loop
 
