@@ -96,17 +96,32 @@ def _sample(table: pa.Table, profile: Profile, rows: bool) -> RowSample | None:
     return sample
 
 
+def _reduced_parts(
+    table: pa.Table, profile: Profile, exact_limit: int, features_per_part: int
+) -> Iterator[tuple[list[FeatureCounts], dict[str, CurrentValues]]]:
+    """Counts on the baseline's bins and what is kept of the numerical values, a part of
+    ``features_per_part`` features at a time (each part's columns on the column threads)."""
+    feature_bins = bins(profile)
+    for start in range(0, len(profile.features), features_per_part):
+        part = feature_bins.features[start : start + features_per_part]
+        per_feature = map_columns(lambda fb: summarize_feature(table, fb, feature_bins), part)
+        features = profile.features[start : start + features_per_part]
+        kept = _kept(features, (values for _, values in per_feature), exact_limit)
+        yield [counts for counts, _ in per_feature], kept
+
+
 def reduce_batch(
     table: pa.Table, profile: Profile, *, exact_limit: int = EXACT_VALUES, rows: bool = True
 ) -> ReducedBatch:
     """Counts on the baseline's bins and, per numerical feature, sorted values or a grid;
     with ``rows``, also the row sample the multivariate test reads."""
-    feature_bins = bins(profile)
-    per_feature = map_columns(
-        lambda fb: summarize_feature(table, fb, feature_bins), feature_bins.features
-    )
-    numeric = _kept(profile.features, (values for _, values in per_feature), exact_limit)
-    summary = summary_of(table, feature_bins, [counts for counts, _ in per_feature])
+    counts: list[FeatureCounts] = []
+    numeric: dict[str, CurrentValues] = {}
+    for part_counts, kept in _reduced_parts(
+        table, profile, exact_limit, max(1, len(profile.features))
+    ):
+        counts, numeric = part_counts, kept  # one part: every feature
+    summary = summary_of(table, bins(profile), counts)
     return ReducedBatch(summary, numeric, _sample(table, profile, rows))
 
 
@@ -140,15 +155,11 @@ def encoded_parts(table: pa.Table, profile: Profile, *, rows: bool = True) -> It
     features, each made when asked for: the caller stores one part while the next is
     reduced, so a wide batch's reduction and its storage overlap (the database, another
     process, works while this one sorts)."""
-    feature_bins = bins(profile)
     counts: list[FeatureCounts] = []
-    for start in range(0, len(profile.features), PART_FEATURES):
-        part = feature_bins.features[start : start + PART_FEATURES]
-        per_feature = map_columns(lambda fb: summarize_feature(table, fb, feature_bins), part)
-        counts += [feature_counts for feature_counts, _ in per_feature]
-        features = profile.features[start : start + PART_FEATURES]
-        yield _values_part(_kept(features, (v for _, v in per_feature), EXACT_VALUES))
-    yield _last_part(summary_of(table, feature_bins, counts), _sample(table, profile, rows))
+    for part_counts, kept in _reduced_parts(table, profile, EXACT_VALUES, PART_FEATURES):
+        counts += part_counts
+        yield _values_part(kept)
+    yield _last_part(summary_of(table, bins(profile), counts), _sample(table, profile, rows))
 
 
 def decode(data: bytes | bytearray) -> ReducedBatch:

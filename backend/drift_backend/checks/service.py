@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 CHECK_KIND = "check"
 BATCH_BUCKET = "batches"
 #: Large GridFS chunks: a batch is written and read whole, and fewer documents cost less.
-#: 8 MiB (half the 16 MiB document limit): a 10,000 x 1,000 reduced batch (80 MB) is ten
-#: documents, not eighty (each a round trip, a document and an oplog entry on SecantusDB):
-#: storing one took 1.1-1.3 s there instead of 2.8-2.9 s on a loaded machine (load 7).
+#: 8 MiB (half the 16 MiB document limit): a 10,000 x 1,000 reduced batch (54 MB packed) is
+#: seven documents, not 216 (each a round trip, a document and an oplog entry on SecantusDB):
+#: storing 80 MB took 1.1-1.3 s there instead of 2.8-2.9 s on a loaded machine (load 7).
 BATCH_CHUNK_BYTES = 8 * 1024 * 1024
 
 
