@@ -12,10 +12,12 @@ import drift_backend.checks.service as service
 import numpy as np
 import pyarrow as pa
 import pytest
+from bson import ObjectId
 from drift_backend.baselines.profile import build_profile
 from drift_backend.devstack.services import ManagedProcess
 from drift_backend.store.database import Database
 from pymongo import MongoClient
+from pymongo.errors import DuplicateKeyError
 
 
 async def _stored(db: Database) -> tuple[int, int]:
@@ -60,6 +62,30 @@ async def test_a_part_that_fails_leaves_nothing_stored(
     with pytest.raises(RuntimeError, match="reduction failed"):
         await service.store_batch(db, failing(), {"experiment_id": "e"})
     assert await _stored(db) == (0, 0)
+
+
+async def test_a_chunk_that_cannot_be_written_stops_the_making_and_leaves_nothing(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "BATCH_CHUNK_BYTES", 1000)
+    file_id = ObjectId()
+    monkeypatch.setattr(service, "ObjectId", lambda: file_id)
+    chunks = db[f"{service.BATCH_BUCKET}.chunks"]
+    await chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+    await chunks.insert_one({"files_id": file_id, "n": 2, "data": b"taken"})  # the third
+    made = 0
+
+    def parts() -> Iterator[bytes]:
+        nonlocal made
+        for _ in range(50):
+            made += 1
+            yield b"x" * 1000
+
+    with pytest.raises(DuplicateKeyError):
+        await service.store_batch(db, parts(), {"experiment_id": "e"})
+    assert await _stored(db) == (0, 0)
+    # The writer is at most CHUNKS_AHEAD chunks (and the one it writes) behind the making.
+    assert made <= 3 + service.CHUNKS_AHEAD + 1
 
 
 async def test_a_reduced_batch_stored_in_parts_decodes_as_one(db: Database) -> None:

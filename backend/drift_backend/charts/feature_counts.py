@@ -134,8 +134,11 @@ async def _write_block(
         except DuplicateKeyError:
             return False
         return True
-    written = await db.feature_counts.update_one(
-        {"_id": doc_id, "v": old["v"]}, {"$set": {"f": entries, "v": old["v"] + 1}}
+    # Replaced whole, not ``$set``: SecantusDB diffs the old and new block for its oplog on
+    # an update (0.20 s for a 1,000-feature check's 32 blocks, 0.09 s replaced).
+    written = await db.feature_counts.replace_one(
+        {"_id": doc_id, "v": old["v"]},
+        {**_identity(*ident), "v": old["v"] + 1, "f": entries},
     )
     return written.matched_count == 1
 
