@@ -40,12 +40,11 @@ EXPECTED: dict[str, list[tuple[tuple[tuple[str, int], ...], bool]]] = {
         ((("experiment_id", ASC), ("model", ASC), ("created_at", DESC)), False),  # check default
     ],
     "feature_results": [
-        # a feature's history over time, of every model or one
+        # a feature's history over time, of every model or one (the model a filter)
         ((("experiment_id", ASC), ("feature", ASC), ("created_at", ASC)), False),
-        ((("experiment_id", ASC), ("model", ASC), ("feature", ASC), ("created_at", ASC)), False),
-        # the heatmap's cells: the last check runs' results, by their time span
+        # the heatmap's cells: the last check runs' results, by their time span (and a
+        # model's results of 6 hours after a run's deletion, feature_counts.recompute)
         ((("experiment_id", ASC), ("created_at", ASC)), False),
-        ((("experiment_id", ASC), ("model", ASC), ("created_at", ASC)), False),
         ((("run_id", ASC),), False),  # a run's results on delete
     ],
     "check_runs": [

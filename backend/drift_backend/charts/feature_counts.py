@@ -34,6 +34,7 @@ from typing import Any
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
+from drift_backend.charts import queries
 from drift_backend.charts.cover import (
     DAY,
     QUARTER,
@@ -188,6 +189,16 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def span_pipeline(experiment_id: str, model: str, start: datetime) -> list[dict[str, Any]]:
+    """Each feature's entry of a model's 6 hours from ``start``, from the results."""
+    match = {"experiment_id": experiment_id, "created_at": {"$gte": start, "$lt": start + GRAIN}}
+    return [
+        {"$match": match},
+        *queries.of_model(model),
+        {"$group": {"_id": "$feature", **_group()}},
+    ]
+
+
 async def recompute(db: Database, gone: Iterable[dict[str, Any]]) -> None:
     """After ``feature_results`` documents ``gone`` (or rewritten ones) changed: their
     features' entries again, from the results in each (experiment, model, 6 hours), in
@@ -196,12 +207,7 @@ async def recompute(db: Database, gone: Iterable[dict[str, Any]]) -> None:
     for result in gone:
         spans[_span(result)].add(result["feature"])
     for (experiment_id, model, start), features in spans.items():
-        match = {
-            "experiment_id": experiment_id,
-            "model": model,
-            "created_at": {"$gte": start, "$lt": start + GRAIN},
-        }
-        pipeline = [{"$match": match}, {"$group": {"_id": "$feature", **_group()}}]
+        pipeline = span_pipeline(experiment_id, model, start)
         left = {row["_id"]: row async for row in await db.feature_results.aggregate(pipeline)}
         updates: dict[int, dict[str, Any]] = {}
         day = floor(start, DAY)

@@ -25,6 +25,13 @@ def scope(
     return match
 
 
+def of_model(model: str | None) -> list[dict[str, Any]]:
+    """The stage that keeps one model's ``feature_results``, after a ``$match`` on an index
+    without the model (there is none with it: ``store.database.INDEXES``). Apart, because
+    SecantusDB plans a ``$match`` with a field its index lacks as a collection scan."""
+    return [] if model is None else [{"$match": {"model": model}}]
+
+
 #: The fields of ``feature_results`` a feature's history reads.
 HISTORY_FIELDS = (
     "created_at",
@@ -49,10 +56,11 @@ def feature_history_pipeline(
     end: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The results in ``[start, end)`` (default: the window) per bucket of ``window``."""
-    match = scope(experiment_id, model, feature=feature)
+    match = scope(experiment_id, None, feature=feature)
     match["created_at"] = {"$gte": start or window.start, "$lt": end or window.end}
     return [
         {"$match": match},
+        *of_model(model),
         # Only what the buckets need travels on (a report's feature carries more).
         {"$project": dict.fromkeys(HISTORY_FIELDS, 1)},
         {
@@ -164,7 +172,8 @@ def heatmap_pipeline(
     ids only narrowing it: SecantusDB's ``$in`` lookups on ``run_id`` cost more than the
     whole range, and a query by run and feature scanned the whole collection."""
     times = [run["created_at"] for run in runs]
-    match = scope(experiment_id, model, created_at={"$gte": min(times), "$lte": max(times)})
+    # The runs are the model's already: its name need not be matched too.
+    match = scope(experiment_id, None, created_at={"$gte": min(times), "$lte": max(times)})
     cell = {
         key: f"${key}"
         for key in ("run_id", "test", "p_value", "p_value_adjusted", "distance", "drifted")

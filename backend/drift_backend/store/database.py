@@ -69,24 +69,17 @@ INDEXES: dict[str, list[IndexModel]] = {
     "idempotency_keys": [
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=24 * 3600),
     ],
-    # Chart data of finished checks (charts/): per-feature history by time (with or without a
-    # model), the heatmap's runs by time, a run's results (deletion); check runs by time
-    # (violations, the heatmap's last runs).
+    # Chart data of finished checks (charts/): per-feature history by time, the heatmap's
+    # runs by time, a run's results (deletion); check runs by time (violations, the heatmap's
+    # last runs). None has the model: a query of one model filters the results of the
+    # experiment's few models (``charts.queries.of_model``), and a check of 1,000 features
+    # writes 1,000 results, each index costing SecantusDB about 45 ms of them (RETIRED).
     "feature_results": [
         IndexModel(
             [("experiment_id", ASCENDING), ("feature", ASCENDING), ("created_at", ASCENDING)]
         ),
-        IndexModel(
-            [
-                ("experiment_id", ASCENDING),
-                ("model", ASCENDING),
-                ("feature", ASCENDING),
-                ("created_at", ASCENDING),
-            ]
-        ),
         # The heatmap: the results of the last check runs, by their time span.
         IndexModel([("experiment_id", ASCENDING), ("created_at", ASCENDING)]),
-        IndexModel([("experiment_id", ASCENDING), ("model", ASCENDING), ("created_at", ASCENDING)]),
         IndexModel([("run_id", ASCENDING)]),
     ],
     "check_runs": [
@@ -285,6 +278,12 @@ RETIRED: dict[str, list[str]] = {
     "predictions": ["experiment_id_1"],
     # A filtered replay reads events by number and filters them (events/repository.py).
     "events": ["experiment_id_1__id_1"],
+    # A model's feature history and results by time: the model-less indexes and a filter
+    # (see INDEXES); writing 1,000 results took 0.30 s with them, 0.20 s without.
+    "feature_results": [
+        "experiment_id_1_model_1_feature_1_created_at_1",
+        "experiment_id_1_model_1_created_at_1",
+    ],
 }
 
 
