@@ -1,14 +1,19 @@
-"""A statistics process reads a check's stored batch itself (``store.process_client``): the
-whole batch, chunk by chunk, or ``NoFile`` when it or a chunk is gone; a worker whose batch
-went missing fails the check with ``BatchNotFound``."""
+"""A statistics process reads a check's stored batch and its baseline itself
+(``store.process_client``): the whole batch, chunk by chunk, or ``NoFile`` when it or a chunk
+is gone; the baseline once, or ``NO_BASELINE`` when it is gone; a worker whose batch went
+missing fails the check with ``BatchNotFound``."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import pyarrow as pa
 import pytest
-from drift_backend.checks import service
+from cachetools import LRUCache
+from drift_backend.baselines import repository as baselines
+from drift_backend.checks import jobs, reduce, service
+from drift_backend.checks.config import DriftConfig
 from drift_backend.main import job_kinds
 from drift_backend.store import process_client
 from drift_backend.store.database import connect
@@ -53,6 +58,73 @@ async def test_a_stored_batch_reads_back_whole_chunk_by_chunk(api: Api, configur
             await asyncio.to_thread(service.read_batch, configured, file_id)
     finally:
         await mongo.close()
+
+
+async def _baseline_and_batch(api: Api) -> tuple[str, bytes]:
+    """A stored baseline's id and a reduced batch against it, as ``compute`` gets them."""
+    await api.register("alice")
+    exp = await api.experiment("alice")
+    url = f"/api/v1/experiment/{exp['id']}/baseline"
+    r = await api.request("POST", url, "alice", json={"columns": frame(1, 500)})
+    assert r.status_code == 201, r.text
+    baseline_id = str(r.json()["id"])
+    mongo = connect(api.settings.mongodb_url.get_secret_value())
+    try:
+        stored = await baselines.load_stored(
+            mongo[api.settings.mongodb_database], baseline_id, values=True
+        )
+    finally:
+        await mongo.close()
+    assert stored is not None
+    current = pa.table(frame(2, 300, shift=1.0))
+    return baseline_id, reduce.encode(reduce.reduce_batch(current, stored.parse()))
+
+
+async def test_a_statistics_process_reads_the_baseline_itself_once(
+    api: Api, configured: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "_PROFILES", LRUCache(maxsize=jobs.CACHED_BASELINE_BYTES))
+    baseline_id, batch = await _baseline_and_batch(api)
+    config = DriftConfig().model_dump(mode="json")
+    mongo = connect(api.settings.mongodb_url.get_secret_value())
+    try:
+        stored = await baselines.load_stored(
+            mongo[api.settings.mongodb_database], baseline_id, values=True
+        )
+    finally:
+        await mongo.close()
+    # The synchronous read gives what the worker's asynchronous one gives.
+    assert await asyncio.to_thread(baselines.read_stored, configured, baseline_id, values=True) == (
+        stored
+    )
+
+    report = await asyncio.to_thread(
+        jobs.compute, baseline_id, None, True, batch, "reduced", config
+    )
+    assert report.get("drifted_features") == ["x"], report  # a report, not a request
+    assert (baseline_id, True) in jobs._PROFILES  # parsed once, kept
+    reads: list[str] = []
+    monkeypatch.setattr(baselines, "read_stored", lambda *a, **k: reads.append("read"))
+    again = await asyncio.to_thread(jobs.compute, baseline_id, None, True, batch, "reduced", config)
+    assert again == report
+    assert reads == []  # the second check reads nothing
+
+    gone = await asyncio.to_thread(jobs.compute, "no-such", None, True, batch, "reduced", config)
+    assert gone == {jobs.NO_BASELINE: True}
+
+
+async def test_a_process_without_a_database_asks_for_the_baseline(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process_client, "_settings", None)
+    monkeypatch.setattr(process_client, "_database", None)
+    monkeypatch.setattr(jobs, "_PROFILES", LRUCache(maxsize=jobs.CACHED_BASELINE_BYTES))
+    baseline_id, batch = await _baseline_and_batch(api)
+    config = DriftConfig().model_dump(mode="json")
+    answer = await asyncio.to_thread(
+        jobs.compute, baseline_id, None, True, batch, "reduced", config
+    )
+    assert answer == {jobs.NEED_PROFILE: True}
 
 
 def test_a_process_never_configured_has_no_database(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,10 +19,12 @@ from typing import Any
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import GridFSError, NoFile
 from pymongo import DESCENDING
+from pymongo.database import Database as SyncDatabase
 
 from drift_backend.baselines import packed_values
 from drift_backend.baselines.model import Profile
 from drift_backend.store.database import Database, transfer_deadline
+from drift_backend.store.files import read_whole
 
 BUCKET = "baseline_profiles"
 #: Large chunks: profiles are written and read whole, and fewer documents cost less.
@@ -173,6 +175,25 @@ async def load_stored(db: Database, baseline_id: str, *, values: bool) -> Stored
         kept = await _download(db, doc["values_file"])
         if kept is None:
             return None
+    return StoredProfile(profile, kept)
+
+
+def read_stored(
+    db: SyncDatabase[dict[str, Any]], baseline_id: str, *, values: bool
+) -> StoredProfile | None:
+    """:func:`load_stored` with the synchronous driver, in a statistics process: it reads
+    the baseline it checks against itself, once, instead of having the worker send it
+    (over 100 MB pickled at 1,000 exact features, to whichever process took the call)."""
+    doc = db.baselines.find_one({"_id": baseline_id}, {"profile_file": 1, "values_file": 1})
+    if doc is None:
+        return None
+    try:
+        profile = bytes(read_whole(db, BUCKET, doc["profile_file"]))
+        kept = None
+        if values and doc.get("values_file") is not None:
+            kept = bytes(read_whole(db, BUCKET, doc["values_file"]))
+    except NoFile:  # deleted between finding the baseline and reading it
+        return None
     return StoredProfile(profile, kept)
 
 

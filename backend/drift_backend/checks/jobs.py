@@ -50,10 +50,15 @@ class BatchFile:
     file_id: Any
 
 
-#: What :func:`compute` answers when its process has not parsed the baseline yet: the
-#: worker sends the call again with the stored profile. Profiles are sent to a pool process
-#: once, not with every check (at 1,000 exact features they are over 100 MB).
+#: What :func:`compute` answers when its process has not parsed the baseline yet and has no
+#: database to read it from (a pool made without ``store.process_client``): the worker sends
+#: the call again with the stored profile. With a database, each process reads a baseline
+#: itself, once (at 1,000 exact features a stored profile is over 100 MB: sent by the worker,
+#: it was pickled to whichever process took the call, 2-3 s, while another process that had
+#: it parsed already might be the one that got it).
 NEED_PROFILE = "__need_profile__"
+#: ... when the baseline is gone (the worker fails the job: ``BaselineNotFound``).
+NO_BASELINE = "__no_baseline__"
 #: ... when its process has no database to read the batch from (a pool made without
 #: ``store.process_client``): the worker sends the call again with the batch's bytes.
 NEED_BATCH = "__need_batch__"
@@ -71,18 +76,26 @@ def compute(
 ) -> dict[str, Any]:
     """CPU part, run in a pool process: a batch (``raw``: Arrow IPC of every row; ``reduced``:
     what :mod:`.reduce` keeps; ``summary``: a BatchSummary JSON) against the stored profile
-    -> report dict (or ``{NEED_PROFILE: True}`` when ``stored`` is None and not cached).
+    -> report dict.
 
-    ``batch`` is the batch's bytes, or its stored file, which this process reads itself
-    (``{NEED_BATCH: True}`` when it has no database, ``{NO_BATCH: True}`` when it is gone).
+    The profile is this process's cached one, or ``stored``, or else read here
+    (``{NEED_PROFILE: True}`` when this process has no database, ``{NO_BASELINE: True}``
+    when the baseline is gone). ``batch`` is the batch's bytes, or its stored file, which
+    this process reads itself (``{NEED_BATCH: True}`` when it has no database,
+    ``{NO_BATCH: True}`` when it is gone).
     """
     key = (baseline_id, with_values)
     cached = _PROFILES.get(key)
     if cached is not None:
         profile = cached[0]
-    elif stored is None:
-        return {NEED_PROFILE: True}
     else:
+        if stored is None:
+            db = process_database()
+            if db is None:
+                return {NEED_PROFILE: True}
+            stored = baselines.read_stored(db, baseline_id, values=with_values)
+            if stored is None:
+                return {NO_BASELINE: True}
         profile = stored.parse()
         with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
             _PROFILES[key] = (profile, stored.size)
@@ -170,6 +183,8 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
             )
             if report.get(NO_BATCH):
                 raise JobFailed("BatchNotFound", "the uploaded batch is gone")
+            if report.get(NO_BASELINE):
+                raise JobFailed("BaselineNotFound", "the baseline was deleted before the check ran")
             if report.get(NEED_BATCH):
                 try:
                     batch = await service.load_batch(ctx.db, payload["batch_file"])
@@ -185,7 +200,7 @@ async def handle(claim: Claim, ctx: WorkerContext) -> None:
                     baseline = StoredProfile(baseline.profile, None)
             else:
                 break
-        if any(report.get(marker) for marker in (NEED_PROFILE, NEED_BATCH, NO_BATCH)):
+        if any(report.get(m) for m in (NEED_PROFILE, NEED_BATCH, NO_BATCH, NO_BASELINE)):
             raise RuntimeError("the statistics processes did not take the batch and baseline")
     finally:
         toucher.cancel()

@@ -29,6 +29,7 @@ from drift_backend.jobs.queue import JobQueue
 from drift_backend.schemas import utcnow
 from drift_backend.settings import Settings
 from drift_backend.store.database import Database, transfer_deadline
+from drift_backend.store.files import read_whole
 
 log = logging.getLogger(__name__)
 #: The job kind a check runs as (the composition root maps it to ``checks.jobs.CHECK_JOB``).
@@ -124,29 +125,8 @@ async def load_batch(db: Database, file_id: Any) -> bytes:
 
 def read_batch(db: SyncDatabase[dict[str, Any]], file_id: Any) -> bytearray:
     """A stored batch read whole with the synchronous driver, in a statistics process
-    (``store.process_client``): its GridFS chunks by number, copied once into one buffer
-    (GridFS's own reader slices and joins them: two more copies of tens of MB).
-    Raises ``NoFile`` when the batch or one of its chunks is gone."""
-    stored = db[f"{BATCH_BUCKET}.files"].find_one({"_id": file_id}, {"length": 1, "chunkSize": 1})
-    if stored is None:
-        raise NoFile(f"no batch {file_id}")
-    length, size = int(stored["length"]), int(stored["chunkSize"])
-    data = bytearray(length)
-    expected = -(-length // size)  # chunks, rounded up
-    found = 0
-    with transfer_deadline(db, length):
-        chunks = db[f"{BATCH_BUCKET}.chunks"].find({"files_id": file_id}, sort=[("n", 1)])
-        for chunk in chunks:
-            n, part = int(chunk["n"]), chunk["data"]
-            start = n * size
-            last = n == expected - 1
-            if n != found or len(part) != (length - start if last else size):
-                raise NoFile(f"batch {file_id}: chunk {n} out of place")
-            data[start : start + len(part)] = part
-            found += 1
-    if found != expected:
-        raise NoFile(f"batch {file_id}: {found} of {expected} chunks")
-    return data
+    (``store.files.read_whole``). Raises ``NoFile`` when it or one of its chunks is gone."""
+    return read_whole(db, BATCH_BUCKET, file_id)
 
 
 async def drop_batch(db: Database, file_id: Any) -> None:
