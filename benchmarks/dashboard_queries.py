@@ -350,7 +350,7 @@ async def explain_all(db: Any, exp: str, now: datetime) -> list[str]:
         (
             "feature_results",
             "heatmap: cells of the top features",
-            chart_queries.heatmap_pipeline(exp, None, recent, 30),
+            chart_queries.heatmap_pipeline(exp, recent, 30),
         ),
     ]
     lines = []

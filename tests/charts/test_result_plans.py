@@ -39,7 +39,7 @@ def _pipelines(model: str | None) -> dict[str, list[dict[str, Any]]]:
         "feature history": queries.feature_history_pipeline(
             "e", "f3", model, window(None, None, 30, NOW + timedelta(hours=1))
         ),
-        "heatmap": queries.heatmap_pipeline("e", model, runs, 30),
+        "heatmap": queries.heatmap_pipeline("e", runs, 30),
     }
     if model is not None:
         pipelines["a 6 hours' recount"] = feature_counts.span_pipeline("e", model, NOW)

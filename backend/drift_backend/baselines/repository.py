@@ -43,8 +43,8 @@ LISTED = {
 class StoredProfile:
     """A profile as stored: what the worker hands its pool processes, parsed there."""
 
-    profile: bytes
-    values: bytes | None
+    profile: bytes | bytearray
+    values: bytes | bytearray | None
 
     @property
     def size(self) -> int:
@@ -188,10 +188,10 @@ def read_stored(
     if doc is None:
         return None
     try:
-        profile = bytes(read_whole(db, BUCKET, doc["profile_file"]))
+        profile = read_whole(db, BUCKET, doc["profile_file"])
         kept = None
         if values and doc.get("values_file") is not None:
-            kept = bytes(read_whole(db, BUCKET, doc["values_file"]))
+            kept = read_whole(db, BUCKET, doc["values_file"])
     except NoFile:  # deleted between finding the baseline and reading it
         return None
     return StoredProfile(profile, kept)

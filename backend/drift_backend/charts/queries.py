@@ -165,14 +165,14 @@ async def last_check_runs(
 
 
 def heatmap_pipeline(
-    experiment_id: str, model: str | None, runs: list[dict[str, Any]], limit: int
+    experiment_id: str, runs: list[dict[str, Any]], limit: int
 ) -> list[dict[str, Any]]:
     """The ``limit`` features drifted in most of ``runs`` (ties by name), each with its
-    cells. Matched by the runs' time span on the (experiment, [model,] time) index, the run
-    ids only narrowing it: SecantusDB's ``$in`` lookups on ``run_id`` cost more than the
-    whole range, and a query by run and feature scanned the whole collection."""
+    cells. Matched by the runs' time span on the (experiment, time) index, the run ids only
+    narrowing it (and naming the model's runs, when the runs are one model's): SecantusDB's
+    ``$in`` lookups on ``run_id`` cost more than the whole range, and a query by run and
+    feature scanned the whole collection."""
     times = [run["created_at"] for run in runs]
-    # The runs are the model's already: its name need not be matched too.
     match = scope(experiment_id, None, created_at={"$gte": min(times), "$lte": max(times)})
     cell = {
         key: f"${key}"
@@ -189,16 +189,12 @@ def heatmap_pipeline(
 
 
 async def heatmap_features(
-    db: Database,
-    experiment_id: str,
-    model: str | None,
-    runs: list[dict[str, Any]],
-    limit: int,
+    db: Database, experiment_id: str, runs: list[dict[str, Any]], limit: int
 ) -> list[dict[str, Any]]:
-    """``[{_id: feature, drifted, cells: [...]}]``, most drifted first."""
+    """``[{_id: feature, drifted, cells: [...]}]`` of ``runs``, most drifted first."""
     if not runs:
         return []
-    pipeline = heatmap_pipeline(experiment_id, model, runs, limit)
+    pipeline = heatmap_pipeline(experiment_id, runs, limit)
     return [doc async for doc in await db.feature_results.aggregate(pipeline)]
 
 

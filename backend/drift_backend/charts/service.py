@@ -147,7 +147,7 @@ async def heatmap(
     if all("cells" in run for run in recent):
         top = _top_from_cells(recent, features)
     else:
-        top = await queries.heatmap_features(db, experiment_id, model, recent, features)
+        top = await queries.heatmap_features(db, experiment_id, recent, features)
     order = {run["_id"]: i for i, run in enumerate(recent)}
     cells = [
         {
