@@ -188,10 +188,11 @@ def read_stored(
     if doc is None:
         return None
     try:
-        profile = read_whole(db, BUCKET, doc["profile_file"])
+        files, chunks = db[f"{BUCKET}.files"], db[f"{BUCKET}.chunks"]
+        profile = read_whole(files, chunks, doc["profile_file"])
         kept = None
         if values and doc.get("values_file") is not None:
-            kept = read_whole(db, BUCKET, doc["values_file"])
+            kept = read_whole(files, chunks, doc["values_file"])
     except NoFile:  # deleted between finding the baseline and reading it
         return None
     return StoredProfile(profile, kept)

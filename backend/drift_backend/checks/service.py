@@ -126,7 +126,7 @@ async def load_batch(db: Database, file_id: Any) -> bytes:
 def read_batch(db: SyncDatabase[dict[str, Any]], file_id: Any) -> bytearray:
     """A stored batch read whole with the synchronous driver, in a statistics process
     (``store.files.read_whole``). Raises ``NoFile`` when it or one of its chunks is gone."""
-    return read_whole(db, BATCH_BUCKET, file_id)
+    return read_whole(db[f"{BATCH_BUCKET}.files"], db[f"{BATCH_BUCKET}.chunks"], file_id)
 
 
 async def drop_batch(db: Database, file_id: Any) -> None:
