@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from cachetools import LRUCache
 from drift_backend.baselines import repository as baselines
+from drift_backend.baselines.repository import StoredProfile
 from drift_backend.checks import jobs, reduce, service
 from drift_backend.checks.config import DriftConfig
 from drift_backend.main import job_kinds
@@ -60,8 +61,9 @@ async def test_a_stored_batch_reads_back_whole_chunk_by_chunk(api: Api, configur
         await mongo.close()
 
 
-async def _baseline_and_batch(api: Api) -> tuple[str, bytes]:
-    """A stored baseline's id and a reduced batch against it, as ``compute`` gets them."""
+async def _baseline_and_batch(api: Api) -> tuple[str, StoredProfile, bytes]:
+    """A stored baseline's id, its stored profile (as the worker reads it) and a reduced
+    batch against it, as ``compute`` gets them."""
     await api.register("alice")
     exp = await api.experiment("alice")
     url = f"/api/v1/experiment/{exp['id']}/baseline"
@@ -77,22 +79,15 @@ async def _baseline_and_batch(api: Api) -> tuple[str, bytes]:
         await mongo.close()
     assert stored is not None
     current = pa.table(frame(2, 300, shift=1.0))
-    return baseline_id, reduce.encode(reduce.reduce_batch(current, stored.parse()))
+    return baseline_id, stored, reduce.encode(reduce.reduce_batch(current, stored.parse()))
 
 
 async def test_a_statistics_process_reads_the_baseline_itself_once(
     api: Api, configured: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(jobs, "_PROFILES", LRUCache(maxsize=jobs.CACHED_BASELINE_BYTES))
-    baseline_id, batch = await _baseline_and_batch(api)
+    baseline_id, stored, batch = await _baseline_and_batch(api)
     config = DriftConfig().model_dump(mode="json")
-    mongo = connect(api.settings.mongodb_url.get_secret_value())
-    try:
-        stored = await baselines.load_stored(
-            mongo[api.settings.mongodb_database], baseline_id, values=True
-        )
-    finally:
-        await mongo.close()
     # The synchronous read gives what the worker's asynchronous one gives.
     assert await asyncio.to_thread(baselines.read_stored, configured, baseline_id, values=True) == (
         stored
@@ -119,7 +114,7 @@ async def test_a_process_without_a_database_asks_for_the_baseline(
     monkeypatch.setattr(process_client, "_settings", None)
     monkeypatch.setattr(process_client, "_database", None)
     monkeypatch.setattr(jobs, "_PROFILES", LRUCache(maxsize=jobs.CACHED_BASELINE_BYTES))
-    baseline_id, batch = await _baseline_and_batch(api)
+    baseline_id, _, batch = await _baseline_and_batch(api)
     config = DriftConfig().model_dump(mode="json")
     answer = await asyncio.to_thread(
         jobs.compute, baseline_id, None, True, batch, "reduced", config
